@@ -1,0 +1,250 @@
+"""Bytes-level compression and decompression: format sniffing, planes, streams, container.
+
+No command-line concerns here (see cli.py); errors are :mod:`dulzip.errors` exceptions.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import zstandard
+
+from dulzip import __version__
+from dulzip.codecs.image import Stream, decode_planes, encode_planes
+from dulzip.container import Container, add_stream, pack, read_header, unpack
+from dulzip.errors import CorruptDataError, FormatError, UsageError
+from dulzip.formats import png, pnm
+
+ZSTD_LEVEL = 19
+DEFAULT_IMAGE_MODEL = "pixelcnn"
+DEFAULT_TILE = 64
+
+
+@dataclass
+class Options:
+    model: str = "auto"  # auto | zstd | a model name
+    exact: bool = False  # refuse non-byte-identical re-encoding (PNG): store as bytes instead
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch threads for batched passes (0: torch's default)
+    tile: int = DEFAULT_TILE
+    progress: bool = False
+    fallback: bool = True  # False: keep the model path even where zstd would be smaller (tests)
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)")
+    return device
+
+
+# -- the bytes path ------------------------------------------------------------------------
+def _bytes_container(data: bytes, note: str | None = None) -> Container:
+    header = {"kind": "bytes", "length": len(data), "blake2b": checksum(data), "tool": f"dulzip {__version__}"}
+    if note:
+        header["note"] = note
+    payloads: list[bytes] = []
+    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    if len(packed) < len(data):
+        add_stream(header, payloads, "bytes", "zstd", packed)
+    else:
+        add_stream(header, payloads, "bytes", "stored", data)
+    return Container(header, payloads)
+
+
+def _zstd_stream(data: bytes) -> tuple[str, bytes]:
+    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    return ("zstd", packed) if len(packed) < len(data) else ("stored", data)
+
+
+def _unstream(meta: dict, data: bytes, limit: int) -> bytes:
+    if meta["coder"] == "stored":
+        return data
+    if meta["coder"] == "zstd":
+        try:
+            out = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+        except zstandard.ZstdError as e:
+            raise CorruptDataError(f"stream '{meta['name']}' does not decompress: {e}") from None
+        return out
+    raise FormatError(f"stream '{meta['name']}' cannot use coder '{meta['coder']}'")
+
+
+# -- images ----------------------------------------------------------------------------------
+def split_planes(pixels: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """(H, W, C) -> (color planes (H, W, 1|3), layout, alpha plane to code or None).
+
+    Redundancy found before modelling: gray stored as RGB (R = G = B) is coded as gray, a
+    constant alpha plane as its value.
+    """
+    H, W, C = pixels.shape
+    layout = {"height": H, "width": W, "channels": C}
+    color = pixels[:, :, :3] if C >= 3 else pixels[:, :, :1]
+    if C >= 3 and np.array_equal(color[:, :, 0], color[:, :, 1]) and np.array_equal(color[:, :, 0], color[:, :, 2]):
+        color = color[:, :, :1]
+        layout["replicated"] = True
+    alpha = None
+    if C in (2, 4):
+        a = pixels[:, :, C - 1]
+        if (a == a.flat[0]).all():
+            layout["alpha"] = int(a.flat[0])
+        else:
+            layout["alpha"] = "coded"
+            alpha = a[:, :, None]
+    return np.ascontiguousarray(color), layout, alpha
+
+
+def join_planes(color: np.ndarray, layout: dict, alpha: np.ndarray | None) -> np.ndarray:
+    H, W, C = layout["height"], layout["width"], layout["channels"]
+    out = np.empty((H, W, C), dtype=np.uint8)
+    nc = 3 if C >= 3 else 1
+    out[:, :, :nc] = color if color.shape[2] == nc else np.repeat(color, nc, axis=2)
+    if C in (2, 4):
+        out[:, :, C - 1] = alpha[:, :, 0] if layout["alpha"] == "coded" else layout["alpha"]
+    return out
+
+
+def _sniff_image(data: bytes, opts: Options):
+    """(kind, pixels, extras streams, header extras, exact) for images the model takes, else None."""
+    if data.startswith(png.SIGNATURE):
+        try:
+            p = png.parse(data)
+        except png.NotModelable:
+            return None
+        if p.zlib_params is None and opts.exact:
+            return None
+        extras = {"idat_sizes": p.idat_sizes, "zlib": list(p.zlib_params) if p.zlib_params else None}
+        side = {"png.chunks": png.serialize_chunks(p.chunks), "png.filters": p.filters}
+        return "png", p.pixels, side, extras, p.zlib_params is not None
+    q = pnm.parse(data)
+    if q is not None:
+        return "pnm", q.pixels, {"pnm.head": q.head, "pnm.tail": q.tail}, {}, True
+    return None
+
+
+def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras: dict) -> bytes:
+    if kind == "png":
+        z = tuple(extras["zlib"]) if extras.get("zlib") else None
+        return png.build(pixels, png.deserialize_chunks(side["png.chunks"]), extras["idat_sizes"],
+                         side["png.filters"], z)
+    return pnm.build(side["pnm.head"], pixels, side["pnm.tail"])
+
+
+def compress(data: bytes, opts: Options | None = None) -> bytes:
+    """Compress a whole file's bytes to a .dlz container."""
+    opts = opts or Options()
+    model = opts.model
+    sniffed = None if model == "zstd" else _sniff_image(data, opts)
+    if model not in ("auto", "zstd", DEFAULT_IMAGE_MODEL):
+        from dulzip import zoo
+        zoo.card(model)  # unknown names are refused here
+    if sniffed is None:
+        return pack(_bytes_container(data))
+    kind, pixels, side, extras, exact = sniffed
+    name = DEFAULT_IMAGE_MODEL if model == "auto" else model
+    from dulzip import zoo
+    device = resolve_device(opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    net, digest = zoo.load(name, device)
+    color, layout, alpha = split_planes(pixels)
+    layout["tile"] = opts.tile
+    output = data if exact else _rebuild_image(kind, pixels, side, extras)
+    header = {"kind": kind, "length": len(data), "blake2b": checksum(data), "exact": exact,
+              "model": {"name": name, "sha256": digest}, "layout": layout, "extras": extras,
+              "tool": f"dulzip {__version__}"}
+    if not exact:
+        header["output_length"] = len(output)
+        header["output_blake2b"] = checksum(output)
+    payloads: list[bytes] = []
+    for sname, blob in side.items():
+        add_stream(header, payloads, sname, *_zstd_stream(blob))
+    est = 0.0
+    for plane_name, plane in (("color", color), ("alpha", alpha)):
+        if plane is None:
+            continue
+        for i, s in enumerate(encode_planes(plane, net, opts.tile, opts.progress, allow_zstd=opts.fallback)):
+            add_stream(header, payloads, f"{plane_name}.{i}", s.coder, s.payload)
+            est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
+    header["model_bits"] = round(est, 1)
+    blob = pack(Container(header, payloads))
+    if not opts.fallback:
+        return blob
+    fallback = pack(_bytes_container(data, note="the image model did worse than zstd on this file"))
+    return blob if len(blob) < len(fallback) else fallback
+
+
+def decompress(blob: bytes, opts: Options | None = None) -> bytes:
+    """Restore the original bytes from a .dlz container; raises on any mismatch."""
+    opts = opts or Options()
+    c = unpack(blob)
+    h = c.header
+    try:
+        kind, length = h["kind"], int(h["length"])
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("the .dlz header lacks kind or length") from None
+    if kind == "bytes":
+        meta, data = c.stream("bytes")
+        out = _unstream(meta, data, length)
+        expect_len, expect_sum = length, h.get("blake2b")
+    elif kind in ("png", "pnm"):
+        out = _decompress_image(c, opts)
+        if h.get("exact", True):
+            expect_len, expect_sum = length, h.get("blake2b")
+        else:
+            expect_len, expect_sum = int(h["output_length"]), h.get("output_blake2b")
+    else:
+        raise FormatError(f"unknown content kind '{kind}' (made by a newer dulzip?)")
+    if len(out) != expect_len or checksum(out) != expect_sum:
+        raise CorruptDataError("decoded data does not match the original's checksum")
+    return out
+
+
+def _decompress_image(c: Container, opts: Options) -> bytes:
+    from dulzip import zoo
+    h = c.header
+    try:
+        layout, extras, model = h["layout"], h["extras"], h["model"]
+        H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
+        name, sha = model["name"], model["sha256"]
+    except (KeyError, TypeError):
+        raise FormatError("the .dlz header lacks the image layout or model") from None
+    if not (isinstance(H, int) and isinstance(W, int) and H > 0 and W > 0 and C in (1, 2, 3, 4) and T > 0):
+        raise FormatError("the .dlz header has an invalid image layout")
+    device = resolve_device(opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    net, _ = zoo.load(name, device, expect_sha256=sha)
+    side = {}
+    for meta, data in zip(h["streams"], c.payloads):
+        if "." in meta["name"] and meta["name"].split(".")[0] in ("png", "pnm"):
+            side[meta["name"]] = _unstream(meta, data, int(h["length"]) + (1 << 20))
+    planes = {}
+    for plane_name in ("color", "alpha"):
+        streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads)
+                   if m["name"].startswith(plane_name + ".")]
+        if not streams:
+            continue
+        nc = 1 if plane_name == "alpha" or layout.get("replicated") or C < 3 else 3
+        planes[plane_name] = decode_planes(streams, H, W, nc, net, T, opts.progress)
+    if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
+        raise FormatError("the .dlz file lacks image streams")
+    pixels = join_planes(planes["color"], layout, planes.get("alpha"))
+    try:
+        return _rebuild_image(h["kind"], pixels, side, extras)
+    except (KeyError, ValueError, IndexError) as e:
+        raise CorruptDataError(f"cannot rebuild the {h['kind']} file: {e}") from None
+
+
+def describe(blob: bytes) -> dict:
+    """Header of a .dlz file plus sizes, without decoding (for ``dulzip list``)."""
+    header, _ = read_header(blob)
+    return header

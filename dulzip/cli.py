@@ -1,0 +1,331 @@
+"""The ``dulzip`` command: zstd's conventions (see README)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from dulzip import __version__
+from dulzip.errors import DulzipError
+
+SUFFIX = ".dlz"
+
+
+class Failure(Exception):
+    """One input failed; the message is already user-facing."""
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    p = Path(name)
+    if p.is_dir():
+        raise Failure("is a directory")
+    if not p.exists():
+        raise Failure("no such file")
+    return p.read_bytes()
+
+
+def write_atomic(path: Path, data: bytes, force: bool) -> None:
+    """Write to a temporary file beside ``path``, flush, then rename; never a partial file."""
+    if path.exists() and not force:
+        raise Failure(f"{path} already exists (use -f to overwrite)")
+    if path.is_dir():
+        raise Failure(f"{path} is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _emit(out: Path | None, data: bytes, force: bool) -> None:
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomic(out, data, force)
+
+
+def _run_each(inputs, verbose: int, fn) -> None:
+    """Run ``fn`` on every input; go on past failures, report each, exit 1 if any failed."""
+    failed = 0
+    for name in inputs:
+        try:
+            fn(name)
+        except (Failure, DulzipError, OSError) as e:
+            failed += 1
+            msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            click.echo(f"dulzip: {name}: {msg}", err=True)
+        except KeyboardInterrupt:
+            click.echo("dulzip: interrupted", err=True)
+            sys.exit(130)
+    if failed:
+        if len(inputs) > 1:
+            click.echo(f"dulzip: {failed} of {len(inputs)} files failed", err=True)
+        sys.exit(1)
+
+
+def _options(model="auto", exact=False, device="auto", threads=0, progress=False, tile=None):
+    from dulzip.api import DEFAULT_TILE, Options
+    return Options(model=model, exact=exact, device=device, threads=threads,
+                   tile=tile or DEFAULT_TILE, progress=progress)
+
+
+def _show_progress(quiet: bool, no_progress: bool) -> bool:
+    return not quiet and not no_progress and sys.stderr.isatty()
+
+
+common = [
+    click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (one input only)."),
+    click.option("-c", "--stdout", "to_stdout", is_flag=True, help="Write to standard output."),
+    click.option("-f", "--force", is_flag=True, help="Overwrite existing output files."),
+    click.option("--rm", "remove", is_flag=True, help="Remove the source after a verified write."),
+    click.option("-k", "--keep", is_flag=True, help="Keep the source (the default)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("-T", "--threads", type=click.IntRange(0, 1024), default=0, help="CPU threads (0: default)."),
+    click.option("-q", "--quiet", is_flag=True),
+    click.option("-v", "--verbose", count=True),
+    click.option("--no-progress", is_flag=True, help="No progress bar."),
+]
+
+
+def with_common(f):
+    for opt in reversed(common):
+        f = opt(f)
+    return f
+
+
+def _check_outputs(inputs, output, to_stdout) -> None:
+    if output is not None and len(inputs) > 1:
+        raise click.UsageError("-o takes one input file")
+    if output is not None and to_stdout:
+        raise click.UsageError("-o and -c exclude each other")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dulzip")
+def main() -> None:
+    """Lossless compression with exact-integer neural models (PixelCNN for images) and a range coder.
+
+    dulzip compress photo.png  ->  photo.png.dlz;  dulzip decompress photo.png.dlz  ->  photo.png
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-m", "--model", default="auto", show_default=True, help="Model name, 'auto' or 'zstd'.")
+@click.option("--exact", is_flag=True, help="Refuse re-encoding (PNG): store such files as bytes.")
+@click.option("--tile", type=click.IntRange(8, 1024), default=None, help="Image tile size (default 64).")
+@with_common
+def compress(inputs, model, exact, tile, output, to_stdout, force, remove, keep, device, threads,
+             quiet, verbose, no_progress):
+    """Compress files (FILE -> FILE.dlz; '-' reads standard input)."""
+    from dulzip import api
+    _check_outputs(inputs, output, to_stdout)
+    opts = _options(model, exact, device, threads, _show_progress(quiet, no_progress), tile)
+
+    def one(name: str) -> None:
+        to_out = to_stdout or (name == "-" and output is None)
+        if to_out and sys.stdout.isatty():
+            raise Failure("refusing to write compressed data to a terminal (use -o or redirect)")
+        out = None if to_out else (output or Path(name + SUFFIX))
+        if out is not None and out.exists() and not force:
+            raise Failure(f"{out} already exists (use -f to overwrite)")
+        data = _read_input(name)
+        blob = api.compress(data, opts)
+        if remove and name != "-" and out is not None:
+            if api.decompress(blob, _options(device=device, threads=threads)) != data:
+                raise Failure("verification failed; source kept")
+        _emit(out, blob, force)
+        if not quiet and out is not None:
+            ratio = 100.0 * len(blob) / max(1, len(data))
+            click.echo(f"{name}: {len(data)} -> {len(blob)} bytes ({ratio:.2f}%) {out}", err=True)
+        if remove and name != "-" and out is not None:
+            os.unlink(name)
+
+    _run_each(inputs, verbose, one)
+
+
+def _decompressed_name(name: str) -> Path:
+    if not name.endswith(SUFFIX) or len(name) == len(SUFFIX):
+        raise Failure(f"unknown suffix (expected {SUFFIX}); use -o to name the output")
+    return Path(name[:-len(SUFFIX)])
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@with_common
+def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, quiet, verbose, no_progress):
+    """Decompress .dlz files (FILE.dlz -> FILE)."""
+    from dulzip import api
+    _check_outputs(inputs, output, to_stdout)
+    opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress))
+
+    def one(name: str) -> None:
+        to_out = to_stdout or (name == "-" and output is None)
+        out = None if to_out else (output or _decompressed_name(name))
+        if out is not None and out.exists() and not force:
+            raise Failure(f"{out} already exists (use -f to overwrite)")
+        data = api.decompress(_read_input(name), opts)  # checksum verified inside
+        _emit(out, data, force)
+        if not quiet and out is not None and verbose:
+            click.echo(f"{name}: {len(data)} bytes -> {out}", err=True)
+        if remove and name != "-" and out is not None:
+            os.unlink(name)
+
+    _run_each(inputs, verbose, one)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("-T", "--threads", type=click.IntRange(0, 1024), default=0)
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--no-progress", is_flag=True)
+def test(inputs, device, threads, quiet, no_progress):
+    """Decode .dlz files and verify them, writing nothing."""
+    from dulzip import api
+    opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress))
+
+    def one(name: str) -> None:
+        data = api.decompress(_read_input(name), opts)
+        if not quiet:
+            click.echo(f"{name}: OK ({len(data)} bytes)", err=True)
+
+    _run_each(inputs, 0, one)
+
+
+def describe_lines(name: str, blob: bytes) -> list[str]:
+    from dulzip.api import describe
+    h = describe(blob)
+    lines = [f"{name}: dulzip format, made by {h.get('tool', '?')}",
+             f"  content:   {h.get('kind')}, {h.get('length')} bytes, blake2b {str(h.get('blake2b'))[:16]}…",
+             f"  size:      {len(blob)} bytes ({100.0 * len(blob) / max(1, h.get('length') or 1):.2f}%)"]
+    if h.get("kind") != "bytes":
+        exact = h.get("exact", True)
+        lines.append("  restores:  " + ("byte-identical file" if exact else
+                     "identical pixels and chunks, re-encoded zlib stream (not byte-identical)"))
+    m = h.get("model")
+    lines.append(f"  model:     {m['name']} (weights sha256 {m['sha256'][:12]}…)" if m else "  model:     none")
+    lay = h.get("layout") or {}
+    if "height" in lay:
+        dims = lay["height"] * lay["width"] * lay["channels"]
+        extra = []
+        if lay.get("replicated"):
+            extra.append("gray stored as RGB: coded once")
+        if isinstance(lay.get("alpha"), int):
+            extra.append(f"constant alpha {lay['alpha']}")
+        lines.append(f"  image:     {lay['width']}x{lay['height']}, {lay['channels']} channels, "
+                     f"tiles {lay['tile']}" + (f" ({'; '.join(extra)})" if extra else ""))
+        lines.append(f"  bits/dim:  {8 * len(blob) / dims:.4f} (file), "
+                     f"{h.get('model_bits', 0) / dims:.4f} (model estimate)")
+    if h.get("note"):
+        lines.append(f"  note:      {h['note']}")
+    for s in h.get("streams", []):
+        lines.append(f"  stream {s['name']:<12} {s['coder']:<7} {s['size']:>10} bytes")
+    return lines
+
+
+@main.command(name="list")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw header as JSON.")
+def list_cmd(inputs, as_json):
+    """Show what a .dlz file holds (header, model, bits per dimension)."""
+    from dulzip.api import describe
+
+    def one(name: str) -> None:
+        blob = _read_input(name)
+        if as_json:
+            click.echo(json.dumps(describe(blob), indent=2))
+        else:
+            click.echo("\n".join(describe_lines(name, blob)))
+
+    _run_each(inputs, 0, one)
+
+
+@main.command()
+def models():
+    """List the installed models."""
+    from dulzip import zoo
+    cards = zoo.cards()
+    if not cards:
+        click.echo(f"no models in {zoo.models_dir()}")
+    for name, c in cards.items():
+        res = c.get("results", {})
+        bpsp = res.get("bpsp")
+        click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
+                   f"{c['weights']}" + (f"  {bpsp:.3f} bits/sub-pixel on held-out photos" if bpsp else ""))
+
+
+@main.command()
+@click.option("--data", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Folder of training images.")
+@click.option("--out", type=click.Path(), default="runs/pixelcnn", show_default=True,
+              help="Run folder (checkpoint, metrics.jsonl); training resumes from it.")
+@click.option("--steps", type=int, default=3000, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--crop", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--channels", type=int, default=48, show_default=True)
+@click.option("--layers", type=int, default=6, show_default=True)
+@click.option("--export", "export_name", default=None, help="Export the result as this model name.")
+@click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
+@click.option("-T", "--threads", type=int, default=0)
+@click.option("--no-progress", is_flag=True)
+def train(data, out, steps, batch, crop, lr, channels, layers, export_name, models_dir, threads, no_progress):
+    """Train the image PixelCNN (resumable) and optionally export it to the model zoo."""
+    from dulzip.models.pixelcnn import PixelCNNConfig
+    from dulzip.train.loop import TrainConfig, train_pixelcnn
+    tcfg = TrainConfig(data=data, out=out, steps=steps, batch=batch, crop=crop, lr=lr, threads=threads)
+    ckpt = train_pixelcnn(tcfg, PixelCNNConfig(channels=channels, layers=layers),
+                          progress=not no_progress and sys.stderr.isatty())
+    if export_name:
+        from dulzip import zoo
+        from dulzip.train.export import export_checkpoint
+        path = export_checkpoint(ckpt, export_name, models_dir or zoo.models_dir())
+        click.echo(f"exported {path}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(), default="benchmarks/results", show_default=True)
+@click.option("--name", default=None, help="Report name (default: the folder's name).")
+@click.option("-m", "--model", default="pixelcnn", show_default=True)
+@click.option("--limit", type=int, default=0, help="Only the first N images.")
+@click.option("-T", "--threads", type=int, default=0)
+def bench(folder, out, name, model, limit, threads):
+    """Benchmark on a folder of images: real .dlz sizes in bits per sub-pixel beside baselines."""
+    from dulzip.bench.runner import run_bench
+    paths = run_bench(Path(folder), Path(out), name or Path(folder).name, model, limit, threads)
+    for p in paths:
+        click.echo(f"wrote {p}")
+
+
+def entry() -> None:
+    """Console entry: ``dulzip -d FILE`` means ``dulzip decompress FILE``; errors are one line."""
+    argv = sys.argv[1:]
+    if argv and argv[0] in ("-d", "--decompress"):
+        argv = ["decompress"] + argv[1:]
+    try:
+        main.main(args=argv, prog_name="dulzip", standalone_mode=True)
+    except DulzipError as e:  # errors outside the per-file loops
+        click.echo(f"dulzip: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,94 @@
+"""Integer parameters -> integer PMF tables, by integer arithmetic and lookup tables only.
+
+A discretized logistic mixture over the 256 levels of a sub-pixel (PixelCNN++), with the
+edge bins taking the tails. Every table sums to exactly 2**TABLE_BITS and gives every symbol
+at least 1, so every symbol stays codable. The same integers on every device.
+"""
+from __future__ import annotations
+
+import torch
+
+from dulzip.exact.quant import PRE, QMAX, QMIN
+from dulzip.models.pixelcnn import (COEF_SCALE, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE,
+                                    MU_SCALE, TABLE_BITS)
+
+SIG_STEPS = 256  # sigmoid table resolution: 1/256 in z (no interpolation needed)
+SIG_RANGE = 16 * SIG_STEPS  # the table covers z in [-16, 16]
+CDF_BITS = 16
+EXP_SIZE = 512
+W_BITS = 12  # the most probable mixture component weighs 2**W_BITS
+
+
+def mixture_luts() -> dict[str, torch.Tensor]:
+    """Lookup tables for :func:`mixture_pmf`, made once at export and shipped with the weights."""
+    i = torch.arange(-SIG_RANGE, SIG_RANGE + 1, dtype=torch.float64) / SIG_STEPS
+    j = torch.arange(LS_MIN, LS_MAX + 1, dtype=torch.float64) / LS_SCALE
+    k = torch.arange(EXP_SIZE, dtype=torch.float64) / LOGIT_SCALE
+    q = torch.arange(QMIN, QMAX + 1, dtype=torch.float64) / PRE
+    return {"lut.cdf": torch.round(2 ** CDF_BITS * torch.sigmoid(i)).to(torch.int64),
+            "lut.inv_s": torch.round(2 ** 16 * torch.exp(-j)).to(torch.int64),
+            "lut.exp": torch.round(2 ** W_BITS * torch.exp(-k)).to(torch.int64),
+            "lut.coef": torch.round(COEF_SCALE * torch.tanh(q)).to(torch.int64)}
+
+
+def condition_means(mu: torch.Tensor, coef: torch.Tensor, channel: int, prev: torch.Tensor) -> torch.Tensor:
+    """Means of ``channel`` given the already known channels (PixelCNN++ linear conditioning).
+
+    mu: (N, 3, K) int64 in 1/MU_SCALE levels; coef: (N, 3, K) in 1/COEF_SCALE; prev: (N, 3) levels.
+    In levels mu += coef * (x - 127.5); in these units that is coef_q * (2x - 255) / 16.
+    """
+    m = mu[:, channel]
+    if channel == 1:
+        m = m + torch.bitwise_right_shift(coef[:, 0] * (2 * prev[:, :1] - 255) + 8, 4)
+    elif channel == 2:
+        m = m + torch.bitwise_right_shift(
+            coef[:, 1] * (2 * prev[:, :1] - 255) + coef[:, 2] * (2 * prev[:, 1:2] - 255) + 8, 4)
+    return m
+
+
+
+BUCKET = 16  # symbols are coded as (level // 16, level % 16): two tables of 16 entries
+
+
+def mixture_cum(logits: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, t: torch.Tensor,
+                luts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cumulative integer counts at bin boundaries ``t`` (N, E) in 0..256 of one channel.
+
+    logits, mu, log_s: (N, K) int64. The mixture CDF M at boundary t (between levels t-1 and
+    t; M = 0 at t = 0 and M = total at t = 256, so the edge bins take the tails) is mapped to
+    ``cum(t) = floor(M * (2**TABLE_BITS - 256) / total) + t``. Hence cum(256) = 2**TABLE_BITS
+    and every level has probability cum(x+1) - cum(x) >= 1: the integer PMF of the channel.
+    """
+    d = (logits.max(dim=1, keepdim=True).values - logits).clamp(max=EXP_SIZE - 1)
+    w = luts["lut.exp"][d]  # (N, K)
+    inv = luts["lut.inv_s"][log_s - LS_MIN]  # (N, K): 1/s in 2**-16 per level
+    edge = t * MU_SCALE - MU_SCALE // 2  # (N, E): boundary t sits at level t - 0.5
+    z = (edge.unsqueeze(1) - mu.unsqueeze(-1)) * inv.unsqueeze(-1)  # (N, K, E): z * 2**20
+    idx = torch.bitwise_right_shift(z, 20 - 8).clamp_(-SIG_RANGE, SIG_RANGE) + SIG_RANGE
+    cdf = luts["lut.cdf"][idx]  # (N, K, E) in [0, 2**16]
+    mixed = (cdf * w.unsqueeze(-1)).sum(dim=1)  # (N, E)
+    total = w.sum(dim=1, keepdim=True) << CDF_BITS
+    mixed = torch.where(t <= 0, 0, torch.where(t >= 256, total, mixed))
+    return mixed * ((1 << TABLE_BITS) - 256) // total + t
+
+
+def _range(N: int, start: torch.Tensor | int, n: int, device) -> torch.Tensor:
+    return torch.as_tensor(start, device=device).view(-1, 1) + torch.arange(n + 1, device=device).expand(N, -1)
+
+
+def coarse_table(logits, mu, log_s, luts) -> torch.Tensor:
+    """(N, 16) integer weights of the buckets level // 16."""
+    t = _range(logits.shape[0], 0, 256 // BUCKET, logits.device) * BUCKET
+    return torch.diff(mixture_cum(logits, mu, log_s, t, luts), dim=1)
+
+
+def fine_table(logits, mu, log_s, bucket: torch.Tensor, luts) -> torch.Tensor:
+    """(N, 16) integer weights of the levels inside ``bucket`` (N,)."""
+    t = _range(logits.shape[0], bucket * BUCKET, BUCKET, logits.device)
+    return torch.diff(mixture_cum(logits, mu, log_s, t, luts), dim=1)
+
+
+def mixture_pmf(logits, mu, log_s, luts) -> torch.Tensor:
+    """(N, 256) integer PMF (summing to 2**TABLE_BITS) that the two-table coding realizes."""
+    t = _range(logits.shape[0], 0, 256, logits.device)
+    return torch.diff(mixture_cum(logits, mu, log_s, t, luts), dim=1)

@@ -1,0 +1,88 @@
+"""Exact integer layers: integer matmul (exact in float under a checked bound), integer
+requantization, lookup-table nonlinearities. Identical results on any device, batch size,
+thread count or evaluation order, because every intermediate is an exact integer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dulzip.exact.quant import ACT, QMAX, QMIN, SHIFT, WMAX, weight_scale
+
+F32_EXACT = 2 ** 24  # float32 represents every integer below this exactly
+
+
+@dataclass
+class QLinear:
+    """y = clamp(((x @ W.T + b) * M + 2**(SHIFT-1)) >> SHIFT + off, lo, hi), all integer.
+
+    ``weight`` holds integers (int8 range) in the float dtype used for the matmul: float32 when
+    every partial sum is provably below 2**24 in magnitude, else float64.
+    """
+
+    weight: torch.Tensor  # (out, fan_in), integer-valued float
+    bias: torch.Tensor  # (out,) int64, in accumulator units
+    mult: torch.Tensor  # (out,) int64
+    off: torch.Tensor  # (out,) int64
+    lo: torch.Tensor  # (out,) int64
+    hi: torch.Tensor  # (out,) int64
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], name: str, max_abs_input: int = 128) -> "QLinear":
+        w = t[f"{name}.w"].to(torch.int64)
+        bias = t[f"{name}.b"].to(torch.int64)
+        bound = int((w.abs().sum(1) * max_abs_input + bias.abs()).max())
+        dtype = torch.float32 if bound < F32_EXACT else torch.float64
+        if bound >= 2 ** 52:
+            raise ValueError(f"layer {name}: accumulator bound {bound} too large for exact float64")
+        return cls(w.to(dtype), bias, t[f"{name}.m"].to(torch.int64), t[f"{name}.off"].to(torch.int64),
+                   t[f"{name}.lo"].to(torch.int64), t[f"{name}.hi"].to(torch.int64))
+
+    def to(self, device: torch.device) -> "QLinear":
+        return QLinear(*(getattr(self, f).to(device) for f in
+                         ("weight", "bias", "mult", "off", "lo", "hi")))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, fan_in) integer tensor -> (N, out) int64."""
+        acc = torch.round(x.to(self.weight.dtype) @ self.weight.T).to(torch.int64) + self.bias
+        q = torch.bitwise_right_shift(acc * self.mult + (1 << (SHIFT - 1)), SHIFT) + self.off
+        return torch.maximum(torch.minimum(q, self.hi), self.lo)
+
+
+def export_linear(ws: list[torch.Tensor], bias: torch.Tensor | None, target: torch.Tensor | float,
+                  lo, hi, off=0, name: str = "") -> dict[str, torch.Tensor]:
+    """Quantize float weights feeding one matmul (inputs at scale 1/ACT) to a :class:`QLinear`.
+
+    ``target``: output integers per unit (scalar or per output channel). Same per-row weight
+    scale as the fake quantization used in training.
+    """
+    flat = torch.cat([w.detach().flatten(1) for w in ws], dim=1).double()
+    out = flat.shape[0]
+    s = weight_scale(flat)
+    wq = torch.round(flat / s[:, None]).clamp(-WMAX, WMAX).to(torch.int8)
+    b = torch.zeros(out, dtype=torch.float64) if bias is None else bias.detach().double()
+    bq = torch.round(b * ACT / s).to(torch.int64)
+    tgt = torch.as_tensor(target, dtype=torch.float64).expand(out)
+    mult = torch.round(s * tgt / ACT * 2 ** SHIFT).to(torch.int64)
+
+    def vec(v):
+        return torch.as_tensor(v, dtype=torch.int64).expand(out).clone()
+
+    return {f"{name}.w": wq, f"{name}.b": bq, f"{name}.m": mult, f"{name}.off": vec(off),
+            f"{name}.lo": vec(lo), f"{name}.hi": vec(hi)}
+
+
+def lut_gate(pre: torch.Tensor, tanh_lut: torch.Tensor, sig_lut: torch.Tensor) -> torch.Tensor:
+    """Gated unit on integers: pre (N, 2C) in [-128,127] -> (N, C) at scale 1/ACT."""
+    a, b = pre.chunk(2, dim=-1)
+    t = tanh_lut[a - QMIN]
+    s = sig_lut[b - QMIN]
+    return torch.bitwise_right_shift(t * s + 128, 8).clamp(QMIN, QMAX)
+
+
+def gate_luts() -> dict[str, torch.Tensor]:
+    """Tables for the gated unit, made once at export and shipped with the weights."""
+    from dulzip.exact.quant import PRE
+    q = torch.arange(QMIN, QMAX + 1, dtype=torch.float64) / PRE
+    return {"lut.tanh": torch.round(ACT * torch.tanh(q)).to(torch.int64),
+            "lut.sigmoid": torch.round(256 * torch.sigmoid(q)).to(torch.int64)}

@@ -1,0 +1,169 @@
+"""Exact integer runtime of the gated PixelCNN (see dulzip.models.pixelcnn for the float side).
+
+One set of integer layers serves both directions:
+
+* :meth:`ExactPixelCNN.full_pass` computes head parameters for every position of a batch of
+  tiles at once (encoding);
+* :class:`Stepper` computes the same numbers one position at a time with cached activations
+  (decoding): the vertical stack one row at a time when a row starts, the horizontal stack
+  and the head one column at a time.
+
+Both gather the same integer features from identically padded buffers and run the same
+integer layers, so they agree bit for bit (tested).
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from dulzip.exact.layers import QLinear, lut_gate
+from dulzip.exact.quant import ACT
+from dulzip.models.pixelcnn import PixelCNNConfig
+
+
+def gather(buf: torch.Tensor, row0: int, nr: int, col0: int, nc: int, kr: int, kc: int) -> torch.Tensor:
+    """Windows of ``kr`` x ``kc`` from ``buf`` (B, C, H, W) for an nr x nc block of outputs.
+
+    Output (B, nr, nc, C*kr*kc), features ordered (channel, dy, dx) like a conv weight.
+    """
+    views = [buf[:, :, row0 + dy: row0 + dy + nr, col0 + dx: col0 + dx + nc]
+             for dy in range(kr) for dx in range(kc)]
+    f = torch.stack(views, dim=2)  # (B, C, kr*kc, nr, nc)
+    B, C, T = f.shape[:3]
+    return f.reshape(B, C * T, nr, nc).permute(0, 2, 3, 1)
+
+
+class ExactPixelCNN:
+    """Integer PixelCNN loaded from exported tensors (no float in the probability path)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
+        self.cfg = PixelCNNConfig(**config)
+        self.device = torch.device(device)
+        t = {k: v.to(self.device) for k, v in tensors.items()}
+        L = self.cfg.layers
+        self.v = [QLinear.from_tensors(t, f"v{i}").to(self.device) for i in range(L)]
+        self.h = [QLinear.from_tensors(t, f"h{i}").to(self.device) for i in range(L)]
+        self.proj = [QLinear.from_tensors(t, f"proj{i}").to(self.device) for i in range(1, L)]
+        self.head1 = QLinear.from_tensors(t, "head1").to(self.device)
+        self.head2 = QLinear.from_tensors(t, "head2").to(self.device)
+        self.luts = {k: v for k, v in t.items() if k.startswith("lut.")}
+        layers = self.v + self.h + self.proj + [self.head1, self.head2]
+        # activations are small integers, held in the widest float dtype any layer's matmul needs
+        self.dtype = torch.float64 if any(q.weight.dtype == torch.float64 for q in layers) else torch.float32
+
+    # -- geometry of the padded buffers -------------------------------------------------
+    def pads(self) -> tuple[int, int]:
+        c = self.cfg
+        return c.kv, max(c.kw, c.kh)
+
+    def new_buffers(self, B: int, T: int) -> dict[str, object]:
+        c, dev, dt = self.cfg, self.device, self.dtype
+        kv, P = self.pads()
+        z = torch.zeros
+        return {
+            "inp": z(B, 4, T + kv, T + P + c.kw, dtype=dt, device=dev),
+            "v": [z(B, c.channels, T + c.kv - 1, T + 2 * c.kw, dtype=dt, device=dev)
+                  for _ in range(c.layers)],
+            "h": [z(B, c.channels, T, T + c.kh - 1, dtype=dt, device=dev)
+                  for _ in range(c.layers)],
+            "mask": z(B, 1, T, T, dtype=dt, device=dev),
+        }
+
+    def set_pixels(self, bufs, x: torch.Tensor, present: torch.Tensor, rows=slice(None), cols=slice(None)) -> None:
+        """Write pixels (B,3,nr,nc) levels and presence (B,1,nr,nc) into the input buffer."""
+        kv, P = self.pads()
+        T = bufs["mask"].shape[-1]
+        r = range(T)[rows]
+        cc = range(T)[cols]
+        rs = slice(kv + r.start, kv + r.stop)
+        cs = slice(P + cc.start, P + cc.stop)
+        present = present.to(self.dtype)
+        bufs["inp"][:, :3, rs, cs] = (x.to(self.dtype) - 128) * present
+        bufs["inp"][:, 3:, rs, cs] = ACT * present
+        bufs["mask"][:, :, rows, cols] = present
+
+    # -- the layers, on any block of positions ------------------------------------------
+    def _vertical(self, bufs, i: int, r0: int, nr: int) -> None:
+        c = self.cfg
+        T = bufs["mask"].shape[-1]
+        kv, P = self.pads()
+        if i == 0:
+            f = gather(bufs["inp"], r0, nr, P - c.kw, T, c.kv, 2 * c.kw + 1)
+        else:
+            f = gather(bufs["v"][i - 1], r0, nr, 0, T, c.kv, 2 * c.kw + 1)
+        B = f.shape[0]
+        g = lut_gate(self.v[i](f.reshape(-1, f.shape[-1])), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
+        g = g.to(self.dtype).reshape(B, nr, T, -1).permute(0, 3, 1, 2) * bufs["mask"][:, :, r0:r0 + nr]
+        bufs["v"][i][:, :, c.kv - 1 + r0: c.kv - 1 + r0 + nr, c.kw: c.kw + T] = g
+
+    def _horizontal(self, bufs, i: int, r0: int, nr: int, c0: int, nc: int) -> None:
+        c = self.cfg
+        kv, P = self.pads()
+        if i == 0:
+            f = gather(bufs["inp"], kv + r0, nr, P - c.kh + c0, nc, 1, c.kh)
+        else:
+            f = gather(bufs["h"][i - 1], r0, nr, c0, nc, 1, c.kh)
+        vv = bufs["v"][i][:, :, c.kv - 1 + r0: c.kv - 1 + r0 + nr, c.kw + c0: c.kw + c0 + nc]
+        f = torch.cat([f, vv.permute(0, 2, 3, 1)], dim=-1)
+        B = f.shape[0]
+        g = lut_gate(self.h[i](f.reshape(-1, f.shape[-1])), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
+        if i > 0:
+            prev = bufs["h"][i - 1][:, :, r0:r0 + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc]
+            prev = prev.permute(0, 2, 3, 1).reshape(-1, c.channels).to(torch.int64)
+            g = (prev + self.proj[i - 1](g)).clamp(-128, 127)
+        g = g.to(self.dtype).reshape(B, nr, nc, -1).permute(0, 3, 1, 2) * bufs["mask"][:, :, r0:r0 + nr, c0:c0 + nc]
+        bufs["h"][i][:, :, r0:r0 + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc] = g
+
+    def _head(self, bufs, r0: int, nr: int, c0: int, nc: int) -> torch.Tensor:
+        c = self.cfg
+        h = bufs["h"][-1][:, :, r0:r0 + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc]
+        B = h.shape[0]
+        y = self.head2(self.head1(h.permute(0, 2, 3, 1).reshape(-1, c.channels)))
+        return y.reshape(B, nr, nc, -1)
+
+    # -- the two directions --------------------------------------------------------------
+    def full_pass(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Tiles (B,3,T,T) levels and presence (B,1,T,T) -> head parameters (B,T,T,12K) int64."""
+        B, _, T, _ = x.shape
+        bufs = self.new_buffers(B, T)
+        self.set_pixels(bufs, x.to(self.device), present.to(self.device).to(torch.int64))
+        for i in range(self.cfg.layers):
+            self._vertical(bufs, i, 0, T)
+            self._horizontal(bufs, i, 0, T, 0, T)
+        return self._head(bufs, 0, T, 0, T)
+
+    def stepper(self, B: int, T: int, present: torch.Tensor) -> "Stepper":
+        return Stepper(self, B, T, present)
+
+
+class Stepper:
+    """Decode-side evaluation, one position at a time, with cached activations."""
+
+    def __init__(self, net: ExactPixelCNN, B: int, T: int, present: torch.Tensor):
+        self.net = net
+        self.bufs = net.new_buffers(B, T)
+        self.present = present.to(net.device).to(torch.int64)
+        self.bufs["mask"][:] = self.present.to(net.dtype)
+        self.row = -1
+
+    def params(self, r: int, c: int) -> torch.Tensor:
+        """Head parameters (B, 12K) at (r, c); all positions before it must be set."""
+        net = self.net
+        if r != self.row:
+            for i in range(net.cfg.layers):
+                net._vertical(self.bufs, i, r, 1)
+            self.row = r
+        for i in range(net.cfg.layers):
+            net._horizontal(self.bufs, i, r, 1, c, 1)
+        return net._head(self.bufs, r, 1, c, 1)[:, 0, 0]
+
+    def set(self, r: int, c: int, pixel: torch.Tensor) -> None:
+        """Record decoded levels (B, 3) at (r, c)."""
+        self.net.set_pixels(self.bufs, pixel.view(-1, 3, 1, 1), self.present[:, :, r:r + 1, c:c + 1],
+                            slice(r, r + 1), slice(c, c + 1))
+
+
+def config_json(cfg: PixelCNNConfig) -> str:
+    from dataclasses import asdict
+    return json.dumps(asdict(cfg), sort_keys=True)

@@ -1,0 +1,192 @@
+"""PNG: pixels through the image model, every other byte kept.
+
+A PNG is parsed into its chunks. For 8-bit gray, gray+alpha, RGB and RGBA images without
+interlacing, the pixels are taken out; all chunks other than IDAT are kept verbatim, with the
+per-row filter types and the IDAT chunk sizes. To re-create the file byte for byte, the zlib
+settings that reproduce the original IDAT stream are searched for at compression time; when
+none does, the file is rebuilt with the same pixels and chunks and a fresh zlib stream, and
+the container records that it is not byte-identical.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # color type -> samples per pixel (8-bit only)
+ZLIB_SEARCH = [(level, mem, strategy) for level in (6, 9, 5, 7, 8, 4, 3, 2, 1, 0)
+               for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED) for mem in (8, 9)]
+REENCODE = (9, 9, zlib.Z_DEFAULT_STRATEGY)
+
+
+class NotModelable(Exception):
+    """The PNG is valid but not of a kind the image models take (it goes the bytes way)."""
+
+
+@dataclass
+class ParsedPNG:
+    pixels: np.ndarray  # (H, W, C) uint8
+    chunks: list[tuple[bytes, bytes]]  # (type, data) in file order, IDAT run replaced by one b"IDAT" marker
+    idat_sizes: list[int]
+    filters: bytes  # one filter type per row
+    zlib_params: tuple[int, int, int] | None  # reproduces the IDAT stream, or None
+
+
+def parse_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    if not data.startswith(SIGNATURE):
+        raise NotModelable("not a PNG")
+    pos, out = 8, []
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise NotModelable("truncated chunk")
+        (n,) = struct.unpack_from(">I", data, pos)
+        ctype = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + n]
+        if len(body) != n or pos + 12 + n > len(data):
+            raise NotModelable("truncated chunk")
+        (crc,) = struct.unpack_from(">I", data, pos + 8 + n)
+        if zlib.crc32(ctype + body) != crc:
+            raise NotModelable("chunk CRC mismatch")
+        out.append((ctype, body))
+        pos += 12 + n
+        if ctype == b"IEND":
+            break
+    if pos != len(data) or not out or out[-1][0] != b"IEND":
+        raise NotModelable("data after IEND or IEND missing")
+    return out
+
+
+def filter_rows(raw: np.ndarray, filters: bytes, bpp: int) -> bytes:
+    """Apply PNG filters (one type per row) to raw scanlines (H, stride) -> zlib input."""
+    H, stride = raw.shape
+    x = raw.astype(np.int16)
+    up = np.zeros_like(x)
+    up[1:] = x[:-1]
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    ul = np.zeros_like(x)
+    ul[1:, bpp:] = x[:-1, :-bpp]
+    p = left + up - ul
+    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - ul)
+    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
+    preds = [np.zeros_like(x), left, up, (left + up) // 2, paeth]
+    f = np.frombuffer(filters, dtype=np.uint8)
+    out = np.empty((H, stride + 1), dtype=np.uint8)
+    out[:, 0] = f
+    for t in range(5):
+        rows = f == t
+        if rows.any():
+            out[rows, 1:] = ((x[rows] - preds[t][rows]) & 0xFF).astype(np.uint8)
+    return out.tobytes()
+
+
+def _deflate(data: bytes, params: tuple[int, int, int]) -> bytes:
+    level, mem, strategy = params
+    c = zlib.compressobj(level, zlib.DEFLATED, 15, mem, strategy)
+    return c.compress(data) + c.flush()
+
+
+def _matches(data: bytes, target: bytes, params) -> bool:
+    """Does deflating ``data`` with ``params`` give ``target``? Stops at the first difference."""
+    level, mem, strategy = params
+    c = zlib.compressobj(level, zlib.DEFLATED, 15, mem, strategy)
+    pos, step = 0, 1 << 16
+    for i in range(0, len(data), step):
+        out = c.compress(data[i:i + step])
+        if target[pos:pos + len(out)] != out:
+            return False
+        pos += len(out)
+    out = c.flush()
+    return target[pos:] == out
+
+
+def parse(data: bytes) -> ParsedPNG:
+    chunks = parse_chunks(data)
+    if chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
+        raise NotModelable("no IHDR")
+    W, H, depth, ctype, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    if depth != 8 or ctype not in CHANNELS or interlace or comp or filt or W == 0 or H == 0:
+        raise NotModelable("not 8-bit gray/RGB(A) without interlacing")
+    idx = [i for i, (t, _) in enumerate(chunks) if t == b"IDAT"]
+    if not idx or idx != list(range(idx[0], idx[-1] + 1)):
+        raise NotModelable("IDAT chunks missing or not consecutive")
+    stream = b"".join(chunks[i][1] for i in idx)
+    try:
+        d = zlib.decompressobj()
+        filtered = d.decompress(stream)
+        if not d.eof or d.unused_data:
+            raise NotModelable("IDAT stream has trailing data or is cut off")
+    except zlib.error:
+        raise NotModelable("IDAT stream is not valid zlib") from None
+    C = CHANNELS[ctype]
+    stride = W * C
+    if len(filtered) != H * (stride + 1):
+        raise NotModelable("IDAT has the wrong size")
+    filters = bytes(filtered[::stride + 1])
+    if any(f > 4 for f in filters):
+        raise NotModelable("bad filter type")
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception:
+        raise NotModelable("Pillow cannot read it") from None
+    pixels = np.asarray(img).reshape(H, W, C)
+    if filter_rows(pixels.reshape(H, stride), filters, C) != filtered:
+        raise NotModelable("pixels do not reproduce the filtered data")
+    params = next((p for p in ZLIB_SEARCH if _matches(filtered, stream, p)), None)
+    kept = [(t, b) for i, (t, b) in enumerate(chunks) if i not in idx[1:]]
+    kept[idx[0]] = (b"IDAT", b"")
+    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params)
+
+
+def _chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+def build(pixels: np.ndarray, chunks: list[tuple[bytes, bytes]], idat_sizes: list[int], filters: bytes,
+          zlib_params: tuple[int, int, int] | None) -> bytes:
+    """Re-create the PNG: byte-identical when ``zlib_params`` reproduced the original stream."""
+    H, W, C = pixels.shape
+    filtered = filter_rows(pixels.reshape(H, W * C), filters, C)
+    stream = _deflate(filtered, zlib_params or REENCODE)
+    if zlib_params is None:  # one IDAT chunk per 64 KiB, as most writers do
+        idat_sizes = [min(65536, len(stream) - i) for i in range(0, len(stream), 65536)] or [0]
+    elif sum(idat_sizes) != len(stream):
+        raise ValueError("IDAT sizes do not add up")
+    out = [SIGNATURE]
+    for ctype, body in chunks:
+        if ctype == b"IDAT" and body == b"":
+            pos = 0
+            for n in idat_sizes:
+                out.append(_chunk(b"IDAT", stream[pos:pos + n]))
+                pos += n
+        else:
+            out.append(_chunk(ctype, body))
+    return b"".join(out)
+
+
+def serialize_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(struct.pack(">I", len(b)) + t + b for t, b in chunks)
+
+
+def deserialize_chunks(blob: bytes) -> list[tuple[bytes, bytes]]:
+    out, pos = [], 0
+    while pos < len(blob):
+        (n,) = struct.unpack_from(">I", blob, pos)
+        out.append((blob[pos + 4:pos + 8], blob[pos + 8:pos + 8 + n]))
+        pos += 8 + n
+    return out
+
+
+def save_png(pixels: np.ndarray) -> bytes:
+    """A plain PNG of (H, W, C) pixels (Pillow, level 9, optimize): the benchmark's PNG."""
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]
+    arr = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr), mode).save(buf, format="PNG", compress_level=9, optimize=True)
+    return buf.getvalue()

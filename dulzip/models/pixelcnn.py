@@ -1,0 +1,202 @@
+"""Gated PixelCNN (vertical + horizontal stacks, no blind spot) with a PixelCNN++-style
+discretized logistic mixture head, conditioned across R, G, B.
+
+This file holds the float training module (with fake quantization, so that the exported
+integer network loses little) and :func:`export`, which turns it into the integer tensors
+that :mod:`dulzip.exact.pixelcnn` runs bit-exactly on any device.
+
+Shapes: images are ``(B, 3, H, W)`` integer tensors in 0..255. Gray images are coded as
+R = G = B with only the R channel coded.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, fake_quant, fake_quant_weights
+
+# Head parameter grids (integer units), shared with dulzip.coding.tables.
+MU_SCALE = 16  # means in 1/16 pixel level
+MU_MIN, MU_MAX = -1024, 5120
+LS_SCALE = 32  # log-scales (natural log, pixel levels) in 1/32
+LS_MIN, LS_MAX = -128, 192
+LOGIT_SCALE = 16
+LOGIT_MIN, LOGIT_MAX = -2048, 2047
+COEF_SCALE = 128  # channel-conditioning coefficients in 1/128
+TABLE_BITS = 20  # integer PMF tables sum to 2**TABLE_BITS, every symbol >= 1
+
+
+@dataclass
+class PixelCNNConfig:
+    channels: int = 48  # feature maps per stack
+    layers: int = 6  # gated layers (layer 0 included)
+    kv: int = 2  # rows of the vertical kernel
+    kw: int = 2  # half width of the vertical kernel (width 2*kw+1)
+    kh: int = 3  # width of the horizontal kernel
+    head: int = 96  # hidden units of the output head
+    mixtures: int = 5  # logistic components per channel
+
+    @property
+    def n_params_out(self) -> int:
+        return 12 * self.mixtures  # logits, means, log-scales, coefficients; 3 channels each
+
+
+def gate(pre: torch.Tensor) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) on the fixed-point grids used by the exact runtime's tables."""
+    a, b = pre.chunk(2, dim=1)
+    a = fake_quant(a, PRE, QMIN, QMAX)
+    b = fake_quant(b, PRE, QMIN, QMAX)
+    t = fake_quant(torch.tanh(a), ACT, -ACT, ACT)
+    s = fake_quant(torch.sigmoid(b), 256, 0, 256)
+    return fake_quant(t * s, ACT, QMIN, QMAX)
+
+
+class PixelCNN(nn.Module):
+    """Float training module. ``forward(x)`` returns the head parameters per pixel."""
+
+    def __init__(self, cfg: PixelCNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, kv, kw, kh = cfg.channels, cfg.kv, cfg.kw, cfg.kh
+        self.v = nn.ModuleList()
+        self.h = nn.ModuleList()
+        self.v2h = nn.ModuleList()
+        self.proj = nn.ModuleList()
+        for i in range(cfg.layers):
+            cin = 4 if i == 0 else C
+            self.v.append(nn.Conv2d(cin, 2 * C, (kv, 2 * kw + 1)))
+            self.h.append(nn.Conv2d(cin, 2 * C, (1, kh)))
+            self.v2h.append(nn.Conv2d(C, 2 * C, 1, bias=False))
+            if i > 0:
+                self.proj.append(nn.Conv2d(C, C, 1))
+        self.head1 = nn.Conv2d(C, cfg.head, 1)
+        self.head2 = nn.Conv2d(cfg.head, cfg.n_params_out, 1)
+        with torch.no_grad():  # start with broad, centred distributions
+            K = cfg.mixtures
+            self.head2.weight.mul_(0.1)
+            self.head2.bias.zero_()
+            self.head2.bias[6 * K:9 * K] = 3.0  # log-scales
+
+    @staticmethod
+    def inputs(x: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) levels 0..255 -> (B,4,H,W) activations: centred pixels and a 'here' channel."""
+        xc = (x.float() - 128.0) / ACT
+        ones = torch.ones_like(xc[:, :1])
+        return torch.cat([xc, ones], dim=1)
+
+    @staticmethod
+    def _conv(conv: nn.Conv2d, inp: torch.Tensor) -> torch.Tensor:
+        (w,) = fake_quant_weights([conv.weight])
+        return F.conv2d(inp, w, conv.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        H, W = x.shape[-2:]
+        inp = self.inputs(x)
+        kv, kw, kh = cfg.kv, cfg.kw, cfg.kh
+        # layer 0: vertical sees rows strictly above, horizontal sees pixels strictly left
+        v = gate(self._conv(self.v[0], F.pad(inp, (kw, kw, kv, 0)))[:, :, :H])
+        hin = F.pad(inp, (kh, 0, 0, 0))
+        (wh, wv) = fake_quant_weights([self.h[0].weight, self.v2h[0].weight])
+        h = gate(F.conv2d(hin, wh, self.h[0].bias)[..., :W] + F.conv2d(v, wv))
+        for i in range(1, cfg.layers):
+            v = gate(self._conv(self.v[i], F.pad(v, (kw, kw, kv - 1, 0))))
+            (wh, wv) = fake_quant_weights([self.h[i].weight, self.v2h[i].weight])
+            g = gate(F.conv2d(F.pad(h, (kh - 1, 0, 0, 0)), wh, self.h[i].bias) + F.conv2d(v, wv))
+            (wp,) = fake_quant_weights([self.proj[i - 1].weight])
+            r = fake_quant(F.conv2d(g, wp, self.proj[i - 1].bias), ACT, QMIN, QMAX)
+            h = fake_quant(h + r, ACT, QMIN, QMAX)
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        (w1,) = fake_quant_weights([self.head1.weight])
+        z = fake_quant(F.relu(F.conv2d(h, w1, self.head1.bias)), ACT, 0, QMAX)
+        (w2,) = fake_quant_weights([self.head2.weight])
+        return F.conv2d(z, w2, self.head2.bias)
+
+    def bits(self, x: torch.Tensor, gray: torch.Tensor | None = None) -> torch.Tensor:
+        """Bits per coded sub-pixel, (B,3,H,W); channels G, B of gray images cost 0."""
+        bits = mixture_bits(self(x), x, self.cfg.mixtures)
+        if gray is not None:
+            mask = torch.ones_like(bits)
+            mask[gray, 1:] = 0
+            bits = bits * mask
+        return bits
+
+
+def head_params(y: torch.Tensor, K: int):
+    """Split raw head output (B,12K,H,W) into quantized (logits, mu0, log_s, coef), each (B,3,K,H,W)."""
+    B, _, H, W = y.shape
+    y = y.view(B, 4, 3, K, H, W)
+    logits = fake_quant(y[:, 0], LOGIT_SCALE, LOGIT_MIN, LOGIT_MAX)
+    mu = fake_quant(127.5 + 128.0 * y[:, 1], MU_SCALE, MU_MIN, MU_MAX)
+    log_s = fake_quant(y[:, 2], LS_SCALE, LS_MIN, LS_MAX)
+    coef = fake_quant(torch.tanh(fake_quant(y[:, 3], PRE, QMIN, QMAX)), COEF_SCALE, -128, 128)
+    return logits, mu, log_s, coef
+
+
+def mixture_bits(y: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
+    """−log2 p of each sub-pixel under the discretized logistic mixtures (float, for training)."""
+    logits, mu, log_s, coef = head_params(y, K)
+    xf = x.float().unsqueeze(2)  # (B,3,1,H,W)
+    xc = xf - 127.5
+    m_r = mu[:, 0]
+    m_g = mu[:, 1] + coef[:, 0] * xc[:, 0]
+    m_b = mu[:, 2] + coef[:, 1] * xc[:, 0] + coef[:, 2] * xc[:, 1]
+    means = torch.stack([m_r, m_g, m_b], dim=1)
+    means = fake_quant(means, MU_SCALE, -1e9, 1e9)
+    inv_s = torch.exp(-log_s)
+    up = torch.where(xf >= 255, torch.ones_like(means), torch.sigmoid((xf + 0.5 - means) * inv_s))
+    lo = torch.where(xf <= 0, torch.zeros_like(means), torch.sigmoid((xf - 0.5 - means) * inv_s))
+    pk = (up - lo).clamp_min(0)
+    pi = torch.softmax(logits, dim=2)
+    p = (pi * pk).sum(dim=2)
+    floor = 2.0 ** -TABLE_BITS
+    p = p * (1 - 256 * floor) + floor  # as the integer tables: every symbol has mass >= 1
+    return -torch.log2(p)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def config_dict(cfg: PixelCNNConfig) -> dict:
+    return asdict(cfg)
+
+
+def receptive_field(cfg: PixelCNNConfig) -> tuple[int, int]:
+    """(rows above, columns either side) that can influence a pixel's distribution."""
+    return cfg.kv + (cfg.layers - 1) * (cfg.kv - 1), cfg.kw * cfg.layers + cfg.kh
+
+
+
+def export(model: PixelCNN) -> dict[str, torch.Tensor]:
+    """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.pixelcnn.ExactPixelCNN`."""
+    from dulzip.coding.tables import mixture_luts
+    from dulzip.exact.layers import export_linear, gate_luts
+
+    cfg = model.cfg
+    K = cfg.mixtures
+    t: dict[str, torch.Tensor] = {}
+    for i in range(cfg.layers):
+        t.update(export_linear([model.v[i].weight], model.v[i].bias, PRE, QMIN, QMAX, name=f"v{i}"))
+        t.update(export_linear([model.h[i].weight, model.v2h[i].weight], model.h[i].bias, PRE, QMIN, QMAX,
+                               name=f"h{i}"))
+        if i > 0:
+            p = model.proj[i - 1]
+            t.update(export_linear([p.weight], p.bias, ACT, QMIN, QMAX, name=f"proj{i}"))
+    t.update(export_linear([model.head1.weight], model.head1.bias, ACT, 0, QMAX, name="head1"))
+    # head2 rows: [logits | means | log-scales | coefficients], each 3K (channel-major, then k)
+    one = torch.ones(3 * K, dtype=torch.float64)
+    target = torch.cat([LOGIT_SCALE * one, 128.0 * MU_SCALE * one, LS_SCALE * one, PRE * one])
+    lo = torch.cat([LOGIT_MIN * one, MU_MIN * one, LS_MIN * one, QMIN * one]).long()
+    hi = torch.cat([LOGIT_MAX * one, MU_MAX * one, LS_MAX * one, QMAX * one]).long()
+    off = torch.cat([0 * one, 127.5 * MU_SCALE * one, 0 * one, 0 * one]).long()
+    t.update(export_linear([model.head2.weight], model.head2.bias, target, lo, hi, off, name="head2"))
+    t.update(gate_luts())
+    t.update(mixture_luts())
+    return t

@@ -1,0 +1,28 @@
+"""Architectures by name. A shipped model's card names its architecture; everything else
+looks models up by string, never by position."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+ARCHITECTURES: dict[str, "Architecture"] = {}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    modality: str  # image | text | audio
+    runtime: Callable  # (tensors, config, device) -> exact runtime
+
+
+def register(name: str, modality: str):
+    def deco(factory: Callable) -> Callable:
+        ARCHITECTURES[name] = Architecture(name, modality, factory)
+        return factory
+    return deco
+
+
+@register("pixelcnn", "image")
+def _pixelcnn(tensors, config, device):
+    from dulzip.exact.pixelcnn import ExactPixelCNN
+    return ExactPixelCNN(tensors, config, device)

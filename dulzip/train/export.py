@@ -1,0 +1,40 @@
+"""Training checkpoint -> shipped model: integer safetensors weights and a JSON card.
+
+Drops the optimizer, exports the fake-quantized float module to exact integer tensors,
+names the file after its sha256 prefix (as released weights should be), and records the
+config next to the weights so the model is rebuilt from the file alone.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export, n_params
+from dulzip.train.loop import load_checkpoint
+from dulzip.zoo import save_weights
+
+
+def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, card: dict | None = None) -> Path:
+    ck = load_checkpoint(Path(ckpt_path))
+    cfg = PixelCNNConfig(**ck["model_config"])
+    model = PixelCNN(cfg)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f"{name}.tmp.safetensors"
+    digest = save_weights(export(model), tmp, "pixelcnn", asdict(cfg))
+    final = out_dir / f"{name}-{digest[:8]}.safetensors"
+    for old in out_dir.glob(f"{name}-*.safetensors"):
+        old.unlink()
+    tmp.rename(final)
+    final.chmod(0o644)
+    card_path = out_dir / f"{name}.json"
+    old_card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    info = {**old_card, **(card or {})}
+    info.update({"name": name, "architecture": "pixelcnn", "weights": final.name, "sha256": digest,
+                 "config": asdict(cfg), "parameters": n_params(model), "training": {
+                     **info.get("training", {}), "steps": ck["step"], "config": ck["train_config"]}})
+    card_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return final

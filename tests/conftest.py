@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny exported PixelCNN in a temporary models folder (fast tests of the
+model path), and helpers."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export, n_params
+from dulzip.zoo import save_weights
+
+DATA = Path(__file__).parent / "data"
+TINY = PixelCNNConfig(channels=8, layers=2, head=16, mixtures=2)
+
+
+def tiny_model(seed: int = 0, cfg: PixelCNNConfig = TINY) -> PixelCNN:
+    torch.manual_seed(seed)
+    m = PixelCNN(cfg)
+    with torch.no_grad():  # a sharper head than at init, so tables are far from uniform
+        m.head2.weight.mul_(10)
+    return m.eval()
+
+
+def write_model(folder: Path, name: str = "pixelcnn", seed: int = 0, cfg: PixelCNNConfig = TINY) -> str:
+    m = tiny_model(seed, cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.safetensors"
+    digest = save_weights(export(m), path, "pixelcnn", asdict(cfg))
+    card = {"name": name, "architecture": "pixelcnn", "weights": path.name, "sha256": digest,
+            "config": asdict(cfg), "parameters": n_params(m)}
+    (folder / f"{name}.json").write_text(json.dumps(card))
+    return digest
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture
+def tiny_models(tmp_path, monkeypatch) -> Path:
+    """DULZIP_MODELS -> a folder with a tiny random 'pixelcnn'."""
+    folder = tmp_path / "models"
+    write_model(folder)
+    monkeypatch.setenv("DULZIP_MODELS", str(folder))
+    return folder
+
+
+def photo(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
+    """A crop of the real test photo (tiled if larger), as (h, w, c) uint8."""
+    from PIL import Image
+    base = np.asarray(Image.open(DATA / "ladybird-256.png").convert("RGB"))
+    rng = np.random.default_rng(seed)
+    y, x = rng.integers(0, 256 - min(h, 256) + 1), rng.integers(0, 256 - min(w, 256) + 1)
+    img = np.tile(base, (h // 256 + 1, w // 256 + 1, 1))[y:y + h, x:x + w]
+    if c == 1:
+        return img[:, :, :1].copy()
+    if c == 2:
+        return np.dstack([img[:, :, 0], rng.integers(0, 256, (h, w), dtype=np.uint8)])
+    if c == 4:
+        return np.dstack([img, rng.integers(0, 256, (h, w), dtype=np.uint8)])
+    return img.copy()

@@ -1,0 +1,159 @@
+"""Exactness: the decode loop's tables equal the batched encode pass's, bit for bit, across
+batch sizes and thread counts; export and reload; causality of the float model."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from dulzip.codecs.image import ChannelModel
+from dulzip.coding.tables import coarse_table, fine_table, mixture_cum, mixture_luts, mixture_pmf
+from dulzip.exact.pixelcnn import ExactPixelCNN
+from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export, mixture_bits
+from dulzip.zoo import save_weights
+from safetensors.torch import load_file
+from tests.conftest import photo, tiny_model
+
+CFG = PixelCNNConfig(channels=8, layers=3, head=16, mixtures=3)
+
+
+def _net(seed=0, cfg=CFG):
+    return ExactPixelCNN(export(tiny_model(seed, cfg)), asdict(cfg))
+
+
+def _tiles(B, T, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (B, 3, T, T), generator=g)
+    present = torch.ones(B, 1, T, T, dtype=torch.int64)
+    if B > 1:
+        present[1, :, :, T - 3:] = 0  # a tile cut by the right edge
+    if B > 2:
+        present[2, :, T - 2:, :] = 0  # and one cut by the bottom
+    return x, present
+
+
+def _stepwise(net, x, present):
+    B, _, T, _ = x.shape
+    st = net.stepper(B, T, present)
+    out = torch.zeros(B, T, T, 12 * net.cfg.mixtures, dtype=torch.int64)
+    for r in range(T):
+        for c in range(T):
+            out[:, r, c] = st.params(r, c)
+            st.set(r, c, x[:, :, r, c])
+    return out
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decode_loop_equals_batched_pass(threads):
+    torch.set_num_threads(threads)
+    net = _net()
+    x, present = _tiles(3, 9)
+    full = net.full_pass(x, present)
+    step = _stepwise(net, x, present)
+    m = present[:, 0].bool()
+    assert torch.equal(full[m], step[m])
+
+
+def test_batch_size_and_threads_do_not_change_params():
+    net = _net(1)
+    x, present = _tiles(5, 11, seed=3)
+    torch.set_num_threads(2)
+    all5 = net.full_pass(x, present)
+    torch.set_num_threads(1)
+    for i in range(5):
+        one = net.full_pass(x[i:i + 1], present[i:i + 1])
+        assert torch.equal(one[0], all5[i])
+
+
+def test_tables_from_full_pass_equal_stepwise_tables():
+    net = _net(2)
+    x, present = _tiles(2, 6, seed=5)
+    full = net.full_pass(x, present)
+    step = _stepwise(net, x, present)
+    luts = net.luts
+    p1 = full.reshape(-1, full.shape[-1])
+    p2 = step.reshape(-1, step.shape[-1])
+    prev = x.permute(0, 2, 3, 1).reshape(-1, 3)
+    for ch in range(3):
+        a, b = ChannelModel(p1, ch, prev, net.cfg.mixtures, luts), ChannelModel(p2, ch, prev, net.cfg.mixtures, luts)
+        assert torch.equal(a.coarse(), b.coarse())
+        bucket = prev[:, ch] // 16
+        assert torch.equal(a.fine(bucket), b.fine(bucket))
+
+
+def test_export_reload_identical(tmp_path):
+    m = tiny_model(4, CFG)
+    t = export(m)
+    save_weights(t, tmp_path / "w.safetensors", "pixelcnn", asdict(CFG))
+    t2 = load_file(str(tmp_path / "w.safetensors"))
+    assert set(t) == set(t2) and all(torch.equal(t[k], t2[k]) for k in t)
+    x, present = _tiles(2, 7)
+    a = ExactPixelCNN(t, asdict(CFG)).full_pass(x, present)
+    b = ExactPixelCNN(t2, asdict(CFG)).full_pass(x, present)
+    assert torch.equal(a, b)
+
+
+def test_float_model_is_causal():
+    """The gradient of the parameters at pixel i w.r.t. any pixel at or after i is zero."""
+    torch.manual_seed(0)
+    m = PixelCNN(CFG)
+    for p in m.parameters():
+        p.data.normal_(0, 0.05)
+    H = W = 8
+    x = (torch.rand(1, 3, H, W) * 255).requires_grad_()
+    y = m(x)
+    for r, c in [(0, 0), (3, 4), (7, 7), (5, 0), (0, 6)]:
+        (g,) = torch.autograd.grad(y[0, :, r, c].sum(), x, retain_graph=True)
+        dep = g[0].abs().sum(0).flatten() > 0
+        assert not dep[r * W + c:].any(), (r, c)
+        if r * W + c > W + 2:
+            assert dep[:r * W + c].any()  # it does see the past
+
+
+def test_exact_model_is_causal():
+    """Changing a pixel never changes the integer parameters at or before its position."""
+    net = _net(5)
+    x, present = _tiles(1, 8, seed=1)
+    base = net.full_pass(x, present)
+    for r, c in [(2, 3), (0, 0), (7, 7), (4, 0)]:
+        x2 = x.clone()
+        x2[0, :, r, c] = 255 - x2[0, :, r, c]
+        other = net.full_pass(x2, present)
+        flat_b, flat_o = base[0].reshape(64, -1), other[0].reshape(64, -1)
+        i = r * 8 + c
+        assert torch.equal(flat_b[:i + 1], flat_o[:i + 1])
+
+
+def test_integer_tables_are_valid_and_consistent():
+    luts = mixture_luts()
+    g = torch.Generator().manual_seed(0)
+    N, K = 500, 4
+    logits = torch.randint(-300, 300, (N, K), generator=g)
+    mu = torch.randint(-1024, 5120, (N, K), generator=g)
+    ls = torch.randint(-128, 192, (N, K), generator=g)
+    pmf = mixture_pmf(logits, mu, ls, luts)
+    assert (pmf >= 1).all() and (pmf.sum(1) == 1 << 20).all()
+    coarse = coarse_table(logits, mu, ls, luts)
+    assert torch.equal(coarse, pmf.view(N, 16, 16).sum(2))
+    b = torch.randint(0, 16, (N,), generator=g)
+    assert torch.equal(fine_table(logits, mu, ls, b, luts), pmf.view(N, 16, 16)[torch.arange(N), b])
+    t = torch.tensor([[0, 256]]).expand(N, 2)
+    assert (mixture_cum(logits, mu, ls, t, luts) == torch.tensor([0, 1 << 20])).all()
+
+
+def test_exact_bits_track_float_model():
+    """Fake quantization makes the integer model's code length close to the float NLL."""
+    m = tiny_model(6, CFG)
+    net = ExactPixelCNN(export(m), asdict(CFG))
+    img = torch.from_numpy(photo(16, 16)).permute(2, 0, 1)[None].long()
+    with torch.no_grad():
+        float_bits = mixture_bits(m(img), img, CFG.mixtures).sum().item()
+    params = net.full_pass(img, torch.ones(1, 1, 16, 16, dtype=torch.int64)).reshape(-1, 12 * CFG.mixtures)
+    prev = img[0].permute(1, 2, 0).reshape(-1, 3)
+    exact_bits = 0.0
+    for ch in range(3):
+        pmf = mixture_pmf(*ChannelModel(params, ch, prev, CFG.mixtures, net.luts).args, net.luts)
+        exact_bits -= torch.log2(pmf[torch.arange(len(prev)), prev[:, ch]].double() / (1 << 20)).sum().item()
+    assert abs(exact_bits - float_bits) / float_bits < 0.03
+
