@@ -129,14 +129,16 @@ def main() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-m", "--model", default="auto", show_default=True, help="Model name, 'auto' or 'zstd'.")
 @click.option("--exact", is_flag=True, help="Refuse re-encoding (PNG): store such files as bytes.")
-@click.option("--tile", type=click.IntRange(8, 1024), default=None, help="Image tile size (default 64).")
+@click.option("--tile", type=click.IntRange(4, 1024), default=None, help="Image tile size (default 64).")
+@click.option("--model-only", is_flag=True, hidden=True, help="Never fall back to zstd (tests, benchmarks).")
 @with_common
-def compress(inputs, model, exact, tile, output, to_stdout, force, remove, keep, device, threads,
+def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, remove, keep, device, threads,
              quiet, verbose, no_progress):
     """Compress files (FILE -> FILE.dlz; '-' reads standard input)."""
     from dulzip import api
     _check_outputs(inputs, output, to_stdout)
     opts = _options(model, exact, device, threads, _show_progress(quiet, no_progress), tile)
+    opts.fallback = not model_only
 
     def one(name: str) -> None:
         to_out = to_stdout or (name == "-" and output is None)

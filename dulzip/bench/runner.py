@@ -1,0 +1,122 @@
+"""``dulzip bench DIR``: real .dlz sizes beside the baselines, in bits per sub-pixel.
+
+For every image in DIR: the .dlz of its PNG file (the file a user would compress), the
+model's own estimate (-log2 p, from the container), encode and decode wall times (decode
+verified against the original), and each baseline codec on the same pixels. Writes
+``<name>.md``, ``<name>.json`` and ``<name>.png`` (a plot) to the output folder.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dulzip import __version__, api
+from dulzip.bench.codecs import image_codecs, png
+from dulzip.train.data import IMAGE_SUFFIXES
+
+DLZ = "dulzip (.dlz file)"
+
+
+def _images(folder: Path, limit: int) -> list[Path]:
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return paths[:limit] if limit else paths
+
+
+def bench_image(path: Path, model: str, threads: int) -> dict:
+    img = np.asarray(Image.open(path).convert("RGB"))
+    H, W, C = img.shape
+    dims = H * W * C
+    png_file = png(img)  # the input is the image as a PNG file
+    row = {"image": path.name, "height": H, "width": W, "channels": C, "bpsp": {}}
+    for codec in image_codecs():
+        row["bpsp"][codec.name] = 8 * len(codec.encode(img)) / dims
+    opts = api.Options(model=model, threads=threads)
+    t0 = time.perf_counter()
+    blob = api.compress(png_file, opts)
+    t1 = time.perf_counter()
+    out = api.decompress(blob, opts)
+    t2 = time.perf_counter()
+    if out != png_file:
+        raise RuntimeError(f"{path.name}: round trip failed")
+    h = api.describe(blob)
+    row["bpsp"][DLZ] = 8 * len(blob) / dims
+    row["dlz_kind"] = h["kind"]
+    row["model_estimate_bpsp"] = h.get("model_bits", 0) / dims if h["kind"] != "bytes" else None
+    row["encode_s"], row["decode_s"] = t1 - t0, t2 - t1
+    return row
+
+
+def summarize(rows: list[dict]) -> dict:
+    dims = sum(r["height"] * r["width"] * r["channels"] for r in rows)
+    names = list(rows[0]["bpsp"])
+    total = {n: sum(r["bpsp"][n] * r["height"] * r["width"] * r["channels"] for r in rows) / dims for n in names}
+    return {"bpsp": total, "encode_s": sum(r["encode_s"] for r in rows),
+            "decode_s": sum(r["decode_s"] for r in rows), "subpixels": dims}
+
+
+def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    total = summarize(rows)
+    names = list(rows[0]["bpsp"])
+    js = out / f"{name}.json"
+    js.write_text(json.dumps({"meta": meta, "images": rows, "total": total}, indent=2) + "\n")
+    md = out / f"{name}.md"
+    short = [n.split(" (")[0] for n in names]
+    lines = [f"# Benchmark: {name}", "", f"Command: `{meta['command']}`  ", f"dulzip {meta['version']}, "
+             f"model `{meta['model']}`, {meta['machine']}, torch threads {meta['threads']}", "",
+             "Bits per sub-pixel (lower is better); the dulzip column is the real .dlz file size of the "
+             "image's PNG file, verified by decoding.", "",
+             "| image | size | " + " | ".join(short) + " | model est. | encode s | decode s |",
+             "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    for r in rows:
+        best = min(r["bpsp"].values())
+        cells = [f"**{r['bpsp'][n]:.3f}**" if r["bpsp"][n] == best else f"{r['bpsp'][n]:.3f}" for n in names]
+        est = f"{r['model_estimate_bpsp']:.3f}" if r["model_estimate_bpsp"] else "-"
+        lines.append(f"| {r['image']} | {r['width']}x{r['height']} | " + " | ".join(cells) +
+                     f" | {est} | {r['encode_s']:.1f} | {r['decode_s']:.1f} |")
+    cells = [f"{total['bpsp'][n]:.3f}" for n in names]
+    lines.append(f"| **total** | {total['subpixels']} sub-px | " + " | ".join(cells) +
+                 f" | | {total['encode_s']:.1f} | {total['decode_s']:.1f} |")
+    p = total["bpsp"]
+    png_name = next(n for n in names if n.startswith("PNG"))
+    lines += ["", f"dulzip vs PNG: {100 * (1 - p[DLZ] / p[png_name]):+.1f}% smaller in total."]
+    md.write_text("\n".join(lines) + "\n")
+    plot = out / f"{name}.png"
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 2), 4))
+        w = 0.8 / len(names)
+        for i, n in enumerate(names):
+            ax.bar(np.arange(len(rows)) + i * w, [r["bpsp"][n] for r in rows], w, label=n.split(" (")[0])
+        ax.set_xticks(np.arange(len(rows)) + 0.4 - w / 2, [r["image"].rsplit(".", 1)[0] for r in rows],
+                      rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("bits per sub-pixel")
+        ax.set_title(f"{name}: lossless, lower is better")
+        ax.legend(fontsize=7, ncol=3)
+        fig.tight_layout()
+        fig.savefig(plot, dpi=100)
+        plt.close(fig)
+    except ImportError:
+        plot = None
+    return [p for p in (md, js, plot) if p]
+
+
+def run_bench(folder: Path, out: Path, name: str, model: str, limit: int = 0, threads: int = 0) -> list[Path]:
+    import sys
+    rows = []
+    for p in _images(folder, limit):
+        rows.append(bench_image(p, model, threads))
+        print(f"{p.name}: " + ", ".join(f"{k.split(' (')[0]} {v:.3f}" for k, v in rows[-1]["bpsp"].items()),
+              file=sys.stderr)
+    meta = {"command": "dulzip bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "dulzip bench",
+            "version": __version__, "model": model, "machine": f"{platform.machine()}, {torch.get_num_threads()} "
+            f"threads, {platform.processor() or 'cpu'}", "threads": threads or torch.get_num_threads()}
+    return write_reports(rows, out, name, meta)

@@ -1,0 +1,21 @@
+"""The benchmark runner writes its three reports from real measurements."""
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from dulzip.bench.runner import DLZ, run_bench
+from tests.conftest import photo
+
+
+def test_bench_writes_reports(tiny_models, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(photo(9, 11)).save(folder / "a.png")
+    paths = run_bench(folder, tmp_path / "out", "t", "pixelcnn")
+    assert sorted(p.suffix for p in paths) == [".json", ".md", ".png"]
+    data = json.loads((tmp_path / "out" / "t.json").read_text())
+    row = data["images"][0]
+    assert row["bpsp"][DLZ] > 0 and row["bpsp"]["PNG (Pillow -9, optimize)"] > 0
+    assert "dulzip vs PNG" in (tmp_path / "out" / "t.md").read_text()
