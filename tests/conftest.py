@@ -22,6 +22,8 @@ def tiny_model(seed: int = 0, cfg: PixelCNNConfig = TINY) -> PixelCNN:
     m = PixelCNN(cfg)
     with torch.no_grad():  # a sharper head than at init, so tables are far from uniform
         m.head2.weight.mul_(10)
+        m.skip_v.weight.normal_(0, 0.05)
+        m.skip_h.weight.normal_(0, 0.05)
     return m.eval()
 
 

@@ -95,24 +95,24 @@ def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
     luts = {k: v.cpu() for k, v in net.luts.items()}
     grid = tile_grid(H, W, T)
     x, present = _tiles(img, T, grid)
-    params = torch.empty(len(grid), T, T, 12 * K, dtype=torch.int64)
-    with torch.no_grad():
-        for i in tqdm(range(0, len(grid), TILE_CHUNK), disable=not progress, desc="model", unit="batch"):
-            params[i:i + TILE_CHUNK] = net.full_pass(x[i:i + TILE_CHUNK], present[i:i + TILE_CHUNK]).cpu()
     streams = []
     zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    for band in tqdm(bands(H, W, T), disable=not progress, desc="code", unit="band"):
-        # decode order inside a band: position (r, c), then channel, then tile
+    for band in tqdm(bands(H, W, T), disable=not progress, desc="encode", unit="band"):
         b = torch.tensor(band)
+        params = torch.empty(len(band), T, T, 12 * K, dtype=torch.int64)  # one band at a time
+        with torch.no_grad():
+            for i in range(0, len(band), TILE_CHUNK):
+                t = b[i:i + TILE_CHUNK]
+                params[i:i + TILE_CHUNK] = net.full_pass(x[t], present[t]).cpu()
         pr = present[b, 0]  # (nb, T, T)
         # nonzero on (T, T, nb) lists (r, c, tile in band) in lexicographic order
         r_idx, c_idx, t_local = torch.nonzero(pr.permute(1, 2, 0).contiguous(), as_tuple=True)
         tile_idx = b[t_local]
-        pos_params = params[tile_idx, r_idx, c_idx]  # (n, 12K)
+        pos_params = params[t_local, r_idx, c_idx]  # (n, 12K)
         levels = x[tile_idx, :, r_idx, c_idx]  # (n, 3)
         enc = RangeEncoder()
         est = 0.0
-        # group boundaries per position so channels interleave as (position, channel, tile)
+        # channels interleave as (position, channel, tile)
         order = _interleave(r_idx * T + c_idx, C)
         for j in range(0, len(order), TABLE_CHUNK):
             sel = order[j:j + TABLE_CHUNK]

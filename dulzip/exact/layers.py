@@ -50,7 +50,7 @@ class QLinear:
 
 
 def export_linear(ws: list[torch.Tensor], bias: torch.Tensor | None, target: torch.Tensor | float,
-                  lo, hi, off=0, name: str = "") -> dict[str, torch.Tensor]:
+                  lo, hi, off=0, name: str = "", wmax: int = WMAX) -> dict[str, torch.Tensor]:
     """Quantize float weights feeding one matmul (inputs at scale 1/ACT) to a :class:`QLinear`.
 
     ``target``: output integers per unit (scalar or per output channel). Same per-row weight
@@ -58,8 +58,8 @@ def export_linear(ws: list[torch.Tensor], bias: torch.Tensor | None, target: tor
     """
     flat = torch.cat([w.detach().flatten(1) for w in ws], dim=1).double()
     out = flat.shape[0]
-    s = weight_scale(flat)
-    wq = torch.round(flat / s[:, None]).clamp(-WMAX, WMAX).to(torch.int8)
+    s = weight_scale(flat, wmax)
+    wq = torch.round(flat / s[:, None]).clamp(-wmax, wmax).to(torch.int8 if wmax <= 127 else torch.int16)
     b = torch.zeros(out, dtype=torch.float64) if bias is None else bias.detach().double()
     bq = torch.round(b * ACT / s).to(torch.int64)
     tgt = torch.as_tensor(target, dtype=torch.float64).expand(out)

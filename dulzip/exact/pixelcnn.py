@@ -19,7 +19,7 @@ import torch
 
 from dulzip.exact.layers import QLinear, lut_gate
 from dulzip.exact.quant import ACT
-from dulzip.models.pixelcnn import PixelCNNConfig
+from dulzip.models.pixelcnn import MU_MAX, MU_MIN, PixelCNNConfig
 
 
 def gather(buf: torch.Tensor, row0: int, nr: int, col0: int, nc: int, kr: int, kc: int) -> torch.Tensor:
@@ -47,27 +47,34 @@ class ExactPixelCNN:
         self.proj = [QLinear.from_tensors(t, f"proj{i}").to(self.device) for i in range(1, L)]
         self.head1 = QLinear.from_tensors(t, "head1").to(self.device)
         self.head2 = QLinear.from_tensors(t, "head2").to(self.device)
+        self.skip = QLinear.from_tensors(t, "skip").to(self.device)
         self.luts = {k: v for k, v in t.items() if k.startswith("lut.")}
-        layers = self.v + self.h + self.proj + [self.head1, self.head2]
-        # activations are small integers, held in the widest float dtype any layer's matmul needs
-        self.dtype = torch.float64 if any(q.weight.dtype == torch.float64 for q in layers) else torch.float32
+        # activations are integers in [-128, 128]: exact in float32; each layer casts as it needs
+        self.dtype = torch.float32
 
     # -- geometry of the padded buffers -------------------------------------------------
     def pads(self) -> tuple[int, int]:
         c = self.cfg
         return c.kv, max(c.kw, c.kh)
 
-    def new_buffers(self, B: int, T: int) -> dict[str, object]:
+    def new_buffers(self, B: int, T: int, rows: int | None = None) -> dict[str, object]:
+        """Zero-padded activation buffers for B tiles of T x T.
+
+        ``rows=None``: every row (the batched pass). ``rows=1``: the decode loop's compact
+        buffers, holding only the rows still needed (kv rows of each vertical layer, the
+        current row of each horizontal one); ``shift`` maps a tile row to a buffer row.
+        """
         c, dev, dt = self.cfg, self.device, self.dtype
         kv, P = self.pads()
         z = torch.zeros
+        vr = T + c.kv - 1 if rows is None else c.kv
+        hr = T if rows is None else 1
         return {
             "inp": z(B, 4, T + kv, T + P + c.kw, dtype=dt, device=dev),
-            "v": [z(B, c.channels, T + c.kv - 1, T + 2 * c.kw, dtype=dt, device=dev)
-                  for _ in range(c.layers)],
-            "h": [z(B, c.channels, T, T + c.kh - 1, dtype=dt, device=dev)
-                  for _ in range(c.layers)],
+            "v": [z(B, c.channels, vr, T + 2 * c.kw, dtype=dt, device=dev) for _ in range(c.layers)],
+            "h": [z(B, c.channels, hr, T + c.kh - 1, dtype=dt, device=dev) for _ in range(c.layers)],
             "mask": z(B, 1, T, T, dtype=dt, device=dev),
+            "shift": 0,
         }
 
     def set_pixels(self, bufs, x: torch.Tensor, present: torch.Tensor, rows=slice(None), cols=slice(None)) -> None:
@@ -88,38 +95,47 @@ class ExactPixelCNN:
         c = self.cfg
         T = bufs["mask"].shape[-1]
         kv, P = self.pads()
+        sh = bufs["shift"]
         if i == 0:
             f = gather(bufs["inp"], r0, nr, P - c.kw, T, c.kv, 2 * c.kw + 1)
         else:
-            f = gather(bufs["v"][i - 1], r0, nr, 0, T, c.kv, 2 * c.kw + 1)
+            f = gather(bufs["v"][i - 1], r0 - sh, nr, 0, T, c.kv, 2 * c.kw + 1)
         B = f.shape[0]
         g = lut_gate(self.v[i](f.reshape(-1, f.shape[-1])), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
         g = g.to(self.dtype).reshape(B, nr, T, -1).permute(0, 3, 1, 2) * bufs["mask"][:, :, r0:r0 + nr]
-        bufs["v"][i][:, :, c.kv - 1 + r0: c.kv - 1 + r0 + nr, c.kw: c.kw + T] = g
+        bufs["v"][i][:, :, c.kv - 1 + r0 - sh: c.kv - 1 + r0 - sh + nr, c.kw: c.kw + T] = g
 
     def _horizontal(self, bufs, i: int, r0: int, nr: int, c0: int, nc: int) -> None:
         c = self.cfg
         kv, P = self.pads()
+        hr = r0 - bufs["shift"]  # buffer row of tile row r0 (horizontal buffers)
         if i == 0:
             f = gather(bufs["inp"], kv + r0, nr, P - c.kh + c0, nc, 1, c.kh)
         else:
-            f = gather(bufs["h"][i - 1], r0, nr, c0, nc, 1, c.kh)
-        vv = bufs["v"][i][:, :, c.kv - 1 + r0: c.kv - 1 + r0 + nr, c.kw + c0: c.kw + c0 + nc]
+            f = gather(bufs["h"][i - 1], hr, nr, c0, nc, 1, c.kh)
+        vv = bufs["v"][i][:, :, c.kv - 1 + hr: c.kv - 1 + hr + nr, c.kw + c0: c.kw + c0 + nc]
         f = torch.cat([f, vv.permute(0, 2, 3, 1)], dim=-1)
         B = f.shape[0]
         g = lut_gate(self.h[i](f.reshape(-1, f.shape[-1])), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
         if i > 0:
-            prev = bufs["h"][i - 1][:, :, r0:r0 + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc]
+            prev = bufs["h"][i - 1][:, :, hr:hr + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc]
             prev = prev.permute(0, 2, 3, 1).reshape(-1, c.channels).to(torch.int64)
             g = (prev + self.proj[i - 1](g)).clamp(-128, 127)
         g = g.to(self.dtype).reshape(B, nr, nc, -1).permute(0, 3, 1, 2) * bufs["mask"][:, :, r0:r0 + nr, c0:c0 + nc]
-        bufs["h"][i][:, :, r0:r0 + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc] = g
+        bufs["h"][i][:, :, hr:hr + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc] = g
 
     def _head(self, bufs, r0: int, nr: int, c0: int, nc: int) -> torch.Tensor:
         c = self.cfg
-        h = bufs["h"][-1][:, :, r0:r0 + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc]
+        kv, P = self.pads()
+        hr = r0 - bufs["shift"]
+        h = bufs["h"][-1][:, :, hr:hr + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc]
         B = h.shape[0]
         y = self.head2(self.head1(h.permute(0, 2, 3, 1).reshape(-1, c.channels)))
+        fv = gather(bufs["inp"], r0, nr, P - c.kw + c0, nc, c.kv, 2 * c.kw + 1)
+        fh = gather(bufs["inp"], kv + r0, nr, P - c.kh + c0, nc, 1, c.kh)
+        skip = self.skip(torch.cat([fv, fh], dim=-1).reshape(B * nr * nc, -1))
+        K3 = 3 * c.mixtures
+        y[:, K3:2 * K3] = (y[:, K3:2 * K3] + skip).clamp(MU_MIN, MU_MAX)
         return y.reshape(B, nr, nc, -1)
 
     # -- the two directions --------------------------------------------------------------
@@ -142,7 +158,7 @@ class Stepper:
 
     def __init__(self, net: ExactPixelCNN, B: int, T: int, present: torch.Tensor):
         self.net = net
-        self.bufs = net.new_buffers(B, T)
+        self.bufs = net.new_buffers(B, T, rows=1)
         self.present = present.to(net.device).to(torch.int64)
         self.bufs["mask"][:] = self.present.to(net.dtype)
         self.row = -1
@@ -151,6 +167,13 @@ class Stepper:
         """Head parameters (B, 12K) at (r, c); all positions before it must be set."""
         net = self.net
         if r != self.row:
+            if r != self.row + 1:
+                raise ValueError("rows must be decoded in order")
+            self.bufs["shift"] = r
+            for v in self.bufs["v"]:  # drop the oldest row of each vertical layer
+                v[:, :, :-1] = v[:, :, 1:].clone()
+            for h in self.bufs["h"]:
+                h.zero_()
             for i in range(net.cfg.layers):
                 net._vertical(self.bufs, i, r, 1)
             self.row = r

@@ -24,15 +24,18 @@ def fake_quant(x: torch.Tensor, scale: float, lo: float, hi: float) -> torch.Ten
     return q / scale
 
 
-def weight_scale(w2d: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel scale for a (out, fan_in) weight matrix: max |w| maps to WMAX."""
-    return w2d.detach().abs().amax(dim=1).clamp_min(1e-8) / WMAX
+SKIP_WMAX = 2047  # 12-bit weights for the direct pixel -> mean path (precise means)
 
 
-def fake_quant_weights(ws: list[torch.Tensor]) -> list[torch.Tensor]:
+def weight_scale(w2d: torch.Tensor, wmax: int = WMAX) -> torch.Tensor:
+    """Per-output-channel scale for a (out, fan_in) weight matrix: max |w| maps to ``wmax``."""
+    return w2d.detach().abs().amax(dim=1).clamp_min(1e-8) / wmax
+
+
+def fake_quant_weights(ws: list[torch.Tensor], wmax: int = WMAX) -> list[torch.Tensor]:
     """Fake-quantize weights that feed one integer matmul together (shared per-row scale)."""
     flat = torch.cat([w.flatten(1) for w in ws], dim=1)
-    s = weight_scale(flat).view(-1, *([1] * (ws[0].dim() - 1)))
+    s = weight_scale(flat, wmax).view(-1, *([1] * (ws[0].dim() - 1)))
     out = []
     for w in ws:
         q = w / s

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, fake_quant, fake_quant_weights
+from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, SKIP_WMAX, fake_quant, fake_quant_weights
 
 # Head parameter grids (integer units), shared with dulzip.coding.tables.
 MU_SCALE = 16  # means in 1/16 pixel level
@@ -74,11 +74,18 @@ class PixelCNN(nn.Module):
                 self.proj.append(nn.Conv2d(C, C, 1))
         self.head1 = nn.Conv2d(C, cfg.head, 1)
         self.head2 = nn.Conv2d(cfg.head, cfg.n_params_out, 1)
+        # direct linear path from the causal neighbourhood to the means, with 12-bit weights:
+        # it carries the exact pixel values that int8 activations would blur
+        K3 = 3 * cfg.mixtures
+        self.skip_v = nn.Conv2d(4, K3, (kv, 2 * kw + 1), bias=False)
+        self.skip_h = nn.Conv2d(4, K3, (1, kh), bias=False)
         with torch.no_grad():  # start with broad, centred distributions
             K = cfg.mixtures
             self.head2.weight.mul_(0.1)
             self.head2.bias.zero_()
             self.head2.bias[6 * K:9 * K] = 3.0  # log-scales
+            self.skip_v.weight.zero_()
+            self.skip_h.weight.zero_()
 
     @staticmethod
     def inputs(x: torch.Tensor) -> torch.Tensor:
@@ -111,12 +118,24 @@ class PixelCNN(nn.Module):
             h = fake_quant(h + r, ACT, QMIN, QMAX)
         return h
 
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        """Linear prediction of the means from the pixels above and to the left, (B, 3K, H, W)."""
+        H, W = x.shape[-2:]
+        c = self.cfg
+        inp = self.inputs(x)
+        wv, wh = fake_quant_weights([self.skip_v.weight, self.skip_h.weight], SKIP_WMAX)
+        sv = F.conv2d(F.pad(inp, (c.kw, c.kw, c.kv, 0)), wv)[:, :, :H]
+        sh = F.conv2d(F.pad(inp, (c.kh, 0, 0, 0)), wh)[..., :W]
+        return sv + sh
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
         (w1,) = fake_quant_weights([self.head1.weight])
         z = fake_quant(F.relu(F.conv2d(h, w1, self.head1.bias)), ACT, 0, QMAX)
         (w2,) = fake_quant_weights([self.head2.weight])
-        return F.conv2d(z, w2, self.head2.bias)
+        y = F.conv2d(z, w2, self.head2.bias)
+        K3 = 3 * self.cfg.mixtures
+        return torch.cat([y[:, :K3], y[:, K3:2 * K3] + self.skip(x), y[:, 2 * K3:]], dim=1)
 
     def bits(self, x: torch.Tensor, gray: torch.Tensor | None = None) -> torch.Tensor:
         """Bits per coded sub-pixel, (B,3,H,W); channels G, B of gray images cost 0."""
@@ -193,10 +212,13 @@ def export(model: PixelCNN) -> dict[str, torch.Tensor]:
     # head2 rows: [logits | means | log-scales | coefficients], each 3K (channel-major, then k)
     one = torch.ones(3 * K, dtype=torch.float64)
     target = torch.cat([LOGIT_SCALE * one, 128.0 * MU_SCALE * one, LS_SCALE * one, PRE * one])
-    lo = torch.cat([LOGIT_MIN * one, MU_MIN * one, LS_MIN * one, QMIN * one]).long()
-    hi = torch.cat([LOGIT_MAX * one, MU_MAX * one, LS_MAX * one, QMAX * one]).long()
+    wide = 1 << 40  # means are clamped after the direct path is added (ExactPixelCNN._head)
+    lo = torch.cat([LOGIT_MIN * one, -wide * one, LS_MIN * one, QMIN * one]).long()
+    hi = torch.cat([LOGIT_MAX * one, wide * one, LS_MAX * one, QMAX * one]).long()
     off = torch.cat([0 * one, 127.5 * MU_SCALE * one, 0 * one, 0 * one]).long()
     t.update(export_linear([model.head2.weight], model.head2.bias, target, lo, hi, off, name="head2"))
+    t.update(export_linear([model.skip_v.weight, model.skip_h.weight], None, 128.0 * MU_SCALE, -wide, wide,
+                           name="skip", wmax=SKIP_WMAX))
     t.update(gate_luts())
     t.update(mixture_luts())
     return t

@@ -1,0 +1,76 @@
+"""Write measured benchmark results into a model card and regenerate models/README.md.
+
+    python benchmarks/update_card.py pixelcnn benchmarks/results/photos-test.json
+
+Numbers come only from the benchmark JSON given (made by ``dulzip bench``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def render_readme(models: Path) -> str:
+    lines = ["# Shipped models", "",
+             "Weights are safetensors (integer tensors of the exact runtime, loaded without pickle), "
+             "named with their sha256 prefix; each card (`<name>.json`) holds the architecture, config, "
+             "parameter count, training data and steps, hardware, and measured results on held-out data.",
+             "", "| model | architecture | parameters | held-out corpus | dulzip bits/sub-pixel | PNG | WebP | "
+             "JPEG-XL | zstd -19 | weights |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(models.glob("*.json")):
+        c = json.loads(p.read_text())
+        if "weights" not in c:
+            continue
+        r = c.get("results", {})
+        b = r.get("bpsp", {})
+
+        def get(prefix):
+            v = next((v for k, v in b.items() if k.startswith(prefix)), None)
+            return f"{v:.3f}" if v is not None else "-"
+        lines.append(f"| {c['name']} | {c['architecture']} | {c.get('parameters', 0):,} | {r.get('corpus', '-')} | "
+                     f"{get('dulzip')} | {get('PNG')} | {get('WebP')} | {get('JPEG-XL')} | {get('zstd')} | "
+                     f"`{c['weights']}` |")
+    lines.append("")
+    for p in sorted(models.glob("*.json")):
+        c = json.loads(p.read_text())
+        if "weights" not in c:
+            continue
+        lines += [f"## {c['name']}", "", c.get("description", ""), "",
+                  f"- architecture: {c['architecture']}, config `{json.dumps(c['config'], sort_keys=True)}`",
+                  f"- parameters: {c.get('parameters', 0):,}"]
+        t = c.get("training", {})
+        lines.append(f"- training: {t.get('steps')} steps, data {t.get('data', t.get('config', {}).get('data'))}, "
+                     f"hardware {t.get('hardware', '?')}, wall time {t.get('wall_time', '?')}")
+        if t.get("command"):
+            lines.append(f"- command: `{t['command']}`")
+        r = c.get("results")
+        if r:
+            lines.append(f"- held-out results ({r.get('corpus')}, {r.get('images')} images, command "
+                         f"`{r.get('command')}`): " + ", ".join(f"{k} {v:.3f}" for k, v in r["bpsp"].items()))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("bench_json", type=Path)
+    ap.add_argument("--models", type=Path, default=ROOT / "models")
+    args = ap.parse_args()
+    bench = json.loads(args.bench_json.read_text())
+    card_path = args.models / f"{args.model}.json"
+    card = json.loads(card_path.read_text())
+    card["results"] = {"corpus": args.bench_json.stem, "images": len(bench["images"]),
+                       "command": bench["meta"]["command"], "bpsp": bench["total"]["bpsp"],
+                       "encode_s": bench["total"]["encode_s"], "decode_s": bench["total"]["decode_s"],
+                       "report": str(args.bench_json.relative_to(ROOT)) if args.bench_json.is_absolute() else
+                       str(args.bench_json)}
+    card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (args.models / "README.md").write_text(render_readme(args.models))
+
+
+if __name__ == "__main__":
+    main()
