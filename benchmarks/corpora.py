@@ -6,7 +6,8 @@ most 1000 px, which removes the JPEG artefacts, and stored as 8-bit RGB PNG.
 
     python benchmarks/corpora.py --out data/corpora
 
-writes ``photos-train/``, ``photos-test/`` (held out: never used for training) and
+writes ``photos-train/``, ``photos-test/`` (held out: never used for training),
+``photos-512/`` (512x512 centre crops of held-out photos, for decode timing) and
 ``graphics-test/``.
 """
 from __future__ import annotations
@@ -69,6 +70,12 @@ def build(out: Path, cache: Path) -> None:
         for name in SKIMAGE_TEST:
             arr = np.asarray(getattr(sd, name)())
             Image.fromarray(arr).save(test / f"skimage-{name}.png")
+    crops = out / "photos-512"
+    crops.mkdir(exist_ok=True)
+    for name in sorted(HELD_OUT_MATE)[:2]:
+        img = Image.open(test / f"mate-{name}.png")
+        w, h = img.size
+        img.crop((w // 2 - 256, h // 2 - 256, w // 2 + 256, h // 2 + 256)).save(crops / f"mate-{name}-512.png")
     print(f"train: {len(list(train.iterdir()))} files, test: {len(list(test.iterdir()))}, "
           f"graphics: {len(list(gfx.iterdir()))} -> {out}")
 

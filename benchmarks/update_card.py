@@ -59,6 +59,11 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("bench_json", type=Path)
     ap.add_argument("--models", type=Path, default=ROOT / "models")
+    ap.add_argument("--run", type=Path, default=None, help="training run folder (metrics.jsonl)")
+    ap.add_argument("--hardware", default=None)
+    ap.add_argument("--data", default=None, help="what the training data was")
+    ap.add_argument("--command", default=None, help="the command that trained it")
+    ap.add_argument("--description", default=None)
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
     card_path = args.models / f"{args.model}.json"
@@ -68,6 +73,17 @@ def main() -> None:
                        "encode_s": bench["total"]["encode_s"], "decode_s": bench["total"]["decode_s"],
                        "report": str(args.bench_json.relative_to(ROOT)) if args.bench_json.is_absolute() else
                        str(args.bench_json)}
+    t = card.setdefault("training", {})
+    if args.run:
+        log = [json.loads(x) for x in (args.run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        if log:
+            t["wall_time"] = f"{log[-1]['time'] / 3600:.2f} h"
+            t["final_train_bpsp_ema"] = log[-1]["ema"]
+    for key in ("hardware", "data", "command"):
+        if getattr(args, key):
+            t[key] = getattr(args, key)
+    if args.description:
+        card["description"] = args.description
     card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     (args.models / "README.md").write_text(render_readme(args.models))
 

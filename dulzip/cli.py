@@ -66,9 +66,9 @@ def _run_each(inputs, verbose: int, fn) -> None:
     for name in inputs:
         try:
             fn(name)
-        except (Failure, DulzipError, OSError) as e:
+        except (Failure, DulzipError, OSError, MemoryError) as e:
             failed += 1
-            msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or "out of memory"
             click.echo(f"dulzip: {name}: {msg}", err=True)
         except KeyboardInterrupt:
             click.echo("dulzip: interrupted", err=True)

@@ -26,6 +26,7 @@ LS_MIN, LS_MAX = -128, 192
 LOGIT_SCALE = 16
 LOGIT_MIN, LOGIT_MAX = -2048, 2047
 COEF_SCALE = 128  # channel-conditioning coefficients in 1/128
+MU_HEAD = 8.0  # levels per unit of the network's mean correction (the direct path gives 128)
 TABLE_BITS = 20  # integer PMF tables sum to 2**TABLE_BITS, every symbol >= 1
 
 
@@ -79,13 +80,18 @@ class PixelCNN(nn.Module):
         K3 = 3 * cfg.mixtures
         self.skip_v = nn.Conv2d(4, K3, (kv, 2 * kw + 1), bias=False)
         self.skip_h = nn.Conv2d(4, K3, (1, kh), bias=False)
-        with torch.no_grad():  # start with broad, centred distributions
+        with torch.no_grad():
+            # start as a classic predictor: each mean = (left + up) / 2, components of varied
+            # widths (breaks their symmetry), small corrections from the network
             K = cfg.mixtures
             self.head2.weight.mul_(0.1)
             self.head2.bias.zero_()
-            self.head2.bias[6 * K:9 * K] = 3.0  # log-scales
+            self.head2.bias[6 * K:9 * K] = torch.linspace(-1.0, 3.0, K).repeat(3)  # log-scales
             self.skip_v.weight.zero_()
             self.skip_h.weight.zero_()
+            for c in range(3):
+                self.skip_h.weight[c * K:(c + 1) * K, c, 0, kh - 1] = 0.25
+                self.skip_v.weight[c * K:(c + 1) * K, c, kv - 1, kw] = 0.25
 
     @staticmethod
     def inputs(x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +141,8 @@ class PixelCNN(nn.Module):
         (w2,) = fake_quant_weights([self.head2.weight])
         y = F.conv2d(z, w2, self.head2.bias)
         K3 = 3 * self.cfg.mixtures
-        return torch.cat([y[:, :K3], y[:, K3:2 * K3] + self.skip(x), y[:, 2 * K3:]], dim=1)
+        mu = y[:, K3:2 * K3] * (MU_HEAD / 128.0) + self.skip(x)
+        return torch.cat([y[:, :K3], mu, y[:, 2 * K3:]], dim=1)
 
     def bits(self, x: torch.Tensor, gray: torch.Tensor | None = None) -> torch.Tensor:
         """Bits per coded sub-pixel, (B,3,H,W); channels G, B of gray images cost 0."""
@@ -211,7 +218,7 @@ def export(model: PixelCNN) -> dict[str, torch.Tensor]:
     t.update(export_linear([model.head1.weight], model.head1.bias, ACT, 0, QMAX, name="head1"))
     # head2 rows: [logits | means | log-scales | coefficients], each 3K (channel-major, then k)
     one = torch.ones(3 * K, dtype=torch.float64)
-    target = torch.cat([LOGIT_SCALE * one, 128.0 * MU_SCALE * one, LS_SCALE * one, PRE * one])
+    target = torch.cat([LOGIT_SCALE * one, MU_HEAD * MU_SCALE * one, LS_SCALE * one, PRE * one])
     wide = 1 << 40  # means are clamped after the direct path is added (ExactPixelCNN._head)
     lo = torch.cat([LOGIT_MIN * one, -wide * one, LS_MIN * one, QMIN * one]).long()
     hi = torch.cat([LOGIT_MAX * one, wide * one, LS_MAX * one, QMAX * one]).long()
