@@ -278,7 +278,8 @@ def models():
               help="Folder of training images.")
 @click.option("--out", type=click.Path(), default="runs/pixelcnn", show_default=True,
               help="Run folder (checkpoint, metrics.jsonl); training resumes from it.")
-@click.option("--steps", type=int, default=3000, show_default=True)
+@click.option("--steps", type=int, default=1300, show_default=True)
+@click.option("--warmup", type=int, default=100, show_default=True)
 @click.option("--batch", type=int, default=32, show_default=True)
 @click.option("--crop", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
@@ -288,11 +289,13 @@ def models():
 @click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
-def train(data, out, steps, batch, crop, lr, channels, layers, export_name, models_dir, threads, no_progress):
+def train(data, out, steps, warmup, batch, crop, lr, channels, layers, export_name, models_dir, threads,
+          no_progress):
     """Train the image PixelCNN (resumable) and optionally export it to the model zoo."""
     from dulzip.models.pixelcnn import PixelCNNConfig
     from dulzip.train.loop import TrainConfig, train_pixelcnn
-    tcfg = TrainConfig(data=data, out=out, steps=steps, batch=batch, crop=crop, lr=lr, threads=threads)
+    tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, lr=lr,
+                       threads=threads)
     ckpt = train_pixelcnn(tcfg, PixelCNNConfig(channels=channels, layers=layers),
                           progress=not no_progress and sys.stderr.isatty())
     if export_name:

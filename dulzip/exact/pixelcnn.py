@@ -40,6 +40,8 @@ class ExactPixelCNN:
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = PixelCNNConfig(**config)
         self.device = torch.device(device)
+        if self.device.type == "cuda":  # exact anyway (11-bit operands), but never rely on TF32
+            torch.backends.cuda.matmul.allow_tf32 = False
         t = {k: v.to(self.device) for k, v in tensors.items()}
         L = self.cfg.layers
         self.v = [QLinear.from_tensors(t, f"v{i}").to(self.device) for i in range(L)]

@@ -26,7 +26,7 @@ LS_MIN, LS_MAX = -128, 192
 LOGIT_SCALE = 16
 LOGIT_MIN, LOGIT_MAX = -2048, 2047
 COEF_SCALE = 128  # channel-conditioning coefficients in 1/128
-MU_HEAD = 8.0  # levels per unit of the network's mean correction (the direct path gives 128)
+MU_HEAD = 2.0  # levels per unit of the network's mean correction (the direct path gives 128)
 TABLE_BITS = 20  # integer PMF tables sum to 2**TABLE_BITS, every symbol >= 1
 
 
@@ -84,7 +84,7 @@ class PixelCNN(nn.Module):
             # start as a classic predictor: each mean = (left + up) / 2, components of varied
             # widths (breaks their symmetry), small corrections from the network
             K = cfg.mixtures
-            self.head2.weight.mul_(0.1)
+            self.head2.weight.zero_()  # the network starts silent and learns corrections
             self.head2.bias.zero_()
             self.head2.bias[6 * K:9 * K] = torch.linspace(-1.0, 3.0, K).repeat(3)  # log-scales
             self.skip_v.weight.zero_()

@@ -10,12 +10,20 @@ from PIL import Image
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def load_images(folder: str | Path) -> list[np.ndarray]:
-    """All images under ``folder`` as (H, W, 3) uint8 arrays (gray is replicated, alpha dropped)."""
+def load_images(folder: str | Path, scales: tuple[int, ...] = (1,)) -> list[np.ndarray]:
+    """All images under ``folder`` as (H, W, 3) uint8 arrays (gray is replicated, alpha dropped).
+
+    ``scales``: also each image reduced by these integer box filters (smoother, less noisy
+    versions of the same scenes: scale augmentation).
+    """
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise FileNotFoundError(f"no images found under {folder}")
-    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    out = []
+    for p in paths:
+        img = Image.open(p).convert("RGB")
+        out.extend(np.asarray(img.reduce(s) if s > 1 else img) for s in scales)
+    return out
 
 
 class CropSampler:

@@ -28,6 +28,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 200
     threads: int = 0
+    scales: tuple[int, ...] = (1, 2)  # scale augmentation (see data.load_images)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -69,7 +70,7 @@ def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = Tru
         opt.load_state_dict(ck["opt"])
         step = ck["step"]
         torch.set_rng_state(ck["rng"])
-    sampler = CropSampler(load_images(tcfg.data), tcfg.crop, tcfg.gray_fraction, tcfg.seed + step)
+    sampler = CropSampler(load_images(tcfg.data, tuple(tcfg.scales)), tcfg.crop, tcfg.gray_fraction, tcfg.seed + step)
     log = open(out / "metrics.jsonl", "a")
     bar = tqdm(total=tcfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     model.train()
