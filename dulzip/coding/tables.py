@@ -32,18 +32,20 @@ def mixture_luts() -> dict[str, torch.Tensor]:
 
 
 def condition_means(mu: torch.Tensor, coef: torch.Tensor, channel: int, prev: torch.Tensor) -> torch.Tensor:
-    """Means of ``channel`` given the already known channels (PixelCNN++ linear conditioning).
+    """Means of ``channel`` given the already known channels, per component.
 
     mu: (N, 3, K) int64 in 1/MU_SCALE levels; coef: (N, 3, K) in 1/COEF_SCALE; prev: (N, 3) levels.
-    In levels mu += coef * (x - 127.5); in these units that is coef_q * (2x - 255) / 16.
+    G's mean moves by coef0 times R's residual (x_R - mean_R), B's by coef1 times R's residual
+    plus coef2 times G's (against G's conditioned mean); residuals in 1/MU_SCALE levels.
     """
-    m = mu[:, channel]
+    if channel == 0:
+        return mu[:, 0]
+    e_r = MU_SCALE * prev[:, :1] - mu[:, 0]
+    m_g = mu[:, 1] + torch.bitwise_right_shift(coef[:, 0] * e_r + COEF_SCALE // 2, 7)
     if channel == 1:
-        m = m + torch.bitwise_right_shift(coef[:, 0] * (2 * prev[:, :1] - 255) + 8, 4)
-    elif channel == 2:
-        m = m + torch.bitwise_right_shift(
-            coef[:, 1] * (2 * prev[:, :1] - 255) + coef[:, 2] * (2 * prev[:, 1:2] - 255) + 8, 4)
-    return m
+        return m_g
+    e_g = MU_SCALE * prev[:, 1:2] - m_g
+    return mu[:, 2] + torch.bitwise_right_shift(coef[:, 1] * e_r + coef[:, 2] * e_g + COEF_SCALE // 2, 7)
 
 
 

@@ -58,9 +58,11 @@ def export_linear(ws: list[torch.Tensor], bias: torch.Tensor | None, target: tor
     """
     flat = torch.cat([w.detach().flatten(1) for w in ws], dim=1).double()
     out = flat.shape[0]
-    s = weight_scale(flat, wmax)
-    wq = torch.round(flat / s[:, None]).clamp(-wmax, wmax).to(torch.int8 if wmax <= 127 else torch.int16)
     b = torch.zeros(out, dtype=torch.float64) if bias is None else bias.detach().double()
+    # a row with (near) zero weights still needs its bias in range and a nonzero multiplier
+    s = torch.maximum(weight_scale(flat, wmax), torch.maximum(b.abs() * ACT / 2 ** 22,
+                                                              torch.full_like(b, 2.0 ** -14)))
+    wq = torch.round(flat / s[:, None]).clamp(-wmax, wmax).to(torch.int8 if wmax <= 127 else torch.int16)
     bq = torch.round(b * ACT / s).to(torch.int64)
     tgt = torch.as_tensor(target, dtype=torch.float64).expand(out)
     mult = torch.round(s * tgt / ACT * 2 ** SHIFT).to(torch.int64)

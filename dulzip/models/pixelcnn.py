@@ -26,6 +26,8 @@ LS_MIN, LS_MAX = -128, 192
 LOGIT_SCALE = 16
 LOGIT_MIN, LOGIT_MAX = -2048, 2047
 COEF_SCALE = 128  # channel-conditioning coefficients in 1/128
+# initial conditioning: G on R's residual, B on R's and G's residuals (pre-tanh values)
+COEF_INIT = torch.atanh(torch.tensor([0.8, 0.3, 0.6]))
 MU_HEAD = 2.0  # levels per unit of the network's mean correction (the direct path gives 128)
 TABLE_BITS = 20  # integer PMF tables sum to 2**TABLE_BITS, every symbol >= 1
 
@@ -87,6 +89,7 @@ class PixelCNN(nn.Module):
             self.head2.weight.zero_()  # the network starts silent and learns corrections
             self.head2.bias.zero_()
             self.head2.bias[6 * K:9 * K] = torch.linspace(-1.0, 3.0, K).repeat(3)  # log-scales
+            self.head2.bias[9 * K:] = COEF_INIT.repeat_interleave(K)
             self.skip_v.weight.zero_()
             self.skip_h.weight.zero_()
             for c in range(3):
@@ -169,10 +172,10 @@ def mixture_bits(y: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
     """−log2 p of each sub-pixel under the discretized logistic mixtures (float, for training)."""
     logits, mu, log_s, coef = head_params(y, K)
     xf = x.float().unsqueeze(2)  # (B,3,1,H,W)
-    xc = xf - 127.5
+    # channel conditioning on the previous channels' residuals (x - mean), per component
     m_r = mu[:, 0]
-    m_g = mu[:, 1] + coef[:, 0] * xc[:, 0]
-    m_b = mu[:, 2] + coef[:, 1] * xc[:, 0] + coef[:, 2] * xc[:, 1]
+    m_g = fake_quant(mu[:, 1] + coef[:, 0] * (xf[:, 0] - m_r), MU_SCALE, -1e9, 1e9)
+    m_b = mu[:, 2] + coef[:, 1] * (xf[:, 0] - m_r) + coef[:, 2] * (xf[:, 1] - m_g)
     means = torch.stack([m_r, m_g, m_b], dim=1)
     means = fake_quant(means, MU_SCALE, -1e9, 1e9)
     inv_s = torch.exp(-log_s)

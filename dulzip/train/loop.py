@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, n_params
+from dulzip.models.pixelcnn import COEF_INIT, PixelCNN, PixelCNNConfig, n_params
 from dulzip.train.data import CropSampler, load_images
 
 
@@ -29,6 +29,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     threads: int = 0
     scales: tuple[int, ...] = (1, 2)  # scale augmentation (see data.load_images)
+    init_from: str | None = None  # start from this checkpoint's weights (fine-tuning)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -62,6 +63,14 @@ def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = Tru
     model = PixelCNN(mcfg)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     step = 0
+    if tcfg.init_from and not ckpt_path.exists():
+        init = load_checkpoint(Path(tcfg.init_from))["model"]
+        model.load_state_dict(init)
+        with torch.no_grad():  # conditioning coefficients restart from their initial values
+            K = mcfg.mixtures
+            model.head2.weight[9 * K:] = 0
+            model.head2.bias[9 * K:] = COEF_INIT.repeat_interleave(K)
+        print(f"initialized from {tcfg.init_from}")
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         model = PixelCNN(PixelCNNConfig(**ck["model_config"]))
