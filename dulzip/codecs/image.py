@@ -114,8 +114,8 @@ def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
         est = 0.0
         # channels interleave as (position, channel, tile)
         order = _interleave(r_idx * T + c_idx, C)
-        for j in range(0, len(order), TABLE_CHUNK):
-            sel = order[j:j + TABLE_CHUNK]
+        for j, k in _chunks(order[:, 2].contiguous()):
+            sel = order[j:k]
             n_idx, ch, block = sel[:, 0], sel[:, 1], sel[:, 2]
             sym = levels[n_idx, ch]
             bucket = sym // BUCKET
@@ -144,6 +144,20 @@ def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
         else:
             streams.append(Stream("zstd", packed, est))
     return streams
+
+
+def _chunks(block: torch.Tensor) -> list[tuple[int, int]]:
+    """Split rows (sorted by ``block``) into pieces of about TABLE_CHUNK rows that never cut a
+    block: inside a block, all bucket symbols precede all in-bucket symbols, as in decoding."""
+    out, j, n = [], 0, len(block)
+    while j < n:
+        k = min(n, j + TABLE_CHUNK)
+        if k < n:
+            start = int(torch.searchsorted(block, block[k:k + 1]))  # first row of the block at k
+            k = start if start > j else int(torch.searchsorted(block, block[k:k + 1], right=True))
+        out.append((j, k))
+        j = k
+    return out
 
 
 def _interleave(group: torch.Tensor, C: int) -> torch.Tensor:
