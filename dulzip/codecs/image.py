@@ -128,8 +128,8 @@ def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
                     coarse[m] = cm.coarse()
                     fine[m] = cm.fine(bucket[m])
             rows = torch.arange(len(sel))
-            p = (coarse[rows, bucket] * fine[rows, sym % BUCKET]).double() / coarse.sum(1).double()
-            est -= float(torch.log2(p / (1 << TABLE_BITS)).sum())
+            # P(level) = coarse[bucket] / 2**TABLE_BITS * fine[level] / coarse[bucket]
+            est -= float(torch.log2(fine[rows, sym % BUCKET].double() / (1 << TABLE_BITS)).sum())
             # per (position group, channel) block: all bucket symbols, then all in-bucket symbols
             key = torch.cat([block * 2, block * 2 + 1])
             perm = torch.sort(key, stable=True).indices
