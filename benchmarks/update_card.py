@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def render_readme(models: Path) -> str:
     lines = ["# Shipped models", "",
              "Weights are safetensors (integer tensors of the exact runtime, loaded without pickle), "
-             "named with their sha256 prefix; each card (`<name>.json`) holds the architecture, config, "
+             "named with their sha256 prefix; each card (`<name>-<sha256 prefix>.json`, beside the weights of the same name) holds the architecture, config, "
              "parameter count, training data and steps, hardware, and measured results on held-out data.",
              "", "| model | architecture | parameters | held-out corpus | dulzip bits/sub-pixel | PNG | WebP | "
              "JPEG-XL | zstd -19 | weights |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -66,7 +66,8 @@ def main() -> None:
     ap.add_argument("--description", default=None)
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
-    card_path = args.models / f"{args.model}.json"
+    card_path = next(p for p in sorted(args.models.glob("*.json"))
+                     if json.loads(p.read_text()).get("name") == args.model)  # <name>-<sha256 prefix>.json
     card = json.loads(card_path.read_text())
     card["results"] = {"corpus": args.bench_json.stem, "images": len(bench["images"]),
                        "command": bench["meta"]["command"], "bpsp": bench["total"]["bpsp"],

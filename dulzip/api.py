@@ -53,11 +53,7 @@ def _bytes_container(data: bytes, note: str | None = None) -> Container:
     if note:
         header["note"] = note
     payloads: list[bytes] = []
-    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
-    if len(packed) < len(data):
-        add_stream(header, payloads, "bytes", "zstd", packed)
-    else:
-        add_stream(header, payloads, "bytes", "stored", data)
+    add_stream(header, payloads, "bytes", *_zstd_stream(data))
     return Container(header, payloads)
 
 
@@ -141,16 +137,15 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
 def compress(data: bytes, opts: Options | None = None) -> bytes:
     """Compress a whole file's bytes to a .dlz container."""
     opts = opts or Options()
+    from dulzip import zoo
     model = opts.model
     sniffed = None if model == "zstd" else _sniff_image(data, opts)
     if model not in ("auto", "zstd", DEFAULT_IMAGE_MODEL):
-        from dulzip import zoo
         zoo.card(model)  # unknown names are refused here
     if sniffed is None:
         return pack(_bytes_container(data))
     kind, pixels, side, extras, exact = sniffed
     name = DEFAULT_IMAGE_MODEL if model == "auto" else model
-    from dulzip import zoo
     device = resolve_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)

@@ -268,7 +268,7 @@ def models():
         click.echo(f"no models in {zoo.models_dir()}")
     for name, c in cards.items():
         res = c.get("results", {})
-        bpsp = res.get("bpsp")
+        bpsp = next((v for k, v in res.get("bpsp", {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
                    f"{c['weights']}" + (f"  {bpsp:.3f} bits/sub-pixel on held-out photos" if bpsp else ""))
 

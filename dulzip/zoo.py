@@ -1,6 +1,6 @@
 """Shipped models: names -> weights files in ``models/``, checked by sha256.
 
-Each model has a card ``models/<name>.json`` (architecture, config, training, measured
+Each model has a card ``models/<name>-<sha256 prefix>.json`` beside its weights (architecture, config, training, measured
 results, weights file and its sha256) and safetensors weights, loaded without pickle.
 ``DULZIP_MODELS`` points to another models folder.
 """

@@ -156,3 +156,13 @@ def test_real_entry_point_dash_d_and_no_traceback(sample, tmp_path):
     junk.write_bytes(os.urandom(100))
     p = subprocess.run(cmd + ["-d", str(junk)], env=env, capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_models_shows_measured_results(tiny_models):
+    import json
+    card_path = tiny_models / "pixelcnn.json"
+    card = json.loads(card_path.read_text())
+    card["results"] = {"corpus": "x", "bpsp": {"PNG (Pillow -9, optimize)": 3.4, "dulzip (.dlz file)": 3.1}}
+    card_path.write_text(json.dumps(card))
+    r = run("models")
+    assert r.exit_code == 0 and "3.100 bits/sub-pixel" in r.output

@@ -21,7 +21,9 @@ def test_train_resume_export(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     log = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert log == [] or log[-1]["step"] <= 5
-    card = json.loads((models / "mini.json").read_text())
+    (card_path,) = models.glob("mini-*.json")  # named like its weights file
+    card = json.loads(card_path.read_text())
+    assert (models / card["weights"]).with_suffix(".json") == card_path
     assert card["training"]["steps"] == 5 and card["parameters"] > 0
     monkeypatch.setenv("DULZIP_MODELS", str(models))
     from dulzip import zoo

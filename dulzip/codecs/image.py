@@ -46,16 +46,22 @@ def bands(H: int, W: int, T: int) -> list[list[int]]:
     return [list(range(i, min(i + per_row, n))) for i in range(0, n, per_row)]
 
 
+def _presence(T: int, grid) -> torch.Tensor:
+    """(n_tiles, 1, T, T): 1 where a tile position lies inside the image."""
+    present = torch.zeros(len(grid), 1, T, T, dtype=torch.int64)
+    for i, (_, _, h, w) in enumerate(grid):
+        present[i, :, :h, :w] = 1
+    return present
+
+
 def _tiles(img: np.ndarray, T: int, grid) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.zeros(len(grid), 3, T, T, dtype=torch.int64)
-    present = torch.zeros(len(grid), 1, T, T, dtype=torch.int64)
     t = torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).to(torch.int64)
     if t.shape[0] == 1:
         t = t.expand(3, -1, -1)
     for i, (y, x0, h, w) in enumerate(grid):
         x[i, :, :h, :w] = t[:, y:y + h, x0:x0 + w]
-        present[i, :, :h, :w] = 1
-    return x, present
+    return x, _presence(T, grid)
 
 
 def split_params(p: torch.Tensor, K: int, luts) -> tuple[torch.Tensor, ...]:
@@ -65,10 +71,14 @@ def split_params(p: torch.Tensor, K: int, luts) -> tuple[torch.Tensor, ...]:
 
 
 class ChannelModel:
-    """The integer distribution of one channel at N positions, given the known channels."""
+    """The integer distribution of one channel at N positions, given the known channels.
 
-    def __init__(self, params: torch.Tensor, ch: int, prev: torch.Tensor, K: int, luts):
-        logits, mu, log_s, coef = split_params(params, K, luts)
+    ``split``: the output of :func:`split_params` for ``params`` when the caller already has it
+    (the decode loop splits once per position, not once per channel).
+    """
+
+    def __init__(self, params: torch.Tensor | None, ch: int, prev: torch.Tensor, K: int, luts, split=None):
+        logits, mu, log_s, coef = split if split is not None else split_params(params, K, luts)
         self.args = (logits[:, ch], condition_means(mu, coef, ch, prev), log_s[:, ch])
         self.luts = luts
 
@@ -198,8 +208,7 @@ def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
     if not model_tiles:
         return img
     B = len(model_tiles)
-    _, present = _tiles(np.zeros((H, W, 1), np.uint8), T, grid)
-    present = present[model_tiles]
+    present = _presence(T, grid)[model_tiles]
     pres_dev = present.to(net.device)
     stepper = net.stepper(B, T, pres_dev)
     out = torch.zeros(B, 3, T, T, dtype=torch.int64)
@@ -214,10 +223,10 @@ def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
                     active = present_np[:, r, c]
                     if not active.any():
                         continue
-                    p = stepper.params(r, c).cpu()
+                    split = split_params(stepper.params(r, c).cpu(), K, luts)
                     pix = torch.zeros(B, 3, dtype=torch.int64)
                     for ch in range(C):
-                        cm = ChannelModel(p, ch, pix, K, luts)
+                        cm = ChannelModel(None, ch, pix, K, luts, split)
                         coarse = cm.coarse().numpy()
                         bucket = np.zeros(B, dtype=np.int64)
                         parts = []

@@ -13,8 +13,6 @@ integer layers, so they agree bit for bit (tested).
 """
 from __future__ import annotations
 
-import json
-
 import torch
 
 from dulzip.exact.layers import QLinear, lut_gate
@@ -80,7 +78,8 @@ class ExactPixelCNN:
         }
 
     def set_pixels(self, bufs, x: torch.Tensor, present: torch.Tensor, rows=slice(None), cols=slice(None)) -> None:
-        """Write pixels (B,3,nr,nc) levels and presence (B,1,nr,nc) into the input buffer."""
+        """Write pixels (B,3,nr,nc) levels and presence (B,1,nr,nc) into the input buffer
+        (the presence mask itself is set once, by :meth:`full_pass` or the :class:`Stepper`)."""
         kv, P = self.pads()
         T = bufs["mask"].shape[-1]
         r = range(T)[rows]
@@ -90,7 +89,6 @@ class ExactPixelCNN:
         present = present.to(self.dtype)
         bufs["inp"][:, :3, rs, cs] = (x.to(self.dtype) - 128) * present
         bufs["inp"][:, 3:, rs, cs] = ACT * present
-        bufs["mask"][:, :, rows, cols] = present
 
     # -- the layers, on any block of positions ------------------------------------------
     def _vertical(self, bufs, i: int, r0: int, nr: int) -> None:
@@ -145,7 +143,9 @@ class ExactPixelCNN:
         """Tiles (B,3,T,T) levels and presence (B,1,T,T) -> head parameters (B,T,T,12K) int64."""
         B, _, T, _ = x.shape
         bufs = self.new_buffers(B, T)
-        self.set_pixels(bufs, x.to(self.device), present.to(self.device).to(torch.int64))
+        present = present.to(self.device)
+        bufs["mask"][:] = present.to(self.dtype)
+        self.set_pixels(bufs, x.to(self.device), present)
         for i in range(self.cfg.layers):
             self._vertical(bufs, i, 0, T)
             self._horizontal(bufs, i, 0, T, 0, T)
@@ -188,7 +188,3 @@ class Stepper:
         self.net.set_pixels(self.bufs, pixel.view(-1, 3, 1, 1), self.present[:, :, r:r + 1, c:c + 1],
                             slice(r, r + 1), slice(c, c + 1))
 
-
-def config_json(cfg: PixelCNNConfig) -> str:
-    from dataclasses import asdict
-    return json.dumps(asdict(cfg), sort_keys=True)

@@ -10,7 +10,7 @@ R = G = B with only the R channel coded.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -191,15 +191,6 @@ def mixture_bits(y: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def config_dict(cfg: PixelCNNConfig) -> dict:
-    return asdict(cfg)
-
-
-def receptive_field(cfg: PixelCNNConfig) -> tuple[int, int]:
-    """(rows above, columns either side) that can influence a pixel's distribution."""
-    return cfg.kv + (cfg.layers - 1) * (cfg.kv - 1), cfg.kw * cfg.layers + cfg.kh
 
 
 

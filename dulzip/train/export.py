@@ -30,8 +30,12 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
         old.unlink()
     tmp.rename(final)
     final.chmod(0o644)
-    card_path = out_dir / f"{name}.json"
-    old_card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    # the card sits beside its weights, with the same name: <name>-<sha256 prefix>.json
+    old_cards = [p for p in out_dir.glob(f"{name}*.json") if json.loads(p.read_text()).get("name") == name]
+    old_card = json.loads(old_cards[0].read_text()) if old_cards else {}
+    for p in old_cards:
+        p.unlink()
+    card_path = final.with_suffix(".json")
     info = {**old_card, **(card or {})}
     info.update({"name": name, "architecture": "pixelcnn", "weights": final.name, "sha256": digest,
                  "config": asdict(cfg), "parameters": n_params(model), "training": {
