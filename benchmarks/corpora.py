@@ -7,8 +7,15 @@ most 1000 px, which removes the JPEG artefacts, and stored as 8-bit RGB PNG.
     python benchmarks/corpora.py --out data/corpora
 
 writes ``photos-train/``, ``photos-test/`` (held out: never used for training),
+``photos-test2/`` (held out, from another source: Ubuntu wallpaper-contest photographs),
 ``photos-512/`` (512x512 centre crops of held-out photos, for decode timing) and
 ``graphics-test/``.
+
+Training photographs come from several sources so that the model meets varied scenes,
+cameras and scales: mate-backgrounds (nature), lomiri-wallpapers-16.04/20.04 and
+ukui-wallpapers (photographs and photographic renders), plasma-workspace-wallpapers (one
+image per wallpaper), supertuxkart-data's photographic textures (JPEG, reduced 2x), the
+KStars splash photograph, and scikit-image's non-test images.
 """
 from __future__ import annotations
 
@@ -25,7 +32,13 @@ from PIL import Image
 HELD_OUT_MATE = {"Dune", "LadyBird", "Storm"}
 # skimage's classic photographs: all held out (a second, independent source).
 SKIMAGE_TEST = ["astronaut", "coffee", "chelsea", "rocket", "camera"]
+# Second held-out source (whole photographs of lomiri-wallpapers-16.04).
+HELD_OUT_LOMIRI = {"Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "sunset_by_Aitzol_Berasategi",
+                   "greentock_by_Peter_Nerlich"}
+SKIMAGE_TRAIN = ["brick", "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "retina", "moon",
+                 "coins", "cell"]
 MAX_SIDE = 1000
+TEXTURE_SKIP = ("_nm", "normal", "gloss", "pbr", "mask", "_spec", "bump", "illum", "_ao", "screenshot")
 
 
 def reduce_photo(img: Image.Image) -> Image.Image:
@@ -49,15 +62,43 @@ def fetch_deb(pkg: str, workdir: Path) -> Path:
     return root
 
 
+def extra_train_photos(cache: Path) -> list[tuple[str, Path, int]]:
+    """(name, path, extra reduction) of the training photographs beyond mate-backgrounds."""
+    out = []
+    for pkg in ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "ukui-wallpapers"):
+        for f in sorted((fetch_deb(pkg, cache) / "usr/share/backgrounds").glob("*.jpg")):
+            if f.stem not in HELD_OUT_LOMIRI:
+                out.append((f"{pkg.split('-')[0]}-{f.stem}", f, 1))
+    plasma = fetch_deb("plasma-workspace-wallpapers", cache) / "usr/share/wallpapers"
+    for d in sorted(plasma.iterdir()):
+        jpgs = sorted((d / "contents/images").glob("*.jpg"), key=lambda f: f.stat().st_size)
+        if jpgs:  # the largest rendition of each wallpaper
+            out.append((f"plasma-{d.name}", max(jpgs, key=lambda f: Image.open(f).size[0]), 1))
+    stk = fetch_deb("supertuxkart-data", cache) / "usr/share/games/supertuxkart/data/textures"
+    for f in sorted(stk.glob("*.jpg")):
+        if not any(k in f.stem.lower() for k in TEXTURE_SKIP) and min(Image.open(f).size) >= 512:
+            out.append((f"stk-{f.stem}", f, 2))  # reduced 2x: removes the JPEG artefacts
+    kstars = fetch_deb("kstars-data", cache) / "usr/share/kstars/kstarslite/qml/images/splash_bg@4x.jpeg"
+    out.append(("kstars-splash", kstars, 1))
+    return out
+
+
 def build(out: Path, cache: Path) -> None:
     train, test, gfx = out / "photos-train", out / "photos-test", out / "graphics-test"
-    for d in (train, test, gfx):
+    test2 = out / "photos-test2"
+    for d in (train, test, test2, gfx):
         d.mkdir(parents=True, exist_ok=True)
     mate = fetch_deb("mate-backgrounds", cache) / "usr/share/backgrounds/mate"
     for f in sorted(glob.glob(str(mate / "nature" / "*.jpg"))):
         name = Path(f).stem
         dst = (test if name in HELD_OUT_MATE else train) / f"mate-{name}.png"
         reduce_photo(Image.open(f)).save(dst)
+    for name, f, extra in extra_train_photos(cache):
+        img = reduce_photo(Image.open(f))
+        (img.reduce(extra) if extra > 1 else img).save(train / f"{name}.png")
+    lomiri = fetch_deb("lomiri-wallpapers-16.04", cache) / "usr/share/backgrounds"
+    for name in sorted(HELD_OUT_LOMIRI):
+        reduce_photo(Image.open(lomiri / f"{name}.jpg")).save(test2 / f"lomiri-{name}.png")
     for f in sorted(glob.glob(str(mate / "desktop" / "*.png")))[:4]:
         img = Image.open(f)
         img.reduce(2).save(gfx / f"mate-{Path(f).stem}.png")
@@ -70,13 +111,17 @@ def build(out: Path, cache: Path) -> None:
         for name in SKIMAGE_TEST:
             arr = np.asarray(getattr(sd, name)())
             Image.fromarray(arr).save(test / f"skimage-{name}.png")
+        for name in SKIMAGE_TRAIN:
+            img = reduce_photo(Image.fromarray(np.asarray(getattr(sd, name)())))
+            img.save(train / f"skimage-{name}.png")
     crops = out / "photos-512"
     crops.mkdir(exist_ok=True)
     for name in sorted(HELD_OUT_MATE)[:2]:
         img = Image.open(test / f"mate-{name}.png")
         w, h = img.size
         img.crop((w // 2 - 256, h // 2 - 256, w // 2 + 256, h // 2 + 256)).save(crops / f"mate-{name}-512.png")
-    print(f"train: {len(list(train.iterdir()))} files, test: {len(list(test.iterdir()))}, "
+    print(f"train: {len(list(train.iterdir()))} files, test: {len(list(test.iterdir()))} + "
+          f"{len(list(test2.iterdir()))}, "
           f"graphics: {len(list(gfx.iterdir()))} -> {out}")
 
 

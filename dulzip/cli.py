@@ -285,20 +285,24 @@ def models():
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--channels", type=int, default=48, show_default=True)
 @click.option("--layers", type=int, default=6, show_default=True)
+@click.option("--head", type=int, default=96, show_default=True, help="Hidden units of the output head.")
+@click.option("--time-limit", type=float, default=0.0,
+              help="Train for at most this many seconds (the learning-rate schedule follows time too).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from this checkpoint's weights (fine-tuning).")
 @click.option("--export", "export_name", default=None, help="Export the result as this model name.")
 @click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
-def train(data, out, steps, warmup, batch, crop, lr, channels, layers, init_from, export_name, models_dir,
-          threads, no_progress):
+def train(data, out, steps, warmup, batch, crop, lr, channels, layers, head, time_limit, device, init_from,
+          export_name, models_dir, threads, no_progress):
     """Train the image PixelCNN (resumable) and optionally export it to the model zoo."""
     from dulzip.models.pixelcnn import PixelCNNConfig
     from dulzip.train.loop import TrainConfig, train_pixelcnn
     tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, lr=lr,
-                       threads=threads, init_from=init_from)
-    ckpt = train_pixelcnn(tcfg, PixelCNNConfig(channels=channels, layers=layers),
+                       threads=threads, init_from=init_from, device=device, time_limit=time_limit)
+    ckpt = train_pixelcnn(tcfg, PixelCNNConfig(channels=channels, layers=layers, head=head),
                           progress=not no_progress and sys.stderr.isatty())
     if export_name:
         from dulzip import zoo

@@ -29,33 +29,49 @@ def load_images(folder: str | Path, scales: tuple[int, ...] = (1,)) -> list[np.n
 class CropSampler:
     """Random ``size`` x ``size`` crops, random horizontal flips, a fraction made gray (R=G=B).
 
-    Crops are drawn with probability proportional to image area.
+    Crops are drawn with probability proportional to image area. All images live in one
+    uint8 tensor on ``device`` and a batch is cut out by one gather, so sampling keeps up
+    with a GPU.
     """
 
-    def __init__(self, images: list[np.ndarray], size: int, gray_fraction: float, seed: int):
-        self.images = [im for im in images if min(im.shape[:2]) >= size]
-        if not self.images:
+    def __init__(self, images: list[np.ndarray], size: int, gray_fraction: float, seed: int,
+                 device: str | torch.device = "cpu"):
+        images = [im for im in images if min(im.shape[:2]) >= size]
+        if not images:
             raise ValueError(f"no image is at least {size}x{size}")
-        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
-        self.p = areas / areas.sum()
+        self.device = torch.device(device)
         self.size = size
         self.gray_fraction = gray_fraction
-        self.rng = np.random.default_rng(seed)
+        # all images flattened into one (3, N) tensor; an image is (offset, H, W) within it
+        self.pixels = torch.from_numpy(np.concatenate([im.reshape(-1, 3) for im in images])).T.contiguous()
+        self.pixels = self.pixels.to(self.device)
+        sizes = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.int64)
+        self.offset = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]])).to(self.device)
+        self.h = torch.tensor([im.shape[0] for im in images], device=self.device)
+        self.w = torch.tensor([im.shape[1] for im in images], device=self.device)
+        self.p = torch.from_numpy(sizes / sizes.sum()).to(self.device)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(seed)
+
+    def _uniform(self, n: int) -> torch.Tensor:
+        return torch.rand(n, generator=self.gen, device=self.device, dtype=torch.float64)
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, 3, size, size) uint8 levels and (n,) bool: which crops are gray."""
         s = self.size
-        out = np.empty((n, s, s, 3), dtype=np.uint8)
-        idx = self.rng.choice(len(self.images), size=n, p=self.p)
-        for j, i in enumerate(idx):
-            im = self.images[i]
-            y = self.rng.integers(0, im.shape[0] - s + 1)
-            x = self.rng.integers(0, im.shape[1] - s + 1)
-            crop = im[y:y + s, x:x + s]
-            out[j] = crop[:, ::-1] if self.rng.random() < 0.5 else crop
-        gray = torch.from_numpy(self.rng.random(n) < self.gray_fraction)
-        x = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+        idx = torch.multinomial(self.p, n, replacement=True, generator=self.gen)
+        h, w = self.h[idx], self.w[idx]
+        y = (self._uniform(n) * (h - s + 1)).long()
+        x = (self._uniform(n) * (w - s + 1)).long()
+        ar = torch.arange(s, device=self.device)
+        flip = self._uniform(n) < 0.5
+        cols = torch.where(flip[:, None], x[:, None] + s - 1 - ar, x[:, None] + ar)  # (n, s)
+        flat = self.offset[idx, None, None] + (y[:, None, None] + ar[None, :, None]) * w[:, None, None] \
+            + cols[:, None, :]  # (n, s, s)
+        out = self.pixels[:, flat].permute(1, 0, 2, 3).contiguous()  # (n, 3, s, s)
+        gray = self._uniform(n) < self.gray_fraction
         if gray.any():
-            xf = x[gray].float()
+            xf = out[gray].float()
             luma = (0.299 * xf[:, 0] + 0.587 * xf[:, 1] + 0.114 * xf[:, 2]).round().to(torch.uint8)
-            x[gray] = luma.unsqueeze(1).expand(-1, 3, -1, -1)
-        return x, gray
+            out[gray] = luma.unsqueeze(1).expand(-1, 3, -1, -1)
+        return out, gray

@@ -19,7 +19,7 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     ck = load_checkpoint(Path(ckpt_path))
     cfg = PixelCNNConfig(**ck["model_config"])
     model = PixelCNN(cfg)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(ck.get("ema", ck["model"]))  # the moving average of the weights
     model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -30,19 +30,30 @@ class TrainConfig:
     threads: int = 0
     scales: tuple[int, ...] = (1, 2)  # scale augmentation (see data.load_images)
     init_from: str | None = None  # start from this checkpoint's weights (fine-tuning)
+    device: str = "cpu"
+    time_limit: float = 0.0  # seconds of training in all (0: none); the schedule follows time too
+    ema: float = 0.999  # decay of the exponential moving average of the weights (what is exported)
+    compile: bool = False  # torch.compile the loss (falls back to eager if compiling fails)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def progress_at(step: int, elapsed: float, cfg: TrainConfig) -> float:
+    """Fraction of training done: by steps, or by time when a time limit comes first."""
+    p = step / max(1, cfg.steps)
+    return max(p, elapsed / cfg.time_limit) if cfg.time_limit > 0 else p
+
+
+def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
+    """Linear warm-up over ``warmup`` steps, then a cosine from ``lr`` to 5% of it."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup) if progress is None else progress
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def save_checkpoint(path: Path, model, opt, step: int, tcfg: TrainConfig) -> None:
+def save_checkpoint(path: Path, model, opt, ema: dict, step: int, elapsed: float, tcfg: TrainConfig) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "model_config": asdict(model.cfg), "train_config": asdict(tcfg),
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema, "step": step,
+                "elapsed": elapsed, "model_config": asdict(model.cfg), "train_config": asdict(tcfg),
                 "rng": torch.get_rng_state()}, tmp)
     os.replace(tmp, path)
 
@@ -53,59 +64,92 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = True) -> Path:
-    """Train (or resume) a PixelCNN; returns the checkpoint path. Metrics go to metrics.jsonl."""
+    """Train (or resume) a PixelCNN; returns the checkpoint path. Metrics go to metrics.jsonl.
+
+    The checkpoint keeps the raw weights, the optimizer and an exponential moving average of
+    the weights (``ema``), which is what gets exported.
+    """
     out = Path(tcfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
+    dev = torch.device(tcfg.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(tcfg.seed)
-    model = PixelCNN(mcfg)
-    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    step = 0
-    if tcfg.init_from and not ckpt_path.exists():
-        init = load_checkpoint(Path(tcfg.init_from))["model"]
-        model.load_state_dict(init)
-        with torch.no_grad():  # conditioning coefficients restart from their initial values
-            K = mcfg.mixtures
-            model.head2.weight[9 * K:] = 0
-            model.head2.bias[9 * K:] = COEF_INIT.repeat_interleave(K)
-        print(f"initialized from {tcfg.init_from}")
+    step, elapsed = 0, 0.0
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        model = PixelCNN(PixelCNNConfig(**ck["model_config"]))
-        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+        model = PixelCNN(PixelCNNConfig(**ck["model_config"])).to(dev)
         model.load_state_dict(ck["model"])
+        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         opt.load_state_dict(ck["opt"])
-        step = ck["step"]
+        ema = {k: v.to(dev) for k, v in ck.get("ema", model.state_dict()).items()}
+        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         torch.set_rng_state(ck["rng"])
-    sampler = CropSampler(load_images(tcfg.data, tuple(tcfg.scales)), tcfg.crop, tcfg.gray_fraction, tcfg.seed + step)
+    else:
+        model = PixelCNN(mcfg)
+        if tcfg.init_from:
+            model.load_state_dict(load_checkpoint(Path(tcfg.init_from))["model"])
+            with torch.no_grad():  # conditioning coefficients restart from their initial values
+                K = mcfg.mixtures
+                model.head2.weight[9 * K:] = 0
+                model.head2.bias[9 * K:] = COEF_INIT.repeat_interleave(K)
+            print(f"initialized from {tcfg.init_from}")
+        model = model.to(dev)
+        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+        ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    images = load_images(tcfg.data, tuple(tcfg.scales))
+    sampler = CropSampler(images, tcfg.crop, tcfg.gray_fraction, tcfg.seed + step, dev)
     log = open(out / "metrics.jsonl", "a")
     bar = tqdm(total=tcfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     model.train()
-    t0, ema = time.time(), None
-    while step < tcfg.steps:
+    t0, ema_loss = time.time() - elapsed, None
+    last_ckpt = time.time()
+    params = dict(model.named_parameters())
+
+    def loss_fn(x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
+        bits = model.bits(x, gray)  # gray crops code one channel of three
+        n_coded = bits.numel() - 2 * gray.sum() * bits.shape[-1] * bits.shape[-2]
+        return bits.sum() / n_coded
+
+    step_fn = torch.compile(loss_fn) if tcfg.compile else loss_fn
+    while progress_at(step, time.time() - t0, tcfg) < 1.0:
+        lr = lr_at(step, tcfg, progress_at(step, time.time() - t0, tcfg))
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, tcfg)
+            g["lr"] = lr
         x, gray = sampler.batch(tcfg.batch)
-        bits = model.bits(x, gray)
-        n_coded = bits.numel() - 2 * int(gray.sum()) * bits.shape[-1] * bits.shape[-2]
-        loss = bits.sum() / n_coded
+        try:
+            loss = step_fn(x, gray)
+        except Exception as e:  # a failed compile must not cost the run
+            if step_fn is loss_fn:
+                raise
+            print(f"torch.compile failed ({type(e).__name__}: {e}); training eagerly")
+            step_fn = loss_fn
+            loss = step_fn(x, gray)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        with torch.no_grad():  # EMA of the weights; a short memory at the start
+            d = min(tcfg.ema, (1 + step) / (10 + step))
+            for k, p in params.items():
+                ema[k].mul_(d).add_(p.detach(), alpha=1 - d)
+        loss_v = loss.item()
+        ema_loss = loss_v if ema_loss is None else 0.98 * ema_loss + 0.02 * loss_v
         bar.update(1)
-        bar.set_postfix(bpsp=f"{ema:.3f}")
+        bar.set_postfix(bpsp=f"{ema_loss:.3f}")
         if step % 20 == 0:
-            log.write(json.dumps({"step": step, "bpsp": round(loss.item(), 4), "ema": round(ema, 4),
-                                  "lr": lr_at(step, tcfg), "time": round(time.time() - t0, 1)}) + "\n")
+            log.write(json.dumps({"step": step, "bpsp": round(loss_v, 4), "ema": round(ema_loss, 4),
+                                  "lr": lr, "time": round(time.time() - t0, 1)}) + "\n")
             log.flush()
-        if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-            save_checkpoint(ckpt_path, model, opt, step, tcfg)
+        if step % tcfg.checkpoint_every == 0 or time.time() - last_ckpt > 120:
+            save_checkpoint(ckpt_path, model, opt, ema, step, time.time() - t0, tcfg)
+            last_ckpt = time.time()
+    save_checkpoint(ckpt_path, model, opt, ema, step, time.time() - t0, tcfg)
     bar.close()
     log.close()
-    print(f"trained {n_params(model)} parameters for {step} steps -> {ckpt_path}")
+    print(f"trained {n_params(model)} parameters for {step} steps ({time.time() - t0:.0f} s) -> {ckpt_path}")
     return ckpt_path
