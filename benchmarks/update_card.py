@@ -50,6 +50,10 @@ def render_readme(models: Path) -> str:
         if r:
             lines.append(f"- held-out results ({r.get('corpus')}, {r.get('images')} images, command "
                          f"`{r.get('command')}`): " + ", ".join(f"{k} {v:.3f}" for k, v in r["bpsp"].items()))
+        for o in c.get("other_results", []):
+            lines.append(f"- also held out ({o['corpus']}, {o['images']} images, command `{o['command']}`): "
+                         + ", ".join(f"{k} {v:.3f}" for k, v in o["bpsp"].items())
+                         + f"; encode {o['encode_s']:.0f} s, decode {o['decode_s']:.0f} s in all")
         lines.append("")
     return "\n".join(lines)
 
@@ -64,6 +68,7 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="what the training data was")
     ap.add_argument("--command", default=None, help="the command that trained it")
     ap.add_argument("--description", default=None)
+    ap.add_argument("--also", nargs="*", type=Path, default=[], help="more benchmark JSONs (other corpora)")
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
     card_path = next(p for p in sorted(args.models.glob("*.json"))
@@ -74,6 +79,10 @@ def main() -> None:
                        "encode_s": bench["total"]["encode_s"], "decode_s": bench["total"]["decode_s"],
                        "report": str(args.bench_json.relative_to(ROOT)) if args.bench_json.is_absolute() else
                        str(args.bench_json)}
+    card["other_results"] = [
+        {"corpus": p.stem, "images": len(b["images"]), "command": b["meta"]["command"], "bpsp": b["total"]["bpsp"],
+         "encode_s": b["total"]["encode_s"], "decode_s": b["total"]["decode_s"], "report": str(p)}
+        for p, b in ((p, json.loads(p.read_text())) for p in args.also)]
     t = card.setdefault("training", {})
     if args.run:
         log = [json.loads(x) for x in (args.run / "metrics.jsonl").read_text().splitlines() if x.strip()]

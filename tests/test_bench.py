@@ -19,3 +19,14 @@ def test_bench_writes_reports(tiny_models, tmp_path):
     row = data["images"][0]
     assert row["bpsp"][DLZ] > 0 and row["bpsp"]["PNG (Pillow -9, optimize)"] > 0
     assert "dulzip vs PNG" in (tmp_path / "out" / "t.md").read_text()
+
+
+def test_bench_counts_gray_images_per_gray_value(tiny_models, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(photo(9, 11, 1)[:, :, 0]).save(folder / "g.png")
+    run_bench(folder, tmp_path / "out", "t", "pixelcnn")
+    row = json.loads((tmp_path / "out" / "t.json").read_text())["images"][0]
+    assert row["channels"] == 1
+    dlz = row["bpsp"][DLZ]
+    assert 0 < dlz and all(v > 0 for v in row["bpsp"].values())

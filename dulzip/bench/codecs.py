@@ -38,8 +38,23 @@ def image_codecs() -> list[Codec]:
         import imagecodecs
     except ImportError:
         return out
-    sq = (lambda a: a[:, :, 0] if a.shape[2] == 1 else a)
-    out.append(Codec("WebP lossless (m6, q100)", lambda a: imagecodecs.webp_encode(a, lossless=True, level=100, method=6)))
-    out.append(Codec("JPEG-XL lossless (e7)", lambda a: imagecodecs.jpegxl_encode(sq(a), lossless=True, effort=7)))
-    out.append(Codec("JPEG-LS", lambda a: imagecodecs.jpegls_encode(sq(a), level=0)))
+    out.append(Codec("WebP lossless (m6, q100)",
+                     lambda a: imagecodecs.webp_encode(_rgb(a), lossless=True, level=100, method=6)))
+    out.append(Codec("JPEG-XL lossless (e7)",
+                     lambda a: imagecodecs.jpegxl_encode(_squeeze(_no_gray_alpha(a)), lossless=True, effort=7)))
+    out.append(Codec("JPEG-LS", lambda a: imagecodecs.jpegls_encode(_squeeze(_no_gray_alpha(a)), level=0)))
     return out
+
+
+def _squeeze(a: np.ndarray) -> np.ndarray:
+    return a[:, :, 0] if a.shape[2] == 1 else a
+
+
+def _no_gray_alpha(a: np.ndarray) -> np.ndarray:
+    """Gray + alpha as RGBA (what codecs without a gray-alpha mode are given)."""
+    return np.concatenate([a[:, :, :1]] * 3 + [a[:, :, 1:]], axis=2) if a.shape[2] == 2 else a
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    """WebP has no gray mode: gray is given as RGB (alpha kept)."""
+    return _no_gray_alpha(np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a)

@@ -28,8 +28,18 @@ def _images(folder: Path, limit: int) -> list[Path]:
     return paths[:limit] if limit else paths
 
 
+def load_native(path: Path) -> np.ndarray:
+    """(H, W, C) uint8 in the image's own channels: gray stays 1 channel (its bits per
+    sub-pixel are per gray value), alpha is kept; palette and other modes become RGB."""
+    img = Image.open(path)
+    if img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+    a = np.asarray(img)
+    return a[:, :, None] if a.ndim == 2 else a
+
+
 def bench_image(path: Path, model: str, threads: int) -> dict:
-    img = np.asarray(Image.open(path).convert("RGB"))
+    img = load_native(path)
     H, W, C = img.shape
     dims = H * W * C
     png_file = png(img)  # the input is the image as a PNG file
