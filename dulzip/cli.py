@@ -214,7 +214,8 @@ def test(inputs, device, threads, quiet, no_progress):
 def describe_lines(name: str, blob: bytes) -> list[str]:
     from dulzip.api import describe
     h = describe(blob)
-    lines = [f"{name}: dulzip format, made by {h.get('tool', '?')}",
+    tool = str(h.get("tool", "?"))
+    lines = [f"{name}: dulzip format {blob[4]}, made by {tool if tool.startswith('dulzip') else 'dulzip ' + tool}",
              f"  content:   {h.get('kind')}, {h.get('length')} bytes, blake2b {str(h.get('blake2b'))[:16]}…",
              f"  size:      {len(blob)} bytes ({100.0 * len(blob) / max(1, h.get('length') or 1):.2f}%)"]
     if h.get("kind") != "bytes":
@@ -284,8 +285,11 @@ def models():
 @click.option("--crop", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--channels", type=int, default=48, show_default=True)
-@click.option("--layers", type=int, default=6, show_default=True)
+@click.option("--layers", type=int, default=None, help="Gated layers (pixelcnn, default 6) or hidden layers (made, default 2).")
 @click.option("--head", type=int, default=96, show_default=True, help="Hidden units of the output head.")
+@click.option("--arch", type=click.Choice(["pixelcnn", "made"]), default="pixelcnn", show_default=True,
+              help="pixelcnn: photographs (random crops); made: small gray images (whole, e.g. 28x28 digits).")
+@click.option("--hidden", type=int, default=500, show_default=True, help="MADE: units per hidden layer.")
 @click.option("--time-limit", type=float, default=0.0,
               help="Train for at most this many seconds (the learning-rate schedule follows time too).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -295,14 +299,19 @@ def models():
 @click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
-def train(data, out, steps, warmup, batch, crop, lr, channels, layers, head, time_limit, device, init_from,
-          export_name, models_dir, threads, no_progress):
-    """Train the image PixelCNN (resumable) and optionally export it to the model zoo."""
+def train(data, out, steps, warmup, batch, crop, lr, channels, layers, head, arch, hidden, time_limit, device,
+          init_from, export_name, models_dir, threads, no_progress):
+    """Train an image model (resumable) and optionally export it to the model zoo.
+
+    MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
+    from dulzip.models.made import MADEConfig
     from dulzip.models.pixelcnn import PixelCNNConfig
-    from dulzip.train.loop import TrainConfig, train_pixelcnn
+    from dulzip.train.loop import TrainConfig, train_model
     tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, lr=lr,
                        threads=threads, init_from=init_from, device=device, time_limit=time_limit)
-    ckpt = train_pixelcnn(tcfg, PixelCNNConfig(channels=channels, layers=layers, head=head),
+    mcfg = (MADEConfig(hidden=hidden, layers=layers or 2) if arch == "made" else
+            PixelCNNConfig(channels=channels, layers=layers or 6, head=head))
+    ckpt = train_model(tcfg, mcfg,
                           progress=not no_progress and sys.stderr.isatty())
     if export_name:
         from dulzip import zoo

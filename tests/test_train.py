@@ -62,10 +62,10 @@ def test_time_limit_stops_and_ema_is_exported(tmp_path):
 
     from dulzip.models.pixelcnn import PixelCNNConfig
     from dulzip.train.export import export_checkpoint
-    from dulzip.train.loop import TrainConfig, load_checkpoint, lr_at, progress_at, train_pixelcnn
+    from dulzip.train.loop import TrainConfig, load_checkpoint, lr_at, progress_at, train_model
     tcfg = TrainConfig(data=str(DATA), out=str(tmp_path / "run"), steps=10 ** 6, batch=2, crop=16, warmup=2,
                        time_limit=1.5)
-    ckpt = train_pixelcnn(tcfg, PixelCNNConfig(channels=8, layers=2, head=16), progress=False)
+    ckpt = train_model(tcfg, PixelCNNConfig(channels=8, layers=2, head=16), progress=False)
     ck = load_checkpoint(ckpt)
     assert 0 < ck["step"] < 10 ** 6 and ck["elapsed"] >= 1.5
     assert set(ck["ema"]) == set(ck["model"])

@@ -95,7 +95,10 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
                  f" | | {total['encode_s']:.1f} | {total['decode_s']:.1f} |")
     p = total["bpsp"]
     png_name = next(n for n in names if n.startswith("PNG"))
-    lines += ["", f"dulzip vs PNG: {100 * (1 - p[DLZ] / p[png_name]):+.1f}% smaller in total."]
+    per_image = total["subpixels"] / len(rows)
+    lines += ["", f"dulzip vs PNG: {100 * (1 - p[DLZ] / p[png_name]):+.1f}% smaller in total.", "",
+              "Bits per image on average: " + ", ".join(f"{n.split(' (')[0]} {p[n] * per_image:.1f}" for n in names)
+              + "."]
     md.write_text("\n".join(lines) + "\n")
     plot = out / f"{name}.png"
     try:

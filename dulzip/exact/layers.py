@@ -42,6 +42,10 @@ class QLinear:
         return QLinear(*(getattr(self, f).to(device) for f in
                          ("weight", "bias", "mult", "off", "lo", "hi")))
 
+    def rows(self, sl: slice) -> "QLinear":
+        """The layer restricted to some outputs (each output row is computed on its own)."""
+        return QLinear(*(getattr(self, f)[sl] for f in ("weight", "bias", "mult", "off", "lo", "hi")))
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, fan_in) integer tensor -> (N, out) int64."""
         acc = torch.round(x.to(self.weight.dtype) @ self.weight.T).to(torch.int64) + self.bias

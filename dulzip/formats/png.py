@@ -1,7 +1,7 @@
 """PNG: pixels through the image model, every other byte kept.
 
-A PNG is parsed into its chunks. For 8-bit gray, gray+alpha, RGB and RGBA images without
-interlacing, the pixels are taken out; all chunks other than IDAT are kept verbatim, with the
+A PNG is parsed into its chunks. For 8-bit gray, gray+alpha, RGB and RGBA images and 1-bit
+gray (as levels 0 and 255) without interlacing, the pixels are taken out; all chunks other than IDAT are kept verbatim, with the
 per-row filter types and the IDAT chunk sizes. To re-create the file byte for byte, the zlib
 settings that reproduce the original IDAT stream are searched for at compression time; when
 none does, the file is rebuilt with the same pixels and chunks and a fresh zlib stream, and
@@ -35,6 +35,7 @@ class ParsedPNG:
     idat_sizes: list[int]
     filters: bytes  # one filter type per row
     zlib_params: tuple[int, int, int] | None  # reproduces the IDAT stream, or None
+    depth: int = 8  # bits per sample: 8, or 1 (gray only; pixels are then levels 0 and 255)
 
 
 def parse_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -110,8 +111,9 @@ def parse(data: bytes) -> ParsedPNG:
     if chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
         raise NotModelable("no IHDR")
     W, H, depth, ctype, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    if depth != 8 or ctype not in CHANNELS or interlace or comp or filt or W == 0 or H == 0:
-        raise NotModelable("not 8-bit gray/RGB(A) without interlacing")
+    bilevel = depth == 1 and ctype == 0
+    if (depth != 8 and not bilevel) or ctype not in CHANNELS or interlace or comp or filt or W == 0 or H == 0:
+        raise NotModelable("not 8-bit gray/RGB(A) or 1-bit gray without interlacing")
     idx = [i for i, (t, _) in enumerate(chunks) if t == b"IDAT"]
     if not idx or idx != list(range(idx[0], idx[-1] + 1)):
         raise NotModelable("IDAT chunks missing or not consecutive")
@@ -124,7 +126,7 @@ def parse(data: bytes) -> ParsedPNG:
     except zlib.error:
         raise NotModelable("IDAT stream is not valid zlib") from None
     C = CHANNELS[ctype]
-    stride = W * C
+    stride = (W + 7) // 8 if bilevel else W * C
     if len(filtered) != H * (stride + 1):
         raise NotModelable("IDAT has the wrong size")
     filters = bytes(filtered[::stride + 1])
@@ -136,12 +138,29 @@ def parse(data: bytes) -> ParsedPNG:
     except Exception:
         raise NotModelable("Pillow cannot read it") from None
     pixels = np.asarray(img).reshape(H, W, C)
-    if filter_rows(pixels.reshape(H, stride), filters, C) != filtered:
+    raw = _pack_bilevel(pixels) if bilevel else pixels.reshape(H, stride)
+    if filter_rows(raw, filters, C) != filtered:  # also catches nonzero padding bits
         raise NotModelable("pixels do not reproduce the filtered data")
+    if bilevel:
+        pixels = pixels.astype(np.uint8) * 255
     params = next((p for p in ZLIB_SEARCH if _matches(filtered, stream, p)), None)
     kept = [(t, b) for i, (t, b) in enumerate(chunks) if i not in idx[1:]]
     kept[idx[0]] = (b"IDAT", b"")
-    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params)
+    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth)
+
+
+def _pack_bilevel(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 1) levels (nonzero = white) -> 1-bit scanlines (H, ceil(W/8)), zero padding bits."""
+    return np.packbits(pixels[:, :, 0] != 0, axis=1)
+
+
+COLOR_TYPE = {1: 0, 3: 2, 2: 4, 4: 6}  # samples per pixel -> color type
+
+
+def standard_chunks(W: int, H: int, C: int, depth: int = 8) -> list[tuple[bytes, bytes]]:
+    """The chunk list of a PNG holding nothing but its pixels (IHDR, IDAT, IEND)."""
+    ihdr = struct.pack(">IIBBBBB", W, H, depth, COLOR_TYPE[C], 0, 0, 0)
+    return [(b"IHDR", ihdr), (b"IDAT", b""), (b"IEND", b"")]
 
 
 def _chunk(ctype: bytes, body: bytes) -> bytes:
@@ -149,10 +168,11 @@ def _chunk(ctype: bytes, body: bytes) -> bytes:
 
 
 def build(pixels: np.ndarray, chunks: list[tuple[bytes, bytes]], idat_sizes: list[int], filters: bytes,
-          zlib_params: tuple[int, int, int] | None) -> bytes:
+          zlib_params: tuple[int, int, int] | None, depth: int = 8) -> bytes:
     """Re-create the PNG: byte-identical when ``zlib_params`` reproduced the original stream."""
     H, W, C = pixels.shape
-    filtered = filter_rows(pixels.reshape(H, W * C), filters, C)
+    raw = _pack_bilevel(pixels) if depth == 1 else pixels.reshape(H, W * C)
+    filtered = filter_rows(raw, filters, C)
     stream = _deflate(filtered, zlib_params or REENCODE)
     if zlib_params is None:  # one IDAT chunk per 64 KiB, as most writers do
         idat_sizes = [min(65536, len(stream) - i) for i in range(0, len(stream), 65536)] or [0]

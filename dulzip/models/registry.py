@@ -26,3 +26,9 @@ def register(name: str, modality: str):
 def _pixelcnn(tensors, config, device):
     from dulzip.exact.pixelcnn import ExactPixelCNN
     return ExactPixelCNN(tensors, config, device)
+
+
+@register("made", "image")
+def _made(tensors, config, device):
+    from dulzip.exact.made import ExactMADE
+    return ExactMADE(tensors, config, device)

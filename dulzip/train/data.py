@@ -75,3 +75,23 @@ class CropSampler:
             luma = (0.299 * xf[:, 0] + 0.587 * xf[:, 1] + 0.114 * xf[:, 2]).round().to(torch.uint8)
             out[gray] = luma.unsqueeze(1).expand(-1, 3, -1, -1)
         return out, gray
+
+
+class ImageSampler:
+    """Whole ``size`` x ``size`` gray images (every image under a folder, e.g. digits), drawn
+    uniformly: batches of (n, 1, size, size) uint8 (and None: no gray flags)."""
+
+    def __init__(self, folder: str | Path, size: int, seed: int, device: str | torch.device = "cpu"):
+        paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        ims = [np.asarray(Image.open(p).convert("L")) for p in paths]
+        ims = [im for im in ims if im.shape == (size, size)]
+        if not ims:
+            raise FileNotFoundError(f"no {size}x{size} images found under {folder}")
+        self.device = torch.device(device)
+        self.images = torch.from_numpy(np.stack(ims)).unsqueeze(1).to(self.device)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(seed)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, None]:
+        idx = torch.randint(0, len(self.images), (n,), generator=self.gen, device=self.device)
+        return self.images[idx], None

@@ -10,21 +10,24 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export, n_params
-from dulzip.train.loop import load_checkpoint
+from dulzip.models import made, pixelcnn
+from dulzip.train.loop import MODULES, load_checkpoint
 from dulzip.zoo import save_weights
 
 
 def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, card: dict | None = None) -> Path:
     ck = load_checkpoint(Path(ckpt_path))
-    cfg = PixelCNNConfig(**ck["model_config"])
-    model = PixelCNN(cfg)
+    arch = ck.get("arch", "pixelcnn")
+    module, cfg_cls = MODULES[arch]
+    export, n_params = {"pixelcnn": (pixelcnn.export, pixelcnn.n_params), "made": (made.export, made.n_params)}[arch]
+    cfg = cfg_cls(**ck["model_config"])
+    model = module(cfg)
     model.load_state_dict(ck.get("ema", ck["model"]))  # the moving average of the weights
     model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{name}.tmp.safetensors"
-    digest = save_weights(export(model), tmp, "pixelcnn", asdict(cfg))
+    digest = save_weights(export(model), tmp, arch, asdict(cfg))
     final = out_dir / f"{name}-{digest[:8]}.safetensors"
     for old in out_dir.glob(f"{name}-*.safetensors"):
         old.unlink()
@@ -37,7 +40,7 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
         p.unlink()
     card_path = final.with_suffix(".json")
     info = {**old_card, **(card or {})}
-    info.update({"name": name, "architecture": "pixelcnn", "weights": final.name, "sha256": digest,
+    info.update({"name": name, "architecture": arch, "weights": final.name, "sha256": digest,
                  "config": asdict(cfg), "parameters": n_params(model), "training": {
                      **info.get("training", {}), "steps": ck["step"], "config": ck["train_config"]}})
     card_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -11,8 +11,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from dulzip.models.made import MADE, MADEConfig
 from dulzip.models.pixelcnn import COEF_INIT, PixelCNN, PixelCNNConfig, n_params
-from dulzip.train.data import CropSampler, load_images
+from dulzip.train.data import CropSampler, ImageSampler, load_images
+
+# trainable architectures: name -> (float module, its config)
+MODULES = {"pixelcnn": (PixelCNN, PixelCNNConfig), "made": (MADE, MADEConfig)}
+
+
+def arch_of(mcfg) -> str:
+    return next(name for name, (_, cfg_cls) in MODULES.items() if isinstance(mcfg, cfg_cls))
 
 
 @dataclass
@@ -52,7 +60,8 @@ def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
 
 def save_checkpoint(path: Path, model, opt, ema: dict, step: int, elapsed: float, tcfg: TrainConfig) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema, "step": step,
+    torch.save({"arch": arch_of(model.cfg), "model": model.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                "step": step,
                 "elapsed": elapsed, "model_config": asdict(model.cfg), "train_config": asdict(tcfg),
                 "rng": torch.get_rng_state()}, tmp)
     os.replace(tmp, path)
@@ -63,8 +72,9 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = True) -> Path:
-    """Train (or resume) a PixelCNN; returns the checkpoint path. Metrics go to metrics.jsonl.
+def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
+    """Train (or resume) a PixelCNN or a MADE (by the type of ``mcfg``); returns the checkpoint
+    path. Metrics go to metrics.jsonl.
 
     The checkpoint keeps the raw weights, the optimizer and an exponential moving average of
     the weights (``ema``), which is what gets exported.
@@ -81,7 +91,8 @@ def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = Tru
     step, elapsed = 0, 0.0
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        model = PixelCNN(PixelCNNConfig(**ck["model_config"])).to(dev)
+        module, cfg_cls = MODULES[ck.get("arch", "pixelcnn")]
+        model = module(cfg_cls(**ck["model_config"])).to(dev)
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         opt.load_state_dict(ck["opt"])
@@ -89,7 +100,7 @@ def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = Tru
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         torch.set_rng_state(ck["rng"])
     else:
-        model = PixelCNN(mcfg)
+        model = MODULES[arch_of(mcfg)][0](mcfg)
         if tcfg.init_from:
             model.load_state_dict(load_checkpoint(Path(tcfg.init_from))["model"])
             with torch.no_grad():  # conditioning coefficients restart from their initial values
@@ -100,8 +111,11 @@ def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = Tru
         model = model.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    images = load_images(tcfg.data, tuple(tcfg.scales))
-    sampler = CropSampler(images, tcfg.crop, tcfg.gray_fraction, tcfg.seed + step, dev)
+    if isinstance(model, MADE):  # whole small gray images
+        sampler = ImageSampler(tcfg.data, model.cfg.size, tcfg.seed + step, dev)
+    else:
+        sampler = CropSampler(load_images(tcfg.data, tuple(tcfg.scales)), tcfg.crop, tcfg.gray_fraction,
+                              tcfg.seed + step, dev)
     log = open(out / "metrics.jsonl", "a")
     bar = tqdm(total=tcfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     model.train()
@@ -110,6 +124,8 @@ def train_pixelcnn(tcfg: TrainConfig, mcfg: PixelCNNConfig, progress: bool = Tru
     params = dict(model.named_parameters())
 
     def loss_fn(x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
+        if isinstance(model, MADE):
+            return model.bits(x).mean()
         bits = model.bits(x, gray)  # gray crops code one channel of three
         n_coded = bits.numel() - 2 * gray.sum() * bits.shape[-1] * bits.shape[-2]
         return bits.sum() / n_coded
