@@ -113,15 +113,17 @@ def build_digits(out: Path, cache: Path) -> None:
     for name in ("digits-train", "digits-test", "digits-binary-train", "digits-binary-test"):
         (out / name).mkdir(parents=True, exist_ok=True)
     n = max(len(c) for c in per_class)
-    for i in range(n):  # file names interleave the classes, so any prefix is balanced
+    for i in range(n):  # file names interleave the classes, so any sorted prefix is balanced
         for d, c in enumerate(per_class):
             if i < len(c):
-                split = "digits-test" if i >= len(c) - len(c) // 10 else "digits-train"
+                first_test = len(c) - len(c) // 10
+                split = "digits-test" if i >= first_test else "digits-train"
+                j = i - first_test if i >= first_test else i  # index within the split
                 levels = np.searchsorted(values, c[i]).astype(np.uint8)
-                Image.fromarray(levels, "L").save(out / split / f"digit-{i:04d}-{d}.png")
+                Image.fromarray(levels, "L").save(out / split / f"digit-{j:04d}-{d}.png")
                 # binarized (threshold at half intensity), as 1-bit PNGs
                 binary = split.replace("digits-", "digits-binary-")
-                Image.fromarray(levels >= 128).save(out / binary / f"digit-{i:04d}-{d}.png")
+                Image.fromarray(levels >= 128).save(out / binary / f"digit-{j:04d}-{d}.png")
 
 
 def build(out: Path, cache: Path) -> None:

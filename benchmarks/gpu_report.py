@@ -20,7 +20,11 @@ def main() -> None:
     args = ap.parse_args()
     sessions = [json.loads((s / "gpu-session.json").read_text()) for s in args.sessions]
     checks = [json.loads(c.read_text()) for c in args.checks]
-    lines = ["# GPU sessions: training, encode and decode on the device, decode of its files on the CPU", ""]
+    lines = ["# GPU sessions: training, encode and decode on the device, decode of its files on the CPU", "",
+             "Each section is one run of `benchmarks/gpu_session.py` (its command is in the model card); a run "
+             "that names the run folder of an earlier one resumes its checkpoint, so steps and training time "
+             "count from the first run. Encode and decode times on the device include the integer tables, which "
+             "are computed on the device's CPU cores.", ""]
     for s, folder in zip(sessions, args.sessions):
         env, tr = s["env"], s["train"]
         lines += [f"## {folder.name}: {env['device']}, torch {env['torch']}, {env['cpus']} CPU cores", "",
@@ -40,9 +44,11 @@ def main() -> None:
             lines.append("")
     for c in checks:
         lines += [f"## Files from {c['tar']} decoded on the CPU ({c['machine']})", "",
+                  "Decode times here were taken while other jobs shared the two cores.", "",
                   "| file | model weights | decode s (CPU) | identical to the original |", "|---|---|---|---|"]
         for f in c["files"]:
-            lines.append(f"| {f['file']} | {f.get('model', '-')} | {f['decode_cpu_s']} | "
+            m = f.get("model") or {}
+            lines.append(f"| {f['file']} | {m.get('name', '-')} {str(m.get('sha256', ''))[:12]} | {f['decode_cpu_s']} | "
                          f"{'yes' if f['identical'] else 'NO'} |")
         lines += ["", f"All identical: {'yes' if c['all_identical'] else 'NO'}", ""]
     args.out.mkdir(parents=True, exist_ok=True)

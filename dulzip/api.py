@@ -119,7 +119,9 @@ def _sniff_image(data: bytes, opts: Options):
             return None
         if p.zlib_params is None and opts.exact:
             return None
-        extras = {"idat_sizes": p.idat_sizes, "zlib": list(p.zlib_params) if p.zlib_params else None}
+        extras = {"zlib": list(p.zlib_params) if p.zlib_params else None}
+        if len(p.idat_sizes) > 1:  # else: the whole stream in one IDAT chunk
+            extras["idat_sizes"] = p.idat_sizes
         if p.depth != 8:
             extras["depth"] = p.depth
         side = {}
@@ -128,8 +130,13 @@ def _sniff_image(data: bytes, opts: Options):
             extras["chunks"] = "standard"  # IHDR, IDAT, IEND only: nothing to keep
         else:
             side["png.chunks"] = png.serialize_chunks(p.chunks)
+        raw = png.scanlines(p.pixels, p.depth)
         if len(set(p.filters)) == 1:
             extras["filter"] = p.filters[0]  # one filter type for every row
+        elif p.filters == png.pillow_filters(raw, C, optimize=False):
+            extras["filter"] = "pillow"  # Pillow's choice: recomputed from the pixels
+        elif p.filters == png.pillow_filters(raw, C, optimize=True):
+            extras["filter"] = "pillow-optimize"
         else:  # filter types (0..4) two to a byte
             f = np.frombuffer(p.filters + b"\0", dtype=np.uint8)
             side["png.filters4"] = ((f[0:H:2] << 4) | f[1:H + 1:2]).astype(np.uint8).tobytes()
@@ -147,14 +154,17 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
         depth = extras.get("depth", 8)
         chunks = png.standard_chunks(W, H, C, depth) if extras.get("chunks") == "standard" else \
             png.deserialize_chunks(side["png.chunks"])
-        if "filter" in extras:
-            filters = bytes([extras["filter"]]) * H
+        f = extras.get("filter")
+        if f in ("pillow", "pillow-optimize"):
+            filters = png.pillow_filters(png.scanlines(pixels, depth), C, optimize=f == "pillow-optimize")
+        elif isinstance(f, int):
+            filters = bytes([f]) * H
         elif "png.filters4" in side:
             f = np.frombuffer(side["png.filters4"], dtype=np.uint8)
             filters = np.stack([f >> 4, f & 15], axis=1).ravel()[:H].tobytes()
         else:  # format 1
             filters = side["png.filters"]
-        return png.build(pixels, chunks, extras["idat_sizes"], filters, z, depth)
+        return png.build(pixels, chunks, extras.get("idat_sizes"), filters, z, depth)
     return pnm.build(side["pnm.head"], pixels, side["pnm.tail"])
 
 

@@ -48,7 +48,8 @@ KEYS = ("kind", "length", "blake2b", "exact", "model", "name", "sha256", "layout
         "coder", "size", "crc32", "model_bits", "tool", "output_length", "output_blake2b", "note", "inline",
         "chunks", "filter", "png.chunks", "png.filters", "png.filters4", "pnm.head", "pnm.tail")
 STRINGS = ("png", "pnm", "bytes", "model", "zstd", "stored", "pixelcnn", "made", "made-binary", "png.chunks",
-           "png.filters", "pnm.head", "pnm.tail", "color.0", "alpha.0", "coded", "standard")
+           "png.filters", "pnm.head", "pnm.tail", "color.0", "alpha.0", "coded", "standard",
+           "pillow", "pillow-optimize")
 T_NONE, T_FALSE, T_TRUE, T_UINT, T_NEG, T_FLOAT, T_STR, T_HEX, T_LIST, T_DICT, T_KNOWN = range(11)
 
 

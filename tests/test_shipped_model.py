@@ -21,3 +21,18 @@ def test_shipped_model_matches_card_and_round_trips():
     # the real file is within 1% (plus the container's header) of the model's own estimate
     payload = sum(s["size"] for s in h["streams"] if s["name"].startswith("color"))
     assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64
+
+
+@pytest.mark.parametrize("name,sample", [("made", "digit-7.png"), ("made-binary", "digit-7-1bit.png")])
+def test_shipped_made_is_picked_for_digits_and_round_trips(name, sample):
+    if name not in zoo.cards():
+        pytest.skip(f"no shipped {name} in models/")
+    net, digest = zoo.load(name)
+    assert digest == zoo.card(name)["sha256"]
+    data = (DATA / sample).read_bytes()
+    blob = api.compress(data, api.Options(fallback=False, device="cpu"))
+    h = api.describe(blob)
+    assert h["model"]["name"] == name and digest.startswith(h["model"]["sha256"])
+    assert api.decompress(blob) == data
+    payload = sum(s["size"] for s in h["streams"] if s["name"].startswith("color"))
+    assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64

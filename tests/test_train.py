@@ -74,3 +74,25 @@ def test_time_limit_stops_and_ema_is_exported(tmp_path):
     assert lr_at(10, tcfg, progress_at(10, 1.5, tcfg)) == tcfg.lr * 0.05
     path = export_checkpoint(ckpt, "mini", tmp_path / "models")
     assert path.exists()
+
+
+def test_export_keeps_other_models_whose_names_share_a_prefix(tmp_path):
+    from dulzip.models.made import MADEConfig
+    from dulzip.train.export import export_checkpoint
+    from dulzip.train.loop import TrainConfig, train_model
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    from PIL import Image
+
+    from tests.conftest import photo
+    for i in range(3):
+        Image.fromarray(photo(6, 6, 1, seed=i)[:, :, 0]).save(digits / f"{i}.png")
+    tcfg = TrainConfig(data=str(digits), out=str(tmp_path / "run"), steps=2, batch=2, warmup=1)
+    ckpt = train_model(tcfg, MADEConfig(size=6, hidden=8, mixtures=2), progress=False)
+    models = tmp_path / "models"
+    export_checkpoint(ckpt, "made-binary", models)
+    export_checkpoint(ckpt, "made", models)
+    tcfg.steps = 3
+    export_checkpoint(train_model(tcfg, MADEConfig(), progress=False), "made", models)  # new weights
+    names = sorted(json.loads(p.read_text())["name"] for p in models.glob("*.json"))
+    assert names == ["made", "made-binary"] and len(list(models.glob("*.safetensors"))) == 2

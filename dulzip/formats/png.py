@@ -86,6 +86,31 @@ def filter_rows(raw: np.ndarray, filters: bytes, bpp: int) -> bytes:
     return out.tobytes()
 
 
+def pillow_filters(raw: np.ndarray, bpp: int, optimize: bool) -> bytes:
+    """The filter types Pillow's encoder picks for these scanlines: per row the least sum of
+    |signed byte| among None, Up, Sub, (Average, with optimize), Paeth, tried in that order
+    and kept only when strictly better (as in Pillow's ZipEncode.c). Files that Pillow wrote
+    then need no filter list."""
+    H, _ = raw.shape
+    cost = {}
+    for t in (0, 1, 2, 3, 4):
+        f = np.frombuffer(filter_rows(raw, bytes([t]) * H, bpp), dtype=np.uint8).reshape(H, -1)[:, 1:]
+        f = f.astype(np.int64)
+        cost[t] = np.minimum(f, 256 - f).sum(1)
+    best, best_cost = np.zeros(H, dtype=np.uint8), cost[0].copy()
+    for t in [2, 1] + ([3] if optimize else []) + [4]:
+        better = (cost[t] < best_cost) & (cost[0] > 0)
+        best[better] = t
+        best_cost = np.where(better, cost[t], best_cost)
+    return best.tobytes()
+
+
+def scanlines(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
+    """(H, W, C) pixels -> unfiltered scanlines (H, stride)."""
+    H, W, C = pixels.shape
+    return _pack_bilevel(pixels) if depth == 1 else pixels.reshape(H, W * C)
+
+
 def _deflate(data: bytes, params: tuple[int, int, int]) -> bytes:
     level, mem, strategy = params
     c = zlib.compressobj(level, zlib.DEFLATED, 15, mem, strategy)
@@ -138,7 +163,7 @@ def parse(data: bytes) -> ParsedPNG:
     except Exception:
         raise NotModelable("Pillow cannot read it") from None
     pixels = np.asarray(img).reshape(H, W, C)
-    raw = _pack_bilevel(pixels) if bilevel else pixels.reshape(H, stride)
+    raw = scanlines(pixels, depth)
     if filter_rows(raw, filters, C) != filtered:  # also catches nonzero padding bits
         raise NotModelable("pixels do not reproduce the filtered data")
     if bilevel:
@@ -169,13 +194,15 @@ def _chunk(ctype: bytes, body: bytes) -> bytes:
 
 def build(pixels: np.ndarray, chunks: list[tuple[bytes, bytes]], idat_sizes: list[int], filters: bytes,
           zlib_params: tuple[int, int, int] | None, depth: int = 8) -> bytes:
-    """Re-create the PNG: byte-identical when ``zlib_params`` reproduced the original stream."""
+    """Re-create the PNG: byte-identical when ``zlib_params`` reproduced the original stream.
+    ``idat_sizes`` None: the stream in one IDAT chunk."""
     H, W, C = pixels.shape
-    raw = _pack_bilevel(pixels) if depth == 1 else pixels.reshape(H, W * C)
-    filtered = filter_rows(raw, filters, C)
+    filtered = filter_rows(scanlines(pixels, depth), filters, C)
     stream = _deflate(filtered, zlib_params or REENCODE)
     if zlib_params is None:  # one IDAT chunk per 64 KiB, as most writers do
         idat_sizes = [min(65536, len(stream) - i) for i in range(0, len(stream), 65536)] or [0]
+    elif idat_sizes is None:
+        idat_sizes = [len(stream)]
     elif sum(idat_sizes) != len(stream):
         raise ValueError("IDAT sizes do not add up")
     out = [SIGNATURE]

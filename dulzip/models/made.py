@@ -19,8 +19,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, fake_quant, fake_quant_weights
-from dulzip.models.pixelcnn import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_HEAD,
-                                    MU_SCALE, mixture_bits)
+from dulzip.models.pixelcnn import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE,
+                                    mixture_bits)
+
+# Levels per unit of the network's mean output. Unlike the PixelCNN (whose direct path carries
+# the means and the network adds small corrections), MADE's network moves means across the
+# whole range, and past its ends: a component sure of level 0 (or 255) needs its mean well
+# below 0 (above 255), else the discretized logistic leaks mass to levels that never occur.
+MADE_MU = 16.0
 
 
 @dataclass
@@ -76,8 +82,10 @@ class MADE(nn.Module):
             self.out.weight.mul_(0.1)
             b = self.out.bias.view(D, 3, K)
             b.zero_()
-            b[:, 1] = -127.5 / MU_HEAD  # means start at level 0 (the digits' background)
-            b[:, 2] = torch.linspace(0.0, 3.0, K)
+            # components start beyond black, beyond white and in the middle (sharp, sharp, wide)
+            start = torch.tensor([-16.0, 271.0, 127.5, 64.0, 192.0, 32.0, 224.0])[:K]
+            b[:, 1] = (start - 127.5) / MADE_MU
+            b[:, 2] = torch.tensor([0.0, 0.0, 3.0, 2.0, 2.0, 1.0, 1.0])[:K]
             self.direct.weight.zero_()
 
     @staticmethod
@@ -95,7 +103,7 @@ class MADE(nn.Module):
         y = F.linear(h, w, self.out.bias).view(-1, cfg.dims, 3, cfg.mixtures)
         (wd,) = fake_quant_weights([self.direct.weight * self.mask_direct], SKIP_WMAX)
         skip = F.linear(inp, wd).view(-1, cfg.dims, cfg.mixtures)
-        mu = y[:, :, 1] * (MU_HEAD / 128.0) + skip
+        mu = y[:, :, 1] * (MADE_MU / 128.0) + skip
         y = torch.stack([y[:, :, 0], mu, y[:, :, 2]], dim=2)  # (B, D, 3, K)
         return y.permute(0, 2, 3, 1).reshape(-1, 3 * cfg.mixtures, cfg.dims)
 
@@ -132,7 +140,7 @@ def export(model: MADE) -> dict[str, torch.Tensor]:
 
     def per_row(a, b, c):  # (D, 3, K) rows like model.out
         return torch.cat([a * one, b * one, c * one], dim=1).flatten()
-    target = per_row(LOGIT_SCALE, MU_HEAD * MU_SCALE, LS_SCALE)
+    target = per_row(LOGIT_SCALE, MADE_MU * MU_SCALE, LS_SCALE)
     lo = per_row(LOGIT_MIN, -wide, LS_MIN).long()
     hi = per_row(LOGIT_MAX, wide, LS_MAX).long()
     off = per_row(0, 127.5 * MU_SCALE, 0).long()

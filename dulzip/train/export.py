@@ -7,6 +7,7 @@ config next to the weights so the model is rebuilt from the file alone.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     tmp = out_dir / f"{name}.tmp.safetensors"
     digest = save_weights(export(model), tmp, arch, asdict(cfg))
     final = out_dir / f"{name}-{digest[:8]}.safetensors"
-    for old in out_dir.glob(f"{name}-*.safetensors"):
-        old.unlink()
+    for old in out_dir.glob(f"{name}-*.safetensors"):  # this name's older weights (not 'made-binary' for 'made')
+        if re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}\.safetensors", old.name) and old != final:
+            old.unlink()
     tmp.rename(final)
     final.chmod(0o644)
     # the card sits beside its weights, with the same name: <name>-<sha256 prefix>.json
