@@ -271,7 +271,7 @@ def models():
         res = c.get("results", {})
         bpsp = next((v for k, v in res.get("bpsp", {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
-                   f"{c['weights']}" + (f"  {bpsp:.3f} bits/sub-pixel on held-out photos" if bpsp else ""))
+                   f"{c['weights']}" + (f"  {bpsp:.3f} bits/sub-pixel on {res.get('corpus', '?')} (held out)" if bpsp else ""))
 
 
 @main.command()

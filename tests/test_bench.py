@@ -30,3 +30,14 @@ def test_bench_counts_gray_images_per_gray_value(tiny_models, tmp_path):
     assert row["channels"] == 1
     dlz = row["bpsp"][DLZ]
     assert 0 < dlz and all(v > 0 for v in row["bpsp"].values())
+
+
+def test_bench_bilevel_images_are_given_to_png_as_1_bit():
+    import io
+
+    import numpy as np
+
+    from dulzip.bench.codecs import png
+    a = (np.random.default_rng(0).random((28, 28, 1)) < 0.3).astype(np.uint8) * 255
+    img = Image.open(io.BytesIO(png(a)))
+    assert img.mode == "1" and (np.asarray(img.convert("L"))[:, :, None] == a).all()

@@ -22,8 +22,12 @@ def _pil(img: np.ndarray) -> Image.Image:
 
 
 def png(img: np.ndarray) -> bytes:
+    """PNG, Pillow level 9 with optimize; a gray image whose levels are all 0 or 255 as 1-bit."""
     buf = io.BytesIO()
-    _pil(img).save(buf, format="PNG", compress_level=9, optimize=True)
+    if img.shape[2] == 1 and np.isin(img, (0, 255)).all():
+        Image.fromarray(img[:, :, 0] > 127).save(buf, format="PNG", compress_level=9, optimize=True)
+    else:
+        _pil(img).save(buf, format="PNG", compress_level=9, optimize=True)
     return buf.getvalue()
 
 

@@ -32,6 +32,8 @@ def load_native(path: Path) -> np.ndarray:
     """(H, W, C) uint8 in the image's own channels: gray stays 1 channel (its bits per
     sub-pixel are per gray value), alpha is kept; palette and other modes become RGB."""
     img = Image.open(path)
+    if img.mode == "1":  # bilevel: levels 0 and 255
+        img = img.convert("L")
     if img.mode not in ("L", "LA", "RGB", "RGBA"):
         img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
     a = np.asarray(img)
