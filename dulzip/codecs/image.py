@@ -23,7 +23,9 @@ from dulzip.models.pixelcnn import TABLE_BITS
 
 ZSTD_LEVEL = 19
 TABLE_CHUNK = 4096  # symbols per table computation (bounds memory)
-TILE_CHUNK = 16  # tiles per batched full pass (bounds memory)
+# tiles per batched full pass: on a CPU one at a time is fastest (the gathered windows of a
+# tile stay in cache: 3.5x faster than 16 at a time, measured on 2 cores); a GPU wants more
+TILE_CHUNK = {"cpu": 1, "cuda": 16}
 
 
 @dataclass
@@ -110,10 +112,11 @@ def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
     for band in tqdm(bands(H, W, T), disable=not progress, desc="encode", unit="band"):
         b = torch.tensor(band)
         params = torch.empty(len(band), T, T, 12 * K, dtype=torch.int64)  # one band at a time
+        chunk = TILE_CHUNK.get(net.device.type, 1)
         with torch.no_grad():
-            for i in range(0, len(band), TILE_CHUNK):
-                t = b[i:i + TILE_CHUNK]
-                params[i:i + TILE_CHUNK] = net.full_pass(x[t], present[t]).cpu()
+            for i in range(0, len(band), chunk):
+                t = b[i:i + chunk]
+                params[i:i + chunk] = net.full_pass(x[t], present[t]).cpu()
         pr = present[b, 0]  # (nb, T, T)
         # nonzero on (T, T, nb) lists (r, c, tile in band) in lexicographic order
         r_idx, c_idx, t_local = torch.nonzero(pr.permute(1, 2, 0).contiguous(), as_tuple=True)
