@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import subprocess
 import tempfile
 from pathlib import Path

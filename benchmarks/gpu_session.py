@@ -64,7 +64,7 @@ def main() -> None:
     save_report()
 
     # -- training --------------------------------------------------------------------------
-    from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig
+    from dulzip.models.pixelcnn import PixelCNNConfig
     from dulzip.train.export import export_checkpoint
     from dulzip.train.loop import TrainConfig, load_checkpoint, train_model
 
@@ -97,7 +97,7 @@ def main() -> None:
     report["weights"] = weights.name
     log(f"exported {weights}")
     save_report()
-    del ck, PixelCNN
+    del ck
 
     # -- encode and decode on the device ----------------------------------------------------
     os.environ["DULZIP_MODELS"] = str(models)

@@ -130,16 +130,11 @@ def _sniff_image(data: bytes, opts: Options):
             extras["chunks"] = "standard"  # IHDR, IDAT, IEND only: nothing to keep
         else:
             side["png.chunks"] = png.serialize_chunks(p.chunks)
-        raw = png.scanlines(p.pixels, p.depth)
-        if len(set(p.filters)) == 1:
-            extras["filter"] = p.filters[0]  # one filter type for every row
-        elif p.filters == png.pillow_filters(raw, C, optimize=False):
-            extras["filter"] = "pillow"  # Pillow's choice: recomputed from the pixels
-        elif p.filters == png.pillow_filters(raw, C, optimize=True):
-            extras["filter"] = "pillow-optimize"
-        else:  # filter types (0..4) two to a byte
-            f = np.frombuffer(p.filters + b"\0", dtype=np.uint8)
-            side["png.filters4"] = ((f[0:H:2] << 4) | f[1:H + 1:2]).astype(np.uint8).tobytes()
+        rule, packed = png.pack_filters(p.filters, p.pixels, p.depth)
+        if rule is not None:
+            extras["filter"] = rule
+        else:
+            side["png.filters4"] = packed
         return "png", p.pixels, side, extras, p.zlib_params is not None
     q = pnm.parse(data)
     if q is not None:
@@ -154,16 +149,10 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
         depth = extras.get("depth", 8)
         chunks = png.standard_chunks(W, H, C, depth) if extras.get("chunks") == "standard" else \
             png.deserialize_chunks(side["png.chunks"])
-        f = extras.get("filter")
-        if f in ("pillow", "pillow-optimize"):
-            filters = png.pillow_filters(png.scanlines(pixels, depth), C, optimize=f == "pillow-optimize")
-        elif isinstance(f, int):
-            filters = bytes([f]) * H
-        elif "png.filters4" in side:
-            f = np.frombuffer(side["png.filters4"], dtype=np.uint8)
-            filters = np.stack([f >> 4, f & 15], axis=1).ravel()[:H].tobytes()
-        else:  # format 1
+        if "png.filters" in side:  # format 1: the filter types as they are
             filters = side["png.filters"]
+        else:
+            filters = png.unpack_filters(extras.get("filter"), side.get("png.filters4"), pixels, depth)
         return png.build(pixels, chunks, extras.get("idat_sizes"), filters, z, depth)
     return pnm.build(side["pnm.head"], pixels, side["pnm.tail"])
 
@@ -200,9 +189,9 @@ def compress(data: bytes, opts: Options | None = None) -> bytes:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     net, digest = zoo.load(name, device)
-    if getattr(net, "gray_only", False) and color.shape[2] != 1:
+    if net.gray_only and color.shape[2] != 1:
         raise UsageError(f"model '{name}' codes gray images only")
-    layout["tile"] = getattr(net, "fixed_tile", None) or opts.tile
+    layout["tile"] = net.fixed_tile or opts.tile
     output = data if exact else _rebuild_image(kind, pixels, side, extras)
     header = {"kind": kind, "length": len(data), "blake2b": checksum(data), "exact": exact,
               "model": {"name": name, "sha256": digest[:SHA_PREFIX]}, "layout": layout, "extras": extras,
@@ -272,7 +261,7 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     net, _ = zoo.load(name, device, expect_sha256=sha)
-    if getattr(net, "fixed_tile", None) not in (None, T):
+    if net.fixed_tile not in (None, T):
         raise FormatError(f"the .dlz header's tile size {T} does not fit model '{name}'")
     try:
         side = {k: bytes.fromhex(v) for k, v in h.get("inline", {}).items()}

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from dulzip import api
 from dulzip.api import Options

@@ -1,7 +1,6 @@
 """The shipped PixelCNN: its weights match its card, and it codes a real photo crop exactly."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from dulzip import api, zoo

@@ -70,23 +70,14 @@ class MADEStepper:
         self.net = net
         self.inp = torch.zeros(B, net.cfg.dims, dtype=torch.int64, device=net.device)
         self.present = present.to(net.device).to(torch.int64)[:, 0].flatten(1)
-        K = net.cfg.mixtures
-        self._rows = {}
-        self._k = K
-
-    def _layers(self, d: int) -> tuple[QLinear, QLinear]:
-        if d not in self._rows:
-            K = self._k
-            self._rows = {d: (self.net.out.rows(slice(3 * K * d, 3 * K * (d + 1))),
-                              self.net.direct.rows(slice(K * d, K * (d + 1))))}
-        return self._rows[d]
 
     def params(self, r: int, c: int) -> torch.Tensor:
-        net = self.net
-        d = r * net.cfg.size + c
-        out, direct = self._layers(d)
+        net, K = self.net, self.net.cfg.mixtures
+        d = r * net.cfg.size + c  # only pixel d's output rows
         h = net._hidden(self.inp)
-        return net._head(out(h), direct(self.inp), self.inp.shape[0], 1)[:, 0]
+        y = net.out.rows(slice(3 * K * d, 3 * K * (d + 1)))(h)
+        skip = net.direct.rows(slice(K * d, K * (d + 1)))(self.inp)
+        return net._head(y, skip, self.inp.shape[0], 1)[:, 0]
 
     def set(self, r: int, c: int, pixel: torch.Tensor) -> None:
         d = r * self.net.cfg.size + c

@@ -35,6 +35,9 @@ def gather(buf: torch.Tensor, row0: int, nr: int, col0: int, nc: int, kr: int, k
 class ExactPixelCNN:
     """Integer PixelCNN loaded from exported tensors (no float in the probability path)."""
 
+    fixed_tile: int | None = None  # any tile size
+    gray_only = False
+
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = PixelCNNConfig(**config)
         self.device = torch.device(device)

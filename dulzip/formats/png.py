@@ -105,6 +105,34 @@ def pillow_filters(raw: np.ndarray, bpp: int, optimize: bool) -> bytes:
     return best.tobytes()
 
 
+def pack_filters(filters: bytes, pixels: np.ndarray, depth: int = 8) -> tuple[int | str | None, bytes | None]:
+    """The per-row filter types in their shortest form: a rule that re-creates them from the
+    pixels (one type for every row, or Pillow's choice) and no bytes, or (None, the types two
+    to a byte)."""
+    H, _, C = pixels.shape
+    if len(set(filters)) == 1:
+        return filters[0], None
+    raw = scanlines(pixels, depth)
+    for rule, optimize in (("pillow", False), ("pillow-optimize", True)):
+        if filters == pillow_filters(raw, C, optimize):
+            return rule, None
+    f = np.frombuffer(filters + b"\0", dtype=np.uint8)
+    return None, ((f[0:H:2] << 4) | f[1:H + 1:2]).astype(np.uint8).tobytes()
+
+
+def unpack_filters(rule: int | str | None, packed: bytes | None, pixels: np.ndarray, depth: int = 8) -> bytes:
+    """Inverse of :func:`pack_filters`."""
+    H, _, C = pixels.shape
+    if rule in ("pillow", "pillow-optimize"):
+        return pillow_filters(scanlines(pixels, depth), C, optimize=rule == "pillow-optimize")
+    if isinstance(rule, int) and not isinstance(rule, bool):
+        return bytes([rule]) * H
+    if packed is None:
+        raise ValueError("no filter types")
+    f = np.frombuffer(packed, dtype=np.uint8)
+    return np.stack([f >> 4, f & 15], axis=1).ravel()[:H].tobytes()
+
+
 def scanlines(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
     """(H, W, C) pixels -> unfiltered scanlines (H, stride)."""
     H, W, C = pixels.shape

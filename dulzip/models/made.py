@@ -118,6 +118,11 @@ class MADE(nn.Module):
         return mixture_bits(full.view(B, 12 * K, S, S), x3, K)[:, 0].flatten(1)
 
 
+    def loss(self, x: torch.Tensor, gray: torch.Tensor | None = None) -> torch.Tensor:
+        """Training loss: mean bits per pixel."""
+        return self.bits(x).mean()
+
+
 def n_params(model: nn.Module) -> int:
     """Parameters that can be nonzero (masked-out weights do not count)."""
     m = model

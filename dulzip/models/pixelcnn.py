@@ -157,6 +157,20 @@ class PixelCNN(nn.Module):
         return bits
 
 
+    def loss(self, x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
+        """Training loss: mean bits per coded sub-pixel (gray crops code one channel of three)."""
+        bits = self.bits(x, gray)
+        n_coded = bits.numel() - 2 * gray.sum() * bits.shape[-1] * bits.shape[-2]
+        return bits.sum() / n_coded
+
+    def reset_conditioning(self) -> None:
+        """Channel-conditioning coefficients back to their initial values (fine-tuning)."""
+        K = self.cfg.mixtures
+        with torch.no_grad():
+            self.head2.weight[9 * K:] = 0
+            self.head2.bias[9 * K:] = COEF_INIT.repeat_interleave(K)
+
+
 def head_params(y: torch.Tensor, K: int):
     """Split raw head output (B,12K,H,W) into quantized (logits, mu0, log_s, coef), each (B,3,K,H,W)."""
     B, _, H, W = y.shape

@@ -11,24 +11,22 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from dulzip.models import made, pixelcnn
-from dulzip.train.loop import MODULES, load_checkpoint
+from dulzip.train.loop import TRAINABLE, load_checkpoint
 from dulzip.zoo import save_weights
 
 
 def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, card: dict | None = None) -> Path:
     ck = load_checkpoint(Path(ckpt_path))
     arch = ck.get("arch", "pixelcnn")
-    module, cfg_cls = MODULES[arch]
-    export, n_params = {"pixelcnn": (pixelcnn.export, pixelcnn.n_params), "made": (made.export, made.n_params)}[arch]
-    cfg = cfg_cls(**ck["model_config"])
-    model = module(cfg)
+    a = TRAINABLE[arch]
+    cfg = a.config(**ck["model_config"])
+    model = a.module(cfg)
     model.load_state_dict(ck.get("ema", ck["model"]))  # the moving average of the weights
     model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{name}.tmp.safetensors"
-    digest = save_weights(export(model), tmp, arch, asdict(cfg))
+    digest = save_weights(a.export(model), tmp, arch, asdict(cfg))
     final = out_dir / f"{name}-{digest[:8]}.safetensors"
     for old in out_dir.glob(f"{name}-*.safetensors"):  # this name's older weights (not 'made-binary' for 'made')
         if re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}\.safetensors", old.name) and old != final:
@@ -43,7 +41,7 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     card_path = final.with_suffix(".json")
     info = {**old_card, **(card or {})}
     info.update({"name": name, "architecture": arch, "weights": final.name, "sha256": digest,
-                 "config": asdict(cfg), "parameters": n_params(model), "training": {
+                 "config": asdict(cfg), "parameters": a.n_params(model), "training": {
                      **info.get("training", {}), "steps": ck["step"], "config": ck["train_config"]}})
     card_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return final

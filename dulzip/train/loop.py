@@ -7,20 +7,36 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
 
-from dulzip.models.made import MADE, MADEConfig
-from dulzip.models.pixelcnn import COEF_INIT, PixelCNN, PixelCNNConfig, n_params
+from dulzip.models import made, pixelcnn
 from dulzip.train.data import CropSampler, ImageSampler, load_images
 
-# trainable architectures: name -> (float module, its config)
-MODULES = {"pixelcnn": (PixelCNN, PixelCNNConfig), "made": (MADE, MADEConfig)}
+
+@dataclass(frozen=True)
+class Trainable:
+    """What training and export need of an architecture (the float module has ``loss``)."""
+    module: Callable  # config -> float module
+    config: type
+    export: Callable  # module -> integer tensors
+    n_params: Callable  # module -> parameter count
+    sampler: Callable  # (TrainConfig, config, seed, device) -> sampler with .batch(n)
+
+
+TRAINABLE = {
+    "pixelcnn": Trainable(pixelcnn.PixelCNN, pixelcnn.PixelCNNConfig, pixelcnn.export, pixelcnn.n_params,
+                          lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
+                                                                t.gray_fraction, seed, dev)),
+    "made": Trainable(made.MADE, made.MADEConfig, made.export, made.n_params,  # whole small gray images
+                      lambda t, cfg, seed, dev: ImageSampler(t.data, cfg.size, seed, dev)),
+}
 
 
 def arch_of(mcfg) -> str:
-    return next(name for name, (_, cfg_cls) in MODULES.items() if isinstance(mcfg, cfg_cls))
+    return next(name for name, a in TRAINABLE.items() if isinstance(mcfg, a.config))
 
 
 @dataclass
@@ -91,8 +107,8 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
     step, elapsed = 0, 0.0
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        module, cfg_cls = MODULES[ck.get("arch", "pixelcnn")]
-        model = module(cfg_cls(**ck["model_config"])).to(dev)
+        arch = TRAINABLE[ck.get("arch", "pixelcnn")]
+        model = arch.module(arch.config(**ck["model_config"])).to(dev)
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         opt.load_state_dict(ck["opt"])
@@ -100,36 +116,24 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         torch.set_rng_state(ck["rng"])
     else:
-        model = MODULES[arch_of(mcfg)][0](mcfg)
+        arch = TRAINABLE[arch_of(mcfg)]
+        model = arch.module(mcfg)
         if tcfg.init_from:
             model.load_state_dict(load_checkpoint(Path(tcfg.init_from))["model"])
-            with torch.no_grad():  # conditioning coefficients restart from their initial values
-                K = mcfg.mixtures
-                model.head2.weight[9 * K:] = 0
-                model.head2.bias[9 * K:] = COEF_INIT.repeat_interleave(K)
+            if hasattr(model, "reset_conditioning"):
+                model.reset_conditioning()
             print(f"initialized from {tcfg.init_from}")
         model = model.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if isinstance(model, MADE):  # whole small gray images
-        sampler = ImageSampler(tcfg.data, model.cfg.size, tcfg.seed + step, dev)
-    else:
-        sampler = CropSampler(load_images(tcfg.data, tuple(tcfg.scales)), tcfg.crop, tcfg.gray_fraction,
-                              tcfg.seed + step, dev)
+    sampler = arch.sampler(tcfg, model.cfg, tcfg.seed + step, dev)
     log = open(out / "metrics.jsonl", "a")
     bar = tqdm(total=tcfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     model.train()
     t0, ema_loss = time.time() - elapsed, None
     last_ckpt = time.time()
     params = dict(model.named_parameters())
-
-    def loss_fn(x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
-        if isinstance(model, MADE):
-            return model.bits(x).mean()
-        bits = model.bits(x, gray)  # gray crops code one channel of three
-        n_coded = bits.numel() - 2 * gray.sum() * bits.shape[-1] * bits.shape[-2]
-        return bits.sum() / n_coded
-
+    loss_fn = model.loss
     step_fn = torch.compile(loss_fn) if tcfg.compile else loss_fn
     while progress_at(step, time.time() - t0, tcfg) < 1.0:
         lr = lr_at(step, tcfg, progress_at(step, time.time() - t0, tcfg))
@@ -167,5 +171,5 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
     save_checkpoint(ckpt_path, model, opt, ema, step, time.time() - t0, tcfg)
     bar.close()
     log.close()
-    print(f"trained {n_params(model)} parameters for {step} steps ({time.time() - t0:.0f} s) -> {ckpt_path}")
+    print(f"trained {arch.n_params(model)} parameters for {step} steps ({time.time() - t0:.0f} s) -> {ckpt_path}")
     return ckpt_path
