@@ -13,12 +13,15 @@ import zstandard
 
 from dulzip import __version__
 from dulzip.codecs.image import Stream, decode_planes, encode_planes
+from dulzip.codecs.text import Layout, decode_text, encode_text
 from dulzip.container import Container, add_stream, pack, read_header, unpack
 from dulzip.errors import CorruptDataError, FormatError, UsageError
 from dulzip.formats import png, pnm
 
 ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
+DEFAULT_TEXT_MODEL = "charrnn"
+TEXT_SNIFF = 1 << 16  # bytes looked at to tell text from binary
 DEFAULT_TILE = 64
 INLINE_MAX = 64  # side data up to this many bytes goes in the header
 SHA_PREFIX = 32  # hex digits of the weights' sha256 recorded in a file (128 bits)
@@ -172,30 +175,90 @@ def choose_image_model(color: np.ndarray) -> str:
     return DEFAULT_IMAGE_MODEL
 
 
+def looks_like_text(data: bytes) -> bool:
+    """Text-like input, from its first TEXT_SNIFF bytes: (almost) no control bytes other than
+    whitespace, and either valid UTF-8 or mostly printable ASCII (other 8-bit encodings)."""
+    head = data[:TEXT_SNIFF]
+    if not head:
+        return False
+    a = np.frombuffer(head, dtype=np.uint8)
+    control = np.count_nonzero((a < 32) & ~np.isin(a, (9, 10, 12, 13))) + np.count_nonzero(a == 127)
+    if control > len(a) // 100:
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError as e:
+        if e.start >= len(head) - 3 and e.reason == "unexpected end of data":
+            return True  # a character cut by the sniffing window
+    return np.count_nonzero(a < 128) >= 0.9 * len(a)
+
+
+def _modality(name: str) -> str:
+    from dulzip import zoo
+    from dulzip.models.registry import ARCHITECTURES
+    return ARCHITECTURES[zoo.card(name)["architecture"]].modality
+
+
 def compress(data: bytes, opts: Options | None = None) -> bytes:
     """Compress a whole file's bytes to a .dlz container."""
     opts = opts or Options()
     from dulzip import zoo
     model = opts.model
-    sniffed = None if model == "zstd" else _sniff_image(data, opts)
-    if model not in ("auto", "zstd", DEFAULT_IMAGE_MODEL):
-        zoo.card(model)  # unknown names are refused here
-    if sniffed is None:
+    if model == "zstd":
         return pack(_bytes_container(data))
-    kind, pixels, side, extras, exact = sniffed
-    color, layout, alpha = split_planes(pixels)
-    name = choose_image_model(color) if model == "auto" else model
+    modality = None if model == "auto" else _modality(model)  # unknown names are refused here
+    if modality == "text" or (model == "auto" and not data.startswith(png.SIGNATURE) and looks_like_text(data)
+                              and DEFAULT_TEXT_MODEL in zoo.cards()):
+        blob = _compress_text(data, DEFAULT_TEXT_MODEL if model == "auto" else model, opts)
+    else:
+        sniffed = _sniff_image(data, opts)
+        if sniffed is None:
+            return pack(_bytes_container(data))
+        blob = _compress_image(data, sniffed, model, opts)
+    if not opts.fallback:
+        return blob
+    fallback = pack(_bytes_container(data, note="the model did worse than zstd on this file"))
+    return blob if len(blob) < len(fallback) else fallback
+
+
+def _model_header(kind: str, data: bytes, name: str, digest: str) -> dict:
+    return {"kind": kind, "length": len(data), "blake2b": checksum(data),
+            "model": {"name": name, "sha256": digest[:SHA_PREFIX]}, "tool": __version__}
+
+
+def _prepare(name: str, opts: Options):
+    from dulzip import zoo
     device = resolve_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    net, digest = zoo.load(name, device)
+    return zoo.load(name, device)
+
+
+def _compress_text(data: bytes, name: str, opts: Options) -> bytes:
+    net, digest = _prepare(name, opts)
+    layout = Layout()
+    header = _model_header("text", data, name, digest)
+    header["layout"] = {"block": layout.block, "max_streams": layout.streams, "seg_min": layout.seg_min}
+    payloads: list[bytes] = []
+    for i, s in enumerate(encode_text(data, net, layout, opts.progress, allow_zstd=opts.fallback)):
+        add_stream(header, payloads, f"text.{i}", s.coder, s.payload)
+    return pack(Container(header, payloads))
+
+
+def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
+    kind, pixels, side, extras, exact = sniffed
+    color, layout, alpha = split_planes(pixels)
+    name = choose_image_model(color) if model == "auto" else model
+    net, digest = _prepare(name, opts)
+    if getattr(net, "modality", "image") != "image":
+        raise UsageError(f"model '{name}' is not an image model")
     if net.gray_only and color.shape[2] != 1:
         raise UsageError(f"model '{name}' codes gray images only")
     layout["tile"] = net.fixed_tile or opts.tile
     output = data if exact else _rebuild_image(kind, pixels, side, extras)
-    header = {"kind": kind, "length": len(data), "blake2b": checksum(data), "exact": exact,
-              "model": {"name": name, "sha256": digest[:SHA_PREFIX]}, "layout": layout, "extras": extras,
-              "tool": __version__}
+    header = _model_header(kind, data, name, digest)
+    header.update({"exact": exact, "layout": layout, "extras": extras})
     if not exact:
         header["output_length"] = len(output)
         header["output_blake2b"] = checksum(output)
@@ -213,11 +276,7 @@ def compress(data: bytes, opts: Options | None = None) -> bytes:
             add_stream(header, payloads, f"{plane_name}.{i}", s.coder, s.payload)
             est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
     header["model_bits"] = round(est)
-    blob = pack(Container(header, payloads))
-    if not opts.fallback:
-        return blob
-    fallback = pack(_bytes_container(data, note="the image model did worse than zstd on this file"))
-    return blob if len(blob) < len(fallback) else fallback
+    return pack(Container(header, payloads))
 
 
 def decompress(blob: bytes, opts: Options | None = None) -> bytes:
@@ -233,6 +292,9 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
         meta, data = c.stream("bytes")
         out = _unstream(meta, data, length)
         expect_len, expect_sum = length, h.get("blake2b")
+    elif kind == "text":
+        out = _decompress_text(c, opts)
+        expect_len, expect_sum = length, h.get("blake2b")
     elif kind in ("png", "pnm"):
         out = _decompress_image(c, opts)
         if h.get("exact", True):
@@ -246,21 +308,47 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
     return out
 
 
-def _decompress_image(c: Container, opts: Options) -> bytes:
+def _load_for(h: dict, opts: Options):
+    """The model a file names, checked against its recorded sha256."""
     from dulzip import zoo
-    h = c.header
     try:
-        layout, extras, model = h["layout"], h["extras"], h["model"]
-        H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
-        name, sha = model["name"], model["sha256"]
+        name, sha = h["model"]["name"], h["model"]["sha256"]
     except (KeyError, TypeError):
-        raise FormatError("the .dlz header lacks the image layout or model") from None
-    if not (isinstance(H, int) and isinstance(W, int) and H > 0 and W > 0 and C in (1, 2, 3, 4) and T > 0):
-        raise FormatError("the .dlz header has an invalid image layout")
+        raise FormatError("the .dlz header lacks its model") from None
     device = resolve_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    net, _ = zoo.load(name, device, expect_sha256=sha)
+    return name, zoo.load(name, device, expect_sha256=sha)[0]
+
+
+def _decompress_text(c: Container, opts: Options) -> bytes:
+    h = c.header
+    try:
+        lay = h["layout"]
+        layout = Layout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]))
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("the .dlz header lacks the text layout") from None
+    if min(layout.block, layout.streams, layout.seg_min) < 1:
+        raise FormatError("the .dlz header has an invalid text layout")
+    name, net = _load_for(h, opts)
+    if getattr(net, "modality", "image") != "text":
+        raise FormatError(f"model '{name}' is not a text model")
+    streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads) if m["name"].startswith("text.")]
+    return decode_text(streams, int(h["length"]), net, layout, opts.progress)
+
+
+def _decompress_image(c: Container, opts: Options) -> bytes:
+    h = c.header
+    try:
+        layout, extras = h["layout"], h["extras"]
+        H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
+    except (KeyError, TypeError):
+        raise FormatError("the .dlz header lacks the image layout") from None
+    if not (isinstance(H, int) and isinstance(W, int) and H > 0 and W > 0 and C in (1, 2, 3, 4) and T > 0):
+        raise FormatError("the .dlz header has an invalid image layout")
+    name, net = _load_for(h, opts)
+    if getattr(net, "modality", "image") != "image":
+        raise FormatError(f"model '{name}' is not an image model")
     if net.fixed_tile not in (None, T):
         raise FormatError(f"the .dlz header's tile size {T} does not fit model '{name}'")
     try:

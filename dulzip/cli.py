@@ -276,20 +276,23 @@ def models():
 
 @main.command()
 @click.option("--data", type=click.Path(exists=True, file_okay=False), required=True,
-              help="Folder of training images.")
+              help="Folder of training images (text: any files).")
 @click.option("--out", type=click.Path(), default="runs/pixelcnn", show_default=True,
               help="Run folder (checkpoint, metrics.jsonl); training resumes from it.")
 @click.option("--steps", type=int, default=1300, show_default=True)
 @click.option("--warmup", type=int, default=100, show_default=True)
 @click.option("--batch", type=int, default=32, show_default=True)
 @click.option("--crop", type=int, default=32, show_default=True)
+@click.option("--seq", type=int, default=256, show_default=True, help="charrnn: bytes per training window.")
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--channels", type=int, default=48, show_default=True)
 @click.option("--layers", type=int, default=None, help="Gated layers (pixelcnn, default 6) or hidden layers (made, default 2).")
 @click.option("--head", type=int, default=96, show_default=True, help="Hidden units of the output head.")
-@click.option("--arch", type=click.Choice(["pixelcnn", "made"]), default="pixelcnn", show_default=True,
-              help="pixelcnn: photographs (random crops); made: small gray images (whole, e.g. 28x28 digits).")
-@click.option("--hidden", type=int, default=500, show_default=True, help="MADE: units per hidden layer.")
+@click.option("--arch", type=click.Choice(["pixelcnn", "made", "charrnn"]), default="pixelcnn", show_default=True,
+              help="pixelcnn: photographs (random crops); made: small gray images (whole, e.g. 28x28 digits); "
+                   "charrnn: text (byte streams).")
+@click.option("--hidden", type=int, default=None, help="MADE: units per hidden layer (500); charrnn: LSTM units (256).")
+@click.option("--embed", type=int, default=32, show_default=True, help="charrnn: byte embedding size.")
 @click.option("--time-limit", type=float, default=0.0,
               help="Train for at most this many seconds (the learning-rate schedule follows time too).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -299,18 +302,20 @@ def models():
 @click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
-def train(data, out, steps, warmup, batch, crop, lr, channels, layers, head, arch, hidden, time_limit, device,
-          init_from, export_name, models_dir, threads, no_progress):
-    """Train an image model (resumable) and optionally export it to the model zoo.
+def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, embed, time_limit,
+          device, init_from, export_name, models_dir, threads, no_progress):
+    """Train a model (resumable) and optionally export it to the model zoo.
 
     MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
+    from dulzip.models.charrnn import CharRNNConfig
     from dulzip.models.made import MADEConfig
     from dulzip.models.pixelcnn import PixelCNNConfig
     from dulzip.train.loop import TrainConfig, train_model
-    tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, lr=lr,
+    tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, seq=seq, lr=lr,
                        threads=threads, init_from=init_from, device=device, time_limit=time_limit)
-    mcfg = (MADEConfig(hidden=hidden, layers=layers or 2) if arch == "made" else
-            PixelCNNConfig(channels=channels, layers=layers or 6, head=head))
+    mcfg = {"made": lambda: MADEConfig(hidden=hidden or 500, layers=layers or 2),
+            "charrnn": lambda: CharRNNConfig(embed=embed, hidden=hidden or 256),
+            "pixelcnn": lambda: PixelCNNConfig(channels=channels, layers=layers or 6, head=head)}[arch]()
     ckpt = train_model(tcfg, mcfg,
                           progress=not no_progress and sys.stderr.isatty())
     if export_name:

@@ -19,7 +19,7 @@ digests) as raw bytes, and key names and common values as indices into ``KEYS`` 
 ``STRINGS`` (append-only tables: an index, once written, means its string forever). Small
 files are where this matters: a 28x28 digit is a few hundred bytes in all.
 
-Header keys: ``kind`` (png | pnm | bytes), ``length`` and ``blake2b`` (128-bit hex) of the
+Header keys: ``kind`` (png | pnm | text | bytes), ``length`` and ``blake2b`` (128-bit hex) of the
 original file, ``model`` (null or {name, sha256}), ``layout`` (what the codec needs),
 ``extras`` (format details needed to re-create the file), ``exact`` (true when the output
 is byte-identical to the input; false when the format had to be re-encoded, e.g. a PNG whose
@@ -46,10 +46,11 @@ MAX_DEPTH = 16
 KEYS = ("kind", "length", "blake2b", "exact", "model", "name", "sha256", "layout", "height", "width",
         "channels", "tile", "replicated", "alpha", "extras", "idat_sizes", "zlib", "depth", "streams",
         "coder", "size", "crc32", "model_bits", "tool", "output_length", "output_blake2b", "note", "inline",
-        "chunks", "filter", "png.chunks", "png.filters", "png.filters4", "pnm.head", "pnm.tail")
+        "chunks", "filter", "png.chunks", "png.filters", "png.filters4", "pnm.head", "pnm.tail",
+        "block", "max_streams", "seg_min")
 STRINGS = ("png", "pnm", "bytes", "model", "zstd", "stored", "pixelcnn", "made", "made-binary", "png.chunks",
            "png.filters", "pnm.head", "pnm.tail", "color.0", "alpha.0", "coded", "standard",
-           "pillow", "pillow-optimize")
+           "pillow", "pillow-optimize", "text", "charrnn")
 T_NONE, T_FALSE, T_TRUE, T_UINT, T_NEG, T_FLOAT, T_STR, T_HEX, T_LIST, T_DICT, T_KNOWN = range(11)
 
 

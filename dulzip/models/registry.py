@@ -32,3 +32,9 @@ def _pixelcnn(tensors, config, device):
 def _made(tensors, config, device):
     from dulzip.exact.made import ExactMADE
     return ExactMADE(tensors, config, device)
+
+
+@register("charrnn", "text")
+def _charrnn(tensors, config, device):
+    from dulzip.exact.charrnn import ExactCharRNN
+    return ExactCharRNN(tensors, config, device)

@@ -95,3 +95,45 @@ class ImageSampler:
     def batch(self, n: int) -> tuple[torch.Tensor, None]:
         idx = torch.randint(0, len(self.images), (n,), generator=self.gen, device=self.device)
         return self.images[idx], None
+
+
+class TextSampler:
+    """Byte streams for the char-RNN: each batch row reads on from where it stopped (so the
+    model's state is carried across windows, as over a segment), and starts afresh at a random
+    place once per ``segment`` bytes on average: a file under the folder drawn uniformly (so
+    that one big source does not drown the others), then a place in it. ``batch(n)`` gives
+    (n, seq + 1) symbols (the input before the window: the previous byte, or START for a
+    fresh row; then the window) and which rows are fresh."""
+
+    def __init__(self, folder: str | Path, seq: int, segment: int, seed: int, device: str | torch.device = "cpu"):
+        from dulzip.models.charrnn import START
+        files = [p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+        files = [f for f in files if len(f) > seq + 1]
+        if not files:
+            raise FileNotFoundError(f"no text file longer than {seq + 1} bytes under {folder}")
+        self.device = torch.device(device)
+        self.data = torch.frombuffer(bytearray(b"".join(files)), dtype=torch.uint8).to(self.device)
+        sizes = torch.tensor([len(f) for f in files], dtype=torch.int64)
+        self.begin = (torch.cumsum(sizes, 0) - sizes).to(self.device)
+        self.end = torch.cumsum(sizes, 0).to(self.device)
+        self.seq, self.reset_p, self.start = seq, min(1.0, seq / segment), START
+        self.pos = self.stop = None
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(seed)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        L, dev = self.seq, self.device
+        fresh = torch.rand(n, generator=self.gen, device=dev) < self.reset_p
+        f = torch.randint(0, len(self.begin), (n,), generator=self.gen, device=dev)
+        u = torch.rand(n, generator=self.gen, device=dev, dtype=torch.float64)
+        new = self.begin[f] + (u * (self.end[f] - self.begin[f] - L)).long()
+        if self.pos is None or len(self.pos) != n:
+            fresh[:] = True
+            self.pos, self.stop = new, self.end[f]
+        fresh |= self.pos + L > self.stop  # the file ends: start afresh
+        self.pos = torch.where(fresh, new, self.pos)
+        self.stop = torch.where(fresh, self.end[f], self.stop)
+        window = self.data[self.pos[:, None] + torch.arange(L, device=dev)].long()
+        first = torch.where(fresh, self.start, self.data[(self.pos - 1).clamp(min=0)].long())
+        self.pos = self.pos + L
+        return torch.cat([first[:, None], window], dim=1), fresh

@@ -1,4 +1,4 @@
-"""Resumable training loop for the image models: checkpoints, a metrics log, progress."""
+"""Resumable training loop for the models: checkpoints, a metrics log, progress."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,8 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from dulzip.models import made, pixelcnn
-from dulzip.train.data import CropSampler, ImageSampler, load_images
+from dulzip.models import charrnn, made, pixelcnn
+from dulzip.train.data import CropSampler, ImageSampler, TextSampler, load_images
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ TRAINABLE = {
                                                                 t.gray_fraction, seed, dev)),
     "made": Trainable(made.MADE, made.MADEConfig, made.export, made.n_params,  # whole small gray images
                       lambda t, cfg, seed, dev: ImageSampler(t.data, cfg.size, seed, dev)),
+    "charrnn": Trainable(charrnn.CharRNN, charrnn.CharRNNConfig, charrnn.export, charrnn.n_params,
+                         lambda t, cfg, seed, dev: TextSampler(t.data, t.seq, t.segment, seed, dev)),
 }
 
 
@@ -46,6 +48,8 @@ class TrainConfig:
     steps: int = 20000
     batch: int = 32
     crop: int = 32
+    seq: int = 256  # text: bytes per training window (state carried across windows)
+    segment: int = 16384  # text: mean bytes before a training stream starts afresh
     lr: float = 2e-3
     warmup: int = 200
     gray_fraction: float = 0.15
