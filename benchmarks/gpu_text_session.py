@@ -7,7 +7,7 @@ streams, which the CPU must decode bit for bit (``benchmarks/check_gpu_text.py``
         --hidden 256 384 --time-limit 400 --files data/text/code-test/argparse.py ...
 
 Everything comes back in one file, ``$OUT/session.tar``: per size ``models-h<H>/`` (weights
-and card), ``train-h<H>.log``, ``metrics-h<H>.jsonl``, ``checkpoint-h<H>.pt`` (to train on),
+and card), ``train-h<H>.log``, ``metrics-h<H>.jsonl``, ``float-h<H>.pt`` (the float weights, to train on),
 and ``gpu-text.json`` (timings and the coded streams, hex).
 """
 from __future__ import annotations
@@ -39,14 +39,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--files", nargs="*", default=[], help="held-out files to code on the GPU")
     ap.add_argument("--max-bytes", type=int, default=131072, help="code at most this many bytes of each")
     ap.add_argument("--deadline", type=float, default=560.0)
     ap.add_argument("--device", default="cuda", help="cpu: a dry run of this script")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="folder of float-h<H>.pt files from an earlier session: train on from them")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
     import zstandard
+    from dulzip.train.loop import load_checkpoint
     work = Path(os.environ.get("TEXT_SESSION_WORK", "/tmp/text-session"))
     data = work / "train"
     if not data.exists():
@@ -61,8 +65,9 @@ def main() -> None:
         run = work / f"run-h{H}"
         cmd = [sys.executable, "-m", "dulzip.cli", "train", "--arch", "charrnn", "--data", str(data),
                "--out", str(run), "--hidden", str(H), "--batch", str(args.batch), "--seq", str(args.seq),
-               "--lr", str(args.lr), "--warmup", "200", "--steps", "100000000", "--time-limit", str(args.time_limit),
-               "--device", args.device, "--no-progress", "--export", "charrnn", "--models-dir", str(work / f"models-h{H}")]
+               "--lr", str(args.lr), "--warmup", str(args.warmup), "--steps", "100000000", "--time-limit", str(args.time_limit),
+               "--device", args.device, "--no-progress",
+               *(["--init-from", str(args.init_from / f"float-h{H}.pt")] if args.init_from else []), "--export", "charrnn", "--models-dir", str(work / f"models-h{H}")]
         procs[H] = (subprocess.Popen(cmd, stdout=open(work / f"train-h{H}.log", "w"), stderr=subprocess.STDOUT), cmd)
     report = {"device": device_name, "torch": torch.__version__, "train": {}, "coded": []}
     for H, (p, cmd) in procs.items():
@@ -107,9 +112,15 @@ def main() -> None:
         for H in args.hidden:
             for src, name in ((work / f"models-h{H}", f"models-h{H}"), (work / f"train-h{H}.log", f"train-h{H}.log"),
                               (work / f"run-h{H}" / "metrics.jsonl", f"metrics-h{H}.jsonl"),
-                              (work / f"run-h{H}" / "checkpoint.pt", f"checkpoint-h{H}.pt")):
+                              ):
                 if src.exists():
                     tar.add(src, arcname=name)
+            ck_path = work / f"run-h{H}" / "checkpoint.pt"
+            if ck_path.exists():  # the weights and their moving average, without the optimizer state
+                ck = load_checkpoint(ck_path)
+                torch.save({k: ck[k] for k in ("arch", "model", "ema", "step", "elapsed", "model_config",
+                                               "train_config")}, work / f"float-h{H}.pt")
+                tar.add(work / f"float-h{H}.pt", arcname=f"float-h{H}.pt")
         tar.add(work / "gpu-text.json", arcname="gpu-text.json")
     (args.out / "session.tar").write_bytes(buf.getvalue())
     log(f"done ({os.path.getsize(args.out / 'session.tar')} bytes back)")

@@ -1,6 +1,7 @@
 """Write measured benchmark results into a model card and regenerate models/README.md.
 
     python benchmarks/update_card.py pixelcnn benchmarks/results/photos-test.json
+    python benchmarks/update_card.py charrnn benchmarks/results/prose-test.json --also benchmarks/results/code-test.json
 
 Numbers come only from the benchmark JSON given (made by ``dulzip bench``).
 """
@@ -20,19 +21,25 @@ def render_readme(models: Path) -> str:
              "parameter count, training data and steps, hardware, and measured results on held-out data.",
              "", "| model | architecture | parameters | held-out corpus | dulzip bits/sub-pixel | PNG | WebP | "
              "JPEG-XL | zstd -19 | weights |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for p in sorted(models.glob("*.json")):
-        c = json.loads(p.read_text())
-        if "weights" not in c:
-            continue
-        r = c.get("results", {})
-        b = r.get("bpsp", {})
+    cards = [c for c in (json.loads(p.read_text()) for p in sorted(models.glob("*.json"))) if "weights" in c]
 
-        def get(prefix):
-            v = next((v for k, v in b.items() if k.startswith(prefix)), None)
-            return f"{v:.3f}" if v is not None else "-"
-        lines.append(f"| {c['name']} | {c['architecture']} | {c.get('parameters', 0):,} | {r.get('corpus', '-')} | "
-                     f"{get('dulzip')} | {get('PNG')} | {get('WebP')} | {get('JPEG-XL')} | {get('zstd')} | "
-                     f"`{c['weights']}` |")
+    def get(r, prefix):
+        v = next((v for k, v in r.get(_unit(r), {}).items() if k.startswith(prefix)), None)
+        return f"{v:.3f}" if v is not None else "-"
+    for c in cards:
+        r = c.get("results", {})
+        if _unit(r) == "bpsp":
+            lines.append(f"| {c['name']} | {c['architecture']} | {c.get('parameters', 0):,} | {r.get('corpus', '-')} | "
+                         f"{get(r, 'dulzip')} | {get(r, 'PNG')} | {get(r, 'WebP')} | {get(r, 'JPEG-XL')} | "
+                         f"{get(r, 'zstd')} | `{c['weights']}` |")
+    lines += ["", "| text model | architecture | parameters | held-out corpus | dulzip bits/byte | xz -9e | PPMd | "
+              "brotli -q 11 | zstd -19 | weights |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in cards:
+        r = c.get("results", {})
+        if _unit(r) == "bpb":
+            lines.append(f"| {c['name']} | {c['architecture']} | {c.get('parameters', 0):,} | {r.get('corpus', '-')} | "
+                         f"{get(r, 'dulzip')} | {get(r, 'xz')} | {get(r, 'PPMd')} | {get(r, 'brotli')} | "
+                         f"{get(r, 'zstd -19')} | `{c['weights']}` |")
     lines.append("")
     for p in sorted(models.glob("*.json")):
         c = json.loads(p.read_text())
@@ -48,14 +55,39 @@ def render_readme(models: Path) -> str:
             lines.append(f"- command: `{t['command']}`")
         r = c.get("results")
         if r:
-            lines.append(f"- held-out results ({r.get('corpus')}, {r.get('images')} images, command "
-                         f"`{r.get('command')}`): " + ", ".join(f"{k} {v:.3f}" for k, v in r["bpsp"].items()))
+            lines.append(f"- held-out results ({r.get('corpus')}, {_count(r)}, command `{r.get('command')}`, "
+                         f"{_unit_name(r)}): " + ", ".join(f"{k} {v:.3f}" for k, v in r[_unit(r)].items()))
         for o in c.get("other_results", []):
-            lines.append(f"- also held out ({o['corpus']}, {o['images']} images, command `{o['command']}`): "
-                         + ", ".join(f"{k} {v:.3f}" for k, v in o["bpsp"].items())
+            lines.append(f"- also held out ({o['corpus']}, {_count(o)}, command `{o['command']}`, {_unit_name(o)}): "
+                         + ", ".join(f"{k} {v:.3f}" for k, v in o[_unit(o)].items())
                          + f"; encode {o['encode_s']:.0f} s, decode {o['decode_s']:.0f} s in all")
         lines.append("")
     return "\n".join(lines)
+
+
+def _unit(r: dict) -> str:
+    return "bpb" if "bpb" in r else "bpsp"
+
+
+def _unit_name(r: dict) -> str:
+    return "bits per byte" if "bpb" in r else "bits per sub-pixel"
+
+
+def _count(r: dict) -> str:
+    return f"{r['files']} files, {r['bytes']} bytes" if "files" in r else f"{r.get('images')} images"
+
+
+def _results(path: Path, bench: dict) -> dict:
+    """The totals of a benchmark JSON (images: bits per sub-pixel; text: bits per byte)."""
+    t = bench["total"]
+    out = {"corpus": path.stem, "command": bench["meta"]["command"], "encode_s": t["encode_s"],
+           "decode_s": t["decode_s"], "report": str(path.relative_to(ROOT)) if path.is_absolute() else str(path)}
+    if "files" in bench:
+        out.update(files=len(bench["files"]), bytes=t["bytes"], bpb=t["bpb"], encode_kb_s=t["encode_kb_s"],
+                   decode_kb_s=t["decode_kb_s"])
+    else:
+        out.update(images=len(bench["images"]), bpsp=t["bpsp"])
+    return out
 
 
 def main() -> None:
@@ -74,15 +106,8 @@ def main() -> None:
     card_path = next(p for p in sorted(args.models.glob("*.json"))
                      if json.loads(p.read_text()).get("name") == args.model)  # <name>-<sha256 prefix>.json
     card = json.loads(card_path.read_text())
-    card["results"] = {"corpus": args.bench_json.stem, "images": len(bench["images"]),
-                       "command": bench["meta"]["command"], "bpsp": bench["total"]["bpsp"],
-                       "encode_s": bench["total"]["encode_s"], "decode_s": bench["total"]["decode_s"],
-                       "report": str(args.bench_json.relative_to(ROOT)) if args.bench_json.is_absolute() else
-                       str(args.bench_json)}
-    card["other_results"] = [
-        {"corpus": p.stem, "images": len(b["images"]), "command": b["meta"]["command"], "bpsp": b["total"]["bpsp"],
-         "encode_s": b["total"]["encode_s"], "decode_s": b["total"]["decode_s"], "report": str(p)}
-        for p, b in ((p, json.loads(p.read_text())) for p in args.also)]
+    card["results"] = _results(args.bench_json, bench)
+    card["other_results"] = [_results(p, json.loads(p.read_text())) for p in args.also]
     t = card.setdefault("training", {})
     if args.run:
         log = [json.loads(x) for x in (args.run / "metrics.jsonl").read_text().splitlines() if x.strip()]

@@ -5,16 +5,20 @@ No command-line concerns here (see cli.py); errors are :mod:`dulzip.errors` exce
 from __future__ import annotations
 
 import hashlib
+import tempfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import zstandard
+from tqdm import tqdm
 
 from dulzip import __version__
 from dulzip.codecs.image import Stream, decode_planes, encode_planes
-from dulzip.codecs.text import Layout, decode_text, encode_text
-from dulzip.container import Container, add_stream, pack, read_header, unpack
+from dulzip.codecs.text import Layout, TextCoder, decode_text, encode_text
+from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
+                              unpack, write_container)
 from dulzip.errors import CorruptDataError, FormatError, UsageError
 from dulzip.formats import png, pnm
 
@@ -22,6 +26,7 @@ ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
 DEFAULT_TEXT_MODEL = "charrnn"
 TEXT_SNIFF = 1 << 16  # bytes looked at to tell text from binary
+BYTES_CHUNK = 1 << 24  # the streamed bytes path: one zstd stream per 16 MB
 DEFAULT_TILE = 64
 INLINE_MAX = 64  # side data up to this many bytes goes in the header
 SHA_PREFIX = 32  # hex digits of the weights' sha256 recorded in a file (128 bits)
@@ -53,10 +58,8 @@ def resolve_device(device: str) -> str:
 
 
 # -- the bytes path ------------------------------------------------------------------------
-def _bytes_container(data: bytes, note: str | None = None) -> Container:
+def _bytes_container(data: bytes) -> Container:
     header = {"kind": "bytes", "length": len(data), "blake2b": checksum(data), "tool": __version__}
-    if note:
-        header["note"] = note
     payloads: list[bytes] = []
     add_stream(header, payloads, "bytes", *_zstd_stream(data))
     return Container(header, payloads)
@@ -218,7 +221,7 @@ def compress(data: bytes, opts: Options | None = None) -> bytes:
         blob = _compress_image(data, sniffed, model, opts)
     if not opts.fallback:
         return blob
-    fallback = pack(_bytes_container(data, note="the model did worse than zstd on this file"))
+    fallback = pack(_bytes_container(data))  # where the model did worse than zstd: exactly the zstd file
     return blob if len(blob) < len(fallback) else fallback
 
 
@@ -237,9 +240,10 @@ def _prepare(name: str, opts: Options):
 
 def _compress_text(data: bytes, name: str, opts: Options) -> bytes:
     net, digest = _prepare(name, opts)
-    layout = Layout()
+    layout = Layout.for_length(len(data))
     header = _model_header("text", data, name, digest)
-    header["layout"] = {"block": layout.block, "max_streams": layout.streams, "seg_min": layout.seg_min}
+    header["layout"] = _layout_header(layout)
+    header["streams"] = []
     payloads: list[bytes] = []
     for i, s in enumerate(encode_text(data, net, layout, opts.progress, allow_zstd=opts.fallback)):
         add_stream(header, payloads, f"text.{i}", s.coder, s.payload)
@@ -289,8 +293,8 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
     except (KeyError, TypeError, ValueError):
         raise FormatError("the .dlz header lacks kind or length") from None
     if kind == "bytes":
-        meta, data = c.stream("bytes")
-        out = _unstream(meta, data, length)
+        out = b"".join(_unstream(m, d, length) for m, d in zip(h["streams"], c.payloads)
+                       if m["name"] == "bytes" or m["name"].startswith("bytes."))
         expect_len, expect_sum = length, h.get("blake2b")
     elif kind == "text":
         out = _decompress_text(c, opts)
@@ -321,15 +325,26 @@ def _load_for(h: dict, opts: Options):
     return name, zoo.load(name, device, expect_sha256=sha)[0]
 
 
-def _decompress_text(c: Container, opts: Options) -> bytes:
-    h = c.header
+def _layout_header(layout: Layout) -> dict:
+    return {"block": layout.block, "max_streams": layout.streams, "seg_min": layout.seg_min,
+            "slot_bits": layout.slot_bits}
+
+
+def _text_layout(h: dict) -> Layout:
     try:
         lay = h["layout"]
-        layout = Layout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]))
+        layout = Layout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]),
+                        slot_bits=int(lay["slot_bits"]))
     except (KeyError, TypeError, ValueError):
         raise FormatError("the .dlz header lacks the text layout") from None
-    if min(layout.block, layout.streams, layout.seg_min) < 1:
+    if min(layout.block, layout.streams, layout.seg_min) < 1 or not 8 <= layout.slot_bits <= 24:
         raise FormatError("the .dlz header has an invalid text layout")
+    return layout
+
+
+def _decompress_text(c: Container, opts: Options) -> bytes:
+    h = c.header
+    layout = _text_layout(h)
     name, net = _load_for(h, opts)
     if getattr(net, "modality", "image") != "text":
         raise FormatError(f"model '{name}' is not a text model")
@@ -373,6 +388,116 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
         return _rebuild_image(h["kind"], pixels, side, extras)
     except (KeyError, ValueError, IndexError) as e:
         raise CorruptDataError(f"cannot rebuild the {h['kind']} file: {e}") from None
+
+
+# -- streaming (memory that does not grow with the input) ---------------------------------------
+def _text_model_for(head: bytes, opts: Options) -> str | None:
+    """The text model a stream of bytes starting with ``head`` goes to, or None (bytes path)."""
+    from dulzip import zoo
+    if opts.model == "zstd":
+        return None
+    if opts.model != "auto":
+        if _modality(opts.model) != "text":
+            raise UsageError(f"model '{opts.model}' cannot code a stream (only text models and zstd can)")
+        return opts.model
+    return DEFAULT_TEXT_MODEL if looks_like_text(head) and DEFAULT_TEXT_MODEL in zoo.cards() else None
+
+
+def compress_stream(src, out, opts: Options | None = None, size: int | None = None) -> None:
+    """Compress a binary file ``src`` of any size into ``out`` with bounded memory: text by
+    blocks through the text model, anything else by zstd in 16 MB pieces. Stream payloads are
+    spooled to a temporary file while the input is read once; then the header, then them.
+    ``size``: the input's length if known (for the progress bar)."""
+    opts = opts or Options()
+    head = src.read(TEXT_SNIFF)
+    name = _text_model_for(head, opts)
+    h = hashlib.blake2b(digest_size=16)
+    total = 0
+
+    def pieces(n: int):
+        nonlocal total
+        buf = head
+        while True:
+            while len(buf) < n:
+                more = src.read(n - len(buf))
+                if not more:
+                    break
+                buf += more
+            if not buf:
+                return
+            h.update(buf[:n])
+            total += len(buf[:n])
+            yield buf[:n]
+            buf = buf[n:]
+
+    header: dict = {"kind": "bytes", "tool": __version__}
+    metas: list[dict] = []
+    with tempfile.TemporaryFile() as spool:
+        def put(sname: str, coder: str, data: bytes) -> None:
+            metas.append({"name": sname, "coder": coder, "size": len(data), "crc32": zlib.crc32(data)})
+            spool.write(data)
+        if name is None:
+            for i, piece in enumerate(pieces(BYTES_CHUNK)):
+                put(f"bytes.{i}", *_zstd_stream(piece))
+        else:
+            net, digest = _prepare(name, opts)
+            layout = Layout.for_length(size)
+            coder = TextCoder(net, layout)
+            header.update(kind="text", model={"name": name, "sha256": digest[:SHA_PREFIX]},
+                          layout=_layout_header(layout))
+            with tqdm(total=size, disable=not opts.progress, unit="B", unit_scale=True, desc="compress") as bar:
+                for i, block in enumerate(pieces(layout.block)):
+                    s = coder.encode_block(block, bar, allow_zstd=opts.fallback)
+                    put(f"text.{i}", s.coder, s.payload)
+        header.update(length=total, blake2b=h.hexdigest(), streams=metas)
+        spool.seek(0)
+        write_container(out, header, spool)
+
+
+def decompress_stream(src, out, opts: Options | None = None) -> int:
+    """Decompress a .dlz file ``src`` into ``out``; text and bytes files stream (bounded
+    memory), images are decoded whole. Returns the length written; raises (after writing
+    part of it) when the checksum does not match: the caller discards ``out`` then."""
+    opts = opts or Options()
+    h = read_header_file(src)
+    kind = h.get("kind")
+    if kind not in ("text", "bytes"):
+        src.seek(0)
+        data = decompress(src.read(), opts)
+        out.write(data)
+        return len(data)
+    try:
+        length = int(h["length"])
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("the .dlz header lacks its length") from None
+    digest = hashlib.blake2b(digest_size=16)
+    written = 0
+
+    def emit(data: bytes) -> None:
+        nonlocal written
+        digest.update(data)
+        out.write(data)
+        written += len(data)
+
+    if kind == "bytes":
+        for meta, data in iter_streams(src, h):
+            emit(_unstream(meta, data, length - written))
+    else:
+        layout = _text_layout(h)
+        name, net = _load_for(h, opts)
+        if getattr(net, "modality", "image") != "text":
+            raise FormatError(f"model '{name}' is not a text model")
+        coder = TextCoder(net, layout)
+        blocks = iter(layout.blocks(length))
+        with tqdm(total=length, disable=not opts.progress, unit="B", unit_scale=True, desc="decompress") as bar:
+            for meta, data in iter_streams(src, h):
+                _, n = next(blocks, (0, -1))
+                if n < 0 or meta["coder"] not in CODERS:
+                    raise CorruptDataError("the .dlz file has more text blocks than its length needs")
+                emit(coder.decode_block(Stream(meta["coder"], data), n, bar))
+    if written != length or digest.hexdigest() != h.get("blake2b"):
+        raise CorruptDataError("decoded data does not match the original's checksum")
+    return written
 
 
 def describe(blob: bytes) -> dict:

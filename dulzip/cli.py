@@ -1,6 +1,7 @@
 """The ``dulzip`` command: zstd's conventions (see README)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -19,19 +20,30 @@ class Failure(Exception):
     """One input failed; the message is already user-facing."""
 
 
-def _read_input(name: str) -> bytes:
-    if name == "-":
-        return sys.stdin.buffer.read()
+def _check_input(name: str) -> Path:
     p = Path(name)
     if p.is_dir():
         raise Failure("is a directory")
     if not p.exists():
         raise Failure("no such file")
-    return p.read_bytes()
+    return p
 
 
-def write_atomic(path: Path, data: bytes, force: bool) -> None:
-    """Write to a temporary file beside ``path``, flush, then rename; never a partial file."""
+def _read_input(name: str) -> bytes:
+    return sys.stdin.buffer.read() if name == "-" else _check_input(name).read_bytes()
+
+
+STREAM_MIN = 32 << 20  # inputs at least this large stream (text and bytes paths): bounded memory
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | None, force: bool):
+    """A binary file that becomes ``path`` only when the block completes (a temporary file
+    beside it, flushed, then renamed): never a partial file. None: standard output."""
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
     if path.exists() and not force:
         raise Failure(f"{path} already exists (use -f to overwrite)")
     if path.is_dir():
@@ -40,7 +52,7 @@ def write_atomic(path: Path, data: bytes, force: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -52,12 +64,28 @@ def write_atomic(path: Path, data: bytes, force: bool) -> None:
         raise
 
 
+def write_atomic(path: Path, data: bytes, force: bool) -> None:
+    with atomic_output(path, force) as f:
+        f.write(data)
+
+
 def _emit(out: Path | None, data: bytes, force: bool) -> None:
-    if out is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        write_atomic(out, data, force)
+    with atomic_output(out, force) as f:
+        f.write(data)
+
+
+def _streams(name: str) -> bool:
+    """Compress this input in a stream: a large regular file that is not an image."""
+    if name == "-" or not Path(name).is_file() or Path(name).stat().st_size < STREAM_MIN:
+        return False
+    with open(name, "rb") as f:
+        head = f.read(8)
+    return not head.startswith((b"\x89PNG", b"P5", b"P6"))
+
+
+class _Null:
+    def write(self, data: bytes) -> None:
+        pass
 
 
 def _run_each(inputs, verbose: int, fn) -> None:
@@ -147,6 +175,20 @@ def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, r
         out = None if to_out else (output or Path(name + SUFFIX))
         if out is not None and out.exists() and not force:
             raise Failure(f"{out} already exists (use -f to overwrite)")
+        if _streams(name):
+            size = Path(name).stat().st_size
+            with open(name, "rb") as src, atomic_output(out, force) as f:
+                api.compress_stream(src, f, opts, size)
+                if remove and out is not None:  # verify before the source goes
+                    f.flush()
+                    with open(f.name, "rb") as check:
+                        api.decompress_stream(check, _Null(), _options(device=device, threads=threads))
+            if not quiet and out is not None:
+                packed = out.stat().st_size
+                click.echo(f"{name}: {size} -> {packed} bytes ({100.0 * packed / max(1, size):.2f}%) {out}", err=True)
+            if remove and out is not None:
+                os.unlink(name)
+            return
         data = _read_input(name)
         blob = api.compress(data, opts)
         if remove and name != "-" and out is not None:
@@ -182,10 +224,17 @@ def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, 
         out = None if to_out else (output or _decompressed_name(name))
         if out is not None and out.exists() and not force:
             raise Failure(f"{out} already exists (use -f to overwrite)")
-        data = api.decompress(_read_input(name), opts)  # checksum verified inside
-        _emit(out, data, force)
+        # into a file: streamed (the temporary file is dropped on any error); into standard
+        # output only when large (else decoded whole first, so an error writes nothing)
+        if name != "-" and (out is not None or _check_input(name).stat().st_size >= STREAM_MIN):
+            with open(_check_input(name), "rb") as src, atomic_output(out, force) as f:
+                n = api.decompress_stream(src, f, opts)  # checksum verified inside: else nothing is kept
+        else:
+            data = api.decompress(_read_input(name), opts)
+            _emit(out, data, force)
+            n = len(data)
         if not quiet and out is not None and verbose:
-            click.echo(f"{name}: {len(data)} bytes -> {out}", err=True)
+            click.echo(f"{name}: {n} bytes -> {out}", err=True)
         if remove and name != "-" and out is not None:
             os.unlink(name)
 
@@ -300,10 +349,12 @@ def models():
               help="Start from this checkpoint's weights (fine-tuning).")
 @click.option("--export", "export_name", default=None, help="Export the result as this model name.")
 @click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
+@click.option("--prime-bytes", type=int, default=1 << 20, show_default=True,
+              help="charrnn: bytes of training text whose coding primes the shipped adaptive state (0: none).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
 def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, embed, time_limit,
-          device, init_from, export_name, models_dir, threads, no_progress):
+          device, init_from, export_name, models_dir, prime_bytes, threads, no_progress):
     """Train a model (resumable) and optionally export it to the model zoo.
 
     MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
@@ -321,7 +372,9 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
     if export_name:
         from dulzip import zoo
         from dulzip.train.export import export_checkpoint
-        path = export_checkpoint(ckpt, export_name, models_dir or zoo.models_dir())
+        from dulzip.train.export import sample_text
+        text = sample_text(data, prime_bytes) if arch == "charrnn" and prime_bytes else None
+        path = export_checkpoint(ckpt, export_name, models_dir or zoo.models_dir(), prime_text=text)
         click.echo(f"exported {path}")
 
 
@@ -329,13 +382,19 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(), default="benchmarks/results", show_default=True)
 @click.option("--name", default=None, help="Report name (default: the folder's name).")
-@click.option("-m", "--model", default="pixelcnn", show_default=True)
-@click.option("--limit", type=int, default=0, help="Only the first N images.")
+@click.option("-m", "--model", default="auto", show_default=True)
+@click.option("--limit", type=int, default=0, help="Only the first N files.")
 @click.option("-T", "--threads", type=int, default=0)
 def bench(folder, out, name, model, limit, threads):
-    """Benchmark on a folder of images: real .dlz sizes in bits per sub-pixel beside baselines."""
-    from dulzip.bench.runner import run_bench
-    paths = run_bench(Path(folder), Path(out), name or Path(folder).name, model, limit, threads)
+    """Benchmark on a folder: real .dlz sizes beside baselines, in bits per sub-pixel for a
+    folder of images, else in bits per byte (text and other files)."""
+    from dulzip.bench.runner import _images, run_bench
+    from dulzip.bench.textrunner import run_text_bench
+    run = run_bench if _images(Path(folder), 0) else run_text_bench
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    paths = run(Path(folder), Path(out), name or Path(folder).name, model, limit, threads)
     for p in paths:
         click.echo(f"wrote {p}")
 

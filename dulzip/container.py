@@ -29,6 +29,7 @@ stored), size, crc32}. Every stream has its own checksum, so damage is reported 
 """
 from __future__ import annotations
 
+import io
 import json
 import struct
 import zlib
@@ -47,7 +48,7 @@ KEYS = ("kind", "length", "blake2b", "exact", "model", "name", "sha256", "layout
         "channels", "tile", "replicated", "alpha", "extras", "idat_sizes", "zlib", "depth", "streams",
         "coder", "size", "crc32", "model_bits", "tool", "output_length", "output_blake2b", "note", "inline",
         "chunks", "filter", "png.chunks", "png.filters", "png.filters4", "pnm.head", "pnm.tail",
-        "block", "max_streams", "seg_min")
+        "block", "max_streams", "seg_min", "slot_bits")
 STRINGS = ("png", "pnm", "bytes", "model", "zstd", "stored", "pixelcnn", "made", "made-binary", "png.chunks",
            "png.filters", "pnm.head", "pnm.tail", "color.0", "alpha.0", "coded", "standard",
            "pillow", "pillow-optimize", "text", "charrnn")
@@ -207,6 +208,54 @@ def pack(c: Container) -> bytes:
     return b"".join(parts)
 
 
+def write_container(out, header: dict, payloads) -> None:
+    """Write a container to a binary file: the header (whose stream table describes the
+    payloads), then the payloads copied from ``payloads`` (a readable binary file, read to its
+    end in pieces: memory stays bounded)."""
+    hdr = encode_value(header)
+    out.write(MAGIC + bytes([FORMAT_VERSION]) + _varint(len(hdr)) + hdr + struct.pack("<I", zlib.crc32(hdr)))
+    for piece in iter(lambda: payloads.read(1 << 20), b""):
+        out.write(piece)
+
+
+def read_header_file(f) -> dict:
+    """Read and check the header at the start of a binary file; leaves ``f`` at the first stream."""
+    prefix = f.read(15)
+    if prefix[:4] != MAGIC or len(prefix) < 6 or prefix[4] == 1:
+        header, pos = read_header(prefix + (f.read() if prefix[:4] == MAGIC and len(prefix) >= 6 else b""))
+        f.seek(pos)
+        return header
+    try:
+        r = _Reader(prefix[5:15])
+        n = r.varint()
+    except FormatError:
+        raise FormatError("truncated .dlz file (header cut off)") from None
+    need = 5 + r.pos + min(n, MAX_HEADER + 1) + 4
+    header, pos = read_header(prefix + f.read(max(0, need - len(prefix))))
+    f.seek(pos)
+    return header
+
+
+def iter_streams(f, header: dict):
+    """(meta, payload) of every stream, read one at a time from ``f`` (just past the header),
+    each checked against its CRC32; then checks that nothing follows the last one."""
+    for i, meta in enumerate(header["streams"]):
+        try:
+            size, crc, coder = int(meta["size"]), int(meta["crc32"]), meta["coder"]
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"stream {i} has a malformed description") from None
+        if coder not in CODERS:
+            raise FormatError(f"stream {i} uses an unknown coder '{coder}'")
+        data = f.read(size) if size >= 0 else b""
+        if size < 0 or len(data) != size:
+            raise FormatError(f"truncated .dlz file (stream {i} '{meta.get('name')}' cut off)")
+        if zlib.crc32(data) != crc:
+            raise CorruptDataError(f"stream {i} ('{meta.get('name')}') is damaged (checksum mismatch)")
+        yield meta, data
+    if f.read(1):
+        raise FormatError("unexpected bytes after the last stream")
+
+
 def read_header(blob: bytes) -> tuple[dict, int]:
     """Parse and check magic, version and header; returns (header, offset of the first stream)."""
     if len(blob) < 4 or blob[:4] != MAGIC:
@@ -252,21 +301,6 @@ def read_header(blob: bytes) -> tuple[dict, int]:
 def unpack(blob: bytes) -> Container:
     """Parse a .dlz file and verify every stream's checksum."""
     header, pos = read_header(blob)
-    payloads = []
-    for i, meta in enumerate(header["streams"]):
-        try:
-            size, crc, coder = int(meta["size"]), int(meta["crc32"]), meta["coder"]
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"stream {i} has a malformed description") from None
-        if coder not in CODERS:
-            raise FormatError(f"stream {i} uses an unknown coder '{coder}'")
-        if size < 0 or pos + size > len(blob):
-            raise FormatError(f"truncated .dlz file (stream {i} '{meta.get('name')}' cut off)")
-        data = blob[pos:pos + size]
-        if zlib.crc32(data) != crc:
-            raise CorruptDataError(f"stream {i} ('{meta.get('name')}') is damaged (checksum mismatch)")
-        payloads.append(data)
-        pos += size
-    if pos != len(blob):
-        raise FormatError(f"{len(blob) - pos} unexpected bytes after the last stream")
-    return Container(header, payloads)
+    f = io.BytesIO(blob)
+    f.seek(pos)
+    return Container(header, [data for _, data in iter_streams(f, header)])

@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import dulzip, torch, constriction, pytest, hypothesis" 2>/dev/null; then
+if ! .venv/bin/python -c "import dulzip, torch, constriction, numba, pytest, hypothesis" 2>/dev/null; then
     .venv/bin/python -m pip install -q --upgrade pip
     # The CPU build of PyTorch first: a plain 'torch' requirement can pull a multi-GB CUDA build.
     # On machines without a local CPU wheel, add: --index-url https://download.pytorch.org/whl/cpu

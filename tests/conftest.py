@@ -67,3 +67,39 @@ def photo(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
     if c == 4:
         return np.dstack([img, rng.integers(0, 256, (h, w), dtype=np.uint8)])
     return img.copy()
+
+
+TINY_TEXT = {"embed": 8, "hidden": 16}
+
+
+def write_text_model(folder: Path, name: str = "charrnn", seed: int = 0, prime: bytes = b"") -> str:
+    """A tiny random char-RNN (optionally primed on ``prime``) exported into ``folder``."""
+    from dulzip.codecs.text import prime as prime_state
+    from dulzip.exact.charrnn import ExactCharRNN
+    from dulzip.models.charrnn import CharRNN, CharRNNConfig
+    from dulzip.models.charrnn import export as export_text
+    from dulzip.models.charrnn import n_params as text_params
+    torch.manual_seed(seed)
+    m = CharRNN(CharRNNConfig(**TINY_TEXT)).eval()
+    with torch.no_grad():
+        m.head.weight.mul_(4)
+    tensors = export_text(m)
+    if prime:
+        tensors.update(prime_state(ExactCharRNN(tensors, TINY_TEXT), prime))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.safetensors"
+    digest = save_weights(tensors, path, "charrnn", TINY_TEXT)
+    card = {"name": name, "architecture": "charrnn", "weights": path.name, "sha256": digest,
+            "config": TINY_TEXT, "parameters": text_params(m)}
+    (folder / f"{name}.json").write_text(json.dumps(card))
+    return digest
+
+
+@pytest.fixture
+def text_models(tmp_path, monkeypatch) -> Path:
+    """DULZIP_MODELS -> a folder with a tiny 'pixelcnn' and a tiny primed 'charrnn'."""
+    folder = tmp_path / "models"
+    write_model(folder)
+    write_text_model(folder, prime=(DATA.parent.parent / "README.md").read_bytes()[:3000])
+    monkeypatch.setenv("DULZIP_MODELS", str(folder))
+    return folder

@@ -48,20 +48,23 @@ def bench_image(path: Path, model: str, threads: int) -> dict:
     row = {"image": path.name, "height": H, "width": W, "channels": C, "bpsp": {}}
     for codec in image_codecs():
         row["bpsp"][codec.name] = 8 * len(codec.encode(img)) / dims
-    opts = api.Options(model=model, threads=threads)
-    t0 = time.perf_counter()
-    blob = api.compress(png_file, opts)
-    t1 = time.perf_counter()
-    out = api.decompress(blob, opts)
-    t2 = time.perf_counter()
-    if out != png_file:
-        raise RuntimeError(f"{path.name}: round trip failed")
+    blob, row["encode_s"], row["decode_s"] = timed_round_trip(png_file, api.Options(model=model, threads=threads),
+                                                              path.name)
     h = api.describe(blob)
     row["bpsp"][DLZ] = 8 * len(blob) / dims
     row["dlz_kind"] = h["kind"]
     row["model_estimate_bpsp"] = h.get("model_bits", 0) / dims if h["kind"] != "bytes" else None
-    row["encode_s"], row["decode_s"] = t1 - t0, t2 - t1
     return row
+
+
+def timed_round_trip(data: bytes, opts: api.Options, name: str) -> tuple[bytes, float, float]:
+    """(.dlz bytes, compress seconds, decompress seconds), the decoded bytes checked."""
+    t0 = time.perf_counter()
+    blob = api.compress(data, opts)
+    t1 = time.perf_counter()
+    if api.decompress(blob, opts) != data:
+        raise RuntimeError(f"{name}: round trip failed")
+    return blob, t1 - t0, time.perf_counter() - t1
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -102,26 +105,41 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
               "Bits per image on average: " + ", ".join(f"{n.split(' (')[0]} {p[n] * per_image:.1f}" for n in names)
               + "."]
     md.write_text("\n".join(lines) + "\n")
-    plot = out / f"{name}.png"
+    plot = bar_plot(out / f"{name}.png", [r["image"].rsplit(".", 1)[0] for r in rows],
+                    {n.split(" (")[0]: [r["bpsp"][n] for r in rows] for n in names}, "bits per sub-pixel",
+                    f"{name}: lossless, lower is better")
+    return [p for p in (md, js, plot) if p]
+
+
+def bar_plot(path: Path, labels: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> Path | None:
+    """Grouped bars (one group per label, one bar per series); None without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 2), 4))
-        w = 0.8 / len(names)
-        for i, n in enumerate(names):
-            ax.bar(np.arange(len(rows)) + i * w, [r["bpsp"][n] for r in rows], w, label=n.split(" (")[0])
-        ax.set_xticks(np.arange(len(rows)) + 0.4 - w / 2, [r["image"].rsplit(".", 1)[0] for r in rows],
-                      rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("bits per sub-pixel")
-        ax.set_title(f"{name}: lossless, lower is better")
-        ax.legend(fontsize=7, ncol=3)
-        fig.tight_layout()
-        fig.savefig(plot, dpi=100)
-        plt.close(fig)
     except ImportError:
-        plot = None
-    return [p for p in (md, js, plot) if p]
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
+    w = 0.8 / len(series)
+    for i, (n, v) in enumerate(series.items()):
+        ax.bar(np.arange(len(labels)) + i * w, v, w, label=n)
+    ax.set_xticks(np.arange(len(labels)) + 0.4 - w / 2, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {torch.get_num_threads()} threads, {platform.processor() or 'cpu'}"
+
+
+def command() -> str:
+    import sys
+    return "dulzip bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "dulzip bench"
 
 
 def run_bench(folder: Path, out: Path, name: str, model: str, limit: int = 0, threads: int = 0) -> list[Path]:
@@ -131,7 +149,6 @@ def run_bench(folder: Path, out: Path, name: str, model: str, limit: int = 0, th
         rows.append(bench_image(p, model, threads))
         print(f"{p.name}: " + ", ".join(f"{k.split(' (')[0]} {v:.3f}" for k, v in rows[-1]["bpsp"].items()),
               file=sys.stderr)
-    meta = {"command": "dulzip bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "dulzip bench",
-            "version": __version__, "model": model, "machine": f"{platform.machine()}, {torch.get_num_threads()} "
-            f"threads, {platform.processor() or 'cpu'}", "threads": threads or torch.get_num_threads()}
+    meta = {"command": command(), "version": __version__, "model": model, "machine": machine(),
+            "threads": threads or torch.get_num_threads()}
     return write_reports(rows, out, name, meta)

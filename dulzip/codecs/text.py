@@ -21,7 +21,7 @@ from tqdm import tqdm
 from dulzip.codecs.image import Stream
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError
-from dulzip.exact.textmix import BlockState, TextMixer, code_step
+from dulzip.exact.textmix import PARTS, SLOT_BITS, BlockState, TextMixer, code_step
 
 ZSTD_LEVEL = 19
 
@@ -31,7 +31,15 @@ class Layout:
     """How a text is cut; recorded in the container so later defaults never change old files."""
     block: int = 1 << 20  # bytes per block
     streams: int = 64  # segments per block at most
-    seg_min: int = 4096  # bytes per segment at least (unless the block is shorter)
+    seg_min: int = 2048  # bytes per segment at least (unless the block is shorter)
+    slot_bits: int = SLOT_BITS  # 2**slot_bits count slots per context
+
+    @classmethod
+    def for_length(cls, n: int | None) -> "Layout":
+        """The layout for an n-byte text (None: unknown): the count tables sized to it (a
+        short text needs a small table, quick to make and to copy)."""
+        bits = SLOT_BITS if n is None else max(12, min(SLOT_BITS, (8 * max(n, 1)).bit_length() + 1))
+        return cls(slot_bits=bits)
 
     def blocks(self, n: int) -> list[tuple[int, int]]:
         """(start, length) of every block of an n-byte input."""
@@ -39,7 +47,7 @@ class Layout:
 
     def segments(self, n: int) -> np.ndarray:
         """Lengths of the segments of an n-byte block (n >= 1)."""
-        B = max(1, min(self.streams, -(-n // self.seg_min)))
+        B = max(1, min(self.streams, n // self.seg_min))
         S = -(-n // B)
         B = -(-n // S)
         lens = np.full(B, S, dtype=np.int64)
@@ -55,6 +63,9 @@ class _Encoder:
         self.enc = RangeEncoder()
         self.t, self.j, self.act = 0, 0, None
 
+    def start_step(self, t: int, act: np.ndarray) -> None:
+        self.t, self.j, self.act = t, 0, act
+
     def __call__(self, p: np.ndarray) -> np.ndarray:
         bits = (self.bytes[self.act, self.t] >> (7 - self.j)) & 1
         self.enc.encode(bits, np.stack([65536 - p, p], axis=1))
@@ -65,6 +76,9 @@ class _Encoder:
 class _Decoder:
     def __init__(self, payload: bytes):
         self.dec = RangeDecoder(payload)
+
+    def start_step(self, t: int, act: np.ndarray) -> None:
+        pass
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
         return self.dec.decode(np.stack([65536 - p, p], axis=1))
@@ -80,8 +94,7 @@ def _run_block(net, mix: TextMixer, lens: np.ndarray, source, bar) -> np.ndarray
         act = np.nonzero(lens > t)[0]
         state, weights = net.step(state, prev)
         w = weights.cpu().numpy() if len(act) == B else weights[torch.from_numpy(act).to(weights.device)].cpu().numpy()
-        if isinstance(source, _Encoder):
-            source.t, source.j, source.act = t, 0, act
+        source.start_step(t, act)
         byte = code_step(mix, blk, t, act, w, source)
         prev[torch.from_numpy(act).to(prev.device)] = torch.from_numpy(byte).to(prev.device)
         bar.update(len(act))
@@ -101,47 +114,68 @@ def _join(seg: np.ndarray, lens: np.ndarray) -> bytes:
     return b"".join(seg[i, :lens[i]].astype(np.uint8).tobytes() for i in range(len(lens)))
 
 
-def encode_text(data: bytes, net, layout: Layout, progress: bool = False, allow_zstd: bool = True) -> list[Stream]:
-    """One stream per block: 'model' (range-coded) or 'zstd'."""
-    mix = TextMixer(net.luts)
-    out = []
+class TextCoder:
+    """Codes the blocks of one text in order (the adaptive state is carried between them)."""
+
+    def __init__(self, net, layout: Layout, parts: tuple[str, ...] = PARTS):
+        self.net, self.layout = net, layout
+        self.mix = TextMixer(net.luts, parts, net.prime, layout.slot_bits)
+
+    def encode_block(self, block: bytes, bar, allow_zstd: bool = True) -> Stream:
+        """'model' (range-coded), or 'zstd' where that is smaller (the state then stays as it was)."""
+        lens = self.layout.segments(len(block))
+        snap = self.mix.snapshot() if allow_zstd else None
+        src = _Encoder(_segments_of(block, lens))
+        _run_block(self.net, self.mix, lens, src, bar)
+        payload = src.enc.finish()
+        packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(block)
+        if allow_zstd and len(packed) <= len(payload):
+            self.mix.restore(snap)
+            return Stream("zstd", packed)
+        return Stream("model", payload)
+
+    def decode_block(self, s: Stream, n: int, bar) -> bytes:
+        if s.coder == "zstd":
+            try:
+                part = zstandard.ZstdDecompressor().decompress(s.payload, max_output_size=n)
+            except zstandard.ZstdError as e:
+                raise CorruptDataError(f"a text block does not decompress: {e}") from None
+            bar.update(n)
+        elif s.coder == "model":
+            lens = self.layout.segments(n)
+            part = _join(_run_block(self.net, self.mix, lens, _Decoder(s.payload), bar), lens)
+        else:
+            raise CorruptDataError(f"unknown coder '{s.coder}' for a text block")
+        if len(part) != n:
+            raise CorruptDataError("a text block decoded to the wrong length")
+        return part
+
+
+def encode_text(data: bytes, net, layout: Layout, progress: bool = False, allow_zstd: bool = True,
+                parts: tuple[str, ...] = PARTS) -> list[Stream]:
+    """One stream per block. ``parts``: the mixer's inputs (all of them in files; fewer only to
+    measure what each brings)."""
+    coder = TextCoder(net, layout, parts)
     with tqdm(total=len(data), disable=not progress, unit="B", unit_scale=True, desc="compress") as bar:
-        for start, n in layout.blocks(len(data)):
-            block = data[start:start + n]
-            lens = layout.segments(n)
-            snap = mix.snapshot() if allow_zstd else None
-            src = _Encoder(_segments_of(block, lens))
-            _run_block(net, mix, lens, src, bar)
-            payload = src.enc.finish()
-            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(block)
-            if allow_zstd and len(packed) <= len(payload):
-                mix.restore(snap)
-                out.append(Stream("zstd", packed))
-            else:
-                out.append(Stream("model", payload))
-    return out
+        return [coder.encode_block(data[s:s + n], bar, allow_zstd) for s, n in layout.blocks(len(data))]
 
 
 def decode_text(streams: list[Stream], length: int, net, layout: Layout, progress: bool = False) -> bytes:
     blocks = layout.blocks(length)
     if len(blocks) != len(streams):
         raise CorruptDataError(f"expected {len(blocks)} text blocks, found {len(streams)}")
-    mix = TextMixer(net.luts)
-    parts = []
+    coder = TextCoder(net, layout)
     with tqdm(total=length, disable=not progress, unit="B", unit_scale=True, desc="decompress") as bar:
-        for (_, n), s in zip(blocks, streams):
-            if s.coder == "zstd":
-                try:
-                    part = zstandard.ZstdDecompressor().decompress(s.payload, max_output_size=n)
-                except zstandard.ZstdError as e:
-                    raise CorruptDataError(f"a text block does not decompress: {e}") from None
-                bar.update(n)
-            elif s.coder == "model":
-                lens = layout.segments(n)
-                part = _join(_run_block(net, mix, lens, _Decoder(s.payload), bar), lens)
-            else:
-                raise CorruptDataError(f"unknown coder '{s.coder}' for a text block")
-            if len(part) != n:
-                raise CorruptDataError("a text block decoded to the wrong length")
-            parts.append(part)
-    return b"".join(parts)
+        return b"".join(coder.decode_block(s, n, bar) for (_, n), s in zip(blocks, streams))
+
+
+def prime(net, text: bytes, progress: bool = False) -> dict[str, torch.Tensor]:
+    """The adaptive state after coding ``text`` (training text): the mixer weights, maps and
+    final refinement a model then starts every file with (:meth:`TextMixer.primed_state`)."""
+    layout = Layout()
+    mix = TextMixer(net.luts, prime=net.prime, slot_bits=layout.slot_bits)
+    with tqdm(total=len(text), disable=not progress, unit="B", unit_scale=True, desc="prime") as bar:
+        for start, n in layout.blocks(len(text)):
+            lens = layout.segments(n)
+            _run_block(net, mix, lens, _Encoder(_segments_of(text[start:start + n], lens)), bar)
+    return mix.primed_state()

@@ -34,11 +34,12 @@ class ExactCharRNN:
         lut = {k: v.to(torch.int64) for k, v in t.items() if k.startswith("lut.")}
         self.sig, self.tanh, self.tanh_cell, self.exp = (lut[f"lut.{k}"] for k in ("sigmoid", "tanh", "tanh_cell", "exp"))
         self.luts = {k: v.cpu() for k, v in lut.items()}
+        self.prime = {k: v.cpu() for k, v in tensors.items() if k.startswith("prime.")}
 
     def start(self, B: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of B fresh segments."""
         z = torch.zeros(B, self.cfg.hidden, dtype=torch.int64, device=self.device)
-        return z, z.clone()
+        return z.to(torch.float32), z  # h (integers held in float32, the matmul's type), c
 
     def step(self, state, prev: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
         """state (h, c), prev (B,) symbols 0..256 -> (new state, (B, 256) int64 byte weights).
@@ -48,13 +49,14 @@ class ExactCharRNN:
         """
         h, c = state
         H = self.cfg.hidden
-        acc = self.xtab[prev.to(self.device)] + torch.round(h.to(torch.float32) @ self.wh.T).to(torch.int64)
+        acc = self.xtab[prev] + (h @ self.wh.T).to(torch.int64)  # every partial sum is an exact integer
         pre = (torch.bitwise_right_shift(acc * self.mult + (1 << (SHIFT - 1)), SHIFT) + self.off)
         pre = pre.clamp_(QMIN, -QMIN - 1) - QMIN
         i, f, g, o = pre.split(H, dim=1)
         c = torch.bitwise_right_shift(self.sig[f] * c + self.sig[i] * self.tanh[g] + 128, 8).clamp_(-CELL_MAX, CELL_MAX)
         h = torch.bitwise_right_shift(self.sig[o] * self.tanh_cell[c + CELL_MAX] + 512, 10)
         logits = self.head(h)
+        h = h.to(torch.float32)
         d = (logits.max(dim=1, keepdim=True).values - logits).clamp_(max=EXP_SIZE - 1)
         return (h, c), self.exp[d] + 1
 

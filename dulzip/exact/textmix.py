@@ -25,25 +25,32 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numba import njit
 
-ORDERS = (0, 1, 2, 3, 4, 6)
-SLOT_BITS = 22  # slots per order: 2**SLOT_BITS (n0, n1) pairs
+ORDERS = (0, 1, 2, 3, 4, 5, 6, 8)  # byte contexts: the last k bytes
+N_CTX = len(ORDERS) + 2  # and two word contexts: the current word, and it with the word before
+SLOT_BITS = 22  # slots per context at most: 2**SLOT_BITS (n0, n1) pairs (fewer for short texts)
 COUNT_LIMIT = 30  # counts are halved past this (they then stay adaptive)
 MAP_LIMIT = 1023  # the (n0, n1) -> probability maps halve their counts past this total
 MATCH_MIN = 6  # bytes of context that find a match
 MATCH_BITS = 20
 MATCH_LEN_MAX = 15
 ST_MAX = 4095  # stretched probabilities: 1/256 logit units, |st| <= 16 logits
-N_INPUTS = 1 + len(ORDERS) + 2  # char-RNN, orders, match, bias
-N_SETS = 16  # weight sets: bit position x (match predicts or not)
-LR = 6  # mixer learning rate (weights change by LR * x * err / 2**14 per bit, averaged over streams)
-_M64 = np.uint64((1 << 64) - 1)
+N_INPUTS = 1 + N_CTX + 2  # char-RNN, contexts, match, bias
+N_SETS = 512  # weight sets: the node of the byte's tree (the bits so far) x (match predicts or not)
+LR = 5  # mixer learning rate: weights change by LR * x * err / 2**18 per bit
+APM_BUCKETS = 33  # the final refinement: per (previous byte, node), the mixer's output in 33 steps
+APM_LIMIT = 255
+APM_PRIOR = 32
+APM_W = 2  # the final probability: (4 - APM_W) parts the mixer's, APM_W parts the refinement's (of 4)
+PARTS = ("rnn", "orders", "words", "match", "apm", "mixer2", "apm2")  # what can be switched off (to measure what each brings)
 _P1 = np.uint64(0x9E3779B97F4A7C15)
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in ORDERS], dtype=np.uint64)
-_ORDER_TAG = np.array([k << 56 for k in ORDERS], dtype=np.uint64)
-_OFFSETS = (np.arange(len(ORDERS), dtype=np.int64) << SLOT_BITS)[None, :]
-# a fixed scatter of the 256 tree nodes over a slot range (integer hash)
-_NODE_HASH = ((np.arange(256, dtype=np.uint64) * _P1) >> np.uint64(64 - SLOT_BITS)).astype(np.int64)
+_TAGS = np.array([(k + 1) << 56 for k in range(N_CTX)], dtype=np.uint64)
+_LETTER = np.zeros(256, dtype=bool)
+_LETTER[list(range(65, 91)) + list(range(97, 123)) + list(range(128, 256))] = True
+_FOLD = np.arange(256, dtype=np.uint64)
+_FOLD[65:91] += np.uint64(32)  # words are hashed case-folded
 
 
 def mixer_luts() -> dict[str, torch.Tensor]:
@@ -58,26 +65,54 @@ def mixer_luts() -> dict[str, torch.Tensor]:
 class TextMixer:
     """The adaptive state of a text being coded (it lives across blocks)."""
 
-    def __init__(self, luts: dict[str, torch.Tensor]):
+    STATE = ("counts", "maps", "match_stats", "weights", "weights2", "apm", "apm2")
+
+    def __init__(self, luts: dict[str, torch.Tensor], parts: tuple[str, ...] = PARTS,
+                 prime: dict[str, torch.Tensor] | None = None, slot_bits: int = SLOT_BITS):
+        """``luts``: the stretch and squash tables; ``prime``: a starting state learned on
+        training text (:func:`primed_state`) for the mixer weights and the maps, else priors;
+        ``slot_bits``: 2**slot_bits count slots per context (a short text needs fewer)."""
+        self.slot_bits = slot_bits
+        self.on = {p: int(p in parts) for p in PARTS}
+        self.on_vec = np.array([self.on[p] for p in PARTS], dtype=np.int64)
+        self.ctx_on = np.array([self.on["orders"]] * len(ORDERS) + [self.on["words"]] * 2, dtype=np.int64)
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
-        no = len(ORDERS)
-        self.counts = np.zeros((no << SLOT_BITS, 2), dtype=np.int16)
+        self.counts = np.zeros((N_CTX << slot_bits) * 2, dtype=np.int16)  # (slot, bit) flattened
         n = np.arange(COUNT_LIMIT + 2)
         n0, n1 = np.meshgrid(n, n, indexing="ij")
         prior = np.stack([(4 * (2 * n1 + 1)) // (2 * (n0 + n1) + 2), np.full_like(n0, 4)], axis=-1)
-        self.maps = np.broadcast_to(prior, (no, *prior.shape)).astype(np.int64).copy()
+        self.maps = np.broadcast_to(prior, (N_CTX, *prior.shape)).reshape(-1, 2).astype(np.int64).copy()
         self.match_stats = np.tile(np.array([[3, 4]], dtype=np.int64), (MATCH_LEN_MAX + 1, 1))
         self.weights = np.zeros((N_SETS, N_INPUTS), dtype=np.int64)
         self.weights[:, 0] = 1 << 16  # start by trusting the char-RNN
-        self.weights[:, 1:1 + no] = 1 << 13
-        self.weights[:, 1 + no] = 1 << 15
+        self.weights[:, 1:1 + N_CTX] = 1 << 13
+        self.weights[:, 1 + N_CTX] = 1 << 15
+        self.weights2 = self.weights[:256].copy()  # the second mixer's sets: by the previous byte
+        b = np.arange(APM_BUCKETS, dtype=np.int64)
+        centre = self.squash[np.clip(b * 256 - 4096, -ST_MAX, ST_MAX) + ST_MAX]  # bucket b sits at st = 256 b - 4096
+        apm = np.stack([(centre * APM_PRIOR + 32768) >> 16, np.full_like(centre, APM_PRIOR)], axis=-1)
+        self.apm = np.tile(apm, (65536, 1)).astype(np.int32)  # (prev byte, node, bucket) flattened
+        self.apm2 = self.apm.copy()  # (hash of the two previous bytes and the node, bucket)
+        for name, t in (prime or {}).items():
+            target = getattr(self, name.removeprefix("prime."))
+            target[...] = t.cpu().numpy().reshape(target.shape)
+
+    def primed_state(self) -> dict[str, torch.Tensor]:
+        """What a model ships as its adaptive state's start (all but the file-specific counts)."""
+        return {"prime.weights": torch.from_numpy(np.clip(self.weights, -2 ** 31, 2 ** 31 - 1).astype(np.int32)),
+                "prime.maps": torch.from_numpy(self.maps.astype(np.int16)),
+                "prime.match_stats": torch.from_numpy(self.match_stats.astype(np.int16)),
+                "prime.weights2": torch.from_numpy(np.clip(self.weights2, -2 ** 31, 2 ** 31 - 1).astype(np.int32)),
+                "prime.apm": torch.from_numpy(self.apm.astype(np.uint8)),
+                "prime.apm2": torch.from_numpy(self.apm2.astype(np.uint8))}
 
     def snapshot(self) -> tuple:
-        return tuple(a.copy() for a in (self.counts, self.maps, self.match_stats, self.weights))
+        return tuple(getattr(self, k).copy() for k in self.STATE)
 
     def restore(self, snap: tuple) -> None:
-        self.counts, self.maps, self.match_stats, self.weights = (a.copy() for a in snap)
+        for k, a in zip(self.STATE, snap):
+            setattr(self, k, a.copy())
 
 
 class BlockState:
@@ -89,31 +124,154 @@ class BlockState:
         self.lens = lens.astype(np.int64)
         self.hist = np.zeros(self.B * max(self.S, 1), dtype=np.int64)
         self.last8 = np.zeros(self.B, dtype=np.uint64)
+        self.word = np.zeros(self.B, dtype=np.uint64)  # hash of the current word (0: none)
+        self.prev_word = np.zeros(self.B, dtype=np.uint64)
         self.match_table = np.zeros(1 << MATCH_BITS, dtype=np.int64)  # position + 1 of a byte
         self.match_ptr = np.zeros(self.B, dtype=np.int64)
         self.match_len = np.zeros(self.B, dtype=np.int64)
-
-
-def _halve(table: np.ndarray, index: tuple, size: np.ndarray, limit: int) -> None:
-    """Halve the count rows ``table[index]`` whose ``size`` exceeds ``limit``, as often as needed.
-
-    Rows may repeat in ``index``: each repeat reads and writes the same value (deterministic)."""
-    over = size > limit
-    if not over.any():
-        return
-    sub = tuple(i[over] for i in index)
-    v, s = table[sub], size[over]
-    while (s > limit).any():
-        big = s > limit
-        v[big] >>= 1
-        s = np.where(big, s >> 1, s)
-    table[sub] = v
 
 
 def _set_unique(table: np.ndarray, keys: np.ndarray, values: np.ndarray) -> None:
     """table[keys] = values where keys may repeat: the value of the last repeat wins (a fixed rule)."""
     k, first = np.unique(keys[::-1], return_index=True)
     table[k] = values[::-1][first]
+
+
+def _context_slots(blk: BlockState, act: np.ndarray, slot_bits: int) -> np.ndarray:
+    """(n, N_CTX) slot bases of the segments' contexts at a byte boundary."""
+    ctx = np.empty((len(act), N_CTX), dtype=np.uint64)
+    ctx[:, :len(ORDERS)] = blk.last8[act][:, None] & _MASKS[None, :]
+    w = blk.word[act]
+    ctx[:, -2] = w
+    ctx[:, -1] = (w * _P1) ^ blk.prev_word[act]
+    return (((ctx ^ _TAGS[None, :]) * _P1) >> np.uint64(64 - slot_bits)).astype(np.int64)
+
+
+@njit(cache=True)
+def _ratio(hits, total):
+    """(2 hits + 1) / (2 total + 2) in 1/65536: a count-based probability, never 0 or 1."""
+    return ((2 * hits + 1) << 16) // (2 * total + 2)
+
+
+@njit(cache=True)
+def _slot(base, nd, j, slot_bits):
+    """The count slot of node ``nd`` (at bit j) of a context: the 15 nodes of a nibble's tree
+    share a group of 16 adjacent slots (one cache line), so a byte touches two lines per
+    context, not eight; the low nibble's group depends on the high nibble."""
+    if j < 4:
+        group = base
+        local = nd
+    else:
+        group = ((base ^ ((nd >> (j - 4)) & 15) * 0x5BD1E995) * 0x2545F491) >> 7
+        local = (nd & ((1 << (j - 4)) - 1)) | (1 << (j - 4))
+    return ((group & ((1 << (slot_bits - 4)) - 1)) << 4) | local
+
+
+@njit(cache=True)
+def _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, counts, maps, weights, weights2, apm, apm2,
+             stretch, squash, on, ctx_on, slot_bits, x, slots, wset, dots, apm_rows, p):
+    """Probabilities (1/65536) that bit j of each segment's byte is 1; keeps what the update needs."""
+    n, nctx = base.shape
+    for k in range(n):
+        nd = node[k]
+        w = 1 << (8 - j)
+        lo = (nd << (8 - j)) - 256
+        m = cum[k, lo + w] - cum[k, lo]
+        m1 = cum[k, lo + w] - cum[k, lo + w // 2]
+        x[k, 0] = stretch[max((m1 << 16) // m, 1)] * on[0]
+        for c in range(nctx):
+            sl = _slot(base[k, c], nd, j, slot_bits) + (c << slot_bits)
+            slots[k, c] = sl
+            r = (c << 10) + (counts[2 * sl] << 5) + counts[2 * sl + 1]
+            x[k, 1 + c] = stretch[_ratio(maps[r, 0], maps[r, 1])] * ctx_on[c]
+        has = 0
+        pb = predicted[k]
+        if pb >= 0 and ((pb + 256) >> (8 - j)) == nd:
+            has = 1
+            x[k, nctx + 1] = (mconf[k] if (pb >> (7 - j)) & 1 else -mconf[k]) * on[3]
+        else:
+            x[k, nctx + 1] = 0
+        x[k, nctx + 2] = 256
+        ws = 2 * nd + has
+        wset[k] = ws
+        # two mixers: weights chosen by the node (and match), and by the previous byte
+        dot = 0
+        dot2 = 0
+        for i in range(nctx + 3):
+            dot += x[k, i] * weights[ws, i]
+            dot2 += x[k, i] * weights2[prev_byte[k], i]
+        dot = min(max(dot >> 16, -ST_MAX), ST_MAX)
+        dot2 = min(max(dot2 >> 16, -ST_MAX), ST_MAX)
+        dots[k, 0] = dot
+        dots[k, 1] = dot2
+        if on[5]:
+            dot = (dot + dot2) >> 1
+        # the final refinement: the mixed probability per (previous byte, node) and per hashed
+        # (two previous bytes, node), in 33 steps of its logit
+        bucket = (dot + 4096 + 128) >> 8
+        ar = ((prev_byte[k] << 8) + nd) * APM_BUCKETS + bucket
+        ar2 = ((ctx2[k] ^ (nd * 0x9E3B)) & 0xFFFF) * APM_BUCKETS + bucket
+        apm_rows[k, 0] = ar
+        apm_rows[k, 1] = ar2
+        pa = _ratio(np.int64(apm[ar, 0]), np.int64(apm[ar, 1]))
+        if on[6]:
+            pa = (pa + _ratio(np.int64(apm2[ar2, 0]), np.int64(apm2[ar2, 1]))) >> 1
+        p[k] = min(max((squash[dot + ST_MAX] * (4 - APM_W * on[4]) + APM_W * on[4] * pa) >> 2, 1), 65535)
+
+
+@njit(cache=True)
+def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_stats, weights, weights2, apm, apm2,
+            squash, x, slots, wset, dots, apm_rows, lr):
+    """Learn from the coded bits, segment after segment (a fixed order: the same on both sides)."""
+    n, nctx = slots.shape
+    for k in range(n):
+        b = bits[k]
+        ws = wset[k]
+        err = (b << 16) - squash[dots[k, 0] + ST_MAX]
+        err2 = (b << 16) - squash[dots[k, 1] + ST_MAX]
+        pv = prev_byte[k]
+        for i in range(nctx + 3):
+            weights[ws, i] += (x[k, i] * err * lr) >> 18
+            weights2[pv, i] += (x[k, i] * err2 * lr) >> 18
+        for c in range(nctx):
+            sl = slots[k, c]
+            n0 = counts[2 * sl]
+            n1 = counts[2 * sl + 1]
+            r = (c << 10) + (n0 << 5) + n1
+            maps[r, 0] += b
+            maps[r, 1] += 1
+            if maps[r, 1] > MAP_LIMIT:
+                maps[r, 0] >>= 1
+                maps[r, 1] >>= 1
+            # the seen bit's count grows, the other forgets part of itself (nonstationary)
+            if b:
+                n1 += 1
+                if n0 > 2:
+                    n0 = (n0 >> 1) + 1
+            else:
+                n0 += 1
+                if n1 > 2:
+                    n1 = (n1 >> 1) + 1
+            if n0 > COUNT_LIMIT or n1 > COUNT_LIMIT:
+                n0 >>= 1
+                n1 >>= 1
+            counts[2 * sl] = n0
+            counts[2 * sl + 1] = n1
+        pb = predicted[k]
+        if pb >= 0 and (ws & 1):
+            mb = mbucket[k]
+            match_stats[mb, 0] += ((pb >> (7 - j)) & 1) == b
+            match_stats[mb, 1] += 1
+            if match_stats[mb, 1] > MAP_LIMIT:
+                match_stats[mb, 0] >>= 1
+                match_stats[mb, 1] >>= 1
+        for a, table in ((apm_rows[k, 0], apm), (apm_rows[k, 1], apm2)):
+            table[a, 0] += b
+            table[a, 1] += 1
+            if table[a, 1] > APM_LIMIT:
+                table[a, 0] >>= 1
+                table[a, 1] >>= 1
+        node[k] = 2 * node[k] + b
 
 
 def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weights: np.ndarray, coder) -> np.ndarray:
@@ -124,13 +282,11 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     the bits (the encoder's known bits, or the decoder's decoded ones).
     """
     n = len(act)
-    st, sq = mix.stretch, mix.squash
     cum = np.zeros((n, 257), dtype=np.int64)
     np.cumsum(rnn_weights, axis=1, out=cum[:, 1:])
-    rows = np.arange(n)
-    ctx = blk.last8[act][:, None] & _MASKS[None, :]
-    h = ((ctx ^ _ORDER_TAG[None, :]) * _P1) >> np.uint64(64 - SLOT_BITS)
-    base = h.astype(np.int64)
+    base = _context_slots(blk, act, mix.slot_bits)
+    prev_byte = (blk.last8[act] & np.uint64(255)).astype(np.int64)
+    ctx2 = (((blk.last8[act] & np.uint64(0xFFFF)) * _P1) >> np.uint64(48)).astype(np.int64)
     # match model: the predicted byte, where the pointed-to byte is known to every segment
     ptr = blk.match_ptr[act]
     mlen = blk.match_len[act]
@@ -139,47 +295,20 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     valid = (mlen > 0) & (ptr < blk.B * S) & (ptr % S < np.minimum(t, blk.lens[seg]))
     predicted = np.where(valid, blk.hist[np.where(valid, ptr, 0)], -1)
     mbucket = np.minimum(mlen, MATCH_LEN_MAX)
+    ms = mix.match_stats[mbucket]
+    mconf = mix.stretch[((2 * ms[:, 0] + 1) << 16) // (2 * ms[:, 1] + 2)]
     node = np.ones(n, dtype=np.int64)
-    order_ix = np.broadcast_to(np.arange(len(ORDERS)), (n, len(ORDERS)))
     x = np.empty((n, N_INPUTS), dtype=np.int64)
-    x[:, -1] = 256
+    slots = np.empty((n, N_CTX), dtype=np.int64)
+    wset, p = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    dots, apm_rows = np.empty((n, 2), dtype=np.int64), np.empty((n, 2), dtype=np.int64)
     for j in range(8):
-        w = 1 << (8 - j)
-        lo = (node << (8 - j)) - 256
-        m = cum[rows, lo + w] - cum[rows, lo]
-        m1 = cum[rows, lo + w] - cum[rows, lo + w // 2]
-        x[:, 0] = st[np.clip((m1 << 16) // m, 1, 65535)]
-        idx = (base ^ _NODE_HASH[node][:, None]) + _OFFSETS
-        cnt = mix.counts[idx].astype(np.int64)  # (n, orders, 2)
-        cm = mix.maps[order_ix, cnt[..., 0], cnt[..., 1]]
-        x[:, 1:1 + len(ORDERS)] = st[((2 * cm[..., 0] + 1) << 16) // (2 * cm[..., 1] + 2)]
-        has = (predicted >= 0) & ((predicted + 256) >> (8 - j) == node)
-        ebit = (predicted >> (7 - j)) & 1
-        ms = mix.match_stats[mbucket]
-        conf = st[((2 * ms[:, 0] + 1) << 16) // (2 * ms[:, 1] + 2)]
-        x[:, -2] = np.where(has, np.where(ebit == 1, conf, -conf), 0)
-        wset = 2 * j + has
-        dot = (x * mix.weights[wset]).sum(axis=1) >> 16
-        p = sq[np.clip(dot, -ST_MAX, ST_MAX) + ST_MAX]
-        bit = np.asarray(coder(p), dtype=np.int64)
-        # learn: mixer weights (mean gradient over the streams), counts, maps, match stats
-        err = (bit << 16) - p
-        grad = np.zeros((N_SETS, N_INPUTS), dtype=np.int64)
-        np.add.at(grad, wset, x * err[:, None])
-        mix.weights += (grad * LR) // (n << 14)
-        flat = idx.ravel()
-        np.add.at(mix.counts, (flat, np.repeat(bit, len(ORDERS))), 1)
-        _halve(mix.counts, (flat,), mix.counts[flat].max(axis=1), COUNT_LIMIT)
-        ob, c0, c1 = order_ix.ravel(), cnt[..., 0].ravel(), cnt[..., 1].ravel()
-        np.add.at(mix.maps, (ob, c0, c1, 0), np.repeat(bit, len(ORDERS)))
-        np.add.at(mix.maps, (ob, c0, c1, 1), 1)
-        _halve(mix.maps, (ob, c0, c1), mix.maps[ob, c0, c1, 1], MAP_LIMIT)
-        if has.any():
-            hb = mbucket[has]
-            np.add.at(mix.match_stats, (hb, 0), (bit[has] == ebit[has]).astype(np.int64))
-            np.add.at(mix.match_stats, (hb, 1), 1)
-            _halve(mix.match_stats, (hb,), mix.match_stats[hb, 1], MAP_LIMIT)
-        node = 2 * node + bit
+        _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, mix.counts, mix.maps, mix.weights,
+                 mix.weights2, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.slot_bits, x,
+                 slots, wset, dots, apm_rows, p)
+        bits = np.asarray(coder(p), dtype=np.int64)
+        _update(j, bits, node, predicted, mbucket, prev_byte, mix.counts, mix.maps, mix.match_stats, mix.weights,
+                mix.weights2, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR)
     byte = node - 256
     _after_byte(blk, t, act, byte, valid, predicted)
     return byte
@@ -190,6 +319,11 @@ def _after_byte(blk: BlockState, t: int, act: np.ndarray, byte: np.ndarray, vali
     pos = act * S + t
     blk.hist[pos] = byte
     blk.last8[act] = (blk.last8[act] << np.uint64(8)) | byte.astype(np.uint64)
+    letter = _LETTER[byte]
+    w = blk.word[act]
+    ended = ~letter & (w != 0)
+    blk.prev_word[act[ended]] = w[ended]
+    blk.word[act] = np.where(letter, (w ^ _FOLD[byte]) * _P1 + np.uint64(1), np.uint64(0))
     hit = valid & (predicted == byte)
     blk.match_len[act] = np.where(hit, np.minimum(blk.match_len[act] + 1, 1 << 16), 0)
     blk.match_ptr[act] = np.where(hit, blk.match_ptr[act] + 1, 0)

@@ -15,7 +15,23 @@ from dulzip.train.loop import TRAINABLE, load_checkpoint
 from dulzip.zoo import save_weights
 
 
-def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, card: dict | None = None) -> Path:
+def sample_text(folder: str | Path, n: int) -> bytes:
+    """About n bytes of the text under ``folder``: an equal contiguous piece from the middle
+    of every file (the sample that primes a text model's adaptive state)."""
+    files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+    each = n // max(1, len(files))
+    out = []
+    for p in files:
+        data = p.read_bytes()
+        mid = max(0, len(data) // 2 - each // 2)
+        out.append(data[mid:mid + each])
+    return b"".join(out)
+
+
+def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, card: dict | None = None,
+                      prime_text: bytes | None = None) -> Path:
+    """``prime_text``: for a text model, training text whose coding sets the adaptive state the
+    model ships with (see dulzip.codecs.text.prime)."""
     ck = load_checkpoint(Path(ckpt_path))
     arch = ck.get("arch", "pixelcnn")
     a = TRAINABLE[arch]
@@ -26,7 +42,12 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"{name}.tmp.safetensors"
-    digest = save_weights(a.export(model), tmp, arch, asdict(cfg))
+    tensors = a.export(model)
+    if prime_text:
+        from dulzip.codecs.text import prime
+        from dulzip.models.registry import ARCHITECTURES
+        tensors.update(prime(ARCHITECTURES[arch].runtime(tensors, asdict(cfg), "cpu"), prime_text))
+    digest = save_weights(tensors, tmp, arch, asdict(cfg))
     final = out_dir / f"{name}-{digest[:8]}.safetensors"
     for old in out_dir.glob(f"{name}-*.safetensors"):  # this name's older weights (not 'made-binary' for 'made')
         if re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}\.safetensors", old.name) and old != final:
@@ -43,5 +64,7 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     info.update({"name": name, "architecture": arch, "weights": final.name, "sha256": digest,
                  "config": asdict(cfg), "parameters": a.n_params(model), "training": {
                      **info.get("training", {}), "steps": ck["step"], "config": ck["train_config"]}})
+    if prime_text:
+        info["primed_on_bytes"] = len(prime_text)
     card_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return final
