@@ -128,14 +128,29 @@ def test_char_rnn_steps_do_not_depend_on_the_batch(text_models):
     from dulzip import zoo
     net, _ = zoo.load("charrnn")
     rng = np.random.default_rng(2)
-    seqs = torch.from_numpy(rng.integers(0, 256, (7, 40))).long()
+    seqs = rng.integers(0, 256, (7, 40))
     state, prev = net.start(7), net.start_symbols(7)
     alone_state, alone_prev = net.start(1), net.start_symbols(1)
     for t in range(40):
         state, w = net.step(state, prev)
         alone_state, w1 = net.step(alone_state, alone_prev)
-        assert torch.equal(w[3:4], w1)
+        assert np.array_equal(w[3:4], w1)
         prev, alone_prev = seqs[:, t], seqs[3:4, t]
+
+
+def test_cpu_step_equals_the_torch_step(text_models):
+    """The CPU step (numba) and the torch step (what a GPU runs) give the same integers."""
+    from dulzip import zoo
+    net, _ = zoo.load("charrnn")
+    rng = np.random.default_rng(3)
+    state = net.start(5)
+    tstate = tuple(torch.from_numpy(a.copy()) for a in state)
+    for t in range(60):
+        prev = rng.integers(0, 257, 5)
+        state, w = net.step(state, prev)
+        tstate, tw = net.step_torch(tstate, torch.from_numpy(prev))
+        assert np.array_equal(w, tw.numpy()) and np.array_equal(state[1], tstate[1].numpy())
+        assert np.array_equal(state[0], tstate[0].numpy())
 
 
 def test_char_rnn_is_causal_by_gradients():

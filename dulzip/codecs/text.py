@@ -93,10 +93,8 @@ def _run_block(net, mix: TextMixer, lens: np.ndarray, source, bar) -> np.ndarray
     for t in range(blk.S):
         act = np.nonzero(lens > t)[0]
         state, weights = net.step(state, prev)
-        w = weights.cpu().numpy() if len(act) == B else weights[torch.from_numpy(act).to(weights.device)].cpu().numpy()
         source.start_step(t, act)
-        byte = code_step(mix, blk, t, act, w, source)
-        prev[torch.from_numpy(act).to(prev.device)] = torch.from_numpy(byte).to(prev.device)
+        prev[act] = code_step(mix, blk, t, act, weights if len(act) == B else weights[act], source)
         bar.update(len(act))
     return blk.hist.reshape(B, blk.S)
 

@@ -5,11 +5,14 @@ embedding times the input weights, integer, made at export), the recurrent part 
 matmul (exact in float32: |h| <= ACT and int8 weights keep every partial sum below 2**24),
 the nonlinearities lookup tables, the cell state a fixed-point integer. The result of a
 stream never depends on the other streams in the batch, the batch size, the thread count or
-the device.
+the device. On a CPU the matmuls run in torch and the integer rest in numba (one call instead of
+some twenty small torch operations); on a GPU all in torch; both compute the same integers.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from numba import njit
 
 from dulzip.exact.layers import F32_EXACT, QLinear
 from dulzip.exact.quant import ACT, QMIN, SHIFT, WMAX
@@ -35,18 +38,40 @@ class ExactCharRNN:
         self.sig, self.tanh, self.tanh_cell, self.exp = (lut[f"lut.{k}"] for k in ("sigmoid", "tanh", "tanh_cell", "exp"))
         self.luts = {k: v.cpu() for k, v in lut.items()}
         self.prime = {k: v.cpu() for k, v in tensors.items() if k.startswith("prime.")}
+        if self.device.type == "cpu":  # the same tables as numpy arrays for the numba step
+            self.np = {"xtab": self.xtab.numpy(), "wh_t": self.wh.T.contiguous(),
+                       "mult": self.mult.numpy(), "off": self.off.numpy(), "sig": self.sig.numpy(),
+                       "tanh": self.tanh.numpy(), "tanh_cell": self.tanh_cell.numpy(), "exp": self.exp.numpy(),
+                       "head_wt": self.head.weight.T.contiguous().to(torch.float32),
+                       **{f"head_{k}": getattr(self.head, k).numpy() for k in ("bias", "mult", "off", "lo", "hi")}}
 
-    def start(self, B: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The state of B fresh segments."""
+    def start(self, B: int):
+        """The state of B fresh segments: h (integers held in float32, the matmul's type), c."""
+        if self.device.type == "cpu":
+            return np.zeros((B, self.cfg.hidden), dtype=np.float32), np.zeros((B, self.cfg.hidden), dtype=np.int64)
         z = torch.zeros(B, self.cfg.hidden, dtype=torch.int64, device=self.device)
-        return z.to(torch.float32), z  # h (integers held in float32, the matmul's type), c
+        return z.to(torch.float32), z
 
-    def step(self, state, prev: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """state (h, c), prev (B,) symbols 0..256 -> (new state, (B, 256) int64 byte weights).
+    def step(self, state, prev: np.ndarray):
+        """state (h, c), prev (B,) symbols 0..256 -> (new state, (B, 256) int64 byte weights
+        as a numpy array).
 
         The weights are the softmax of the integer logits through the exp table, plus 1 so
         that every byte stays codable.
         """
+        if self.device.type == "cpu":
+            a = self.np
+            h, c = state  # the matmuls in torch (its thread pool), the integer rest in numba
+            hw = (torch.from_numpy(h) @ a["wh_t"]).numpy()
+            h, c = _gates(hw, c, prev, a["xtab"], a["mult"], a["off"], a["sig"], a["tanh"], a["tanh_cell"])
+            logits = (torch.from_numpy(h) @ a["head_wt"]).numpy()
+            return (h, c), _softmax(logits, a["head_bias"], a["head_mult"], a["head_off"], a["head_lo"], a["head_hi"],
+                                    a["exp"])
+        (h, c), w = self.step_torch(state, torch.from_numpy(prev).to(self.device))
+        return (h, c), w.cpu().numpy()
+
+    def step_torch(self, state, prev: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The same step in torch (any device): prev and the weights are tensors."""
         h, c = state
         H = self.cfg.hidden
         acc = self.xtab[prev] + (h @ self.wh.T).to(torch.int64)  # every partial sum is an exact integer
@@ -60,5 +85,54 @@ class ExactCharRNN:
         d = (logits.max(dim=1, keepdim=True).values - logits).clamp_(max=EXP_SIZE - 1)
         return (h, c), self.exp[d] + 1
 
-    def start_symbols(self, B: int) -> torch.Tensor:
-        return torch.full((B,), START, dtype=torch.int64, device=self.device)
+    def start_symbols(self, B: int) -> np.ndarray:
+        return np.full(B, START, dtype=np.int64)
+
+
+@njit(cache=True)
+def _pre(acc, mult, off, half):
+    """Requantized gate pre-activation as a table index 0..255."""
+    v = ((acc * mult + half) >> SHIFT) + off
+    return min(max(v, QMIN), -QMIN - 1) - QMIN
+
+
+@njit(cache=True)
+def _gates(hw, c, prev, xtab, mult, off, sig, tanh, tanh_cell):
+    """The integer rest of the LSTM step, given hw = h @ W_h^T (exact integers in float32)."""
+    B, G = hw.shape
+    H = G // 4
+    h_new = np.empty((B, H), dtype=np.float32)
+    c_new = np.empty((B, H), dtype=np.int64)
+    half = np.int64(1) << (SHIFT - 1)
+    for b in range(B):
+        x = xtab[prev[b]]
+        for u in range(H):
+            i = _pre(x[u] + np.int64(hw[b, u]), mult[u], off[u], half)
+            f = _pre(x[H + u] + np.int64(hw[b, H + u]), mult[H + u], off[H + u], half)
+            g = _pre(x[2 * H + u] + np.int64(hw[b, 2 * H + u]), mult[2 * H + u], off[2 * H + u], half)
+            o = _pre(x[3 * H + u] + np.int64(hw[b, 3 * H + u]), mult[3 * H + u], off[3 * H + u], half)
+            cc = (sig[f] * c[b, u] + sig[i] * tanh[g] + 128) >> 8
+            cc = min(max(cc, -CELL_MAX), CELL_MAX)
+            c_new[b, u] = cc
+            h_new[b, u] = np.float32((sig[o] * tanh_cell[cc + CELL_MAX] + 512) >> 10)
+    return h_new, c_new
+
+
+@njit(cache=True)
+def _softmax(acc_f, bias, mult, off, lo, hi, exp):
+    """Head requantization (as QLinear) and the integer softmax weights (exp table, + 1)."""
+    B, V = acc_f.shape
+    out = np.empty((B, V), dtype=np.int64)
+    half = np.int64(1) << (SHIFT - 1)
+    q = np.empty(V, dtype=np.int64)
+    for b in range(B):
+        top = np.int64(-(1 << 62))
+        for v in range(V):
+            acc = np.int64(acc_f[b, v]) + bias[v]
+            x = ((acc * mult[v] + half) >> SHIFT) + off[v]
+            x = min(max(x, lo[v]), hi[v])
+            q[v] = x
+            top = max(top, x)
+        for v in range(V):
+            out[b, v] = exp[min(top - q[v], EXP_SIZE - 1)] + 1
+    return out

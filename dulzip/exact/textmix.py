@@ -51,6 +51,7 @@ _LETTER = np.zeros(256, dtype=bool)
 _LETTER[list(range(65, 91)) + list(range(97, 123)) + list(range(128, 256))] = True
 _FOLD = np.arange(256, dtype=np.uint64)
 _FOLD[65:91] += np.uint64(32)  # words are hashed case-folded
+_MATCH_MASK = np.uint64((1 << (8 * MATCH_MIN)) - 1)
 
 
 def mixer_luts() -> dict[str, torch.Tensor]:
@@ -131,20 +132,72 @@ class BlockState:
         self.match_len = np.zeros(self.B, dtype=np.int64)
 
 
-def _set_unique(table: np.ndarray, keys: np.ndarray, values: np.ndarray) -> None:
-    """table[keys] = values where keys may repeat: the value of the last repeat wins (a fixed rule)."""
-    k, first = np.unique(keys[::-1], return_index=True)
-    table[k] = values[::-1][first]
+@njit(cache=True)
+def _begin_byte(t, act, last8, word, prev_word, hist, lens, S, match_ptr, match_len, match_stats, stretch, slot_bits,
+                base, prev_byte, ctx2, predicted, mbucket, mconf):
+    """Per segment at a byte boundary: the context slot bases, the previous byte(s), and the
+    match model's prediction (where the pointed-to byte is already known to every segment)."""
+    n, nctx = base.shape
+    B = len(lens)
+    shift = np.uint64(64 - slot_bits)
+    for k in range(n):
+        a = act[k]
+        h = last8[a]
+        for c in range(len(_MASKS)):
+            base[k, c] = np.int64(((h & _MASKS[c]) ^ _TAGS[c]) * _P1 >> shift)
+        w = word[a]
+        base[k, nctx - 2] = np.int64((w ^ _TAGS[nctx - 2]) * _P1 >> shift)
+        base[k, nctx - 1] = np.int64((((w * _P1) ^ prev_word[a]) ^ _TAGS[nctx - 1]) * _P1 >> shift)
+        prev_byte[k] = np.int64(h & np.uint64(255))
+        ctx2[k] = np.int64((h & np.uint64(0xFFFF)) * _P1 >> np.uint64(48))
+        ptr = match_ptr[a]
+        ml = match_len[a]
+        seg = min(ptr // S, B - 1)
+        predicted[k] = -1
+        if ml > 0 and ptr < B * S and ptr % S < min(t, lens[seg]):
+            predicted[k] = hist[ptr]
+        mb = min(ml, MATCH_LEN_MAX)
+        mbucket[k] = mb
+        mconf[k] = stretch[_ratio(match_stats[mb, 0], match_stats[mb, 1])]
 
 
-def _context_slots(blk: BlockState, act: np.ndarray, slot_bits: int) -> np.ndarray:
-    """(n, N_CTX) slot bases of the segments' contexts at a byte boundary."""
-    ctx = np.empty((len(act), N_CTX), dtype=np.uint64)
-    ctx[:, :len(ORDERS)] = blk.last8[act][:, None] & _MASKS[None, :]
-    w = blk.word[act]
-    ctx[:, -2] = w
-    ctx[:, -1] = (w * _P1) ^ blk.prev_word[act]
-    return (((ctx ^ _TAGS[None, :]) * _P1) >> np.uint64(64 - slot_bits)).astype(np.int64)
+@njit(cache=True)
+def _end_byte(t, act, byte, predicted, last8, word, prev_word, hist, S, match_table, match_ptr, match_len):
+    """After byte t of every active segment: history, contexts, words, match model. Lookups of
+    new matches all come before this step's insertions; of repeated keys the last segment's
+    insertion stays (a fixed order)."""
+    n = len(act)
+    for k in range(n):
+        a = act[k]
+        b = byte[k]
+        hist[a * S + t] = b
+        last8[a] = (last8[a] << np.uint64(8)) | np.uint64(b)
+        w = word[a]
+        if _LETTER[b]:
+            word[a] = (w ^ _FOLD[b]) * _P1 + np.uint64(1)
+        else:
+            if w != np.uint64(0):
+                prev_word[a] = w
+            word[a] = np.uint64(0)
+        if predicted[k] >= 0 and predicted[k] == b:
+            match_len[a] = min(match_len[a] + 1, 1 << 16)
+            match_ptr[a] += 1
+        else:
+            match_len[a] = 0
+            match_ptr[a] = 0
+    if t + 1 < MATCH_MIN:
+        return
+    keys = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        a = act[k]
+        keys[k] = np.int64((last8[a] & _MATCH_MASK) * _P1 >> np.uint64(64 - MATCH_BITS))
+        if match_len[a] == 0:  # look for a new match where there is none
+            cand = match_table[keys[k]]
+            if cand > 0:
+                match_ptr[a] = cand - 1
+                match_len[a] = 1
+    for k in range(n):
+        match_table[keys[k]] = act[k] * S + t + 2  # the next byte's position + 1
 
 
 @njit(cache=True)
@@ -284,19 +337,11 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     n = len(act)
     cum = np.zeros((n, 257), dtype=np.int64)
     np.cumsum(rnn_weights, axis=1, out=cum[:, 1:])
-    base = _context_slots(blk, act, mix.slot_bits)
-    prev_byte = (blk.last8[act] & np.uint64(255)).astype(np.int64)
-    ctx2 = (((blk.last8[act] & np.uint64(0xFFFF)) * _P1) >> np.uint64(48)).astype(np.int64)
-    # match model: the predicted byte, where the pointed-to byte is known to every segment
-    ptr = blk.match_ptr[act]
-    mlen = blk.match_len[act]
-    S = max(blk.S, 1)
-    seg = np.minimum(ptr // S, blk.B - 1)
-    valid = (mlen > 0) & (ptr < blk.B * S) & (ptr % S < np.minimum(t, blk.lens[seg]))
-    predicted = np.where(valid, blk.hist[np.where(valid, ptr, 0)], -1)
-    mbucket = np.minimum(mlen, MATCH_LEN_MAX)
-    ms = mix.match_stats[mbucket]
-    mconf = mix.stretch[((2 * ms[:, 0] + 1) << 16) // (2 * ms[:, 1] + 2)]
+    base = np.empty((n, N_CTX), dtype=np.int64)
+    prev_byte, ctx2, predicted, mbucket, mconf = (np.empty(n, dtype=np.int64) for _ in range(5))
+    _begin_byte(t, act, blk.last8, blk.word, blk.prev_word, blk.hist, blk.lens, max(blk.S, 1), blk.match_ptr,
+                blk.match_len, mix.match_stats, mix.stretch, mix.slot_bits, base, prev_byte, ctx2, predicted, mbucket,
+                mconf)
     node = np.ones(n, dtype=np.int64)
     x = np.empty((n, N_INPUTS), dtype=np.int64)
     slots = np.empty((n, N_CTX), dtype=np.int64)
@@ -310,30 +355,6 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
         _update(j, bits, node, predicted, mbucket, prev_byte, mix.counts, mix.maps, mix.match_stats, mix.weights,
                 mix.weights2, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR)
     byte = node - 256
-    _after_byte(blk, t, act, byte, valid, predicted)
+    _end_byte(t, act, byte, predicted, blk.last8, blk.word, blk.prev_word, blk.hist, max(blk.S, 1), blk.match_table,
+              blk.match_ptr, blk.match_len)
     return byte
-
-
-def _after_byte(blk: BlockState, t: int, act: np.ndarray, byte: np.ndarray, valid, predicted) -> None:
-    S = max(blk.S, 1)
-    pos = act * S + t
-    blk.hist[pos] = byte
-    blk.last8[act] = (blk.last8[act] << np.uint64(8)) | byte.astype(np.uint64)
-    letter = _LETTER[byte]
-    w = blk.word[act]
-    ended = ~letter & (w != 0)
-    blk.prev_word[act[ended]] = w[ended]
-    blk.word[act] = np.where(letter, (w ^ _FOLD[byte]) * _P1 + np.uint64(1), np.uint64(0))
-    hit = valid & (predicted == byte)
-    blk.match_len[act] = np.where(hit, np.minimum(blk.match_len[act] + 1, 1 << 16), 0)
-    blk.match_ptr[act] = np.where(hit, blk.match_ptr[act] + 1, 0)
-    if t + 1 < MATCH_MIN:
-        return
-    key = (((blk.last8[act] & np.uint64((1 << (8 * MATCH_MIN)) - 1)) * _P1) >> np.uint64(64 - MATCH_BITS)).astype(np.int64)
-    lost = ~hit
-    if lost.any():  # look for a new match where there is none
-        cand = blk.match_table[key[lost]]
-        sel = act[lost]
-        blk.match_ptr[sel] = np.where(cand > 0, cand - 1, 0)
-        blk.match_len[sel] = (cand > 0).astype(np.int64)
-    _set_unique(blk.match_table, key, pos + 2)  # the next byte's position + 1
