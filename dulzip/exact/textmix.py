@@ -74,6 +74,8 @@ class TextMixer:
         training text (:func:`primed_state`) for the mixer weights and the maps, else priors;
         ``slot_bits``: 2**slot_bits count slots per context (a short text needs fewer)."""
         self.slot_bits = slot_bits
+        # a fixed scatter of the 256 tree nodes over the slots of a context (integer hash)
+        self.node_hash = ((np.arange(256, dtype=np.uint64) * _P1) >> np.uint64(64 - slot_bits)).astype(np.int64)
         self.on = {p: int(p in parts) for p in PARTS}
         self.on_vec = np.array([self.on[p] for p in PARTS], dtype=np.int64)
         self.ctx_on = np.array([self.on["orders"]] * len(ORDERS) + [self.on["words"]] * 2, dtype=np.int64)
@@ -207,22 +209,8 @@ def _ratio(hits, total):
 
 
 @njit(cache=True)
-def _slot(base, nd, j, slot_bits):
-    """The count slot of node ``nd`` (at bit j) of a context: the 15 nodes of a nibble's tree
-    share a group of 16 adjacent slots (one cache line), so a byte touches two lines per
-    context, not eight; the low nibble's group depends on the high nibble."""
-    if j < 4:
-        group = base
-        local = nd
-    else:
-        group = ((base ^ ((nd >> (j - 4)) & 15) * 0x5BD1E995) * 0x2545F491) >> 7
-        local = (nd & ((1 << (j - 4)) - 1)) | (1 << (j - 4))
-    return ((group & ((1 << (slot_bits - 4)) - 1)) << 4) | local
-
-
-@njit(cache=True)
 def _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, counts, maps, weights, weights2, apm, apm2,
-             stretch, squash, on, ctx_on, slot_bits, x, slots, wset, dots, apm_rows, p):
+             stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p):
     """Probabilities (1/65536) that bit j of each segment's byte is 1; keeps what the update needs."""
     n, nctx = base.shape
     for k in range(n):
@@ -233,7 +221,7 @@ def _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, counts, maps
         m1 = cum[k, lo + w] - cum[k, lo + w // 2]
         x[k, 0] = stretch[max((m1 << 16) // m, 1)] * on[0]
         for c in range(nctx):
-            sl = _slot(base[k, c], nd, j, slot_bits) + (c << slot_bits)
+            sl = (base[k, c] ^ node_hash[nd]) + (c << slot_bits)
             slots[k, c] = sl
             r = (c << 10) + (counts[2 * sl] << 5) + counts[2 * sl + 1]
             x[k, 1 + c] = stretch[_ratio(maps[r, 0], maps[r, 1])] * ctx_on[c]
@@ -349,8 +337,8 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     dots, apm_rows = np.empty((n, 2), dtype=np.int64), np.empty((n, 2), dtype=np.int64)
     for j in range(8):
         _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, mix.counts, mix.maps, mix.weights,
-                 mix.weights2, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.slot_bits, x,
-                 slots, wset, dots, apm_rows, p)
+                 mix.weights2, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.node_hash,
+                 mix.slot_bits, x, slots, wset, dots, apm_rows, p)
         bits = np.asarray(coder(p), dtype=np.int64)
         _update(j, bits, node, predicted, mbucket, prev_byte, mix.counts, mix.maps, mix.match_stats, mix.weights,
                 mix.weights2, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR)
