@@ -147,7 +147,8 @@ def _check_outputs(inputs, output, to_stdout) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dulzip")
 def main() -> None:
-    """Lossless compression with exact-integer neural models (PixelCNN for images) and a range coder.
+    """Lossless compression with exact-integer neural models (PixelCNN and MADE for images, a
+    char-RNN mixed with adaptive context models for text) and a range coder.
 
     dulzip compress photo.png  ->  photo.png.dlz;  dulzip decompress photo.png.dlz  ->  photo.png
     """
@@ -285,6 +286,10 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
                      f"tiles {lay['tile']}" + (f" ({'; '.join(extra)})" if extra else ""))
         lines.append(f"  bits/dim:  {8 * len(blob) / dims:.4f} (file), "
                      f"{h.get('model_bits', 0) / dims:.4f} (model estimate)")
+    if h.get("kind") == "text" and h.get("length"):
+        coders = [st["coder"] for st in h.get("streams", [])]
+        lines.append(f"  text:      {8 * len(blob) / h['length']:.4f} bits/byte (file); blocks of up to "
+                     f"{lay.get('block')} bytes: {coders.count('model')} by the model, {coders.count('zstd')} by zstd")
     if h.get("note"):
         lines.append(f"  note:      {h['note']}")
     for s in h.get("streams", []):
@@ -318,9 +323,10 @@ def models():
         click.echo(f"no models in {zoo.models_dir()}")
     for name, c in cards.items():
         res = c.get("results", {})
-        bpsp = next((v for k, v in res.get("bpsp", {}).items() if k.startswith("dulzip")), None)
+        unit, label = ("bpb", "bits/byte") if "bpb" in res else ("bpsp", "bits/sub-pixel")
+        v = next((v for k, v in res.get(unit, {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
-                   f"{c['weights']}" + (f"  {bpsp:.3f} bits/sub-pixel on {res.get('corpus', '?')} (held out)" if bpsp else ""))
+                   f"{c['weights']}" + (f"  {v:.3f} {label} on {res.get('corpus', '?')} (held out)" if v else ""))
 
 
 @main.command()
