@@ -29,7 +29,7 @@ from numba import njit
 
 ORDERS = (0, 1, 2, 3, 4, 5, 6, 8)  # byte contexts: the last k bytes
 N_CTX = len(ORDERS) + 2  # and two word contexts: the current word, and it with the word before
-SLOT_BITS = 22  # slots per context at most: 2**SLOT_BITS (n0, n1) pairs (fewer for short texts)
+SLOT_BITS = 23  # slots per context at most: 2**SLOT_BITS (n0, n1) pairs of bytes (fewer for short texts)
 COUNT_LIMIT = 30  # counts are halved past this (they then stay adaptive)
 MAP_LIMIT = 1023  # the (n0, n1) -> probability maps halve their counts past this total
 MATCH_MIN = 6  # bytes of context that find a match
@@ -81,7 +81,7 @@ class TextMixer:
         self.ctx_on = np.array([self.on["orders"]] * len(ORDERS) + [self.on["words"]] * 2, dtype=np.int64)
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
-        self.counts = np.zeros((N_CTX << slot_bits) * 2, dtype=np.int16)  # (slot, bit) flattened
+        self.counts = np.zeros((N_CTX << slot_bits) * 2, dtype=np.uint8)  # (slot, bit) flattened; counts <= 31
         n = np.arange(COUNT_LIMIT + 2)
         n0, n1 = np.meshgrid(n, n, indexing="ij")
         prior = np.stack([(4 * (2 * n1 + 1)) // (2 * (n0 + n1) + 2), np.full_like(n0, 4)], axis=-1)
