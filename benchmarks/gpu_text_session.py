@@ -111,8 +111,7 @@ def main() -> None:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for H in args.hidden:
             for src, name in ((work / f"models-h{H}", f"models-h{H}"), (work / f"train-h{H}.log", f"train-h{H}.log"),
-                              (work / f"run-h{H}" / "metrics.jsonl", f"metrics-h{H}.jsonl"),
-                              ):
+                              (work / f"run-h{H}" / "metrics.jsonl", f"metrics-h{H}.jsonl")):
                 if src.exists():
                     tar.add(src, arcname=name)
             ck_path = work / f"run-h{H}" / "checkpoint.pt"

@@ -5,6 +5,7 @@ No command-line concerns here (see cli.py); errors are :mod:`dulzip.errors` exce
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from dulzip import __version__
 from dulzip.codecs.image import Stream, decode_planes, encode_planes
-from dulzip.codecs.text import Layout, TextCoder, decode_text, encode_text
+from dulzip.codecs.text import Layout, TextCoder
 from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
                               unpack, write_container)
 from dulzip.errors import CorruptDataError, FormatError, UsageError
@@ -206,14 +207,13 @@ def _modality(name: str) -> str:
 def compress(data: bytes, opts: Options | None = None) -> bytes:
     """Compress a whole file's bytes to a .dlz container."""
     opts = opts or Options()
-    from dulzip import zoo
     model = opts.model
     if model == "zstd":
         return pack(_bytes_container(data))
-    modality = None if model == "auto" else _modality(model)  # unknown names are refused here
-    if modality == "text" or (model == "auto" and not data.startswith(png.SIGNATURE) and looks_like_text(data)
-                              and DEFAULT_TEXT_MODEL in zoo.cards()):
-        blob = _compress_text(data, DEFAULT_TEXT_MODEL if model == "auto" else model, opts)
+    if _text_model_for(data[:TEXT_SNIFF], opts):  # the same container as a streamed compression
+        out = io.BytesIO()
+        compress_stream(io.BytesIO(data), out, opts, len(data))
+        blob = out.getvalue()
     else:
         sniffed = _sniff_image(data, opts)
         if sniffed is None:
@@ -236,18 +236,6 @@ def _prepare(name: str, opts: Options):
     if opts.threads:
         torch.set_num_threads(opts.threads)
     return zoo.load(name, device)
-
-
-def _compress_text(data: bytes, name: str, opts: Options) -> bytes:
-    net, digest = _prepare(name, opts)
-    layout = Layout.for_length(len(data))
-    header = _model_header("text", data, name, digest)
-    header["layout"] = _layout_header(layout)
-    header["streams"] = []
-    payloads: list[bytes] = []
-    for i, s in enumerate(encode_text(data, net, layout, opts.progress, allow_zstd=opts.fallback)):
-        add_stream(header, payloads, f"text.{i}", s.coder, s.payload)
-    return pack(Container(header, payloads))
 
 
 def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
@@ -296,8 +284,10 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
         out = b"".join(_unstream(m, d, length) for m, d in zip(h["streams"], c.payloads)
                        if m["name"] == "bytes" or m["name"].startswith("bytes."))
         expect_len, expect_sum = length, h.get("blake2b")
-    elif kind == "text":
-        out = _decompress_text(c, opts)
+    elif kind == "text":  # decoded as a stream (its checksum checked there too)
+        buf = io.BytesIO()
+        decompress_stream(io.BytesIO(blob), buf, opts)
+        out = buf.getvalue()
         expect_len, expect_sum = length, h.get("blake2b")
     elif kind in ("png", "pnm"):
         out = _decompress_image(c, opts)
@@ -342,16 +332,6 @@ def _text_layout(h: dict) -> Layout:
     return layout
 
 
-def _decompress_text(c: Container, opts: Options) -> bytes:
-    h = c.header
-    layout = _text_layout(h)
-    name, net = _load_for(h, opts)
-    if getattr(net, "modality", "image") != "text":
-        raise FormatError(f"model '{name}' is not a text model")
-    streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads) if m["name"].startswith("text.")]
-    return decode_text(streams, int(h["length"]), net, layout, opts.progress)
-
-
 def _decompress_image(c: Container, opts: Options) -> bytes:
     h = c.header
     try:
@@ -392,15 +372,16 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
 
 # -- streaming (memory that does not grow with the input) ---------------------------------------
 def _text_model_for(head: bytes, opts: Options) -> str | None:
-    """The text model a stream of bytes starting with ``head`` goes to, or None (bytes path)."""
+    """The text model for an input starting with ``head``: the one named if it is a text model
+    (unknown names are refused), the default one for text-like input under 'auto', else None."""
     from dulzip import zoo
     if opts.model == "zstd":
         return None
     if opts.model != "auto":
-        if _modality(opts.model) != "text":
-            raise UsageError(f"model '{opts.model}' cannot code a stream (only text models and zstd can)")
-        return opts.model
-    return DEFAULT_TEXT_MODEL if looks_like_text(head) and DEFAULT_TEXT_MODEL in zoo.cards() else None
+        return opts.model if _modality(opts.model) == "text" else None
+    if head.startswith(png.SIGNATURE) or not looks_like_text(head) or DEFAULT_TEXT_MODEL not in zoo.cards():
+        return None
+    return DEFAULT_TEXT_MODEL
 
 
 def compress_stream(src, out, opts: Options | None = None, size: int | None = None) -> None:
@@ -411,6 +392,8 @@ def compress_stream(src, out, opts: Options | None = None, size: int | None = No
     opts = opts or Options()
     head = src.read(TEXT_SNIFF)
     name = _text_model_for(head, opts)
+    if name is None and opts.model not in ("auto", "zstd"):
+        raise UsageError(f"model '{opts.model}' cannot code a stream (only text models and zstd can)")
     h = hashlib.blake2b(digest_size=16)
     total = 0
 

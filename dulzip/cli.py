@@ -228,7 +228,7 @@ def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, 
         # into a file: streamed (the temporary file is dropped on any error); into standard
         # output only when large (else decoded whole first, so an error writes nothing)
         if name != "-" and (out is not None or _check_input(name).stat().st_size >= STREAM_MIN):
-            with open(_check_input(name), "rb") as src, atomic_output(out, force) as f:
+            with open(name, "rb") as src, atomic_output(out, force) as f:
                 n = api.decompress_stream(src, f, opts)  # checksum verified inside: else nothing is kept
         else:
             data = api.decompress(_read_input(name), opts)

@@ -24,7 +24,6 @@ class ExactCharRNN:
 
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = CharRNNConfig(**{k: v for k, v in config.items() if k in CharRNNConfig.__dataclass_fields__})
-        self.config = config
         self.device = torch.device(device)
         t = {k: v.to(self.device) for k, v in tensors.items()}
         H = self.cfg.hidden
@@ -39,7 +38,7 @@ class ExactCharRNN:
         self.luts = {k: v.cpu() for k, v in lut.items()}
         self.prime = {k: v.cpu() for k, v in tensors.items() if k.startswith("prime.")}
         if self.device.type == "cpu":  # the same tables as numpy arrays for the numba step
-            self.np = {"xtab": self.xtab.numpy(), "wh_t": self.wh.T.contiguous(),
+            self._cpu = {"xtab": self.xtab.numpy(), "wh_t": self.wh.T.contiguous(),
                        "mult": self.mult.numpy(), "off": self.off.numpy(), "sig": self.sig.numpy(),
                        "tanh": self.tanh.numpy(), "tanh_cell": self.tanh_cell.numpy(), "exp": self.exp.numpy(),
                        "head_wt": self.head.weight.T.contiguous().to(torch.float32),
@@ -60,7 +59,7 @@ class ExactCharRNN:
         that every byte stays codable.
         """
         if self.device.type == "cpu":
-            a = self.np
+            a = self._cpu
             h, c = state  # the matmuls in torch (its thread pool), the integer rest in numba
             hw = (torch.from_numpy(h) @ a["wh_t"]).numpy()
             h, c = _gates(hw, c, prev, a["xtab"], a["mult"], a["off"], a["sig"], a["tanh"], a["tanh_cell"])

@@ -59,7 +59,8 @@ def mixer_luts() -> dict[str, torch.Tensor]:
     p = (torch.arange(1 << 16, dtype=torch.float64) + 0.5) / (1 << 16)
     st = torch.arange(-ST_MAX, ST_MAX + 1, dtype=torch.float64) / 256
     # exact-ok: export-time tables shipped with the weights
-    return {"lut.stretch": torch.round(256 * torch.log(p / (1 - p))).clamp(-ST_MAX, ST_MAX).to(torch.int64),
+    logit = torch.round(256 * torch.log(p / (1 - p)))  # exact-ok
+    return {"lut.stretch": logit.clamp(-ST_MAX, ST_MAX).to(torch.int64),
             "lut.squash": torch.round(65536 * torch.sigmoid(st)).clamp(1, 65535).to(torch.int64)}  # exact-ok
 
 
@@ -76,9 +77,8 @@ class TextMixer:
         self.slot_bits = slot_bits
         # a fixed scatter of the 256 tree nodes over the slots of a context (integer hash)
         self.node_hash = ((np.arange(256, dtype=np.uint64) * _P1) >> np.uint64(64 - slot_bits)).astype(np.int64)
-        self.on = {p: int(p in parts) for p in PARTS}
-        self.on_vec = np.array([self.on[p] for p in PARTS], dtype=np.int64)
-        self.ctx_on = np.array([self.on["orders"]] * len(ORDERS) + [self.on["words"]] * 2, dtype=np.int64)
+        self.on_vec = np.array([p in parts for p in PARTS], dtype=np.int64)
+        self.ctx_on = np.array([self.on_vec[1]] * len(ORDERS) + [self.on_vec[2]] * 2, dtype=np.int64)  # orders, words
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
         self.counts = np.zeros((N_CTX << slot_bits) * 2, dtype=np.uint8)  # (slot, bit) flattened; counts <= 31
