@@ -95,3 +95,69 @@ def mixture_pmf(logits, mu, log_s, luts) -> torch.Tensor:
     """(N, 256) integer PMF (summing to 2**TABLE_BITS) that the two-table coding realizes."""
     t = _range(logits.shape[0], 0, 256, logits.device)
     return torch.diff(mixture_cum(logits, mu, log_s, t, luts), dim=1)
+
+
+# -- 16-bit audio: one integer CDF over 65536 levels, coded as high byte then low byte ---------
+A_SIG_STEPS = 256  # the sigmoid table: z in steps of 1/256 over [-16, 16], linearly interpolated
+A_SIG_RANGE = 16 * A_SIG_STEPS
+A_SIG_BITS = 24  # sigmoid values in 2**-24
+A_INV_BITS = 24  # 1/s in 2**-24 per level
+A_FRAC = 11  # interpolation fraction bits
+A_CDF_BITS = A_SIG_BITS + A_FRAC - 7  # a component's CDF in 2**-28
+A_MU_CLAMP = 1 << 19  # means within +-65536 levels (in 1/8 level)
+
+
+def audio_luts() -> dict[str, torch.Tensor]:
+    """Lookup tables for :func:`audio_cum`, made once at export and shipped with the weights."""
+    from dulzip.models.wavenet import EXP_SIZE, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE, W_BITS
+    i = torch.arange(-A_SIG_RANGE, A_SIG_RANGE + 1, dtype=torch.float64) / A_SIG_STEPS
+    j = torch.arange(LS_MIN, LS_MAX + 1, dtype=torch.float64) / LS_SCALE
+    k = torch.arange(EXP_SIZE, dtype=torch.float64) / LOGIT_SCALE
+    # exact-ok: the four tables below are built once at export and shipped in the weights file
+    return {"lut.acdf": torch.round(2 ** A_SIG_BITS * torch.sigmoid(i)).to(torch.int64),  # exact-ok
+            "lut.ainv": torch.round(2 ** A_INV_BITS * torch.exp(-j)).to(torch.int64),  # exact-ok
+            "lut.ascale": torch.round(MU_SCALE * torch.exp(j)).to(torch.int64),  # exact-ok
+            "lut.aexp": torch.round(2 ** W_BITS * torch.exp(-k)).to(torch.int64)}  # exact-ok
+
+
+def audio_cum(logits: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, t: torch.Tensor,
+              luts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cumulative integer counts at level boundaries ``t`` (N, E) in 0..65536 (boundary t lies
+    between the levels t-1 and t of the offset sample x + 32768).
+
+    logits, mu (1/8 level, of the signed sample), log_s: (N, K) int64, K <= 8. Each component's
+    logistic CDF comes from the sigmoid table, linearly interpolated; the mixture M (weights
+    from the exp table) is mapped to ``cum(t) = (M' * (2**31 - 65536)) // total' + t`` with
+    M' = M >> 12: cum(0) = 0, cum(65536) = 2**31 and every level has count >= 1.
+    """
+    from dulzip.models.wavenet import EXP_SIZE, LS_MIN, MU_SCALE, TABLE_BITS, W_BITS
+    d = (logits.max(dim=1, keepdim=True).values - logits).clamp(max=EXP_SIZE - 1)
+    w = luts["lut.aexp"][d]  # (N, K)
+    inv = luts["lut.ainv"][log_s - LS_MIN]  # (N, K)
+    edge = (t - 32768) * MU_SCALE - MU_SCALE // 2  # (N, E) in 1/8 level
+    mu = mu.clamp(-A_MU_CLAMP, A_MU_CLAMP)
+    z = (edge.unsqueeze(1) - mu.unsqueeze(-1)) * inv.unsqueeze(-1)  # (N, K, E): z * 2**27
+    lim = A_SIG_RANGE << (A_INV_BITS + 3 - 8)
+    z = z.clamp_(-lim, lim - 1)
+    zs = torch.bitwise_right_shift(z, A_INV_BITS + 3 - 8 - A_FRAC)  # z in 2**-(8 + A_FRAC)
+    idx = torch.bitwise_right_shift(zs, A_FRAC) + A_SIG_RANGE
+    frac = torch.bitwise_and(zs, (1 << A_FRAC) - 1)
+    lut = luts["lut.acdf"]
+    lo = lut[idx]
+    cdf = torch.bitwise_right_shift((lo << A_FRAC) + (lut[idx + 1] - lo) * frac, 7)  # (N, K, E) in 2**-28
+    mixed = torch.bitwise_right_shift((cdf * w.unsqueeze(-1)).sum(dim=1), W_BITS)  # (N, E)
+    total = w.sum(dim=1, keepdim=True) << (A_CDF_BITS - W_BITS)
+    mixed = torch.where(t <= 0, 0, torch.where(t >= 65536, total, mixed))
+    return mixed * ((1 << TABLE_BITS) - 65536) // total + t
+
+
+def audio_coarse_table(logits, mu, log_s, luts) -> torch.Tensor:
+    """(N, 256) integer weights of the high bytes (x + 32768) >> 8."""
+    t = _range(logits.shape[0], 0, 256, logits.device) * 256
+    return torch.diff(audio_cum(logits, mu, log_s, t, luts), dim=1)
+
+
+def audio_fine_table(logits, mu, log_s, high: torch.Tensor, luts) -> torch.Tensor:
+    """(N, 256) integer weights of the low bytes inside the high byte ``high`` (N,)."""
+    t = _range(logits.shape[0], high * 256, 256, logits.device)
+    return torch.diff(audio_cum(logits, mu, log_s, t, luts), dim=1)

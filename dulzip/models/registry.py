@@ -38,3 +38,9 @@ def _made(tensors, config, device):
 def _charrnn(tensors, config, device):
     from dulzip.exact.charrnn import ExactCharRNN
     return ExactCharRNN(tensors, config, device)
+
+
+@register("wavenet", "audio")
+def _wavenet(tensors, config, device):
+    from dulzip.exact.wavenet import ExactWaveNet
+    return ExactWaveNet(tensors, config, device)

@@ -137,3 +137,52 @@ class TextSampler:
         first = torch.where(fresh, self.start, self.data[(self.pos - 1).clamp(min=0)].long())
         self.pos = self.pos + L
         return torch.cat([first[:, None], window], dim=1), fresh
+
+
+def to_levels(samples: np.ndarray, bits: int) -> np.ndarray:
+    """(frames, channels) samples of a WAV -> int64 16-bit levels; an 8-bit sample v sits at
+    256 v + 128, the middle of the levels its high byte covers."""
+    x = samples.astype(np.int64)
+    return x * 256 + 128 if bits == 8 else x
+
+
+def load_audio(folder: str | Path) -> list[np.ndarray]:
+    """Every channel of every WAV under ``folder`` the audio path models, as 16-bit levels."""
+    from dulzip.formats.wav import parse_wav
+    out = []
+    for p in sorted(Path(folder).rglob("*.wav")):
+        w = parse_wav(p.read_bytes())
+        if w is not None:
+            lv = to_levels(w.samples, w.bits)
+            out.extend(np.ascontiguousarray(lv[:, c]) for c in range(lv.shape[1]))
+    return out
+
+
+class AudioSampler:
+    """Windows of ``seq`` samples of the recordings under a folder, each starting with an empty
+    history as a coded segment does; a recording drawn with probability proportional to its
+    length, the polarity flipped at random (speech and music sound the same either way).
+    ``batch(n)`` gives ((n, seq) int64 levels, None)."""
+
+    def __init__(self, folder: str | Path, seq: int, seed: int, device: str | torch.device = "cpu"):
+        tracks = [t for t in load_audio(folder) if len(t) > seq]
+        if not tracks:
+            raise FileNotFoundError(f"no WAV file longer than {seq} samples under {folder}")
+        self.device = torch.device(device)
+        self.data = torch.from_numpy(np.concatenate(tracks)).to(self.device)
+        sizes = torch.tensor([len(t) for t in tracks], dtype=torch.int64)
+        self.begin = (torch.cumsum(sizes, 0) - sizes).to(self.device)
+        self.room = (sizes - seq).to(torch.float64).to(self.device)  # start positions per track
+        self.weight = sizes.to(torch.float64).to(self.device)
+        self.seq = seq
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(seed)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, None]:
+        dev = self.device
+        f = torch.multinomial(self.weight, n, replacement=True, generator=self.gen)
+        u = torch.rand(n, generator=self.gen, device=dev, dtype=torch.float64)
+        pos = self.begin[f] + (u * self.room[f]).long()
+        x = self.data[pos[:, None] + torch.arange(self.seq, device=dev)]
+        flip = torch.rand(n, 1, generator=self.gen, device=dev) < 0.5
+        return torch.where(flip, (-1 - x), x), None  # -1 - x: the 16-bit range maps onto itself

@@ -12,8 +12,8 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from dulzip.models import charrnn, made, pixelcnn
-from dulzip.train.data import CropSampler, ImageSampler, TextSampler, load_images
+from dulzip.models import charrnn, made, pixelcnn, wavenet
+from dulzip.train.data import AudioSampler, CropSampler, ImageSampler, TextSampler, load_images
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ TRAINABLE = {
                       lambda t, cfg, seed, dev: ImageSampler(t.data, cfg.size, seed, dev)),
     "charrnn": Trainable(charrnn.CharRNN, charrnn.CharRNNConfig, charrnn.export, charrnn.n_params,
                          lambda t, cfg, seed, dev: TextSampler(t.data, t.seq, t.segment, seed, dev)),
+    "wavenet": Trainable(wavenet.WaveNet, wavenet.WaveNetConfig, wavenet.export, wavenet.n_params,
+                         lambda t, cfg, seed, dev: AudioSampler(t.data, t.seq, seed, dev)),
 }
 
 

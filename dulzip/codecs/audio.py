@@ -1,0 +1,182 @@
+"""Audio through an exact WaveNet: blocks, segments, and the batched decode loop.
+
+Each channel of a WAV is a sequence of 16-bit levels (8-bit samples sit at 256 v + 128). A
+channel is cut into blocks of at most ``block`` samples, coded one after the other; a block
+into up to ``streams`` segments of equal length (at least ``seg_min`` samples, except in a short
+block). Segments start with an empty history and are coded in lockstep: step t codes sample t
+of every segment, so the decoder advances all of them with one batched network step. A block
+is one range-coded stream; one the model codes worse than zstd -19 is stored with zstd.
+
+A 16-bit sample is coded as its high byte, then its low byte, both tables taken from the same
+integer CDF over the 65536 levels (:func:`dulzip.coding.tables.audio_cum`); an 8-bit sample is
+its high byte alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import zstandard
+from tqdm import tqdm
+
+from dulzip.codecs.image import Stream
+from dulzip.codecs.text import Layout
+from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
+from dulzip.coding.tables import audio_coarse_table, audio_fine_table
+from dulzip.errors import CorruptDataError
+from dulzip.models.wavenet import TABLE_BITS
+
+ZSTD_LEVEL = 19
+STEP_CHUNK = 256  # time steps whose tables are made at once when encoding (bounds memory)
+
+
+@dataclass(frozen=True)
+class AudioLayout:
+    """How a channel is cut; recorded in the container so later defaults never change old files."""
+    block: int = 1 << 18  # samples per block
+    streams: int = 64  # segments per block at most
+    seg_min: int = 1024  # samples per segment at least (unless the block is shorter)
+
+    blocks = Layout.blocks
+    segments = Layout.segments
+
+
+def _bits_of(coarse: torch.Tensor, fine: torch.Tensor | None, hi: torch.Tensor, lo: torch.Tensor) -> float:
+    """The model's own -log2 p of the coded symbols (for the report; not used to decode)."""
+    p_hi = coarse.gather(1, hi[:, None]).double()
+    bits = (TABLE_BITS - torch.log2(p_hi)).sum()
+    if fine is not None:
+        bits += (torch.log2(p_hi) - torch.log2(fine.gather(1, lo[:, None]).double())).sum()
+    return float(bits)
+
+
+class AudioCoder:
+    """Codes the blocks of one WAV's channels with one network and layout."""
+
+    def __init__(self, net, layout: AudioLayout, bits: int):
+        self.net, self.layout, self.bits = net, layout, bits
+
+    def _segments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lens = self.layout.segments(len(x))
+        seg = np.zeros((len(lens), int(lens.max())), dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        for i, (s, n) in enumerate(zip(starts, lens)):
+            seg[i, :n] = x[s:s + n]
+        return seg, lens
+
+    def encode_block(self, x: np.ndarray, allow_zstd: bool = True) -> Stream:
+        """x: one block of one channel, int64 levels -> its stream ('model' or 'zstd')."""
+        seg, lens = self._segments(x)
+        params = [v.cpu() for v in self.net.params_full(torch.from_numpy(seg))]
+        luts = {k: v.cpu() for k, v in self.net.luts.items()}
+        enc, est = RangeEncoder(), 0.0
+        u = torch.from_numpy(seg + 32768)
+        for t0 in range(0, seg.shape[1], STEP_CHUNK):
+            t1 = min(seg.shape[1], t0 + STEP_CHUNK)
+            # the symbols of steps t0..t1 in decode order: per step, the high bytes of the
+            # active segments, then their low bytes
+            for a, b, act in _runs(lens, t0, t1):
+                p = [v[act, a:b].transpose(0, 1).reshape((b - a) * len(act), -1) for v in params]
+                sym = u[act, a:b].T.reshape(-1)
+                hi, lo = sym >> 8, sym & 255
+                coarse = audio_coarse_table(*p, luts)
+                fine = audio_fine_table(*p, hi, luts) if self.bits == 16 else None
+                est += _bits_of(coarse, fine, hi, lo)
+                n = len(act)
+                if fine is None:
+                    enc.encode(hi.numpy(), coarse.numpy())
+                else:
+                    syms = torch.stack([hi.view(-1, n), lo.view(-1, n)], dim=1).reshape(-1)
+                    tabs = torch.stack([coarse.view(-1, n, 256), fine.view(-1, n, 256)], dim=1).reshape(-1, 256)
+                    enc.encode(syms.numpy(), tabs.numpy())
+        payload = enc.finish()
+        if allow_zstd:
+            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(pcm_bytes(x, self.bits))
+            if len(packed) <= len(payload):
+                return Stream("zstd", packed)
+        return Stream("model", payload, est)
+
+    def decode_block(self, s: Stream, n: int) -> np.ndarray:
+        if s.coder == "zstd":
+            try:
+                raw = zstandard.ZstdDecompressor().decompress(s.payload, max_output_size=2 * n)
+            except zstandard.ZstdError as e:
+                raise CorruptDataError(f"an audio block does not decompress: {e}") from None
+            if len(raw) != n * self.bits // 8:
+                raise CorruptDataError("an audio block decoded to the wrong length")
+            return from_pcm_bytes(raw, self.bits)
+        if s.coder != "model":
+            raise CorruptDataError(f"unknown coder '{s.coder}' for an audio block")
+        lens = self.layout.segments(n)
+        B, S = len(lens), int(lens.max())
+        dec = RangeDecoder(s.payload)
+        luts = self.net.luts
+        out = np.zeros((B, S), dtype=np.int64)
+        state = self.net.start(B)
+        prev = torch.zeros(B, dtype=torch.int64, device=self.net.device)
+        for t in range(S):
+            params = self.net.step(state, prev)
+            act = np.nonzero(lens > t)[0]
+            if len(act) < B:
+                params = tuple(v[torch.from_numpy(act).to(v.device)] for v in params)
+            hi = torch.from_numpy(dec.decode(audio_coarse_table(*params, luts).cpu().numpy()))
+            if self.bits == 16:
+                lo = torch.from_numpy(dec.decode(audio_fine_table(*params, hi.to(params[0].device), luts).cpu().numpy()))
+                x = hi * 256 + lo - 32768
+            else:
+                x = hi * 256 - 32768 + 128
+            out[act, t] = x.numpy()
+            prev[torch.from_numpy(act).to(prev.device)] = x.to(prev.device)
+        return np.concatenate([out[i, :lens[i]] for i in range(B)])
+
+
+def _runs(lens: np.ndarray, t0: int, t1: int):
+    """(a, b, active segments) for the steps t0..t1, split where the active set changes."""
+    cuts = sorted({t0, t1, *[int(n) for n in lens if t0 < n < t1]})
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        yield a, b, torch.from_numpy(np.nonzero(lens > a)[0])
+
+
+def pcm_bytes(x: np.ndarray, bits: int) -> bytes:
+    """Levels -> the PCM bytes of a WAV (16-bit little-endian signed, or 8-bit unsigned)."""
+    if bits == 8:
+        return ((x - 128) // 256 + 128).astype(np.uint8).tobytes()
+    return x.astype("<i2").tobytes()
+
+
+def from_pcm_bytes(raw: bytes, bits: int) -> np.ndarray:
+    if bits == 8:
+        return np.frombuffer(raw, dtype=np.uint8).astype(np.int64) * 256 - 32768 + 128
+    return np.frombuffer(raw, dtype="<i2").astype(np.int64)
+
+
+def encode_audio(levels: np.ndarray, bits: int, net, layout: AudioLayout, progress: bool = False,
+                 allow_zstd: bool = True) -> list[Stream]:
+    """levels (frames, channels) int64 -> one stream per block, channel by channel."""
+    coder = AudioCoder(net, layout, bits)
+    frames, channels = levels.shape
+    out = []
+    with tqdm(total=frames * channels, disable=not progress, unit="sample", unit_scale=True, desc="compress") as bar:
+        for c in range(channels):
+            for s, n in layout.blocks(frames):
+                out.append(coder.encode_block(levels[s:s + n, c], allow_zstd))
+                bar.update(n)
+    return out
+
+
+def decode_audio(streams: list[Stream], frames: int, channels: int, bits: int, net, layout: AudioLayout,
+                 progress: bool = False) -> np.ndarray:
+    blocks = layout.blocks(frames)
+    if len(streams) != len(blocks) * channels:
+        raise CorruptDataError(f"expected {len(blocks) * channels} audio blocks, found {len(streams)}")
+    coder = AudioCoder(net, layout, bits)
+    out = np.zeros((frames, channels), dtype=np.int64)
+    it = iter(streams)
+    with tqdm(total=frames * channels, disable=not progress, unit="sample", unit_scale=True,
+              desc="decompress") as bar:
+        for c in range(channels):
+            for s, n in blocks:
+                out[s:s + n, c] = coder.decode_block(next(it), n)
+                bar.update(n)
+    return out

@@ -1,0 +1,127 @@
+"""RIFF/WAVE with 8- or 16-bit integer PCM, mono or stereo: samples out, every other byte kept.
+
+A file is split into the bytes before its samples (``prefix``: RIFF header, ``fmt ``, any
+``LIST``/``fact``/... chunks, the ``data`` chunk header), the samples, and the bytes after them
+(``suffix``: a partial trailing frame, the pad byte, chunks after ``data``, trailing junk), so
+``build_wav(parse_wav(f)) == f`` byte for byte. Anything else (24/32-bit, float, compressed,
+more than two channels, a ``data`` chunk that claims more bytes than the file holds, a malformed
+header) gives None: the caller then stores the file as bytes.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+PCM = 1
+EXTENSIBLE = 0xFFFE
+# KSDATAFORMAT_SUBTYPE_PCM: the format tag 1 in the first two bytes, then a fixed GUID tail.
+PCM_SUBFORMAT = struct.pack("<H", PCM) + bytes.fromhex("000000001000800000aa00389b71")
+
+
+@dataclass
+class Wav:
+    prefix: bytes  # every byte before the sample bytes, verbatim
+    samples: np.ndarray  # int16 (frames, channels); 8-bit files hold u8 - 128 (-128..127)
+    suffix: bytes  # every byte after the sample bytes, verbatim
+    rate: int
+    bits: int  # 8 or 16
+    channels: int  # 1 or 2
+
+
+@dataclass(frozen=True)
+class _Format:
+    rate: int
+    bits: int
+    channels: int
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.channels * self.bits // 8
+
+
+def looks_like_wav(head: bytes) -> bool:
+    """Cheap sniff on the first 12 bytes: ``RIFF`` size ``WAVE``."""
+    return len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+
+
+def _parse_fmt(body: bytes) -> _Format | None:
+    """The PCM layout a ``fmt `` chunk describes, or None when it is not one we model."""
+    if len(body) < 16:
+        return None
+    tag, channels, rate, _byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", body)
+    if tag == EXTENSIBLE:
+        if len(body) < 40 or struct.unpack_from("<H", body, 16)[0] < 22 or body[24:40] != PCM_SUBFORMAT:
+            return None
+    elif tag != PCM:
+        return None
+    fmt = _Format(rate, bits, channels)
+    if bits not in (8, 16) or channels not in (1, 2) or rate == 0 or block_align != fmt.frame_bytes:
+        return None
+    return fmt
+
+
+def _find_data(data: bytes) -> tuple[_Format, int, int] | None:
+    """(format, offset of the sample bytes, size of the ``data`` chunk) after walking the chunks
+    up to ``data``; None when a chunk before it runs past the end of the file, ``fmt `` is
+    missing, repeated or not modelled, or ``data`` claims more bytes than there are."""
+    fmt: _Format | None = None
+    seen_fmt = False
+    pos = 12
+    while pos + 8 <= len(data):
+        cid = data[pos:pos + 4]
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        body = pos + 8
+        if body + size > len(data):
+            return None
+        if cid == b"data":
+            return (fmt, body, size) if fmt is not None else None
+        if cid == b"fmt ":
+            if seen_fmt:
+                return None
+            seen_fmt = True
+            fmt = _parse_fmt(data[body:body + size])
+            if fmt is None:
+                return None
+        pos = body + size + (size & 1)
+    return None
+
+
+def _decode_samples(raw: bytes, fmt: _Format) -> np.ndarray:
+    if fmt.bits == 16:
+        pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16)
+    else:
+        pcm = np.frombuffer(raw, dtype=np.uint8).astype(np.int16) - 128
+    return np.ascontiguousarray(pcm.reshape(-1, fmt.channels))
+
+
+def sample_bytes(samples: np.ndarray, bits: int) -> bytes:
+    """The PCM bytes of ``samples`` (int, (frames, channels)) as a WAV stores them."""
+    lo, hi = (-128, 127) if bits == 8 else (-32768, 32767)
+    if samples.size and (int(samples.min()) < lo or int(samples.max()) > hi):
+        raise ValueError(f"samples outside {lo}..{hi} for {bits}-bit PCM")
+    if bits == 8:
+        return (samples.astype(np.int16) + 128).astype(np.uint8).tobytes()
+    return samples.astype("<i2").tobytes()
+
+
+def parse_wav(data: bytes) -> Wav | None:
+    """The WAV split into prefix, samples and suffix; None when it is not a WAV we model."""
+    if not looks_like_wav(data):
+        return None
+    found = _find_data(data)
+    if found is None:
+        return None
+    fmt, start, size = found
+    end = start + size - size % fmt.frame_bytes
+    wav = Wav(data[:start], _decode_samples(data[start:end], fmt), data[end:],
+              fmt.rate, fmt.bits, fmt.channels)
+    return wav if build_wav(wav) == data else None
+
+
+def build_wav(w: Wav) -> bytes:
+    """The file again: prefix + sample bytes + suffix."""
+    if w.samples.ndim != 2 or w.samples.shape[1] != w.channels:
+        raise ValueError(f"samples of shape {w.samples.shape} for {w.channels} channel(s)")
+    return w.prefix + sample_bytes(w.samples, w.bits) + w.suffix

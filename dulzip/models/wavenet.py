@@ -1,0 +1,219 @@
+"""WaveNet for 8/16-bit PCM audio: causal dilated convolutions, gated residual blocks, skip
+connections, and a discretized logistic mixture head over the 65536 levels of a sample.
+
+What the network sees and predicts (for sample t, from the samples before it):
+
+- its input is the mu-law companded previous sample (8 bits: an activation integer, so that
+  quiet and loud passages both reach the network with relative precision);
+- a stack of gated layers (tanh x sigmoid) with dilations 1, 2, 4, ... (kernel 2) and
+  residual connections; every layer's gated output feeds the skip sum, then a small head;
+- a *linear path* carries the exact sample values that 8-bit activations would blur:
+  ``filters`` linear predictors over the last ``taps`` samples (coefficients in 1/2**12),
+  mixed per sample by the head's softmax gate. The mixture's means are this prediction plus
+  a correction in units of each component's own scale (so the head's 8-bit outputs keep
+  relative precision at any loudness).
+
+The float module trains with the exact runtime's grids (fake quantization); :func:`export`
+turns it into the integer tensors of :mod:`dulzip.exact.wavenet`. Shapes: audio is ``(B, L)``
+integer levels in [-32768, 32767] (8-bit audio is scaled by 256).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, fake_quant, fake_quant_weights
+
+LEVELS = 65536
+# head parameter grids (integer units), shared with the exact runtime and its tables
+LOGIT_SCALE = 16  # mixture and filter-gate logits in 1/16 nats
+LOGIT_MIN, LOGIT_MAX = -2048, 2047
+LS_SCALE = 32  # log-scales (natural log, in levels) in 1/32
+LS_MIN, LS_MAX = -64, 336  # scales from e**-2 to e**10.5 levels
+MU_SCALE = 8  # means in 1/8 level
+COEF_BITS = 12  # linear-path coefficients in 1/2**12
+COEF_MAX = 8 << COEF_BITS  # |coefficient| < 8
+TABLE_BITS = 31  # the 16-bit PMF sums to 2**31 with every level >= 1
+W_BITS = 12  # the most probable component (or filter) weighs 2**W_BITS
+EXP_SIZE = 512  # logits more than 32 nats below the best weigh 0
+
+
+@dataclass
+class WaveNetConfig:
+    channels: int = 32  # residual channels
+    layers: int = 10  # gated layers, dilations 2**(i % cycle)
+    cycle: int = 10
+    skip: int = 64  # skip channels
+    head: int = 64  # hidden units of the output head
+    mixtures: int = 4  # logistic components
+    filters: int = 8  # linear predictors
+    taps: int = 32  # samples each linear predictor sees
+
+    def dilations(self) -> list[int]:
+        return [2 ** (i % self.cycle) for i in range(self.layers)]
+
+    @property
+    def n_out(self) -> int:
+        return 3 * self.mixtures + self.filters  # logits, mean corrections, log-scales; filter gates
+
+
+def mulaw_table() -> torch.Tensor:
+    """(65536,) int64: the mu-law (mu = 255) companded level of every 16-bit value, in [-128, 127].
+
+    Made in float64 at export (and for training) and shipped in the weights, so the runtime
+    only looks it up.
+    """
+    x = torch.arange(-32768, 32768, dtype=torch.float64) / 32768
+    y = torch.sign(x) * torch.log1p(255 * x.abs()) / math.log(256)  # exact-ok: export-time table
+    return torch.round(128 * y).clamp(QMIN, QMAX).to(torch.int64)
+
+
+def gate(pre: torch.Tensor) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) on the exact runtime's grids; pre (..., 2C) -> (..., C)."""
+    a, b = pre.chunk(2, dim=-1)
+    a = fake_quant(a, PRE, QMIN, QMAX)
+    b = fake_quant(b, PRE, QMIN, QMAX)
+    t = fake_quant(torch.tanh(a), ACT, -ACT, ACT)
+    s = fake_quant(torch.sigmoid(b), 256, 0, 256)
+    return fake_quant(t * s, ACT, QMIN, QMAX)
+
+
+def shift(h: torch.Tensor, d: int) -> torch.Tensor:
+    """(B, L, C) -> the same sequence d steps later (zeros before the start): h[t - d] at t."""
+    return F.pad(h, (0, 0, d, 0))[:, :h.shape[1]]
+
+
+class WaveNet(nn.Module):
+    """Float training module; ``forward(x)`` gives the raw head outputs per sample."""
+
+    def __init__(self, cfg: WaveNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, K, M = cfg.channels, cfg.mixtures, cfg.filters
+        self.register_buffer("mulaw", mulaw_table().float(), persistent=False)
+        self.inp = nn.Linear(2, C)  # companded samples t-2, t-1
+        self.dil = nn.ModuleList(nn.Linear(2 * C, 2 * C) for _ in cfg.dilations())
+        self.res = nn.ModuleList(nn.Linear(C, C) for _ in cfg.dilations())
+        self.skip = nn.Linear(C * cfg.layers, cfg.skip)
+        self.head1 = nn.Linear(cfg.skip, cfg.head)
+        self.head2 = nn.Linear(cfg.head, cfg.n_out)
+        self.coef = nn.Parameter(torch.zeros(M, cfg.taps))
+        with torch.no_grad():
+            self.head2.weight.mul_(0.1)
+            self.head2.bias.zero_()
+            self.head2.bias[2 * K:3 * K] = torch.linspace(3.0, 6.0, K)  # log-scales
+            # start the predictors near classic fixed ones: x[t-1], 2x[t-1] - x[t-2], ...
+            base = torch.zeros(cfg.taps)
+            base[0], base[1] = 1.6, -0.7
+            self.coef.copy_(base + 0.05 * torch.randn(M, cfg.taps))
+
+    def companded(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) levels -> (B, L) companded activations (integers / ACT)."""
+        return self.mulaw[(x.long() + 32768)] / ACT
+
+    @staticmethod
+    def _lin(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        (w,) = fake_quant_weights([layer.weight])
+        return F.linear(x, w, layer.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) levels -> (B, L, head outputs) for predicting each x[t] from x[< t]."""
+        c = self.companded(x).unsqueeze(-1)  # (B, L, 1)
+        prev = torch.cat([shift(c, 2), shift(c, 1)], dim=-1)
+        h = fake_quant(self._lin(self.inp, prev), ACT, QMIN, QMAX)
+        gs = []
+        for d, dil, res in zip(self.cfg.dilations(), self.dil, self.res):
+            g = gate(self._lin(dil, torch.cat([shift(h, d), h], dim=-1)))
+            gs.append(g)
+            h = fake_quant(h + fake_quant(self._lin(res, g), ACT, QMIN, QMAX), ACT, QMIN, QMAX)
+        s = fake_quant(F.relu(self._lin(self.skip, torch.cat(gs, dim=-1))), ACT, 0, QMAX)
+        z = fake_quant(F.relu(self._lin(self.head1, s)), ACT, 0, QMAX)
+        return self._lin(self.head2, z)
+
+    def coefficients(self) -> torch.Tensor:
+        return fake_quant(self.coef, 1 << COEF_BITS, -COEF_MAX, COEF_MAX - 1)
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) levels -> (B, L, filters): each predictor's prediction (levels) of x[t]."""
+        P = self.cfg.taps
+        past = F.pad(x.float(), (P, 0))[:, :-1].unfold(1, P, 1).flip(-1)  # (B, L, P): x[t-1], ..., x[t-P]
+        return past @ self.coefficients().T
+
+    def params(self, x: torch.Tensor):
+        """(logits, means, log-scales) of the mixture per sample, each (B, L, K), on their grids."""
+        K, M = self.cfg.mixtures, self.cfg.filters
+        y = self.features(x)
+        logits = fake_quant(y[..., :K], LOGIT_SCALE, LOGIT_MIN, LOGIT_MAX)
+        delta = fake_quant(y[..., K:2 * K], PRE, QMIN, QMAX)
+        log_s = fake_quant(y[..., 2 * K:3 * K], LS_SCALE, LS_MIN, LS_MAX)
+        glog = fake_quant(y[..., 3 * K:3 * K + M], LOGIT_SCALE, LOGIT_MIN, LOGIT_MAX)
+        lin = (torch.softmax(glog, dim=-1) * self.linear(x)).sum(-1, keepdim=True)
+        mu = fake_quant(lin + delta * torch.exp(log_s), MU_SCALE, -1e9, 1e9)
+        return logits, mu, log_s
+
+    def bits(self, x: torch.Tensor) -> torch.Tensor:
+        """-log2 p of every sample (B, L) under the model (float, for training and estimates)."""
+        logits, mu, log_s = self.params(x)
+        return mixture_bits(logits, mu, log_s, x)
+
+    def loss(self, x: torch.Tensor, _unused=None) -> torch.Tensor:
+        """Training loss: mean bits per sample of the windows x (B, L) (each a fresh segment)."""
+        return self.bits(x).mean()
+
+
+def mixture_bits(logits, mu, log_s, x: torch.Tensor, step: int = 1) -> torch.Tensor:
+    """Bits of levels ``x`` (B, L) under discretized logistic mixtures (B, L, K); the edge
+    levels take the tails; every level has mass >= 2**-TABLE_BITS as in the integer tables.
+    ``step``: the level spacing (256 for 8-bit audio, whose levels are multiples of 256)."""
+    xf = x.float().unsqueeze(-1)
+    inv = torch.exp(-log_s)
+    half = step / 2
+    plus = (xf + half - mu) * inv
+    minus = (xf - half - mu) * inv
+    cdf_delta = torch.sigmoid(plus) - torch.sigmoid(minus)
+    mid = (xf - mu) * inv
+    log_pdf_mid = mid - log_s - 2 * F.softplus(mid) + math.log(step)  # tails: a gradient everywhere
+    inner = torch.where(cdf_delta > 1e-6, torch.log(cdf_delta.clamp_min(1e-12)), log_pdf_mid)
+    lo_edge = F.logsigmoid(plus)  # all mass below the top edge of the lowest level
+    hi_edge = -F.softplus(minus)  # all mass above the bottom edge of the highest level
+    logp = torch.where(xf - half < -32768, lo_edge, torch.where(xf + half > 32767, hi_edge, inner))
+    logp = torch.logsumexp(torch.log_softmax(logits, dim=-1) + logp, dim=-1)
+    n = LEVELS // step
+    floor = math.log(2.0 ** -TABLE_BITS)
+    logp = torch.logaddexp(logp + math.log1p(-n * 2.0 ** -TABLE_BITS), torch.full_like(logp, floor))
+    return -logp / math.log(2)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def export(model: WaveNet) -> dict[str, torch.Tensor]:
+    """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.wavenet.ExactWaveNet`."""
+    from dulzip.coding.tables import audio_luts
+    from dulzip.exact.layers import export_linear, gate_luts
+
+    cfg = model.cfg
+    K, M = cfg.mixtures, cfg.filters
+    t: dict[str, torch.Tensor] = {}
+    t.update(export_linear([model.inp.weight], model.inp.bias, ACT, QMIN, QMAX, name="inp"))
+    for i, (dil, res) in enumerate(zip(model.dil, model.res)):
+        t.update(export_linear([dil.weight], dil.bias, PRE, QMIN, QMAX, name=f"dil{i}"))
+        t.update(export_linear([res.weight], res.bias, ACT, QMIN, QMAX, name=f"res{i}"))
+    t.update(export_linear([model.skip.weight], model.skip.bias, ACT, 0, QMAX, name="skip"))
+    t.update(export_linear([model.head1.weight], model.head1.bias, ACT, 0, QMAX, name="head1"))
+    # head2 rows: [mixture logits K | mean corrections K | log-scales K | filter gates M]
+    one_k, one_m = torch.ones(K, dtype=torch.float64), torch.ones(M, dtype=torch.float64)
+    target = torch.cat([LOGIT_SCALE * one_k, PRE * one_k, LS_SCALE * one_k, LOGIT_SCALE * one_m])
+    lo = torch.cat([LOGIT_MIN * one_k, QMIN * one_k, LS_MIN * one_k, LOGIT_MIN * one_m]).long()
+    hi = torch.cat([LOGIT_MAX * one_k, QMAX * one_k, LS_MAX * one_k, LOGIT_MAX * one_m]).long()
+    t.update(export_linear([model.head2.weight], model.head2.bias, target, lo, hi, name="head2"))
+    t["coef"] = torch.round(model.coef.detach().double() * (1 << COEF_BITS)).clamp(-COEF_MAX, COEF_MAX - 1).to(torch.int32)
+    t["lut.mulaw"] = mulaw_table().to(torch.int8)
+    t.update(gate_luts())
+    t.update(audio_luts())
+    return t
