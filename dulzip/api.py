@@ -16,16 +16,20 @@ import zstandard
 from tqdm import tqdm
 
 from dulzip import __version__
+from dulzip.codecs.audio import AudioLayout, decode_audio, encode_audio
 from dulzip.codecs.image import Stream, decode_planes, encode_planes
 from dulzip.codecs.text import Layout, TextCoder
 from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
                               unpack, write_container)
 from dulzip.errors import CorruptDataError, FormatError, UsageError
-from dulzip.formats import png, pnm
+from dulzip.formats import png, pnm, wav
 
 ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
 DEFAULT_TEXT_MODEL = "charrnn"
+SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
+MUSIC_MODEL = "wavenet-music"  # faster sample rates, where installed
+SPEECH_RATE = 16000
 TEXT_SNIFF = 1 << 16  # bytes looked at to tell text from binary
 BYTES_CHUNK = 1 << 24  # the streamed bytes path: one zstd stream per 16 MB
 DEFAULT_TILE = 64
@@ -198,6 +202,27 @@ def looks_like_text(data: bytes) -> bool:
     return np.count_nonzero(a < 128) >= 0.9 * len(a)
 
 
+def _add_side(header: dict, payloads: list[bytes], side: dict[str, bytes]) -> None:
+    """Format side data (PNG chunks, WAV headers): small pieces in the header, others as zstd streams."""
+    for sname, blob in side.items():
+        if len(blob) <= INLINE_MAX:  # small side data sits in the header (no stream entry)
+            header.setdefault("inline", {})[sname] = blob.hex()
+        else:
+            add_stream(header, payloads, sname, *_zstd_stream(blob))
+
+
+def _read_side(c: Container, formats: tuple[str, ...]) -> dict[str, bytes]:
+    h = c.header
+    try:
+        side = {k: bytes.fromhex(v) for k, v in h.get("inline", {}).items()}
+    except (AttributeError, TypeError, ValueError):
+        raise FormatError("the .dlz header has malformed inline data") from None
+    for meta, data in zip(h["streams"], c.payloads):
+        if "." in meta["name"] and meta["name"].split(".")[0] in formats:
+            side[meta["name"]] = _unstream(meta, data, int(h["length"]) + (1 << 20))
+    return side
+
+
 def _modality(name: str) -> str:
     from dulzip import zoo
     from dulzip.models.registry import ARCHITECTURES
@@ -210,7 +235,10 @@ def compress(data: bytes, opts: Options | None = None) -> bytes:
     model = opts.model
     if model == "zstd":
         return pack(_bytes_container(data))
-    if _text_model_for(data[:TEXT_SNIFF], opts):  # the same container as a streamed compression
+    sound = _sniff_audio(data, opts)
+    if sound is not None:
+        blob = _compress_audio(data, sound, opts)
+    elif _text_model_for(data[:TEXT_SNIFF], opts):  # the same container as a streamed compression
         out = io.BytesIO()
         compress_stream(io.BytesIO(data), out, opts, len(data))
         blob = out.getvalue()
@@ -255,11 +283,7 @@ def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
         header["output_length"] = len(output)
         header["output_blake2b"] = checksum(output)
     payloads: list[bytes] = []
-    for sname, blob in side.items():
-        if len(blob) <= INLINE_MAX:  # small side data sits in the header (no stream entry)
-            header.setdefault("inline", {})[sname] = blob.hex()
-        else:
-            add_stream(header, payloads, sname, *_zstd_stream(blob))
+    _add_side(header, payloads, side)
     est = 0.0
     for plane_name, plane in (("color", color), ("alpha", alpha)):
         if plane is None:
@@ -288,6 +312,9 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
         buf = io.BytesIO()
         decompress_stream(io.BytesIO(blob), buf, opts)
         out = buf.getvalue()
+        expect_len, expect_sum = length, h.get("blake2b")
+    elif kind == "wav":
+        out = _decompress_audio(c, opts)
         expect_len, expect_sum = length, h.get("blake2b")
     elif kind in ("png", "pnm"):
         out = _decompress_image(c, opts)
@@ -346,13 +373,7 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
         raise FormatError(f"model '{name}' is not an image model")
     if net.fixed_tile not in (None, T):
         raise FormatError(f"the .dlz header's tile size {T} does not fit model '{name}'")
-    try:
-        side = {k: bytes.fromhex(v) for k, v in h.get("inline", {}).items()}
-    except (AttributeError, TypeError, ValueError):
-        raise FormatError("the .dlz header has malformed inline data") from None
-    for meta, data in zip(h["streams"], c.payloads):
-        if "." in meta["name"] and meta["name"].split(".")[0] in ("png", "pnm"):
-            side[meta["name"]] = _unstream(meta, data, int(h["length"]) + (1 << 20))
+    side = _read_side(c, ("png", "pnm"))
     planes = {}
     for plane_name in ("color", "alpha"):
         streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads)
@@ -371,6 +392,77 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
 
 
 # -- streaming (memory that does not grow with the input) ---------------------------------------
+# -- audio -----------------------------------------------------------------------------------
+def choose_audio_model(rate: int) -> str:
+    """The default audio model, from the input alone: the speech model for sample rates up to
+    SPEECH_RATE, the music model above (where installed, else the speech model)."""
+    from dulzip import zoo
+    if rate > SPEECH_RATE and MUSIC_MODEL in zoo.cards():
+        return MUSIC_MODEL
+    return SPEECH_MODEL
+
+
+def _sniff_audio(data: bytes, opts: Options) -> wav.Wav | None:
+    """The parsed WAV when the audio path takes this input (a WAV it models, and an audio
+    model asked for or 'auto' with one installed), else None."""
+    from dulzip import zoo
+    if not wav.looks_like_wav(data[:12]):
+        return None
+    if opts.model == "auto":
+        if SPEECH_MODEL not in zoo.cards():
+            return None
+    elif _modality(opts.model) != "audio":
+        return None
+    return wav.parse_wav(data)
+
+
+def _audio_layout_header(lay: AudioLayout, w: wav.Wav) -> dict:
+    return {"frames": len(w.samples), "channels": w.channels, "bits": w.bits, "rate": w.rate,
+            "block": lay.block, "max_streams": lay.streams, "seg_min": lay.seg_min}
+
+
+def _compress_audio(data: bytes, w: wav.Wav, opts: Options) -> bytes:
+    from dulzip.train.data import to_levels
+    name = choose_audio_model(w.rate) if opts.model == "auto" else opts.model
+    net, digest = _prepare(name, opts)
+    layout = AudioLayout()
+    header = _model_header("wav", data, name, digest)
+    header.update(layout=_audio_layout_header(layout, w), streams=[])
+    payloads: list[bytes] = []
+    _add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
+    est = 0.0
+    streams = encode_audio(to_levels(w.samples, w.bits), w.bits, net, layout, opts.progress, opts.fallback)
+    for i, s in enumerate(streams):
+        add_stream(header, payloads, f"audio.{i}", s.coder, s.payload)
+        est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
+    header["model_bits"] = round(est)
+    return pack(Container(header, payloads))
+
+
+def _decompress_audio(c: Container, opts: Options) -> bytes:
+    h = c.header
+    try:
+        lay = h["layout"]
+        frames, channels, bits, rate = (int(lay[k]) for k in ("frames", "channels", "bits", "rate"))
+        layout = AudioLayout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]))
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("the .dlz header lacks the audio layout") from None
+    if frames < 0 or channels not in (1, 2) or bits not in (8, 16) or min(layout.block, layout.streams,
+                                                                         layout.seg_min) < 1:
+        raise FormatError("the .dlz header has an invalid audio layout")
+    name, net = _load_for(h, opts)
+    if getattr(net, "modality", "image") != "audio":
+        raise FormatError(f"model '{name}' is not an audio model")
+    side = _read_side(c, ("wav",))
+    streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads) if m["name"].startswith("audio.")]
+    levels = decode_audio(streams, frames, channels, bits, net, layout, opts.progress)
+    samples = ((levels - 128) // 256 if bits == 8 else levels).astype(np.int16)
+    try:
+        return wav.build_wav(wav.Wav(side["wav.prefix"], samples, side["wav.suffix"], rate, bits, channels))
+    except KeyError:
+        raise FormatError("the .dlz file lacks the WAV header") from None
+
+
 def _text_model_for(head: bytes, opts: Options) -> str | None:
     """The text model for an input starting with ``head``: the one named if it is a text model
     (unknown names are refused), the default one for text-like input under 'auto', else None."""

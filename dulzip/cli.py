@@ -75,12 +75,12 @@ def _emit(out: Path | None, data: bytes, force: bool) -> None:
 
 
 def _streams(name: str) -> bool:
-    """Compress this input in a stream: a large regular file that is not an image."""
+    """Compress this input in a stream: a large regular file that is neither an image nor a WAV."""
     if name == "-" or not Path(name).is_file() or Path(name).stat().st_size < STREAM_MIN:
         return False
     with open(name, "rb") as f:
-        head = f.read(8)
-    return not head.startswith((b"\x89PNG", b"P5", b"P6"))
+        head = f.read(12)
+    return not (head.startswith((b"\x89PNG", b"P5", b"P6")) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE"))
 
 
 class _Null:
@@ -290,6 +290,14 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
         coders = [st["coder"] for st in h.get("streams", [])]
         lines.append(f"  text:      {8 * len(blob) / h['length']:.4f} bits/byte (file); blocks of up to "
                      f"{lay.get('block')} bytes: {coders.count('model')} by the model, {coders.count('zstd')} by zstd")
+    if h.get("kind") == "wav" and "frames" in lay:
+        n = lay["frames"] * lay["channels"]
+        coders = [st["coder"] for st in h.get("streams", []) if st["name"].startswith("audio.")]
+        lines.append(f"  audio:     {lay['frames']} frames, {lay['channels']} channel(s), {lay['bits']}-bit, "
+                     f"{lay['rate']} Hz; blocks: {coders.count('model')} by the model, {coders.count('zstd')} by zstd")
+        if n:
+            lines.append(f"  bits/sample: {8 * len(blob) / n:.4f} (file), {h.get('model_bits', 0) / n:.4f} "
+                         "(model estimate)")
     if h.get("note"):
         lines.append(f"  note:      {h['note']}")
     for s in h.get("streams", []):
@@ -331,21 +339,24 @@ def models():
 
 @main.command()
 @click.option("--data", type=click.Path(exists=True, file_okay=False), required=True,
-              help="Folder of training images (text: any files).")
+              help="Folder of training images (text: any files; audio: WAV files).")
 @click.option("--out", type=click.Path(), default="runs/pixelcnn", show_default=True,
               help="Run folder (checkpoint, metrics.jsonl); training resumes from it.")
 @click.option("--steps", type=int, default=1300, show_default=True)
 @click.option("--warmup", type=int, default=100, show_default=True)
 @click.option("--batch", type=int, default=32, show_default=True)
 @click.option("--crop", type=int, default=32, show_default=True)
-@click.option("--seq", type=int, default=256, show_default=True, help="charrnn: bytes per training window.")
+@click.option("--seq", type=int, default=None,
+              help="charrnn: bytes per training window (256); wavenet: samples per window (2048).")
 @click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--channels", type=int, default=48, show_default=True)
-@click.option("--layers", type=int, default=None, help="Gated layers (pixelcnn, default 6) or hidden layers (made, default 2).")
-@click.option("--head", type=int, default=96, show_default=True, help="Hidden units of the output head.")
-@click.option("--arch", type=click.Choice(["pixelcnn", "made", "charrnn"]), default="pixelcnn", show_default=True,
+@click.option("--channels", type=int, default=None, help="Feature maps (pixelcnn 48) or residual channels (wavenet 32).")
+@click.option("--layers", type=int, default=None,
+              help="Gated layers (pixelcnn 6, wavenet 10) or hidden layers (made 2).")
+@click.option("--head", type=int, default=None, help="Hidden units of the output head (pixelcnn 96, wavenet 64).")
+@click.option("--arch", type=click.Choice(["pixelcnn", "made", "charrnn", "wavenet"]), default="pixelcnn",
+              show_default=True,
               help="pixelcnn: photographs (random crops); made: small gray images (whole, e.g. 28x28 digits); "
-                   "charrnn: text (byte streams).")
+                   "charrnn: text (byte streams); wavenet: WAV audio (windows of samples).")
 @click.option("--hidden", type=int, default=None, help="MADE: units per hidden layer (500); charrnn: LSTM units (256).")
 @click.option("--embed", type=int, default=32, show_default=True, help="charrnn: byte embedding size.")
 @click.option("--time-limit", type=float, default=0.0,
@@ -367,12 +378,15 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
     from dulzip.models.charrnn import CharRNNConfig
     from dulzip.models.made import MADEConfig
     from dulzip.models.pixelcnn import PixelCNNConfig
+    from dulzip.models.wavenet import WaveNetConfig
     from dulzip.train.loop import TrainConfig, train_model
+    seq = seq or (2048 if arch == "wavenet" else 256)
     tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, seq=seq, lr=lr,
                        threads=threads, init_from=init_from, device=device, time_limit=time_limit)
     mcfg = {"made": lambda: MADEConfig(hidden=hidden or 500, layers=layers or 2),
             "charrnn": lambda: CharRNNConfig(embed=embed, hidden=hidden or 256),
-            "pixelcnn": lambda: PixelCNNConfig(channels=channels, layers=layers or 6, head=head)}[arch]()
+            "wavenet": lambda: WaveNetConfig(channels=channels or 32, layers=layers or 10, head=head or 64),
+            "pixelcnn": lambda: PixelCNNConfig(channels=channels or 48, layers=layers or 6, head=head or 96)}[arch]()
     ckpt = train_model(tcfg, mcfg,
                           progress=not no_progress and sys.stderr.isatty())
     if export_name:

@@ -103,3 +103,40 @@ def text_models(tmp_path, monkeypatch) -> Path:
     write_text_model(folder, prime=(DATA.parent.parent / "README.md").read_bytes()[:3000])
     monkeypatch.setenv("DULZIP_MODELS", str(folder))
     return folder
+
+
+TINY_AUDIO = {"channels": 8, "layers": 4, "cycle": 4, "skip": 16, "head": 16, "mixtures": 3, "filters": 3,
+              "taps": 8}
+
+
+def tiny_wavenet(seed: int = 0):
+    """A tiny random WaveNet whose head is sharp enough that tables are far from uniform."""
+    from dulzip.models.wavenet import WaveNet, WaveNetConfig
+    torch.manual_seed(seed)
+    m = WaveNet(WaveNetConfig(**TINY_AUDIO)).eval()
+    with torch.no_grad():
+        m.head2.weight.normal_(0, 0.3)
+    return m
+
+
+def write_audio_model(folder: Path, name: str = "wavenet", seed: int = 0) -> str:
+    from dulzip.models.wavenet import export as export_audio
+    from dulzip.models.wavenet import n_params as audio_params
+    m = tiny_wavenet(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.safetensors"
+    digest = save_weights(export_audio(m), path, "wavenet", TINY_AUDIO)
+    card = {"name": name, "architecture": "wavenet", "weights": path.name, "sha256": digest,
+            "config": TINY_AUDIO, "parameters": audio_params(m)}
+    (folder / f"{name}.json").write_text(json.dumps(card))
+    return digest
+
+
+@pytest.fixture
+def audio_models(tmp_path, monkeypatch) -> Path:
+    """DULZIP_MODELS -> a folder with a tiny 'pixelcnn' and a tiny 'wavenet'."""
+    folder = tmp_path / "models"
+    write_model(folder)
+    write_audio_model(folder)
+    monkeypatch.setenv("DULZIP_MODELS", str(folder))
+    return folder

@@ -6,9 +6,12 @@ at least 1, so every symbol stays codable. The same integers on every device.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from numba import njit
 
 from dulzip.exact.quant import PRE, QMAX, QMIN
+from dulzip.models import wavenet as wn
 from dulzip.models.pixelcnn import (COEF_SCALE, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE,
                                     MU_SCALE, TABLE_BITS)
 
@@ -129,12 +132,14 @@ def audio_cum(logits: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, t: to
     logistic CDF comes from the sigmoid table, linearly interpolated; the mixture M (weights
     from the exp table) is mapped to ``cum(t) = (M' * (2**31 - 65536)) // total' + t`` with
     M' = M >> 12: cum(0) = 0, cum(65536) = 2**31 and every level has count >= 1.
+
+    This is the reference, on any device; :func:`audio_cum_cpu` computes the same integers
+    with numba.
     """
-    from dulzip.models.wavenet import EXP_SIZE, LS_MIN, MU_SCALE, TABLE_BITS, W_BITS
-    d = (logits.max(dim=1, keepdim=True).values - logits).clamp(max=EXP_SIZE - 1)
+    d = (logits.max(dim=1, keepdim=True).values - logits).clamp(max=wn.EXP_SIZE - 1)
     w = luts["lut.aexp"][d]  # (N, K)
-    inv = luts["lut.ainv"][log_s - LS_MIN]  # (N, K)
-    edge = (t - 32768) * MU_SCALE - MU_SCALE // 2  # (N, E) in 1/8 level
+    inv = luts["lut.ainv"][log_s - wn.LS_MIN]  # (N, K)
+    edge = (t - 32768) * wn.MU_SCALE - wn.MU_SCALE // 2  # (N, E) in 1/8 level
     mu = mu.clamp(-A_MU_CLAMP, A_MU_CLAMP)
     z = (edge.unsqueeze(1) - mu.unsqueeze(-1)) * inv.unsqueeze(-1)  # (N, K, E): z * 2**27
     lim = A_SIG_RANGE << (A_INV_BITS + 3 - 8)
@@ -145,19 +150,80 @@ def audio_cum(logits: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, t: to
     lut = luts["lut.acdf"]
     lo = lut[idx]
     cdf = torch.bitwise_right_shift((lo << A_FRAC) + (lut[idx + 1] - lo) * frac, 7)  # (N, K, E) in 2**-28
-    mixed = torch.bitwise_right_shift((cdf * w.unsqueeze(-1)).sum(dim=1), W_BITS)  # (N, E)
-    total = w.sum(dim=1, keepdim=True) << (A_CDF_BITS - W_BITS)
+    mixed = torch.bitwise_right_shift((cdf * w.unsqueeze(-1)).sum(dim=1), wn.W_BITS)  # (N, E)
+    total = w.sum(dim=1, keepdim=True) << (A_CDF_BITS - wn.W_BITS)
     mixed = torch.where(t <= 0, 0, torch.where(t >= 65536, total, mixed))
-    return mixed * ((1 << TABLE_BITS) - 65536) // total + t
+    return mixed * ((1 << wn.TABLE_BITS) - 65536) // total + t
+
+
+def audio_cum_cpu(logits: np.ndarray, mu: np.ndarray, log_s: np.ndarray, t: np.ndarray,
+                  luts: dict[str, torch.Tensor]) -> np.ndarray:
+    """:func:`audio_cum` on numpy int64 arrays (the same integers), in one numba loop."""
+    return _audio_cum(logits, mu, log_s, t, luts["lut.aexp"].numpy(), luts["lut.ainv"].numpy(),
+                      luts["lut.acdf"].numpy())
+
+
+@njit(cache=True)
+def _audio_cum(logits, mu, log_s, t, aexp, ainv, acdf):
+    """The loop of :func:`audio_cum_cpu`: per row the component weights, 1/s and clamped means,
+    then per boundary the mixture of the interpolated sigmoid table."""
+    N, K = logits.shape
+    E = t.shape[1]
+    out = np.empty((N, E), dtype=np.int64)
+    w = np.empty(K, dtype=np.int64)
+    inv = np.empty(K, dtype=np.int64)
+    m = np.empty(K, dtype=np.int64)
+    lim = np.int64(A_SIG_RANGE) << (A_INV_BITS + 3 - 8)
+    scale = (np.int64(1) << wn.TABLE_BITS) - 65536
+    for n in range(N):
+        top = logits[n, 0]
+        for k in range(1, K):
+            top = max(top, logits[n, k])
+        total = np.int64(0)
+        for k in range(K):
+            w[k] = aexp[min(top - logits[n, k], wn.EXP_SIZE - 1)]
+            total += w[k]
+            inv[k] = ainv[log_s[n, k] - wn.LS_MIN]
+            m[k] = min(max(mu[n, k], -A_MU_CLAMP), A_MU_CLAMP)
+        total <<= A_CDF_BITS - wn.W_BITS
+        for e in range(E):
+            te = t[n, e]
+            if te <= 0:
+                mixed = np.int64(0)
+            elif te >= 65536:
+                mixed = total
+            else:
+                edge = (te - 32768) * wn.MU_SCALE - wn.MU_SCALE // 2
+                acc = np.int64(0)
+                for k in range(K):
+                    z = min(max((edge - m[k]) * inv[k], -lim), lim - 1)
+                    zs = z >> (A_INV_BITS + 3 - 8 - A_FRAC)
+                    idx = (zs >> A_FRAC) + A_SIG_RANGE
+                    lo = acdf[idx]
+                    acc += (((lo << A_FRAC) + (acdf[idx + 1] - lo) * (zs & ((1 << A_FRAC) - 1))) >> 7) * w[k]
+                mixed = acc >> wn.W_BITS
+            out[n, e] = mixed * scale // total + te
+    return out
+
+
+def _table(logits, mu, log_s, start, stride: int, luts) -> torch.Tensor:
+    """(N, 256) differences of the cumulative counts at ``start + stride * (0..256)`` (start
+    (N,) or 0): numba on the CPU, torch elsewhere."""
+    if logits.device.type == "cpu":
+        t = np.asarray(start, dtype=np.int64).reshape(-1, 1) + stride * np.arange(257, dtype=np.int64)
+        t = np.broadcast_to(t, (logits.shape[0], 257))
+        cum = audio_cum_cpu(logits.numpy(), mu.numpy(), log_s.numpy(), t, luts)
+        return torch.from_numpy(np.diff(cum, axis=1))
+    dev = logits.device
+    t = torch.as_tensor(start, device=dev).view(-1, 1) + stride * torch.arange(257, device=dev)
+    return torch.diff(audio_cum(logits, mu, log_s, t.expand(logits.shape[0], -1), luts), dim=1)
 
 
 def audio_coarse_table(logits, mu, log_s, luts) -> torch.Tensor:
     """(N, 256) integer weights of the high bytes (x + 32768) >> 8."""
-    t = _range(logits.shape[0], 0, 256, logits.device) * 256
-    return torch.diff(audio_cum(logits, mu, log_s, t, luts), dim=1)
+    return _table(logits, mu, log_s, 0, 256, luts)
 
 
 def audio_fine_table(logits, mu, log_s, high: torch.Tensor, luts) -> torch.Tensor:
     """(N, 256) integer weights of the low bytes inside the high byte ``high`` (N,)."""
-    t = _range(logits.shape[0], high * 256, 256, logits.device)
-    return torch.diff(audio_cum(logits, mu, log_s, t, luts), dim=1)
+    return _table(logits, mu, log_s, high * 256, 1, luts)

@@ -1,0 +1,222 @@
+"""The audio path: WAV round trips through the model, layout, exactness of the batched encoder
+pass against the cached decode step, causality, bad input. A tiny random WaveNet keeps these
+fast; the shipped models are used by test_shipped_model.py."""
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dulzip import api
+from dulzip.codecs.audio import AudioCoder, AudioLayout, decode_audio, encode_audio
+from dulzip.errors import DulzipError
+from dulzip.exact.wavenet import ExactWaveNet
+from dulzip.formats.wav import parse_wav
+from dulzip.models.wavenet import WaveNet, WaveNetConfig, export
+from tests.conftest import DATA, TINY_AUDIO, tiny_wavenet
+
+MODEL_ONLY = api.Options(model="wavenet", fallback=False)
+SPEECH = DATA / "asterisk-confbridge-participants.wav"
+MUSIC = DATA / "fluidr3-0507-Clarinet_E4_L.wav"
+
+
+def make_wav(samples: np.ndarray, bits: int = 16, rate: int = 8000) -> bytes:
+    """samples (frames, channels): int16 levels (16-bit) or -128..127 (8-bit)."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(samples.shape[1])
+        w.setsampwidth(bits // 8)
+        w.setframerate(rate)
+        raw = samples.astype("<i2").tobytes() if bits == 16 else (samples + 128).astype(np.uint8).tobytes()
+        w.writeframes(raw)
+    return buf.getvalue()
+
+
+def speech(n: int, channels: int = 1) -> np.ndarray:
+    x = parse_wav(SPEECH.read_bytes()).samples[:, 0]
+    x = np.tile(x, n // len(x) + 1)[:n]
+    if channels == 2:
+        return np.stack([x, (x // 2 + 17).astype(np.int16)], axis=1)
+    return x[:, None].copy()
+
+
+def _round_trip(data: bytes, opts: api.Options = MODEL_ONLY) -> bytes:
+    blob = api.compress(data, opts)
+    assert api.decompress(blob) == data
+    return blob
+
+
+@pytest.mark.parametrize("samples,bits", [
+    (speech(3000), 16), (speech(2500, 2), 16), (np.zeros((0, 1), np.int16), 16), (speech(1), 16),
+    (speech(2, 2), 16), ((speech(3000) // 256).astype(np.int16), 8), ((speech(700, 2) // 256).astype(np.int16), 8),
+    (np.full((900, 1), -32768, np.int16), 16), (np.full((900, 1), 32767, np.int16), 16),
+], ids=["mono16", "stereo16", "empty", "one", "two-stereo", "mono8", "stereo8", "min", "max"])
+def test_round_trip_through_model(audio_models, samples, bits):
+    blob = _round_trip(make_wav(samples, bits))
+    assert api.describe(blob)["kind"] == "wav"
+
+
+def test_odd_chunk_layout_round_trip(audio_models):
+    """LIST before and after the data, an odd-sized chunk with its pad byte, a partial frame."""
+    base = make_wav(speech(1200))
+    data_at = base.index(b"data")
+    pcm = base[data_at + 8:] + b"\x01"  # a partial trailing frame
+    lst = b"LIST" + struct.pack("<I", 5) + b"INFO!" + b"\x00"
+    body = base[12:data_at] + lst + b"data" + struct.pack("<I", len(pcm)) + pcm + b"\x00" + lst
+    data = b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+    blob = _round_trip(data)
+    assert api.describe(blob)["kind"] == "wav"
+
+
+def test_real_files_round_trip(audio_models):
+    for p in (SPEECH, MUSIC):
+        _round_trip(p.read_bytes()[:60000 if p == MUSIC else None] if p == SPEECH else p.read_bytes())
+
+
+def test_blocks_and_segments():
+    lay = AudioLayout(block=1000, streams=4, seg_min=100)
+    assert lay.blocks(2500) == [(0, 1000), (1000, 1000), (2000, 500)]
+    lens = lay.segments(1000)
+    assert lens.sum() == 1000 and len(lens) == 4
+    assert list(lay.segments(150)) == [150]
+
+
+def test_small_blocks_round_trip_and_zstd_fallback(audio_models):
+    from dulzip import zoo
+    net, _ = zoo.load("wavenet")
+    lay = AudioLayout(block=700, streams=3, seg_min=50)
+    x = np.concatenate([speech(1500, 2).astype(np.int64),
+                        np.zeros((300, 2), np.int64)])  # the silent end: zstd codes it in a few bytes
+    streams = encode_audio(x, 16, net, lay)
+    assert {s.coder for s in streams} == {"model", "zstd"}
+    assert np.array_equal(decode_audio(streams, len(x), 2, 16, net, lay), x)
+
+
+def _exact(seed: int = 0) -> tuple[WaveNet, ExactWaveNet]:
+    m = tiny_wavenet(seed)
+    return m, ExactWaveNet(export(m), TINY_AUDIO)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_full_pass_equals_cached_step(threads):
+    """The encoder's batched pass and the decoder's cached step give the same integers, for any
+    batch size (here 1 and 3, segments of different content) and thread count."""
+    torch.set_num_threads(threads)
+    _, net = _exact()
+    x = torch.from_numpy(speech(600, 2).T.astype(np.int64).copy())
+    x = torch.cat([x, -x[:1] - 1])  # (3, 600)
+    full = net.params_full(x)
+    for rows in ([0], [0, 1, 2]):
+        state = net.start(len(rows))
+        prev = torch.zeros(len(rows), dtype=torch.int64)
+        for t in range(x.shape[1]):
+            step = net.step(state, prev)
+            for a, b in zip(step, full):
+                assert torch.equal(torch.as_tensor(a), b[rows, t]), (rows, t)
+            prev = x[rows, t]
+    single = net.params_full(x[1:2])
+    assert all(torch.equal(a, b[1:2]) for a, b in zip(single, full))
+
+
+def test_exact_model_close_to_float():
+    """The integer network and tables code close to the float model's own estimate."""
+    m, net = _exact()
+    x = torch.from_numpy(speech(2000).T.astype(np.int64).copy())
+    with torch.no_grad():
+        float_bits = m.bits(x).mean().item()
+    coder = AudioCoder(net, AudioLayout(), 16)
+    s = coder.encode_block(x[0].numpy(), allow_zstd=False)
+    assert abs(s.est_bits / x.shape[1] - float_bits) < 0.05 * float_bits
+    assert abs(8 * len(s.payload) - s.est_bits) < 0.01 * s.est_bits + 64
+
+
+def test_causality_by_gradients():
+    """d(output t) / d(input s) is zero for s >= t: sample t is predicted from samples < t only."""
+    torch.manual_seed(0)
+    m = WaveNet(WaveNetConfig(**TINY_AUDIO))
+    L = 64
+    c = torch.zeros(1, L, requires_grad=True)
+    orig = m.companded
+    m.companded = lambda x: c + 0 * orig(x)  # a differentiable stand-in for the companded input
+    lin = m.linear
+    xf = torch.zeros(1, L, requires_grad=True)
+    m.linear = lambda x: lin(xf)
+    for t in (0, 10, 37, L - 1):
+        y = m.params(torch.zeros(1, L, dtype=torch.int64))
+        out = sum(v[0, t].sum() for v in y)
+        gc, gx = torch.autograd.grad(out, (c, xf), allow_unused=True)
+        assert gc is None or gc[0, t:].abs().sum() == 0
+        assert gx is None or gx[0, t:].abs().sum() == 0
+        assert gc is not None and (t == 0 or gc[0, :t].abs().sum() > 0)
+
+
+def test_list_describes_audio(audio_models):
+    from dulzip.cli import describe_lines
+    text = "\n".join(describe_lines("x", api.compress(make_wav(speech(1000), rate=11025), MODEL_ONLY)))
+    assert "bits/sample" in text and "11025 Hz" in text and "16-bit" in text
+
+
+def test_auto_picks_audio_and_falls_back(audio_models):
+    data = make_wav(speech(2000))
+    blob = api.compress(data)  # auto: the audio model, or zstd where that is smaller
+    assert api.decompress(blob) == data
+    assert api.describe(api.compress(data, MODEL_ONLY))["model"]["name"] == "wavenet"
+    assert api.choose_audio_model(8000) == "wavenet" and api.choose_audio_model(44100) == "wavenet"
+
+
+def test_not_modelled_wavs_go_through_bytes(audio_models):
+    for data in (make_wav(speech(100))[:-7] + b"\xff" * 3,  # lying data size -> bytes
+                 b"RIFF\x10\x00\x00\x00WAVEjunkjunk"):
+        blob = api.compress(data, api.Options(model="wavenet"))
+        assert api.describe(blob)["kind"] == "bytes" and api.decompress(blob) == data
+
+
+def test_other_weights_refused(audio_models, tmp_path, monkeypatch):
+    from tests.conftest import write_audio_model
+    blob = api.compress(make_wav(speech(500)), MODEL_ONLY)
+    other = tmp_path / "other"
+    write_audio_model(other, seed=1)
+    monkeypatch.setenv("DULZIP_MODELS", str(other))
+    with pytest.raises(DulzipError, match="other 'wavenet' weights"):
+        api.decompress(blob)
+
+
+def test_damaged_file_is_an_error(audio_models):
+    blob = bytearray(api.compress(make_wav(speech(3000)), MODEL_ONLY))
+    for pos in (len(blob) - 20, len(blob) // 2):
+        bad = bytearray(blob)
+        bad[pos] ^= 0x10
+        with pytest.raises(DulzipError):
+            api.decompress(bytes(bad))
+
+
+def test_cli_round_trip_and_list(audio_models, tmp_path):
+    src = tmp_path / "s.wav"
+    src.write_bytes(make_wav(speech(2000)))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dulzip.cli", *a], capture_output=True, text=True)  # noqa: E731
+    r = run("compress", "-m", "wavenet", str(src))
+    assert r.returncode == 0, r.stderr
+    r = run("list", str(src) + ".dlz")
+    assert r.returncode == 0 and "content:" in r.stdout
+    src.rename(tmp_path / "orig.wav")
+    r = run("decompress", str(src) + ".dlz")
+    assert r.returncode == 0, r.stderr
+    assert src.read_bytes() == (tmp_path / "orig.wav").read_bytes()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 400), st.sampled_from([1, 2]), st.sampled_from([8, 16]), st.integers(0, 2 ** 31))
+def test_hypothesis_round_trip(audio_models, n, channels, bits, seed):
+    rng = np.random.default_rng(seed)
+    lim = 128 if bits == 8 else 32768
+    walk = np.cumsum(rng.integers(-lim // 16, lim // 16, (n, channels)), axis=0)
+    samples = np.clip(walk, -lim, lim - 1).astype(np.int16)
+    _round_trip(make_wav(samples, bits, int(rng.integers(1000, 48000))))
