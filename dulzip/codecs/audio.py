@@ -68,28 +68,29 @@ class AudioCoder:
     def encode_block(self, x: np.ndarray, allow_zstd: bool = True) -> Stream:
         """x: one block of one channel, int64 levels -> its stream ('model' or 'zstd')."""
         seg, lens = self._segments(x)
-        params = [v.cpu() for v in self.net.params_full(torch.from_numpy(seg))]
-        luts = {k: v.cpu() for k, v in self.net.luts.items()}
+        dev = self.net.device  # the tables are made where the network runs (a GPU, or numba on a CPU)
+        params = self.net.params_full(torch.from_numpy(seg))
         enc, est = RangeEncoder(), 0.0
-        u = torch.from_numpy(seg + 32768)
+        u = torch.from_numpy(seg + 32768).to(dev)
         for t0 in range(0, seg.shape[1], STEP_CHUNK):
             t1 = min(seg.shape[1], t0 + STEP_CHUNK)
             # the symbols of steps t0..t1 in decode order: per step, the high bytes of the
             # active segments, then their low bytes
             for a, b, act in _runs(lens, t0, t1):
+                act = act.to(dev)
                 p = [v[act, a:b].transpose(0, 1).reshape((b - a) * len(act), -1) for v in params]
                 sym = u[act, a:b].T.reshape(-1)
                 hi, lo = sym >> 8, sym & 255
-                coarse = audio_coarse_table(*p, luts)
-                fine = audio_fine_table(*p, hi, luts) if self.bits == 16 else None
+                coarse = audio_coarse_table(*p, self.net.luts)
+                fine = audio_fine_table(*p, hi, self.net.luts) if self.bits == 16 else None
                 est += _bits_of(coarse, fine, hi, lo)
                 n = len(act)
                 if fine is None:
-                    enc.encode(hi.numpy(), coarse.numpy())
+                    enc.encode(hi.cpu().numpy(), coarse.cpu().numpy())
                 else:
                     syms = torch.stack([hi.view(-1, n), lo.view(-1, n)], dim=1).reshape(-1)
                     tabs = torch.stack([coarse.view(-1, n, 256), fine.view(-1, n, 256)], dim=1).reshape(-1, 256)
-                    enc.encode(syms.numpy(), tabs.numpy())
+                    enc.encode(syms.cpu().numpy(), tabs.cpu().numpy())
         payload = enc.finish()
         if allow_zstd:
             packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(pcm_bytes(x, self.bits))
