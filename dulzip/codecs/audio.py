@@ -115,20 +115,20 @@ class AudioCoder:
         luts = self.net.luts
         out = np.zeros((B, S), dtype=np.int64)
         state = self.net.start(B)
-        prev = torch.zeros(B, dtype=torch.int64, device=self.net.device)
+        prev = np.zeros(B, dtype=np.int64)
         for t in range(S):
             params = self.net.step(state, prev)
             act = np.nonzero(lens > t)[0]
             if len(act) < B:
                 params = tuple(v[torch.from_numpy(act).to(v.device)] for v in params)
-            hi = torch.from_numpy(dec.decode(audio_coarse_table(*params, luts).cpu().numpy()))
+            hi = dec.decode(audio_coarse_table(*params, luts).cpu().numpy())
             if self.bits == 16:
-                lo = torch.from_numpy(dec.decode(audio_fine_table(*params, hi.to(params[0].device), luts).cpu().numpy()))
-                x = hi * 256 + lo - 32768
+                high = torch.from_numpy(hi).to(params[0].device)
+                x = hi * 256 + dec.decode(audio_fine_table(*params, high, luts).cpu().numpy()) - 32768
             else:
                 x = hi * 256 - 32768 + 128
-            out[act, t] = x.numpy()
-            prev[torch.from_numpy(act).to(prev.device)] = x.to(prev.device)
+            out[act, t] = x
+            prev[act] = x
         return np.concatenate([out[i, :lens[i]] for i in range(B)])
 
 

@@ -157,73 +157,102 @@ def audio_cum(logits: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, t: to
 
 
 def audio_cum_cpu(logits: np.ndarray, mu: np.ndarray, log_s: np.ndarray, t: np.ndarray,
-                  luts: dict[str, torch.Tensor]) -> np.ndarray:
-    """:func:`audio_cum` on numpy int64 arrays (the same integers), in one numba loop."""
+                  luts: dict[str, torch.Tensor], diff: bool = False) -> np.ndarray:
+    """:func:`audio_cum` on numpy int64 arrays (the same integers), in one numba loop; with
+    ``diff`` the differences along each row instead, (N, E - 1): a table's weights."""
     return _audio_cum(logits, mu, log_s, t, luts["lut.aexp"].numpy(), luts["lut.ainv"].numpy(),
-                      luts["lut.acdf"].numpy())
+                      luts["lut.acdf"].numpy(), diff)
 
 
 @njit(cache=True)
-def _audio_cum(logits, mu, log_s, t, aexp, ainv, acdf):
-    """The loop of :func:`audio_cum_cpu`: per row the component weights, 1/s and clamped means,
-    then per boundary the mixture of the interpolated sigmoid table."""
+def _audio_cum(logits, mu, log_s, t, aexp, ainv, acdf, diff):
+    """The loops of :func:`audio_cum_cpu`: per row the component weights, then per component
+    its interpolated sigmoid at every boundary, then the mapping to counts. A boundary beyond
+    a component's table range (most of the high-byte table's) takes the clamped value made
+    once."""
     N, K = logits.shape
     E = t.shape[1]
-    out = np.empty((N, E), dtype=np.int64)
-    w = np.empty(K, dtype=np.int64)
-    inv = np.empty(K, dtype=np.int64)
-    m = np.empty(K, dtype=np.int64)
+    out = np.empty((N, E - 1 if diff else E), dtype=np.int64)
+    acc = np.empty(E, dtype=np.int64)
+    edge = np.empty(E, dtype=np.int64)
     lim = np.int64(A_SIG_RANGE) << (A_INV_BITS + 3 - 8)
+    shift = A_INV_BITS + 3 - 8 - A_FRAC
+    below = _interp(acdf, -lim >> shift)
+    above = _interp(acdf, (lim - 1) >> shift)
     scale = (np.int64(1) << wn.TABLE_BITS) - 65536
     for n in range(N):
         top = logits[n, 0]
         for k in range(1, K):
             top = max(top, logits[n, k])
+        for e in range(E):
+            edge[e] = (t[n, e] - 32768) * wn.MU_SCALE - wn.MU_SCALE // 2
+            acc[e] = 0
         total = np.int64(0)
         for k in range(K):
-            w[k] = aexp[min(top - logits[n, k], wn.EXP_SIZE - 1)]
-            total += w[k]
-            inv[k] = ainv[log_s[n, k] - wn.LS_MIN]
-            m[k] = min(max(mu[n, k], -A_MU_CLAMP), A_MU_CLAMP)
+            w = aexp[min(top - logits[n, k], wn.EXP_SIZE - 1)]
+            total += w
+            inv = ainv[log_s[n, k] - wn.LS_MIN]
+            m = min(max(mu[n, k], -A_MU_CLAMP), A_MU_CLAMP)
+            for e in range(E):
+                z = (edge[e] - m) * inv
+                if z <= -lim:
+                    acc[e] += below * w
+                elif z >= lim - 1:
+                    acc[e] += above * w
+                else:
+                    acc[e] += _interp(acdf, z >> shift) * w
         total <<= A_CDF_BITS - wn.W_BITS
+        ftotal = np.float64(total)
         for e in range(E):
             te = t[n, e]
-            if te <= 0:
-                mixed = np.int64(0)
-            elif te >= 65536:
-                mixed = total
-            else:
-                edge = (te - 32768) * wn.MU_SCALE - wn.MU_SCALE // 2
-                acc = np.int64(0)
-                for k in range(K):
-                    z = min(max((edge - m[k]) * inv[k], -lim), lim - 1)
-                    zs = z >> (A_INV_BITS + 3 - 8 - A_FRAC)
-                    idx = (zs >> A_FRAC) + A_SIG_RANGE
-                    lo = acdf[idx]
-                    acc += (((lo << A_FRAC) + (acdf[idx + 1] - lo) * (zs & ((1 << A_FRAC) - 1))) >> 7) * w[k]
-                mixed = acc >> wn.W_BITS
-            out[n, e] = mixed * scale // total + te
+            num = (np.int64(0) if te <= 0 else (total if te >= 65536 else acc[e] >> wn.W_BITS)) * scale
+            # num // total: the float64 quotient (below 2**31) is off by far less than 1, the
+            # remainder corrects it (an integer division is several times slower)
+            q = np.int64(np.float64(num) / ftotal)
+            r = num - q * total
+            if r < 0:
+                q -= 1
+            elif r >= total:
+                q += 1
+            acc[e] = q + te  # the row's cumulative counts
+        if diff:
+            for e in range(E - 1):
+                out[n, e] = acc[e + 1] - acc[e]
+        else:
+            out[n] = acc
     return out
 
 
-def _table(logits, mu, log_s, start, stride: int, luts) -> torch.Tensor:
-    """(N, 256) differences of the cumulative counts at ``start + stride * (0..256)`` (start
-    (N,) or 0): numba on the CPU, torch elsewhere."""
-    if logits.device.type == "cpu":
-        t = np.asarray(start, dtype=np.int64).reshape(-1, 1) + stride * np.arange(257, dtype=np.int64)
-        t = np.broadcast_to(t, (logits.shape[0], 257))
-        cum = audio_cum_cpu(logits.numpy(), mu.numpy(), log_s.numpy(), t, luts)
-        return torch.from_numpy(np.diff(cum, axis=1))
-    dev = logits.device
-    t = torch.as_tensor(start, device=dev).view(-1, 1) + stride * torch.arange(257, device=dev)
-    return torch.diff(audio_cum(logits, mu, log_s, t.expand(logits.shape[0], -1), luts), dim=1)
+@njit(cache=True)
+def _interp(acdf, zs):
+    """A component's CDF in 2**-28 at zs (z in 2**-(8 + A_FRAC)): the sigmoid table, interpolated."""
+    idx = (zs >> A_FRAC) + A_SIG_RANGE
+    lo = acdf[idx]
+    return ((lo << A_FRAC) + (acdf[idx + 1] - lo) * (zs & ((1 << A_FRAC) - 1))) >> 7
+
+
+def _cpu_table(logits, mu, log_s, t: np.ndarray, luts) -> torch.Tensor:
+    """(N, E - 1) differences of :func:`audio_cum_cpu` at boundaries t (N, E) of CPU tensors."""
+    return torch.from_numpy(audio_cum_cpu(logits.numpy(), mu.numpy(), log_s.numpy(), t, luts, diff=True))
+
+
+_STEPS = np.arange(257, dtype=np.int64)
 
 
 def audio_coarse_table(logits, mu, log_s, luts) -> torch.Tensor:
     """(N, 256) integer weights of the high bytes (x + 32768) >> 8."""
-    return _table(logits, mu, log_s, 0, 256, luts)
+    N = logits.shape[0]
+    if logits.device.type == "cpu":
+        t = np.empty((N, 257), dtype=np.int64)
+        t[:] = _STEPS * 256
+        return _cpu_table(logits, mu, log_s, t, luts)
+    t = _range(N, 0, 256, logits.device) * 256
+    return torch.diff(audio_cum(logits, mu, log_s, t, luts), dim=1)
 
 
 def audio_fine_table(logits, mu, log_s, high: torch.Tensor, luts) -> torch.Tensor:
     """(N, 256) integer weights of the low bytes inside the high byte ``high`` (N,)."""
-    return _table(logits, mu, log_s, high * 256, 1, luts)
+    if logits.device.type == "cpu":
+        return _cpu_table(logits, mu, log_s, high.numpy()[:, None] * 256 + _STEPS, luts)
+    t = _range(logits.shape[0], high * 256, 256, logits.device)
+    return torch.diff(audio_cum(logits, mu, log_s, t, luts), dim=1)

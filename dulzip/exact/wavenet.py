@@ -8,13 +8,19 @@ features ``d`` steps back, so a step costs one column of work). Every matmul is 
 integer computation in float (bounds checked when the weights are loaded), every nonlinearity a
 lookup table; a segment's numbers never depend on the others, the batch size, the thread
 count or the device.
+
+On a CPU the step is one numba call (:func:`_step`, the matmuls in int32, instead of some 250
+small torch operations); elsewhere it runs in torch (:meth:`ExactWaveNet.step_torch`). Both
+compute the same integers.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from numba import njit
 
 from dulzip.exact.layers import QLinear, lut_gate
-from dulzip.exact.quant import QMAX, QMIN
+from dulzip.exact.quant import QMAX, QMIN, SHIFT
 from dulzip.models.wavenet import COEF_BITS, EXP_SIZE, LS_MIN, WaveNetConfig
 
 F64_EXACT = 2 ** 53
@@ -45,6 +51,28 @@ class ExactWaveNet:
         self.coef_t = coef.T.to(torch.float64).contiguous()  # (P, M)
         self.luts = {k: v.to(torch.int64) for k, v in t.items() if k.startswith("lut.")}
         self.mulaw = self.luts["lut.mulaw"]
+        if self.device.type == "cpu":
+            self._cpu = self._cpu_arrays(coef)
+
+    def _cpu_arrays(self, coef: torch.Tensor) -> dict[str, np.ndarray]:
+        """The weights and tables as numpy arrays for :func:`_step`: each layer's weights as
+        int16 (out, fan_in), its requantization as rows (bias, mult, off, lo, hi)."""
+        layers = {"inp": self.inp, "dil": self.dil, "res": self.res, "skip": self.skip,
+                  "head1": self.head1, "head2": self.head2}
+        a = {}
+        for name, q in layers.items():
+            qs = q if isinstance(q, list) else [q]
+            for v in qs:  # inputs are in [-128, 127]: the int32 sums are exact below this bound
+                if v.weight.abs().max() >= 2 ** 15 or int(v.weight.abs().sum(1).max()) * 128 >= 2 ** 31:
+                    raise ValueError(f"layer {name}: weights too large for the exact int16/int32 CPU step")
+            w = [v.weight.to(torch.int16).numpy() for v in qs]
+            rq = [torch.stack([v.bias, v.mult, v.off, v.lo, v.hi]).numpy() for v in qs]
+            a[f"{name}_w"], a[f"{name}_q"] = (np.stack(w), np.stack(rq)) if isinstance(q, list) else (w[0], rq[0])
+        dil = np.array(self.cfg.dilations(), dtype=np.int64)
+        a.update({"dil": dil, "qoff": np.concatenate([[0], np.cumsum(dil)[:-1]]).astype(np.int64),
+                  "coef": coef.contiguous().numpy()})
+        a.update({k: self.luts[f"lut.{k}"].numpy() for k in ("mulaw", "tanh", "sigmoid", "aexp", "ascale")})
+        return a
 
     # -- the head, shared by both paths ----------------------------------------------------
     def _head(self, gs: list[torch.Tensor], past: torch.Tensor):
@@ -83,16 +111,40 @@ class ExactWaveNet:
 
     # -- decoder: one sample of every segment per step ------------------------------------
     def start(self, B: int) -> dict:
-        """The state of B fresh segments: every history zero (as the full pass's padding)."""
+        """The state of B fresh segments for :meth:`step`: every history zero (as the full pass's
+        padding). numpy arrays on a CPU (the queues of all layers in one int16 array), else as
+        :meth:`start_torch`."""
+        if self.device.type != "cpu":
+            return self.start_torch(B)
+        C, P = self.cfg.channels, self.cfg.taps
+        return {"t": 0, "c": np.zeros((B, 2), dtype=np.int64), "past": np.zeros((B, P), dtype=np.int64),
+                "queue": np.zeros((B, int(self._cpu["dil"].sum()), C), dtype=np.int16)}
+
+    def step(self, state: dict, prev: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Feed each segment's previous sample (B,) (0 at the first step, like the zeros before a
+        segment in the full pass; a tensor or a numpy array) -> the parameters of the next
+        sample, (logits, mu, log_s) each (B, K) int64 on the network's device. The state (from
+        :meth:`start`) is updated in place."""
+        if self.device.type != "cpu":
+            return self.step_torch(state, torch.as_tensor(prev))
+        a = self._cpu
+        prev = prev.numpy() if isinstance(prev, torch.Tensor) else np.asarray(prev)
+        out = _step(state["t"], prev.astype(np.int64, copy=False), state["c"], state["past"], state["queue"],
+                    a["dil"], a["qoff"], a["mulaw"], a["tanh"], a["sigmoid"], a["aexp"], a["ascale"], a["coef"],
+                    a["inp_w"], a["inp_q"], a["dil_w"], a["dil_q"], a["res_w"], a["res_q"],
+                    a["skip_w"], a["skip_q"], a["head1_w"], a["head1_q"], a["head2_w"], a["head2_q"])
+        state["t"] += 1
+        return tuple(torch.from_numpy(v) for v in out)
+
+    def start_torch(self, B: int) -> dict:
+        """The state of B fresh segments for :meth:`step_torch`."""
         C, P = self.cfg.channels, self.cfg.taps
         z = lambda *s: torch.zeros(*s, dtype=torch.int64, device=self.device)  # noqa: E731
         return {"t": 0, "c": z(B, 2), "past": z(B, P),
                 "queues": [z(B, d, C) for d in self.cfg.dilations()]}
 
-    def step(self, state: dict, prev: torch.Tensor):
-        """Feed each segment's previous sample (B,) (0 at the first step, like the zeros before a
-        segment in the full pass) -> the parameters of the
-        next sample, (logits, mu, log_s) each (B, K). The state is updated in place."""
+    def step_torch(self, state: dict, prev: torch.Tensor):
+        """:meth:`step` in torch (any device), on a state from :meth:`start_torch`."""
         prev = prev.to(self.device)
         t = state["t"]
         state["c"] = torch.stack([state["c"][:, 1], self.mulaw[prev + 32768]], dim=1)
@@ -107,3 +159,91 @@ class ExactWaveNet:
             h = h2
         state["t"] = t + 1
         return self._head(gs, state["past"])
+
+
+HALF = 1 << (SHIFT - 1)
+
+
+@njit(cache=True)
+def _linear(x, w, q, acc, out):
+    """out[:n] = QLinear(x) for int16 weights w (n, fan_in) and requantization rows q (5, n);
+    x holds integers in [-128, 127], acc (>= n) is int32 scratch. The sums are exact in int32
+    (bound checked at load), in any order."""
+    n = w.shape[0]
+    for o in range(n):
+        s = np.int32(0)
+        for i in range(w.shape[1]):
+            s += np.int32(x[i]) * np.int32(w[o, i])
+        acc[o] = s
+    for o in range(n):
+        v = (((acc[o] + q[0, o]) * q[1, o] + HALF) >> SHIFT) + q[2, o]
+        out[o] = min(max(v, q[3, o]), q[4, o])
+
+
+@njit(cache=True)
+def _step(t, prev, c, past, queue, dil, qoff, mulaw, tanh, sig, aexp, ascale, coef,
+          inp_w, inp_q, dil_w, dil_q, res_w, res_q, skip_w, skip_q, head1_w, head1_q, head2_w, head2_q):
+    """One decode step of B segments on numpy state (updated in place): the integers of
+    :meth:`ExactWaveNet.step_torch`, layer by layer over the segments (a layer's weights stay
+    in cache). Returns (logits, mu, log_s) (B, K) int64."""
+    B, P = past.shape
+    L, C = dil_w.shape[0], inp_w.shape[0]
+    M = coef.shape[0]
+    K = (head2_w.shape[0] - M) // 3
+    S, H = skip_w.shape[0], head1_w.shape[0]
+    acc = np.zeros(max(2 * C, S, H, head2_w.shape[0]), dtype=np.int32)
+    pre = np.zeros(2 * C, dtype=np.int64)
+    x = np.zeros((B, 2 * C), dtype=np.int16)  # a dilated layer's input: (features d back, now)
+    gs = np.zeros((B, L * C), dtype=np.int16)  # every layer's gated output, for the skip layer
+    for b in range(B):
+        c[b, 0] = c[b, 1]
+        c[b, 1] = mulaw[prev[b] + 32768]
+        for j in range(P - 1, 0, -1):
+            past[b, j] = past[b, j - 1]
+        past[b, 0] = prev[b]
+        _linear(c[b], inp_w, inp_q, acc, x[b, C:])
+    for i in range(L):
+        slot = qoff[i] + t % dil[i]
+        for b in range(B):
+            xb = x[b]
+            xb[:C] = queue[b, slot]
+            queue[b, slot] = xb[C:]  # these features are read again d steps later
+            _linear(xb, dil_w[i], dil_q[i], acc, pre)
+            g = gs[b, i * C:(i + 1) * C]
+            for u in range(C):
+                v = (tanh[pre[u] - QMIN] * sig[pre[C + u] - QMIN] + 128) >> 8
+                g[u] = min(max(v, QMIN), QMAX)
+            _linear(g, res_w[i], res_q[i], acc, pre)
+            for u in range(C):
+                xb[C + u] = min(max(xb[C + u] + pre[u], QMIN), QMAX)
+    s = np.zeros((B, S), dtype=np.int16)
+    z = np.zeros((B, H), dtype=np.int16)
+    y = np.zeros((B, head2_w.shape[0]), dtype=np.int64)
+    for b in range(B):
+        _linear(gs[b], skip_w, skip_q, acc, s[b])
+    for b in range(B):
+        _linear(s[b], head1_w, head1_q, acc, z[b])
+    for b in range(B):
+        _linear(z[b], head2_w, head2_q, acc, y[b])
+    logits = np.empty((B, K), dtype=np.int64)
+    mu = np.empty((B, K), dtype=np.int64)
+    log_s = np.empty((B, K), dtype=np.int64)
+    for b in range(B):
+        top = y[b, 3 * K]
+        for m in range(1, M):
+            top = max(top, y[b, 3 * K + m])
+        num = np.int64(0)
+        den = np.int64(0)
+        for m in range(M):
+            pred = np.int64(0)  # the linear predictor m, in 2**-COEF_BITS level
+            for j in range(P):
+                pred += past[b, j] * coef[m, j]
+            w = aexp[min(top - y[b, 3 * K + m], EXP_SIZE - 1)]
+            num += w * pred
+            den += w
+        lin = (num // den) >> (COEF_BITS - 3)  # 1/8 level
+        for k in range(K):
+            logits[b, k] = y[b, k]
+            log_s[b, k] = y[b, 2 * K + k]
+            mu[b, k] = lin + ((y[b, K + k] * ascale[y[b, 2 * K + k] - LS_MIN]) >> 4)
+    return logits, mu, log_s
