@@ -26,12 +26,15 @@ import wave
 from pathlib import Path
 
 T0 = time.time()
-# run name -> (training folder, model config)
+# run name -> (training folder, model config, samples per training window)
 RUNS = {
-    "s32": ("speech-train", {"channels": 32, "layers": 10, "skip": 64, "head": 64}),
-    "s64": ("speech-train", {"channels": 64, "layers": 10, "skip": 128, "head": 128}),
-    "s32x2": ("speech-train", {"channels": 32, "layers": 20, "cycle": 10, "skip": 64, "head": 64}),
-    "m32": ("music-train", {"channels": 32, "layers": 10, "skip": 64, "head": 64}),
+    "s32": ("speech-train", {"channels": 32, "layers": 10, "skip": 64, "head": 64}, 2048),
+    "s64": ("speech-train", {"channels": 64, "layers": 10, "skip": 128, "head": 128}, 2048),
+    "s32x2": ("speech-train", {"channels": 32, "layers": 20, "cycle": 10, "skip": 64, "head": 64}, 2048),
+    "m32": ("music-train", {"channels": 32, "layers": 10, "skip": 64, "head": 64}, 2048),
+    # music with each segment's own predictor (as the codec's 4096-sample segments)
+    "m32o16": ("music-train", {"channels": 32, "layers": 10, "skip": 64, "head": 64, "seg_order": 16}, 4096),
+    "m64o16": ("music-train", {"channels": 64, "layers": 10, "skip": 128, "head": 128, "seg_order": 16}, 4096),
 }
 MODEL_NAME = {"speech-train": "wavenet", "music-train": "wavenet-music"}
 
@@ -45,10 +48,11 @@ def train_one(run: str, work: Path, args) -> None:
     from dulzip.models.wavenet import WaveNetConfig
     from dulzip.train.export import export_checkpoint
     from dulzip.train.loop import TrainConfig, train_model
-    folder, cfg = RUNS[run]
+    folder, cfg, seq = RUNS[run]
+    init = args.init_from / f"float-{run}.pt" if args.init_from else None
     tcfg = TrainConfig(data=str(work / folder), out=str(work / f"run-{run}"), steps=10 ** 8, batch=args.batch,
-                       seq=args.seq, lr=args.lr, warmup=args.warmup, time_limit=args.time_limit, device=args.device,
-                       checkpoint_every=1000)
+                       seq=seq, lr=args.lr, warmup=args.warmup, time_limit=args.time_limit, device=args.device,
+                       checkpoint_every=1000, init_from=str(init) if init and init.exists() else None)
     ckpt = train_model(tcfg, WaveNetConfig(**cfg), progress=False)
     export_checkpoint(ckpt, MODEL_NAME[folder], work / f"models-{run}",
                       card={"training": {"hardware": args.device_name, "data": folder}})
@@ -74,7 +78,7 @@ def code_on_gpu(work: Path, runs: list[str], args, report: dict) -> None:
     files = sorted((work / "speech-test").glob("*.wav"))[:args.files]
     (work / "dlz").mkdir(exist_ok=True)
     for run in runs:
-        if RUNS[run][0] != "speech-train" or not (work / f"models-{run}").is_dir():
+        if RUNS[run][0] != "speech-train" or not (work / f"models-{run}").is_dir() or not files:
             continue
         os.environ["DULZIP_MODELS"] = str(work / f"models-{run}")
         opts = api.Options(model="wavenet", device=args.device, fallback=False)
@@ -127,7 +131,8 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", default=list(RUNS))
     ap.add_argument("--time-limit", type=float, default=380.0)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--seq", type=int, default=2048)
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="folder of float-<run>.pt files from an earlier session: those runs train on from them")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--files", type=int, default=6, help="held-out speech files coded on the GPU")
@@ -151,7 +156,8 @@ def main() -> None:
     procs = {}
     for run in args.runs:
         cmd = [sys.executable, __file__, "--pack", str(args.pack), "--out", str(args.out), "--train-one", run,
-               "--time-limit", str(args.time_limit), "--batch", str(args.batch), "--seq", str(args.seq),
+               "--time-limit", str(args.time_limit), "--batch", str(args.batch),
+               *(["--init-from", str(args.init_from)] if args.init_from else []),
                "--lr", str(args.lr), "--warmup", str(args.warmup), "--device", args.device,
                "--device-name", device_name]
         procs[run] = subprocess.Popen(cmd, stdout=open(work / f"train-{run}.log", "w"), stderr=subprocess.STDOUT)

@@ -425,7 +425,9 @@ def _compress_audio(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     from dulzip.train.data import to_levels
     name = choose_audio_model(w.rate) if opts.model == "auto" else opts.model
     net, digest = _prepare(name, opts)
-    layout = AudioLayout()
+    if getattr(net, "modality", "image") != "audio":
+        raise UsageError(f"model '{name}' is not an audio model")
+    layout = AudioLayout.for_model(net)
     header = _model_header("wav", data, name, digest)
     header.update(layout=_audio_layout_header(layout, w), streams=[])
     payloads: list[bytes] = []

@@ -406,11 +406,15 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
 @click.option("--limit", type=int, default=0, help="Only the first N files.")
 @click.option("-T", "--threads", type=int, default=0)
 def bench(folder, out, name, model, limit, threads):
-    """Benchmark on a folder: real .dlz sizes beside baselines, in bits per sub-pixel for a
-    folder of images, else in bits per byte (text and other files)."""
+    """Benchmark on a folder: real .dlz sizes beside baselines, in bits per sample for a folder
+    of mostly WAV files, in bits per sub-pixel for images, else in bits per byte (text and other files)."""
+    from dulzip.bench.audiorunner import is_wav_folder, run_audio_bench
     from dulzip.bench.runner import _images, run_bench
     from dulzip.bench.textrunner import run_text_bench
-    run = run_bench if _images(Path(folder), 0) else run_text_bench
+    if is_wav_folder(Path(folder)):
+        run = run_audio_bench
+    else:
+        run = run_bench if _images(Path(folder), 0) else run_text_bench
     if threads:
         import torch
         torch.set_num_threads(threads)

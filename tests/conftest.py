@@ -109,34 +109,39 @@ TINY_AUDIO = {"channels": 8, "layers": 4, "cycle": 4, "skip": 16, "head": 16, "m
               "taps": 8}
 
 
-def tiny_wavenet(seed: int = 0):
+TINY_AUDIO_SEG = {**TINY_AUDIO, "seg_order": 4}  # with each segment's own predictor (music)
+
+
+def tiny_wavenet(seed: int = 0, cfg: dict = TINY_AUDIO):
     """A tiny random WaveNet whose head is sharp enough that tables are far from uniform."""
     from dulzip.models.wavenet import WaveNet, WaveNetConfig
     torch.manual_seed(seed)
-    m = WaveNet(WaveNetConfig(**TINY_AUDIO)).eval()
+    m = WaveNet(WaveNetConfig(**cfg)).eval()
     with torch.no_grad():
         m.head2.weight.normal_(0, 0.3)
     return m
 
 
-def write_audio_model(folder: Path, name: str = "wavenet", seed: int = 0) -> str:
+def write_audio_model(folder: Path, name: str = "wavenet", seed: int = 0, cfg: dict = TINY_AUDIO) -> str:
     from dulzip.models.wavenet import export as export_audio
     from dulzip.models.wavenet import n_params as audio_params
-    m = tiny_wavenet(seed)
+    m = tiny_wavenet(seed, cfg)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.safetensors"
-    digest = save_weights(export_audio(m), path, "wavenet", TINY_AUDIO)
+    digest = save_weights(export_audio(m), path, "wavenet", cfg)
     card = {"name": name, "architecture": "wavenet", "weights": path.name, "sha256": digest,
-            "config": TINY_AUDIO, "parameters": audio_params(m)}
+            "config": cfg, "parameters": audio_params(m)}
     (folder / f"{name}.json").write_text(json.dumps(card))
     return digest
 
 
 @pytest.fixture
 def audio_models(tmp_path, monkeypatch) -> Path:
-    """DULZIP_MODELS -> a folder with a tiny 'pixelcnn' and a tiny 'wavenet'."""
+    """DULZIP_MODELS -> a folder with a tiny 'pixelcnn', a tiny 'wavenet' and a tiny
+    'wavenet-music' (which sends each segment's own predictor)."""
     folder = tmp_path / "models"
     write_model(folder)
     write_audio_model(folder)
+    write_audio_model(folder, "wavenet-music", 2, TINY_AUDIO_SEG)
     monkeypatch.setenv("DULZIP_MODELS", str(folder))
     return folder

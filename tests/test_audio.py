@@ -21,7 +21,7 @@ from dulzip.errors import DulzipError
 from dulzip.exact.wavenet import ExactWaveNet
 from dulzip.formats.wav import parse_wav
 from dulzip.models.wavenet import WaveNet, WaveNetConfig, export
-from tests.conftest import DATA, TINY_AUDIO, tiny_wavenet
+from tests.conftest import DATA, TINY_AUDIO, TINY_AUDIO_SEG, tiny_wavenet
 
 MODEL_ONLY = api.Options(model="wavenet", fallback=False)
 SPEECH = DATA / "asterisk-confbridge-participants.wav"
@@ -100,39 +100,43 @@ def test_small_blocks_round_trip_and_zstd_fallback(audio_models):
     assert np.array_equal(decode_audio(streams, len(x), 2, 16, net, lay), x)
 
 
-def _exact(seed: int = 0) -> tuple[WaveNet, ExactWaveNet]:
-    m = tiny_wavenet(seed)
-    return m, ExactWaveNet(export(m), TINY_AUDIO)
+def _exact(seed: int = 0, cfg: dict = TINY_AUDIO) -> tuple[WaveNet, ExactWaveNet]:
+    m = tiny_wavenet(seed, cfg)
+    return m, ExactWaveNet(export(m), cfg)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_full_pass_equals_cached_step(threads):
+@pytest.mark.parametrize("cfg", [TINY_AUDIO, TINY_AUDIO_SEG], ids=["shared", "own-predictor"])
+def test_full_pass_equals_cached_step(threads, cfg):
     """The encoder's batched pass and the decoder's cached step give the same integers, for any
     batch size (here 1 and 3, segments of different content) and thread count."""
+    from dulzip.models.wavenet import segment_lpc
     torch.set_num_threads(threads)
-    _, net = _exact()
+    _, net = _exact(cfg=cfg)
     x = torch.from_numpy(speech(600, 2).T.astype(np.int64).copy())
     x = torch.cat([x, -x[:1] - 1])  # (3, 600)
-    full = net.params_full(x)
+    own = segment_lpc(x, cfg.get("seg_order", 0)) if cfg.get("seg_order") else None
+    full = net.params_full(x, own)
     for rows in ([0], [0, 1, 2]):
-        state = net.start(len(rows))
+        state = net.start(len(rows), None if own is None else own[rows])
         prev = torch.zeros(len(rows), dtype=torch.int64)
         for t in range(x.shape[1]):
             step = net.step(state, prev)
             for a, b in zip(step, full):
                 assert torch.equal(torch.as_tensor(a), b[rows, t]), (rows, t)
             prev = x[rows, t]
-    single = net.params_full(x[1:2])
+    single = net.params_full(x[1:2], None if own is None else own[1:2])
     assert all(torch.equal(a, b[1:2]) for a, b in zip(single, full))
 
 
-def test_exact_model_close_to_float():
+@pytest.mark.parametrize("cfg", [TINY_AUDIO, TINY_AUDIO_SEG], ids=["shared", "own-predictor"])
+def test_exact_model_close_to_float(cfg):
     """The integer network and tables code close to the float model's own estimate."""
-    m, net = _exact()
+    m, net = _exact(cfg=cfg)
     x = torch.from_numpy(speech(2000).T.astype(np.int64).copy())
     with torch.no_grad():
         float_bits = m.bits(x).mean().item()
-    coder = AudioCoder(net, AudioLayout(), 16)
+    coder = AudioCoder(net, AudioLayout(seg_min=4096), 16)
     s = coder.encode_block(x[0].numpy(), allow_zstd=False)
     assert abs(s.est_bits / x.shape[1] - float_bits) < 0.05 * float_bits
     assert abs(8 * len(s.payload) - s.est_bits) < 0.01 * s.est_bits + 64
@@ -148,7 +152,7 @@ def test_causality_by_gradients():
     m.companded = lambda x: c + 0 * orig(x)  # a differentiable stand-in for the companded input
     lin = m.linear
     xf = torch.zeros(1, L, requires_grad=True)
-    m.linear = lambda x: lin(xf)
+    m.linear = lambda x, seg=None: lin(xf, seg)
     for t in (0, 10, 37, L - 1):
         y = m.params(torch.zeros(1, L, dtype=torch.int64))
         out = sum(v[0, t].sum() for v in y)
@@ -169,7 +173,17 @@ def test_auto_picks_audio_and_falls_back(audio_models):
     blob = api.compress(data)  # auto: the audio model, or zstd where that is smaller
     assert api.decompress(blob) == data
     assert api.describe(api.compress(data, MODEL_ONLY))["model"]["name"] == "wavenet"
-    assert api.choose_audio_model(8000) == "wavenet" and api.choose_audio_model(44100) == "wavenet"
+    assert api.choose_audio_model(8000) == "wavenet" and api.choose_audio_model(44100) == "wavenet-music"
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_music_model_round_trip(audio_models, channels):
+    """The model that sends each segment's own predictor, on real music (44.1 kHz)."""
+    w = parse_wav(MUSIC.read_bytes())
+    x = np.tile(w.samples, (1, channels))[:9000]
+    blob = _round_trip(make_wav(x, rate=44100), api.Options(model="wavenet-music", fallback=False))
+    h = api.describe(blob)
+    assert h["model"]["name"] == "wavenet-music" and h["layout"]["seg_min"] == 4096
 
 
 def test_not_modelled_wavs_go_through_bytes(audio_models):

@@ -5,7 +5,9 @@ channel is cut into blocks of at most ``block`` samples, coded one after the oth
 into up to ``streams`` segments of equal length (at least ``seg_min`` samples, except in a short
 block). Segments start with an empty history and are coded in lockstep: step t codes sample t
 of every segment, so the decoder advances all of them with one batched network step. A block
-is one range-coded stream; one the model codes worse than zstd -19 is stored with zstd.
+is one range-coded stream (after the segments' own linear predictors, for a model that uses
+them: fitted by the encoder, zstd-compressed); one the model codes worse than zstd -19 is stored
+with zstd.
 
 A 16-bit sample is coded as its high byte, then its low byte, both tables taken from the same
 integer CDF over the 65536 levels (:func:`dulzip.coding.tables.audio_cum`); an 8-bit sample is
@@ -25,7 +27,7 @@ from dulzip.codecs.text import Layout
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.coding.tables import audio_coarse_table, audio_fine_table
 from dulzip.errors import CorruptDataError
-from dulzip.models.wavenet import TABLE_BITS
+from dulzip.models.wavenet import SEG_MAX, TABLE_BITS, segment_lpc
 
 ZSTD_LEVEL = 19
 STEP_CHUNK = 256  # time steps whose tables are made at once when encoding (bounds memory)
@@ -40,6 +42,12 @@ class AudioLayout:
 
     blocks = Layout.blocks
     segments = Layout.segments
+
+    @classmethod
+    def for_model(cls, net) -> "AudioLayout":
+        """Longer segments for a model that sends each segment's own predictor (its cost is
+        then spread over more samples)."""
+        return cls(seg_min=4096) if net.cfg.seg_order else cls()
 
 
 def _bits_of(coarse: torch.Tensor, fine: torch.Tensor | None, hi: torch.Tensor, lo: torch.Tensor) -> float:
@@ -65,11 +73,35 @@ class AudioCoder:
             seg[i, :n] = x[s:s + n]
         return seg, lens
 
+    def _own_predictors(self, seg: np.ndarray, lens: np.ndarray) -> torch.Tensor | None:
+        """Each segment's own linear predictor (B, seg_order), fitted by the encoder (models that use one)."""
+        R = self.net.cfg.seg_order
+        if R == 0:
+            return None
+        return torch.cat([segment_lpc(torch.from_numpy(seg[i:i + 1, :n]), R) for i, n in enumerate(lens)])
+
+    def _read_predictors(self, payload: bytes, B: int) -> tuple[np.ndarray | None, bytes]:
+        R = self.net.cfg.seg_order
+        if R == 0:
+            return None, payload
+        n = int.from_bytes(payload[:4], "little")
+        if len(payload) < 4 + n:
+            raise CorruptDataError("an audio block's predictors are cut short")
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(payload[4:4 + n], max_output_size=4 * B * R)
+        except zstandard.ZstdError as e:
+            raise CorruptDataError(f"an audio block's predictors do not decompress: {e}") from None
+        own = np.frombuffer(raw, dtype="<i4").astype(np.int64)
+        if own.size != B * R or np.abs(own).max(initial=0) > SEG_MAX:
+            raise CorruptDataError("an audio block's predictors are damaged")
+        return own.reshape(B, R), payload[4 + n:]
+
     def encode_block(self, x: np.ndarray, allow_zstd: bool = True) -> Stream:
         """x: one block of one channel, int64 levels -> its stream ('model' or 'zstd')."""
         seg, lens = self._segments(x)
         dev = self.net.device  # the tables are made where the network runs (a GPU, or numba on a CPU)
-        params = self.net.params_full(torch.from_numpy(seg))
+        own = self._own_predictors(seg, lens)
+        params = self.net.params_full(torch.from_numpy(seg), own)
         enc, est = RangeEncoder(), 0.0
         u = torch.from_numpy(seg + 32768).to(dev)
         for t0 in range(0, seg.shape[1], STEP_CHUNK):
@@ -92,6 +124,10 @@ class AudioCoder:
                     tabs = torch.stack([coarse.view(-1, n, 256), fine.view(-1, n, 256)], dim=1).reshape(-1, 256)
                     enc.encode(syms.cpu().numpy(), tabs.cpu().numpy())
         payload = enc.finish()
+        if own is not None:  # the predictors travel first: their size, then them (zstd)
+            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(own.numpy().astype("<i4").tobytes())
+            payload = len(packed).to_bytes(4, "little") + packed + payload
+            est += 8 * (4 + len(packed))
         if allow_zstd:
             packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(pcm_bytes(x, self.bits))
             if len(packed) <= len(payload):
@@ -111,10 +147,11 @@ class AudioCoder:
             raise CorruptDataError(f"unknown coder '{s.coder}' for an audio block")
         lens = self.layout.segments(n)
         B, S = len(lens), int(lens.max())
-        dec = RangeDecoder(s.payload)
+        own, coded = self._read_predictors(s.payload, B)
+        dec = RangeDecoder(coded)
         luts = self.net.luts
         out = np.zeros((B, S), dtype=np.int64)
-        state = self.net.start(B)
+        state = self.net.start(B, own)
         prev = np.zeros(B, dtype=np.int64)
         for t in range(S):
             params = self.net.step(state, prev)

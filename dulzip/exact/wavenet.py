@@ -21,7 +21,7 @@ from numba import njit
 
 from dulzip.exact.layers import QLinear, lut_gate
 from dulzip.exact.quant import QMAX, QMIN, SHIFT
-from dulzip.models.wavenet import COEF_BITS, EXP_SIZE, LS_MIN, WaveNetConfig
+from dulzip.models.wavenet import COEF_BITS, EXP_SIZE, LS_MIN, SEG_BITS, SEG_MAX, WaveNetConfig
 
 F64_EXACT = 2 ** 53
 
@@ -49,6 +49,8 @@ class ExactWaveNet:
         if int(coef.abs().sum(1).max()) * 32768 >= F64_EXACT:
             raise ValueError("linear-path coefficients too large for the exact float64 matmul")
         self.coef_t = coef.T.to(torch.float64).contiguous()  # (P, M)
+        if self.cfg.seg_order > self.cfg.taps:
+            raise ValueError("a segment's predictor cannot see more samples than the taps")
         self.luts = {k: v.to(torch.int64) for k, v in t.items() if k.startswith("lut.")}
         self.mulaw = self.luts["lut.mulaw"]
         if self.device.type == "cpu":
@@ -75,12 +77,26 @@ class ExactWaveNet:
         return a
 
     # -- the head, shared by both paths ----------------------------------------------------
-    def _head(self, gs: list[torch.Tensor], past: torch.Tensor):
-        """Gated outputs of every layer (N, C) each, past samples (N, P) -> (logits, mu, log_s) (N, K)."""
-        K, M = self.cfg.mixtures, self.cfg.filters
+    def seg_coef(self, seg: torch.Tensor | np.ndarray | None, B: int) -> torch.Tensor:
+        """The segments' own predictors (B, seg_order) int64 (checked), or (B, 0) for a model without."""
+        R = self.cfg.seg_order
+        if R == 0:
+            return torch.zeros(B, 0, dtype=torch.int64, device=self.device)
+        seg = torch.as_tensor(seg, dtype=torch.int64).to(self.device)
+        if seg.shape != (B, R) or (B and int(seg.abs().max()) > SEG_MAX):
+            raise ValueError("invalid segment predictors")
+        return seg
+
+    def _head(self, gs: list[torch.Tensor], past: torch.Tensor, seg: torch.Tensor):
+        """Gated outputs of every layer (N, C) each, past samples (N, P), the segments' own
+        predictors (N, seg_order) -> (logits, mu, log_s) (N, K)."""
+        K, M = self.cfg.mixtures, self.cfg.filters + (1 if self.cfg.seg_order else 0)
         y = self.head2(self.head1(self.skip(torch.cat(gs, dim=1))))
         logits, delta, log_s, glog = y[:, :K], y[:, K:2 * K], y[:, 2 * K:3 * K], y[:, 3 * K:3 * K + M]
         pred = torch.round(past.to(torch.float64) @ self.coef_t).to(torch.int64)  # (N, M) in 2**-12 level
+        if seg.shape[1]:  # the segment's own predictor, in 2**-16 level, to 2**-12
+            own = (past[:, :seg.shape[1]] * seg).sum(1, keepdim=True)
+            pred = torch.cat([pred, torch.bitwise_right_shift(own, SEG_BITS - COEF_BITS)], dim=1)
         w = self.luts["lut.aexp"][(glog.max(dim=1, keepdim=True).values - glog).clamp(max=EXP_SIZE - 1)]
         lin = torch.div((w * pred).sum(1, keepdim=True), w.sum(1, keepdim=True), rounding_mode="floor")
         lin = torch.bitwise_right_shift(lin, COEF_BITS - 3)  # 1/8 level (MU_SCALE)
@@ -93,11 +109,13 @@ class ExactWaveNet:
         return g, (h + self.res[i](g)).clamp_(QMIN, QMAX)
 
     # -- encoder: whole segments -----------------------------------------------------------
-    def params_full(self, x: torch.Tensor):
-        """x (B, L) int64 levels -> (logits, mu, log_s), each (B, L, K): the parameters of every
-        sample given the samples before it in its segment."""
+    def params_full(self, x: torch.Tensor, seg: torch.Tensor | None = None):
+        """x (B, L) int64 levels, the segments' own predictors (B, seg_order) where the model
+        has them -> (logits, mu, log_s), each (B, L, K): the parameters of every sample given
+        the samples before it in its segment."""
         B, L = x.shape
         x = x.to(self.device)
+        seg = self.seg_coef(seg, B)
         c = self.mulaw[x + 32768].unsqueeze(-1)  # (B, L, 1)
         h = self.inp(torch.cat([_shift(c, 2), _shift(c, 1)], dim=-1).view(B * L, 2)).view(B, L, -1)
         gs = []
@@ -107,18 +125,20 @@ class ExactWaveNet:
             h = h2.view(B, L, -1)
         P = self.cfg.taps
         past = torch.nn.functional.pad(x, (P, 0))[:, :-1].unfold(1, P, 1).flip(-1).reshape(B * L, P)
-        return tuple(v.view(B, L, -1) for v in self._head(gs, past))
+        own = seg[:, None, :].expand(B, L, seg.shape[1]).reshape(B * L, -1)
+        return tuple(v.view(B, L, -1) for v in self._head(gs, past, own))
 
     # -- decoder: one sample of every segment per step ------------------------------------
-    def start(self, B: int) -> dict:
-        """The state of B fresh segments for :meth:`step`: every history zero (as the full pass's
-        padding). numpy arrays on a CPU (the queues of all layers in one int16 array), else as
-        :meth:`start_torch`."""
+    def start(self, B: int, seg: torch.Tensor | np.ndarray | None = None) -> dict:
+        """The state of B fresh segments for :meth:`step` (with their own predictors where the
+        model has them): every history zero (as the full pass's padding). numpy arrays on a
+        CPU (the queues of all layers in one int16 array), else as :meth:`start_torch`."""
         if self.device.type != "cpu":
-            return self.start_torch(B)
+            return self.start_torch(B, seg)
         C, P = self.cfg.channels, self.cfg.taps
         return {"t": 0, "c": np.zeros((B, 2), dtype=np.int64), "past": np.zeros((B, P), dtype=np.int64),
-                "queue": np.zeros((B, int(self._cpu["dil"].sum()), C), dtype=np.int16)}
+                "queue": np.zeros((B, int(self._cpu["dil"].sum()), C), dtype=np.int16),
+                "seg": self.seg_coef(seg, B).numpy()}
 
     def step(self, state: dict, prev: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
         """Feed each segment's previous sample (B,) (0 at the first step, like the zeros before a
@@ -130,18 +150,18 @@ class ExactWaveNet:
         a = self._cpu
         prev = prev.numpy() if isinstance(prev, torch.Tensor) else np.asarray(prev)
         out = _step(state["t"], prev.astype(np.int64, copy=False), state["c"], state["past"], state["queue"],
-                    a["dil"], a["qoff"], a["mulaw"], a["tanh"], a["sigmoid"], a["aexp"], a["ascale"], a["coef"],
+                    state["seg"], a["dil"], a["qoff"], a["mulaw"], a["tanh"], a["sigmoid"], a["aexp"], a["ascale"], a["coef"],
                     a["inp_w"], a["inp_q"], a["dil_w"], a["dil_q"], a["res_w"], a["res_q"],
                     a["skip_w"], a["skip_q"], a["head1_w"], a["head1_q"], a["head2_w"], a["head2_q"])
         state["t"] += 1
         return tuple(torch.from_numpy(v) for v in out)
 
-    def start_torch(self, B: int) -> dict:
+    def start_torch(self, B: int, seg: torch.Tensor | np.ndarray | None = None) -> dict:
         """The state of B fresh segments for :meth:`step_torch`."""
         C, P = self.cfg.channels, self.cfg.taps
         z = lambda *s: torch.zeros(*s, dtype=torch.int64, device=self.device)  # noqa: E731
         return {"t": 0, "c": z(B, 2), "past": z(B, P),
-                "queues": [z(B, d, C) for d in self.cfg.dilations()]}
+                "queues": [z(B, d, C) for d in self.cfg.dilations()], "seg": self.seg_coef(seg, B)}
 
     def step_torch(self, state: dict, prev: torch.Tensor):
         """:meth:`step` in torch (any device), on a state from :meth:`start_torch`."""
@@ -158,7 +178,7 @@ class ExactWaveNet:
             gs.append(g)
             h = h2
         state["t"] = t + 1
-        return self._head(gs, state["past"])
+        return self._head(gs, state["past"], state["seg"])
 
 
 HALF = 1 << (SHIFT - 1)
@@ -181,14 +201,15 @@ def _linear(x, w, q, acc, out):
 
 
 @njit(cache=True)
-def _step(t, prev, c, past, queue, dil, qoff, mulaw, tanh, sig, aexp, ascale, coef,
+def _step(t, prev, c, past, queue, seg, dil, qoff, mulaw, tanh, sig, aexp, ascale, coef,
           inp_w, inp_q, dil_w, dil_q, res_w, res_q, skip_w, skip_q, head1_w, head1_q, head2_w, head2_q):
     """One decode step of B segments on numpy state (updated in place): the integers of
     :meth:`ExactWaveNet.step_torch`, layer by layer over the segments (a layer's weights stay
     in cache). Returns (logits, mu, log_s) (B, K) int64."""
     B, P = past.shape
     L, C = dil_w.shape[0], inp_w.shape[0]
-    M = coef.shape[0]
+    R = seg.shape[1]
+    M = coef.shape[0] + (1 if R > 0 else 0)  # gates: the shared filters (and the segment's own)
     K = (head2_w.shape[0] - M) // 3
     S, H = skip_w.shape[0], head1_w.shape[0]
     acc = np.zeros(max(2 * C, S, H, head2_w.shape[0]), dtype=np.int32)
@@ -236,8 +257,13 @@ def _step(t, prev, c, past, queue, dil, qoff, mulaw, tanh, sig, aexp, ascale, co
         den = np.int64(0)
         for m in range(M):
             pred = np.int64(0)  # the linear predictor m, in 2**-COEF_BITS level
-            for j in range(P):
-                pred += past[b, j] * coef[m, j]
+            if m < coef.shape[0]:
+                for j in range(P):
+                    pred += past[b, j] * coef[m, j]
+            else:  # the segment's own, in 2**-SEG_BITS level
+                for j in range(R):
+                    pred += past[b, j] * seg[b, j]
+                pred >>= SEG_BITS - COEF_BITS
             w = aexp[min(top - y[b, 3 * K + m], EXP_SIZE - 1)]
             num += w * pred
             den += w

@@ -9,7 +9,10 @@ What the network sees and predicts (for sample t, from the samples before it):
   residual connections; every layer's gated output feeds the skip sum, then a small head;
 - a *linear path* carries the exact sample values that 8-bit activations would blur:
   ``filters`` linear predictors over the last ``taps`` samples (coefficients in 1/2**12),
-  mixed per sample by the head's softmax gate. The mixture's means are this prediction plus
+  mixed per sample by the head's softmax gate; optionally (``seg_order`` > 0) also a linear
+  predictor fitted to the segment itself by the encoder and sent with it, as FLAC does per
+  block (tonal music needs a predictor matched to the note being played). The mixture's
+  means are this prediction plus
   a correction in units of each component's own scale (so the head's 8-bit outputs keep
   relative precision at any loudness).
 
@@ -40,6 +43,8 @@ COEF_MAX = 8 << COEF_BITS  # |coefficient| < 8
 TABLE_BITS = 31  # the 16-bit PMF sums to 2**31 with every level >= 1
 W_BITS = 12  # the most probable component (or filter) weighs 2**W_BITS
 EXP_SIZE = 512  # logits more than 32 nats below the best weigh 0
+SEG_BITS = 16  # a segment's own predictor: coefficients in 1/2**16
+SEG_MAX = 1 << 22  # |coefficient| < 64
 
 
 @dataclass
@@ -52,13 +57,15 @@ class WaveNetConfig:
     mixtures: int = 4  # logistic components
     filters: int = 8  # linear predictors
     taps: int = 32  # samples each linear predictor sees
+    seg_order: int = 0  # order of each segment's own predictor (0: none), at most taps
 
     def dilations(self) -> list[int]:
         return [2 ** (i % self.cycle) for i in range(self.layers)]
 
     @property
     def n_out(self) -> int:
-        return 3 * self.mixtures + self.filters  # logits, mean corrections, log-scales; filter gates
+        # logits, mean corrections, log-scales; gates of the filters (and the segment's own)
+        return 3 * self.mixtures + self.filters + (1 if self.seg_order else 0)
 
 
 def mulaw_table() -> torch.Tensor:
@@ -70,6 +77,33 @@ def mulaw_table() -> torch.Tensor:
     x = torch.arange(-32768, 32768, dtype=torch.float64) / 32768
     y = torch.sign(x) * torch.log1p(255 * x.abs()) / math.log(256)  # exact-ok: export-time table
     return torch.round(128 * y).clamp(QMIN, QMAX).to(torch.int64)
+
+
+def segment_lpc(x: torch.Tensor, order: int) -> torch.Tensor:
+    """The encoder's predictor of each segment: x (B, L) levels -> (B, order) int64
+    coefficients in 1/2**SEG_BITS (predicting x[t] from x[t-1], ..., x[t-order]).
+
+    Autocorrelation of the Hann-windowed segment with a Gaussian lag window, Levinson-Durbin
+    in float64, then rounding. Only the encoder runs it (the coefficients travel in the
+    file), so it needs no exactness; training calls it on each window, as the encoder does
+    on each segment."""
+    B, L = x.shape
+    if order == 0 or L <= order:
+        return torch.zeros(B, order, dtype=torch.int64, device=x.device)
+    xf = x.to(torch.float64)
+    w = xf * torch.hann_window(L, periodic=False, dtype=torch.float64, device=x.device)
+    r = torch.stack([(w[:, :L - k] * w[:, k:]).sum(1) for k in range(order + 1)], dim=1)
+    lag = torch.exp(-0.5 * (0.004 * torch.arange(order + 1, dtype=torch.float64, device=x.device)) ** 2)
+    r = r * lag
+    r[:, 0] = r[:, 0] * (1 + 1e-6) + 1e-3
+    a = torch.zeros(B, order, dtype=torch.float64, device=x.device)
+    err = r[:, 0].clone()
+    for i in range(order):
+        k = (r[:, i + 1] - (a[:, :i] * r[:, 1:i + 1].flip(1)).sum(1)) / err
+        a[:, :i] = a[:, :i] - k[:, None] * a[:, :i].flip(1)
+        a[:, i] = k
+        err = err * (1 - k * k).clamp_min(1e-9)
+    return torch.round(a * (1 << SEG_BITS)).clamp(-SEG_MAX, SEG_MAX).to(torch.int64)
 
 
 def gate(pre: torch.Tensor) -> torch.Tensor:
@@ -137,32 +171,41 @@ class WaveNet(nn.Module):
     def coefficients(self) -> torch.Tensor:
         return fake_quant(self.coef, 1 << COEF_BITS, -COEF_MAX, COEF_MAX - 1)
 
-    def linear(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L) levels -> (B, L, filters): each predictor's prediction (levels) of x[t]."""
+    def linear(self, x: torch.Tensor, seg: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) levels -> (B, L, filters (+1)): each predictor's prediction (levels) of x[t];
+        ``seg`` (B, seg_order): the segments' own predictors (from :func:`segment_lpc`)."""
         P = self.cfg.taps
         past = F.pad(x.float(), (P, 0))[:, :-1].unfold(1, P, 1).flip(-1)  # (B, L, P): x[t-1], ..., x[t-P]
-        return past @ self.coefficients().T
+        pred = past @ self.coefficients().T
+        if self.cfg.seg_order:
+            R = self.cfg.seg_order
+            own = (past[..., :R] * (seg.float()[:, None, :] / (1 << SEG_BITS))).sum(-1, keepdim=True)
+            pred = torch.cat([pred, own], dim=-1)
+        return pred
 
-    def params(self, x: torch.Tensor):
+    def params(self, x: torch.Tensor, seg: torch.Tensor | None = None):
         """(logits, means, log-scales) of the mixture per sample, each (B, L, K), on their grids."""
-        K, M = self.cfg.mixtures, self.cfg.filters
+        K, M = self.cfg.mixtures, self.cfg.filters + (1 if self.cfg.seg_order else 0)
         y = self.features(x)
         logits = fake_quant(y[..., :K], LOGIT_SCALE, LOGIT_MIN, LOGIT_MAX)
         delta = fake_quant(y[..., K:2 * K], PRE, QMIN, QMAX)
         log_s = fake_quant(y[..., 2 * K:3 * K], LS_SCALE, LS_MIN, LS_MAX)
         glog = fake_quant(y[..., 3 * K:3 * K + M], LOGIT_SCALE, LOGIT_MIN, LOGIT_MAX)
-        lin = (torch.softmax(glog, dim=-1) * self.linear(x)).sum(-1, keepdim=True)
+        lin = (torch.softmax(glog, dim=-1) * self.linear(x, seg)).sum(-1, keepdim=True)
         mu = fake_quant(lin + delta * torch.exp(log_s), MU_SCALE, -1e9, 1e9)
         return logits, mu, log_s
 
-    def bits(self, x: torch.Tensor) -> torch.Tensor:
+    def bits(self, x: torch.Tensor, seg: torch.Tensor | None = None) -> torch.Tensor:
         """-log2 p of every sample (B, L) under the model (float, for training and estimates)."""
-        logits, mu, log_s = self.params(x)
+        if self.cfg.seg_order and seg is None:
+            seg = segment_lpc(x, self.cfg.seg_order)
+        logits, mu, log_s = self.params(x, seg)
         return mixture_bits(logits, mu, log_s, x)
 
-    def loss(self, x: torch.Tensor, _unused=None) -> torch.Tensor:
-        """Training loss: mean bits per sample of the windows x (B, L) (each a fresh segment)."""
-        return self.bits(x).mean()
+    def loss(self, x: torch.Tensor, seg: torch.Tensor | None = None) -> torch.Tensor:
+        """Training loss: mean bits per sample of the windows x (B, L) (each a fresh segment,
+        with its own predictor when the model uses one)."""
+        return self.bits(x, seg).mean()
 
 
 def mixture_bits(logits, mu, log_s, x: torch.Tensor, step: int = 1) -> torch.Tensor:
@@ -198,7 +241,7 @@ def export(model: WaveNet) -> dict[str, torch.Tensor]:
     from dulzip.exact.layers import export_linear, gate_luts
 
     cfg = model.cfg
-    K, M = cfg.mixtures, cfg.filters
+    K, M = cfg.mixtures, cfg.filters + (1 if cfg.seg_order else 0)
     t: dict[str, torch.Tensor] = {}
     t.update(export_linear([model.inp.weight], model.inp.bias, ACT, QMIN, QMAX, name="inp"))
     for i, (dil, res) in enumerate(zip(model.dil, model.res)):
@@ -206,7 +249,7 @@ def export(model: WaveNet) -> dict[str, torch.Tensor]:
         t.update(export_linear([res.weight], res.bias, ACT, QMIN, QMAX, name=f"res{i}"))
     t.update(export_linear([model.skip.weight], model.skip.bias, ACT, 0, QMAX, name="skip"))
     t.update(export_linear([model.head1.weight], model.head1.bias, ACT, 0, QMAX, name="head1"))
-    # head2 rows: [mixture logits K | mean corrections K | log-scales K | filter gates M]
+    # head2 rows: [mixture logits K | mean corrections K | log-scales K | filter gates M (+1)]
     one_k, one_m = torch.ones(K, dtype=torch.float64), torch.ones(M, dtype=torch.float64)
     target = torch.cat([LOGIT_SCALE * one_k, PRE * one_k, LS_SCALE * one_k, LOGIT_SCALE * one_m])
     lo = torch.cat([LOGIT_MIN * one_k, QMIN * one_k, LS_MIN * one_k, LOGIT_MIN * one_m]).long()
