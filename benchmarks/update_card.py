@@ -2,6 +2,7 @@
 
     python benchmarks/update_card.py pixelcnn benchmarks/results/photos-test.json
     python benchmarks/update_card.py charrnn benchmarks/results/prose-test.json --also benchmarks/results/code-test.json
+    python benchmarks/update_card.py wavenet benchmarks/results/speech-test.json
 
 Numbers come only from the benchmark JSON given (made by ``dulzip bench``).
 """
@@ -40,6 +41,14 @@ def render_readme(models: Path) -> str:
             lines.append(f"| {c['name']} | {c['architecture']} | {c.get('parameters', 0):,} | {r.get('corpus', '-')} | "
                          f"{get(r, 'dulzip')} | {get(r, 'xz')} | {get(r, 'PPMd')} | {get(r, 'brotli')} | "
                          f"{get(r, 'zstd -19')} | `{c['weights']}` |")
+    lines += ["", "| audio model | architecture | parameters | held-out corpus | dulzip bits/sample | flac -8 | "
+              "wavpack -hhx | xz -9e (raw) | weights |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in cards:
+        r = c.get("results", {})
+        if _unit(r) == "bps":
+            lines.append(f"| {c['name']} | {c['architecture']} | {c.get('parameters', 0):,} | {r.get('corpus', '-')} | "
+                         f"{get(r, 'dulzip')} | {get(r, 'flac')} | {get(r, 'wavpack')} | {get(r, 'xz')} | "
+                         f"`{c['weights']}` |")
     lines.append("")
     for p in sorted(models.glob("*.json")):
         c = json.loads(p.read_text())
@@ -66,23 +75,29 @@ def render_readme(models: Path) -> str:
 
 
 def _unit(r: dict) -> str:
-    return "bpb" if "bpb" in r else "bpsp"
+    return next((u for u in ("bpb", "bps") if u in r), "bpsp")
 
 
 def _unit_name(r: dict) -> str:
-    return "bits per byte" if "bpb" in r else "bits per sub-pixel"
+    return {"bpb": "bits per byte", "bps": "bits per sample", "bpsp": "bits per sub-pixel"}[_unit(r)]
 
 
 def _count(r: dict) -> str:
+    if "samples" in r:
+        return f"{r['files']} files, {r['samples']} samples"
     return f"{r['files']} files, {r['bytes']} bytes" if "files" in r else f"{r.get('images')} images"
 
 
 def _results(path: Path, bench: dict) -> dict:
-    """The totals of a benchmark JSON (images: bits per sub-pixel; text: bits per byte)."""
+    """The totals of a benchmark JSON (images: bits per sub-pixel; text: bits per byte; audio:
+    bits per sample)."""
     t = bench["total"]
     out = {"corpus": path.stem, "command": bench["meta"]["command"], "encode_s": t["encode_s"],
            "decode_s": t["decode_s"], "report": str(path.relative_to(ROOT)) if path.is_absolute() else str(path)}
-    if "files" in bench:
+    if "bps" in t:
+        out.update(files=len(bench["files"]), samples=t["samples"], seconds=t["seconds"], bps=t["bps"],
+                   encode_x_realtime=t["encode_x_realtime"], decode_x_realtime=t["decode_x_realtime"])
+    elif "files" in bench:
         out.update(files=len(bench["files"]), bytes=t["bytes"], bpb=t["bpb"], encode_kb_s=t["encode_kb_s"],
                    decode_kb_s=t["decode_kb_s"])
     else:

@@ -331,7 +331,8 @@ def models():
         click.echo(f"no models in {zoo.models_dir()}")
     for name, c in cards.items():
         res = c.get("results", {})
-        unit, label = ("bpb", "bits/byte") if "bpb" in res else ("bpsp", "bits/sub-pixel")
+        unit, label = next(((u, lab) for u, lab in (("bpb", "bits/byte"), ("bps", "bits/sample")) if u in res),
+                           ("bpsp", "bits/sub-pixel"))
         v = next((v for k, v in res.get(unit, {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
                    f"{c['weights']}" + (f"  {v:.3f} {label} on {res.get('corpus', '?')} (held out)" if v else ""))
@@ -359,6 +360,9 @@ def models():
                    "charrnn: text (byte streams); wavenet: WAV audio (windows of samples).")
 @click.option("--hidden", type=int, default=None, help="MADE: units per hidden layer (500); charrnn: LSTM units (256).")
 @click.option("--embed", type=int, default=32, show_default=True, help="charrnn: byte embedding size.")
+@click.option("--seg-order", type=int, default=0, show_default=True,
+              help="wavenet: order of each segment's own linear predictor, sent with it (music: 16).")
+@click.option("--resid", is_flag=True, help="wavenet: the network also sees the reference predictor's residuals.")
 @click.option("--time-limit", type=float, default=0.0,
               help="Train for at most this many seconds (the learning-rate schedule follows time too).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -370,7 +374,8 @@ def models():
               help="charrnn: bytes of training text whose coding primes the shipped adaptive state (0: none).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
-def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, embed, time_limit,
+def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, embed, seg_order,
+          resid, time_limit,
           device, init_from, export_name, models_dir, prime_bytes, threads, no_progress):
     """Train a model (resumable) and optionally export it to the model zoo.
 
@@ -385,7 +390,8 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
                        threads=threads, init_from=init_from, device=device, time_limit=time_limit)
     mcfg = {"made": lambda: MADEConfig(hidden=hidden or 500, layers=layers or 2),
             "charrnn": lambda: CharRNNConfig(embed=embed, hidden=hidden or 256),
-            "wavenet": lambda: WaveNetConfig(channels=channels or 32, layers=layers or 10, head=head or 64),
+            "wavenet": lambda: WaveNetConfig(channels=channels or 32, layers=layers or 10, head=head or 64,
+                                             skip=2 * (channels or 32), seg_order=seg_order, resid=resid),
             "pixelcnn": lambda: PixelCNNConfig(channels=channels or 48, layers=layers or 6, head=head or 96)}[arch]()
     ckpt = train_model(tcfg, mcfg,
                           progress=not no_progress and sys.stderr.isatty())

@@ -109,7 +109,8 @@ TINY_AUDIO = {"channels": 8, "layers": 4, "cycle": 4, "skip": 16, "head": 16, "m
               "taps": 8}
 
 
-TINY_AUDIO_SEG = {**TINY_AUDIO, "seg_order": 4}  # with each segment's own predictor (music)
+TINY_AUDIO_SEG = {**TINY_AUDIO, "seg_order": 4, "resid": True}  # each segment's own predictor (music)
+TINY_AUDIO_RES = {**TINY_AUDIO, "resid": True}  # the network sees shared filter 0's residuals
 
 
 def tiny_wavenet(seed: int = 0, cfg: dict = TINY_AUDIO):

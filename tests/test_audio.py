@@ -21,7 +21,7 @@ from dulzip.errors import DulzipError
 from dulzip.exact.wavenet import ExactWaveNet
 from dulzip.formats.wav import parse_wav
 from dulzip.models.wavenet import WaveNet, WaveNetConfig, export
-from tests.conftest import DATA, TINY_AUDIO, TINY_AUDIO_SEG, tiny_wavenet
+from tests.conftest import DATA, TINY_AUDIO, TINY_AUDIO_RES, TINY_AUDIO_SEG, tiny_wavenet
 
 MODEL_ONLY = api.Options(model="wavenet", fallback=False)
 SPEECH = DATA / "asterisk-confbridge-participants.wav"
@@ -106,7 +106,8 @@ def _exact(seed: int = 0, cfg: dict = TINY_AUDIO) -> tuple[WaveNet, ExactWaveNet
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("cfg", [TINY_AUDIO, TINY_AUDIO_SEG], ids=["shared", "own-predictor"])
+@pytest.mark.parametrize("cfg", [TINY_AUDIO, TINY_AUDIO_RES, TINY_AUDIO_SEG],
+                         ids=["shared", "residuals", "own-predictor"])
 def test_full_pass_equals_cached_step(threads, cfg):
     """The encoder's batched pass and the decoder's cached step give the same integers, for any
     batch size (here 1 and 3, segments of different content) and thread count."""
@@ -129,7 +130,8 @@ def test_full_pass_equals_cached_step(threads, cfg):
     assert all(torch.equal(a, b[1:2]) for a, b in zip(single, full))
 
 
-@pytest.mark.parametrize("cfg", [TINY_AUDIO, TINY_AUDIO_SEG], ids=["shared", "own-predictor"])
+@pytest.mark.parametrize("cfg", [TINY_AUDIO, TINY_AUDIO_RES, TINY_AUDIO_SEG],
+                         ids=["shared", "residuals", "own-predictor"])
 def test_exact_model_close_to_float(cfg):
     """The integer network and tables code close to the float model's own estimate."""
     m, net = _exact(cfg=cfg)

@@ -49,6 +49,7 @@ class ExactWaveNet:
         if int(coef.abs().sum(1).max()) * 32768 >= F64_EXACT:
             raise ValueError("linear-path coefficients too large for the exact float64 matmul")
         self.coef_t = coef.T.to(torch.float64).contiguous()  # (P, M)
+        self.coef0 = coef[0]
         if self.cfg.seg_order > self.cfg.taps:
             raise ValueError("a segment's predictor cannot see more samples than the taps")
         self.luts = {k: v.to(torch.int64) for k, v in t.items() if k.startswith("lut.")}
@@ -103,6 +104,13 @@ class ExactWaveNet:
         corr = torch.bitwise_right_shift(delta * self.luts["lut.ascale"][log_s - LS_MIN], 4)
         return logits, lin + corr, log_s
 
+    def _reference(self, past: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """(N,) the reference prediction (whole levels, floor) from past samples (N, P): the
+        segment's own predictor (N, seg_order), else shared filter 0."""
+        if own.shape[1]:
+            return torch.bitwise_right_shift((past[:, :own.shape[1]] * own).sum(1), SEG_BITS)
+        return torch.bitwise_right_shift((past * self.coef0).sum(1), COEF_BITS)
+
     def _layer(self, i: int, back: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features d steps back, features now) (N, C) -> (gated output, next features)."""
         g = lut_gate(self.dil[i](torch.cat([back, h], dim=1)), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
@@ -116,16 +124,21 @@ class ExactWaveNet:
         B, L = x.shape
         x = x.to(self.device)
         seg = self.seg_coef(seg, B)
+        P = self.cfg.taps
+        past = torch.nn.functional.pad(x, (P, 0))[:, :-1].unfold(1, P, 1).flip(-1).reshape(B * L, P)
+        own = seg[:, None, :].expand(B, L, seg.shape[1]).reshape(B * L, -1)
         c = self.mulaw[x + 32768].unsqueeze(-1)  # (B, L, 1)
-        h = self.inp(torch.cat([_shift(c, 2), _shift(c, 1)], dim=-1).view(B * L, 2)).view(B, L, -1)
+        feats = [_shift(c, 2), _shift(c, 1)]
+        if self.cfg.resid:
+            r = (x - self._reference(past, own).view(B, L)).clamp_(-32768, 32767)
+            rc = self.mulaw[r + 32768].unsqueeze(-1)
+            feats += [_shift(rc, 2), _shift(rc, 1)]
+        h = self.inp(torch.cat(feats, dim=-1).view(B * L, -1)).view(B, L, -1)
         gs = []
         for i, d in enumerate(self.cfg.dilations()):
             g, h2 = self._layer(i, _shift(h, d).reshape(B * L, -1), h.reshape(B * L, -1))
             gs.append(g)
             h = h2.view(B, L, -1)
-        P = self.cfg.taps
-        past = torch.nn.functional.pad(x, (P, 0))[:, :-1].unfold(1, P, 1).flip(-1).reshape(B * L, P)
-        own = seg[:, None, :].expand(B, L, seg.shape[1]).reshape(B * L, -1)
         return tuple(v.view(B, L, -1) for v in self._head(gs, past, own))
 
     # -- decoder: one sample of every segment per step ------------------------------------
@@ -136,7 +149,8 @@ class ExactWaveNet:
         if self.device.type != "cpu":
             return self.start_torch(B, seg)
         C, P = self.cfg.channels, self.cfg.taps
-        return {"t": 0, "c": np.zeros((B, 2), dtype=np.int64), "past": np.zeros((B, P), dtype=np.int64),
+        return {"t": 0, "c": np.zeros((B, 4 if self.cfg.resid else 2), dtype=np.int64),
+                "past": np.zeros((B, P), dtype=np.int64),
                 "queue": np.zeros((B, int(self._cpu["dil"].sum()), C), dtype=np.int16),
                 "seg": self.seg_coef(seg, B).numpy()}
 
@@ -160,14 +174,18 @@ class ExactWaveNet:
         """The state of B fresh segments for :meth:`step_torch`."""
         C, P = self.cfg.channels, self.cfg.taps
         z = lambda *s: torch.zeros(*s, dtype=torch.int64, device=self.device)  # noqa: E731
-        return {"t": 0, "c": z(B, 2), "past": z(B, P),
+        return {"t": 0, "c": z(B, 4 if self.cfg.resid else 2), "past": z(B, P),
                 "queues": [z(B, d, C) for d in self.cfg.dilations()], "seg": self.seg_coef(seg, B)}
 
     def step_torch(self, state: dict, prev: torch.Tensor):
         """:meth:`step` in torch (any device), on a state from :meth:`start_torch`."""
         prev = prev.to(self.device)
         t = state["t"]
-        state["c"] = torch.stack([state["c"][:, 1], self.mulaw[prev + 32768]], dim=1)
+        c = [state["c"][:, 1], self.mulaw[prev + 32768]]
+        if self.cfg.resid:  # the reference's residual on the previous sample (predicted from the old past)
+            r = (prev - self._reference(state["past"], state["seg"])).clamp_(-32768, 32767)
+            c += [state["c"][:, 3], self.mulaw[r + 32768]]
+        state["c"] = torch.stack(c, dim=1)
         state["past"] = torch.cat([prev.view(-1, 1), state["past"][:, :-1]], dim=1)
         h = self.inp(state["c"])
         gs = []
@@ -219,6 +237,19 @@ def _step(t, prev, c, past, queue, seg, dil, qoff, mulaw, tanh, sig, aexp, ascal
     for b in range(B):
         c[b, 0] = c[b, 1]
         c[b, 1] = mulaw[prev[b] + 32768]
+        if c.shape[1] == 4:  # the reference's residual on the previous sample, from the old past
+            ref = np.int64(0)
+            if R > 0:
+                for j in range(R):
+                    ref += past[b, j] * seg[b, j]
+                ref >>= SEG_BITS
+            else:
+                for j in range(P):
+                    ref += past[b, j] * coef[0, j]
+                ref >>= COEF_BITS
+            r = min(max(prev[b] - ref, -32768), 32767)
+            c[b, 2] = c[b, 3]
+            c[b, 3] = mulaw[r + 32768]
         for j in range(P - 1, 0, -1):
             past[b, j] = past[b, j - 1]
         past[b, 0] = prev[b]

@@ -58,6 +58,7 @@ class WaveNetConfig:
     filters: int = 8  # linear predictors
     taps: int = 32  # samples each linear predictor sees
     seg_order: int = 0  # order of each segment's own predictor (0: none), at most taps
+    resid: bool = False  # the network also sees the reference predictor's last two residuals
 
     def dilations(self) -> list[int]:
         return [2 ** (i % self.cycle) for i in range(self.layers)]
@@ -129,7 +130,7 @@ class WaveNet(nn.Module):
         self.cfg = cfg
         C, K, M = cfg.channels, cfg.mixtures, cfg.filters
         self.register_buffer("mulaw", mulaw_table().float(), persistent=False)
-        self.inp = nn.Linear(2, C)  # companded samples t-2, t-1
+        self.inp = nn.Linear(4 if cfg.resid else 2, C)  # companded samples t-2, t-1 (and residuals)
         self.dil = nn.ModuleList(nn.Linear(2 * C, 2 * C) for _ in cfg.dilations())
         self.res = nn.ModuleList(nn.Linear(C, C) for _ in cfg.dilations())
         self.skip = nn.Linear(C * cfg.layers, cfg.skip)
@@ -154,10 +155,25 @@ class WaveNet(nn.Module):
         (w,) = fake_quant_weights([layer.weight])
         return F.linear(x, w, layer.bias)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def reference(self, x: torch.Tensor, seg: torch.Tensor | None) -> torch.Tensor:
+        """(B, L) int64: the reference prediction of each x[t] in whole levels (floor), as the
+        exact runtime computes it: the segment's own predictor where the model has one, else
+        shared filter 0 (its exported integer coefficients). No gradient flows through it."""
+        P = self.cfg.taps
+        past = F.pad(x.long(), (P, 0))[:, :-1].unfold(1, P, 1).flip(-1)  # (B, L, P)
+        if self.cfg.seg_order:
+            R = self.cfg.seg_order
+            return torch.bitwise_right_shift((past[..., :R] * seg.long()[:, None, :]).sum(-1), SEG_BITS)
+        c0 = torch.round(self.coef.detach()[0].double() * (1 << COEF_BITS)).clamp(-COEF_MAX, COEF_MAX - 1).long()
+        return torch.bitwise_right_shift((past * c0).sum(-1), COEF_BITS)
+
+    def features(self, x: torch.Tensor, seg: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) levels -> (B, L, head outputs) for predicting each x[t] from x[< t]."""
         c = self.companded(x).unsqueeze(-1)  # (B, L, 1)
         prev = torch.cat([shift(c, 2), shift(c, 1)], dim=-1)
+        if self.cfg.resid:  # how wrong the reference predictor just was (companded)
+            r = self.companded((x.long() - self.reference(x, seg)).clamp(-32768, 32767)).unsqueeze(-1)
+            prev = torch.cat([prev, shift(r, 2), shift(r, 1)], dim=-1)
         h = fake_quant(self._lin(self.inp, prev), ACT, QMIN, QMAX)
         gs = []
         for d, dil, res in zip(self.cfg.dilations(), self.dil, self.res):
@@ -186,7 +202,7 @@ class WaveNet(nn.Module):
     def params(self, x: torch.Tensor, seg: torch.Tensor | None = None):
         """(logits, means, log-scales) of the mixture per sample, each (B, L, K), on their grids."""
         K, M = self.cfg.mixtures, self.cfg.filters + (1 if self.cfg.seg_order else 0)
-        y = self.features(x)
+        y = self.features(x, seg)
         logits = fake_quant(y[..., :K], LOGIT_SCALE, LOGIT_MIN, LOGIT_MAX)
         delta = fake_quant(y[..., K:2 * K], PRE, QMIN, QMAX)
         log_s = fake_quant(y[..., 2 * K:3 * K], LS_SCALE, LS_MIN, LS_MAX)
