@@ -236,3 +236,14 @@ def test_hypothesis_round_trip(audio_models, n, channels, bits, seed):
     walk = np.cumsum(rng.integers(-lim // 16, lim // 16, (n, channels)), axis=0)
     samples = np.clip(walk, -lim, lim - 1).astype(np.int16)
     _round_trip(make_wav(samples, bits, int(rng.integers(1000, 48000))))
+
+
+def test_cli_bad_audio_file_is_one_line_error(audio_models, tmp_path):
+    """A damaged or cut .dlz of a WAV: one line on stderr, exit 1, no output file left."""
+    blob = api.compress(make_wav(speech(3000)), MODEL_ONLY)
+    for name, bad in (("cut", blob[:len(blob) - 40]), ("flipped", blob[:-30] + bytes([blob[-30] ^ 4]) + blob[-29:])):
+        src = tmp_path / f"{name}.wav.dlz"
+        src.write_bytes(bad)
+        r = subprocess.run([sys.executable, "-m", "dulzip.cli", "decompress", str(src)], capture_output=True, text=True)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert not (tmp_path / f"{name}.wav").exists()
