@@ -16,7 +16,7 @@ from dulzip.codecs.audio import AudioLayout
 from dulzip.formats.wav import parse_wav
 from dulzip.models.wavenet import WaveNet, WaveNetConfig
 from dulzip.train.data import to_levels
-from dulzip.train.loop import load_checkpoint
+import dulzip.train.loop as _loop
 
 
 def main() -> None:
@@ -24,13 +24,14 @@ def main() -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("folder", type=Path)
     ap.add_argument("--by-name", action="store_true", help="also per instrument (music-test file names)")
+    ap.add_argument("--seg-min", type=int, default=0, help="segments of at least this many samples (0: the codec's)")
     args = ap.parse_args()
-    ck = load_checkpoint(args.checkpoint)
+    ck = _loop.load_checkpoint(args.checkpoint)
     cfg = WaveNetConfig(**ck["model_config"])
     m = WaveNet(cfg)
     m.load_state_dict(ck.get("ema", ck["model"]))
     m.eval()
-    layout = AudioLayout(seg_min=4096) if cfg.seg_order else AudioLayout()
+    layout = AudioLayout(seg_min=args.seg_min or (4096 if cfg.seg_order else AudioLayout.seg_min))
     groups: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
     with torch.no_grad():
         for p in sorted(args.folder.glob("*.wav")):

@@ -431,7 +431,10 @@ def _compress_audio(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     header = _model_header("wav", data, name, digest)
     header.update(layout=_audio_layout_header(layout, w), streams=[])
     payloads: list[bytes] = []
-    _add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
+    if not w.suffix and w.prefix == wav.canonical_prefix(w.rate, w.bits, w.channels, len(w.samples)):
+        header["layout"]["canonical"] = True  # the usual 44-byte header: re-created, not stored
+    else:
+        _add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
     est = 0.0
     streams = encode_audio(to_levels(w.samples, w.bits), w.bits, net, layout, opts.progress, opts.fallback)
     for i, s in enumerate(streams):
@@ -456,6 +459,8 @@ def _decompress_audio(c: Container, opts: Options) -> bytes:
     if getattr(net, "modality", "image") != "audio":
         raise FormatError(f"model '{name}' is not an audio model")
     side = _read_side(c, ("wav",))
+    if lay.get("canonical"):
+        side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
     streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads) if m["name"].startswith("audio.")]
     levels = decode_audio(streams, frames, channels, bits, net, layout, opts.progress)
     samples = ((levels - 128) // 256 if bits == 8 else levels).astype(np.int16)

@@ -185,7 +185,7 @@ def test_music_model_round_trip(audio_models, channels):
     x = np.tile(w.samples, (1, channels))[:9000]
     blob = _round_trip(make_wav(x, rate=44100), api.Options(model="wavenet-music", fallback=False))
     h = api.describe(blob)
-    assert h["model"]["name"] == "wavenet-music" and h["layout"]["seg_min"] == 4096
+    assert h["model"]["name"] == "wavenet-music" and h["layout"]["seg_min"] == 8192
 
 
 def test_not_modelled_wavs_go_through_bytes(audio_models):
@@ -247,3 +247,24 @@ def test_cli_bad_audio_file_is_one_line_error(audio_models, tmp_path):
         r = subprocess.run([sys.executable, "-m", "dulzip.cli", "decompress", str(src)], capture_output=True, text=True)
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
         assert not (tmp_path / f"{name}.wav").exists()
+
+
+def test_canonical_header_is_not_stored(audio_models):
+    """The usual 44-byte header is re-created from the layout; any other is kept verbatim."""
+    data = make_wav(speech(800))
+    h = api.describe(_round_trip(data))
+    assert h["layout"].get("canonical") and "inline" not in h
+    odd = bytearray(data)
+    odd[28:32] = (12345).to_bytes(4, "little")  # a byte rate that disagrees with the format
+    h = api.describe(_round_trip(bytes(odd)))
+    assert not h["layout"].get("canonical") and "wav.prefix" in h["inline"]
+
+
+def test_predictor_varints_round_trip_and_reject_damage():
+    from dulzip.codecs.audio import pack_ints, unpack_ints
+    v = np.array([0, 1, -1, 63, -64, 64, 2 ** 18, -(2 ** 18), 12345], dtype=np.int64)
+    assert np.array_equal(unpack_ints(pack_ints(v), len(v)), v)
+    with pytest.raises(DulzipError):
+        unpack_ints(pack_ints(v)[:-1], len(v))
+    with pytest.raises(DulzipError):
+        unpack_ints(pack_ints(v), len(v) + 1)

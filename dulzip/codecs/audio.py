@@ -6,7 +6,7 @@ into up to ``streams`` segments of equal length (at least ``seg_min`` samples, e
 block). Segments start with an empty history and are coded in lockstep: step t codes sample t
 of every segment, so the decoder advances all of them with one batched network step. A block
 is one range-coded stream (after the segments' own linear predictors, for a model that uses
-them: fitted by the encoder, zstd-compressed); one the model codes worse than zstd -19 is stored
+them: fitted by the encoder, as zigzag LEB128 varints); one the model codes worse than zstd -19 is stored
 with zstd.
 
 A 16-bit sample is coded as its high byte, then its low byte, both tables taken from the same
@@ -47,7 +47,7 @@ class AudioLayout:
     def for_model(cls, net) -> "AudioLayout":
         """Longer segments for a model that sends each segment's own predictor (its cost is
         then spread over more samples)."""
-        return cls(seg_min=4096) if net.cfg.seg_order else cls()
+        return cls(seg_min=8192) if net.cfg.seg_order else cls()
 
 
 def _bits_of(coarse: torch.Tensor, fine: torch.Tensor | None, hi: torch.Tensor, lo: torch.Tensor) -> float:
@@ -87,12 +87,8 @@ class AudioCoder:
         n = int.from_bytes(payload[:4], "little")
         if len(payload) < 4 + n:
             raise CorruptDataError("an audio block's predictors are cut short")
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(payload[4:4 + n], max_output_size=4 * B * R)
-        except zstandard.ZstdError as e:
-            raise CorruptDataError(f"an audio block's predictors do not decompress: {e}") from None
-        own = np.frombuffer(raw, dtype="<i4").astype(np.int64)
-        if own.size != B * R or np.abs(own).max(initial=0) > SEG_MAX:
+        own = unpack_ints(payload[4:4 + n], B * R)
+        if np.abs(own).max(initial=0) > SEG_MAX:
             raise CorruptDataError("an audio block's predictors are damaged")
         return own.reshape(B, R), payload[4 + n:]
 
@@ -124,8 +120,8 @@ class AudioCoder:
                     tabs = torch.stack([coarse.view(-1, n, 256), fine.view(-1, n, 256)], dim=1).reshape(-1, 256)
                     enc.encode(syms.cpu().numpy(), tabs.cpu().numpy())
         payload = enc.finish()
-        if own is not None:  # the predictors travel first: their size, then them (zstd)
-            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(own.numpy().astype("<i4").tobytes())
+        if own is not None:  # the predictors travel first: their size, then them (zigzag LEB128)
+            packed = pack_ints(own.numpy().ravel())
             payload = len(packed).to_bytes(4, "little") + packed + payload
             est += 8 * (4 + len(packed))
         if allow_zstd:
@@ -174,6 +170,34 @@ def _runs(lens: np.ndarray, t0: int, t1: int):
     cuts = sorted({t0, t1, *[int(n) for n in lens if t0 < n < t1]})
     for a, b in zip(cuts[:-1], cuts[1:]):
         yield a, b, torch.from_numpy(np.nonzero(lens > a)[0])
+
+
+def pack_ints(v: np.ndarray) -> bytes:
+    """Signed integers as zigzag LEB128 varints (small ones in one byte)."""
+    out = bytearray()
+    for x in v.tolist():
+        z = (x << 1) ^ (x >> 63)
+        while z >= 128:
+            out.append(z & 127 | 128)
+            z >>= 7
+        out.append(z)
+    return bytes(out)
+
+
+def unpack_ints(data: bytes, n: int) -> np.ndarray:
+    """Exactly ``n`` integers written by :func:`pack_ints` filling ``data``; else CorruptDataError."""
+    out, z, shift = [], 0, 0
+    for b in data:
+        z |= (b & 127) << shift
+        shift += 7
+        if shift > 63:
+            raise CorruptDataError("an audio block's predictors are damaged")
+        if b < 128:
+            out.append((z >> 1) ^ -(z & 1))
+            z, shift = 0, 0
+    if len(out) != n or shift:
+        raise CorruptDataError("an audio block's predictors are damaged")
+    return np.array(out, dtype=np.int64)
 
 
 def pcm_bytes(x: np.ndarray, bits: int) -> bytes:

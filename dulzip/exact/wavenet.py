@@ -95,9 +95,10 @@ class ExactWaveNet:
         y = self.head2(self.head1(self.skip(torch.cat(gs, dim=1))))
         logits, delta, log_s, glog = y[:, :K], y[:, K:2 * K], y[:, 2 * K:3 * K], y[:, 3 * K:3 * K + M]
         pred = torch.round(past.to(torch.float64) @ self.coef_t).to(torch.int64)  # (N, M) in 2**-12 level
-        if seg.shape[1]:  # the segment's own predictor, in 2**-16 level, to 2**-12
+        if seg.shape[1]:  # the segment's own predictor, in 2**-SEG_BITS level, to 2**-COEF_BITS
             own = (past[:, :seg.shape[1]] * seg).sum(1, keepdim=True)
-            pred = torch.cat([pred, torch.bitwise_right_shift(own, SEG_BITS - COEF_BITS)], dim=1)
+            own = own << (COEF_BITS - SEG_BITS) if SEG_BITS <= COEF_BITS else own >> (SEG_BITS - COEF_BITS)
+            pred = torch.cat([pred, own], dim=1)
         w = self.luts["lut.aexp"][(glog.max(dim=1, keepdim=True).values - glog).clamp(max=EXP_SIZE - 1)]
         lin = torch.div((w * pred).sum(1, keepdim=True), w.sum(1, keepdim=True), rounding_mode="floor")
         lin = torch.bitwise_right_shift(lin, COEF_BITS - 3)  # 1/8 level (MU_SCALE)
@@ -164,7 +165,7 @@ class ExactWaveNet:
         a = self._cpu
         prev = prev.numpy() if isinstance(prev, torch.Tensor) else np.asarray(prev)
         out = _step(state["t"], prev.astype(np.int64, copy=False), state["c"], state["past"], state["queue"],
-                    state["seg"], a["dil"], a["qoff"], a["mulaw"], a["tanh"], a["sigmoid"], a["aexp"], a["ascale"], a["coef"],
+                    state["seg"], SEG_BITS, a["dil"], a["qoff"], a["mulaw"], a["tanh"], a["sigmoid"], a["aexp"], a["ascale"], a["coef"],
                     a["inp_w"], a["inp_q"], a["dil_w"], a["dil_q"], a["res_w"], a["res_q"],
                     a["skip_w"], a["skip_q"], a["head1_w"], a["head1_q"], a["head2_w"], a["head2_q"])
         state["t"] += 1
@@ -219,7 +220,7 @@ def _linear(x, w, q, acc, out):
 
 
 @njit(cache=True)
-def _step(t, prev, c, past, queue, seg, dil, qoff, mulaw, tanh, sig, aexp, ascale, coef,
+def _step(t, prev, c, past, queue, seg, seg_bits, dil, qoff, mulaw, tanh, sig, aexp, ascale, coef,
           inp_w, inp_q, dil_w, dil_q, res_w, res_q, skip_w, skip_q, head1_w, head1_q, head2_w, head2_q):
     """One decode step of B segments on numpy state (updated in place): the integers of
     :meth:`ExactWaveNet.step_torch`, layer by layer over the segments (a layer's weights stay
@@ -242,7 +243,7 @@ def _step(t, prev, c, past, queue, seg, dil, qoff, mulaw, tanh, sig, aexp, ascal
             if R > 0:
                 for j in range(R):
                     ref += past[b, j] * seg[b, j]
-                ref >>= SEG_BITS
+                ref >>= seg_bits
             else:
                 for j in range(P):
                     ref += past[b, j] * coef[0, j]
@@ -291,10 +292,10 @@ def _step(t, prev, c, past, queue, seg, dil, qoff, mulaw, tanh, sig, aexp, ascal
             if m < coef.shape[0]:
                 for j in range(P):
                     pred += past[b, j] * coef[m, j]
-            else:  # the segment's own, in 2**-SEG_BITS level
+            else:  # the segment's own, in 2**-seg_bits level (an argument: numba's cache would keep a constant)
                 for j in range(R):
                     pred += past[b, j] * seg[b, j]
-                pred >>= SEG_BITS - COEF_BITS
+                pred = pred << (COEF_BITS - seg_bits) if seg_bits <= COEF_BITS else pred >> (seg_bits - COEF_BITS)
             w = aexp[min(top - y[b, 3 * K + m], EXP_SIZE - 1)]
             num += w * pred
             den += w

@@ -125,3 +125,13 @@ def build_wav(w: Wav) -> bytes:
     if w.samples.ndim != 2 or w.samples.shape[1] != w.channels:
         raise ValueError(f"samples of shape {w.samples.shape} for {w.channels} channel(s)")
     return w.prefix + sample_bytes(w.samples, w.bits) + w.suffix
+
+
+def canonical_prefix(rate: int, bits: int, channels: int, frames: int) -> bytes:
+    """The 44-byte header most WAV writers produce (RIFF, a 16-byte PCM 'fmt ' chunk, 'data'):
+    when a file's header is exactly this, it is re-created from the layout instead of stored."""
+    align = channels * bits // 8
+    size = frames * align
+    return (b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate,
+                                                                                rate * align, align, bits)
+            + b"data" + struct.pack("<I", size))

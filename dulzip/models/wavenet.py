@@ -43,8 +43,8 @@ COEF_MAX = 8 << COEF_BITS  # |coefficient| < 8
 TABLE_BITS = 31  # the 16-bit PMF sums to 2**31 with every level >= 1
 W_BITS = 12  # the most probable component (or filter) weighs 2**W_BITS
 EXP_SIZE = 512  # logits more than 32 nats below the best weigh 0
-SEG_BITS = 16  # a segment's own predictor: coefficients in 1/2**16
-SEG_MAX = 1 << 22  # |coefficient| < 64
+SEG_BITS = 12  # a segment's own predictor: coefficients in 1/2**12 (as FLAC's 12-15 bits)
+SEG_MAX = 1 << 18  # |coefficient| < 64
 
 
 @dataclass
