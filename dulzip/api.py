@@ -30,6 +30,7 @@ DEFAULT_TEXT_MODEL = "charrnn"
 SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
 MUSIC_MODEL = "wavenet-music"  # faster sample rates, where installed
 SPEECH_RATE = 16000
+STEREO = "auto"  # "lr": channels as they are; "side": left and right - left; "auto": by the input (stereo-test.md)
 TEXT_SNIFF = 1 << 16  # bytes looked at to tell text from binary
 BYTES_CHUNK = 1 << 24  # the streamed bytes path: one zstd stream per 16 MB
 DEFAULT_TILE = 64
@@ -416,6 +417,27 @@ def _sniff_audio(data: bytes, opts: Options) -> wav.Wav | None:
     return wav.parse_wav(data)
 
 
+def stereo_mode(samples: np.ndarray, bits: int) -> str:
+    """How to code a stereo input (STEREO; under "auto", from the input alone): as left and side
+    when the side (right - left) carries less energy than the right channel (correlated
+    channels), else left and right as they are."""
+    if STEREO != "auto":
+        return STEREO
+    side = stereo_side(samples, bits)[:, 1].astype(np.float64)
+    return "side" if side @ side < samples[:, 1].astype(np.float64) @ samples[:, 1] else "lr"
+
+
+def stereo_side(samples: np.ndarray, bits: int, inverse: bool = False) -> np.ndarray:
+    """(frames, 2) samples -> left and side = right - left, wrapped into the sample range (so it
+    stays a 16-bit or 8-bit signal and the mapping is exactly invertible); ``inverse``: back."""
+    half = 128 if bits == 8 else 32768
+    x = samples.astype(np.int64)
+    out = x.copy()
+    sign = 1 if inverse else -1
+    out[:, 1] = (x[:, 1] + sign * x[:, 0] + half) % (2 * half) - half
+    return out.astype(samples.dtype)
+
+
 def _audio_layout_header(lay: AudioLayout, w: wav.Wav) -> dict:
     return {"frames": len(w.samples), "channels": w.channels, "bits": w.bits, "rate": w.rate,
             "block": lay.block, "max_streams": lay.streams, "seg_min": lay.seg_min}
@@ -435,8 +457,12 @@ def _compress_audio(data: bytes, w: wav.Wav, opts: Options) -> bytes:
         header["layout"]["canonical"] = True  # the usual 44-byte header: re-created, not stored
     else:
         _add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
+    samples = w.samples
+    if w.channels == 2 and stereo_mode(w.samples, w.bits) == "side":
+        header["layout"]["stereo"] = "side"
+        samples = stereo_side(samples, w.bits)
     est = 0.0
-    streams = encode_audio(to_levels(w.samples, w.bits), w.bits, net, layout, opts.progress, opts.fallback)
+    streams = encode_audio(to_levels(samples, w.bits), w.bits, net, layout, opts.progress, opts.fallback)
     for i, s in enumerate(streams):
         add_stream(header, payloads, f"audio.{i}", s.coder, s.payload)
         est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
@@ -464,6 +490,10 @@ def _decompress_audio(c: Container, opts: Options) -> bytes:
     streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads) if m["name"].startswith("audio.")]
     levels = decode_audio(streams, frames, channels, bits, net, layout, opts.progress)
     samples = ((levels - 128) // 256 if bits == 8 else levels).astype(np.int16)
+    if lay.get("stereo") == "side" and channels == 2:
+        samples = stereo_side(samples, bits, inverse=True)
+    elif lay.get("stereo", "lr") != "lr":
+        raise FormatError(f"unknown stereo coding '{lay.get('stereo')}'")
     try:
         return wav.build_wav(wav.Wav(side["wav.prefix"], samples, side["wav.suffix"], rate, bits, channels))
     except KeyError:

@@ -268,3 +268,23 @@ def test_predictor_varints_round_trip_and_reject_damage():
         unpack_ints(pack_ints(v)[:-1], len(v))
     with pytest.raises(DulzipError):
         unpack_ints(pack_ints(v), len(v) + 1)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_stereo_side_is_exactly_invertible(bits):
+    lim = 128 if bits == 8 else 32768
+    rng = np.random.default_rng(0)
+    x = rng.integers(-lim, lim, (500, 2)).astype(np.int16)
+    x[:4] = [[lim - 1, -lim], [-lim, lim - 1], [lim - 1, lim - 1], [-lim, -lim]]  # the wrap-around edges
+    side = api.stereo_side(x, bits)
+    assert side.min() >= -lim and side.max() < lim
+    assert np.array_equal(api.stereo_side(side, bits, inverse=True), x)
+
+
+def test_stereo_mode_follows_the_input(audio_models):
+    left = speech(3000)[:, 0]
+    correlated = np.stack([left, left // 2 + left // 4], axis=1).astype(np.int16)
+    independent = np.stack([left, np.roll(left, 1234)], axis=1)
+    for samples, mode in ((correlated, "side"), (independent, "lr")):
+        blob = _round_trip(make_wav(samples))
+        assert api.describe(blob)["layout"].get("stereo", "lr") == mode
