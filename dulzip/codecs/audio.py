@@ -30,7 +30,8 @@ from dulzip.errors import CorruptDataError
 from dulzip.models.wavenet import SEG_MAX, TABLE_BITS, segment_lpc
 
 ZSTD_LEVEL = 19
-STEP_CHUNK = 256  # time steps whose tables are made at once when encoding (bounds memory)
+STEP_CHUNK = 128  # time steps whose tables are made at once when encoding (bounds memory)
+PASS_SAMPLES = 1 << 13  # samples per batched network pass when encoding (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,20 @@ class AudioCoder:
             raise CorruptDataError("an audio block's predictors are damaged")
         return own.reshape(B, R), payload[4 + n:]
 
+    def _params(self, seg: np.ndarray, own: torch.Tensor | None) -> list[torch.Tensor]:
+        """The network's parameters for every sample of the segments (B, S, K) each, computed a
+        few segments at a time (the pass's activations stay within a few hundred MB)."""
+        rows = max(1, PASS_SAMPLES // max(1, seg.shape[1]))
+        parts = [self.net.params_full(torch.from_numpy(seg[i:i + rows]), None if own is None else own[i:i + rows])
+                 for i in range(0, len(seg), rows)]
+        return [torch.cat([p[k] for p in parts]) for k in range(3)]
+
     def encode_block(self, x: np.ndarray, allow_zstd: bool = True) -> Stream:
         """x: one block of one channel, int64 levels -> its stream ('model' or 'zstd')."""
         seg, lens = self._segments(x)
         dev = self.net.device  # the tables are made where the network runs (a GPU, or numba on a CPU)
         own = self._own_predictors(seg, lens)
-        params = self.net.params_full(torch.from_numpy(seg), own)
+        params = self._params(seg, own)
         enc, est = RangeEncoder(), 0.0
         u = torch.from_numpy(seg + 32768).to(dev)
         for t0 in range(0, seg.shape[1], STEP_CHUNK):
