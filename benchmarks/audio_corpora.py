@@ -22,19 +22,17 @@ writes, under ``--out``:
 """
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import struct
 import sys
-import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpora import fetch_deb  # noqa: E402  (benchmarks/ is a script folder)
+from corpora import deb_corpus_main, fetch_deb  # noqa: E402  (benchmarks/ is a script folder)
 
 # Held out from training, so benchmark numbers are on unseen audio.
 HELD_OUT_SPEECH_PREFIXES = ("confbridge-", "queue-")  # top-level prompt files of asterisk-core-sounds-en
@@ -163,17 +161,7 @@ def build(out: Path, work: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("data/audio"))
-    ap.add_argument("--work", type=Path, default=None,
-                    help="folder for the downloaded and unpacked .deb files (default: a temporary one)")
-    args = ap.parse_args()
-    if args.work is None:
-        with tempfile.TemporaryDirectory() as work:
-            build(args.out, Path(work))
-    else:
-        args.work.mkdir(parents=True, exist_ok=True)
-        build(args.out, args.work)
+    deb_corpus_main(build, "data/audio", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -179,3 +179,19 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def deb_corpus_main(build, default_out: str, description: str) -> None:
+    """The command line of a corpus script built from .deb packages: ``--out``, ``--work``
+    (where the packages are downloaded and unpacked; a temporary folder by default)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--out", type=Path, default=Path(default_out))
+    ap.add_argument("--work", type=Path, default=None,
+                    help="folder for the downloaded and unpacked .deb files (default: a temporary one)")
+    args = ap.parse_args()
+    if args.work is None:
+        with tempfile.TemporaryDirectory() as work:
+            build(args.out, Path(work))
+    else:
+        args.work.mkdir(parents=True, exist_ok=True)
+        build(args.out, args.work)

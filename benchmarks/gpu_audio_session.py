@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import wave
 from pathlib import Path
 
 T0 = time.time()
@@ -74,7 +73,8 @@ def code_on_gpu(work: Path, runs: list[str], args, report: dict) -> None:
     from dulzip import api
     import numpy as np
 
-    from dulzip.formats.wav import parse_wav
+    from dulzip.bench.runner import timed_round_trip
+    from dulzip.formats.wav import canonical_prefix, parse_wav, sample_bytes
     files = sorted((work / "speech-test").glob("*.wav"))[:args.files]
     (work / "dlz").mkdir(exist_ok=True)
     for run in runs:
@@ -87,38 +87,22 @@ def code_on_gpu(work: Path, runs: list[str], args, report: dict) -> None:
                 log(f"skipped {p.name}: deadline")
                 continue
             raw = p.read_bytes()
-            t = time.time()
-            blob = api.compress(raw, opts)
-            enc = time.time() - t
-            t = time.time()
-            ok = api.decompress(blob, opts) == raw
-            dec = time.time() - t
+            blob, enc, dec = timed_round_trip(raw, opts, p.name)
             (work / "dlz" / f"{run}-{p.name}.dlz").write_bytes(blob)
             w = parse_wav(raw)
             row = {"run": run, "file": p.name, "samples": int(w.samples.size), "dlz_bytes": len(blob),
                    "bits_per_sample": round(8 * len(blob) / max(1, w.samples.size), 4), "encode_s": round(enc, 2),
-                   "decode_s": round(dec, 2), "round_trip": ok}
+                   "decode_s": round(dec, 2), "round_trip": True}
             report["coded"].append(row)
             log(json.dumps(row))
         # decode throughput on a long input (a minute of held-out speech: 64 segments per block)
         if time.time() - T0 < args.deadline - 120:
             x = np.concatenate([parse_wav(p.read_bytes()).samples for p in files])[:8000 * args.long_seconds]
-            buf = io.BytesIO()
-            with wave.open(buf, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(8000)
-                w.writeframes(x.astype("<i2").tobytes())
-            fixed = buf.getvalue()
-            t = time.time()
-            blob = api.compress(fixed, opts)
-            enc = time.time() - t
-            t = time.time()
-            ok = api.decompress(blob, opts) == fixed
-            dec = time.time() - t
+            fixed = canonical_prefix(8000, 16, 1, len(x)) + sample_bytes(x, 16)
+            blob, enc, dec = timed_round_trip(fixed, opts, "long speech")
             row = {"run": run, "file": f"{len(x) / 8000:.0f} s of held-out speech", "samples": len(x),
                    "bits_per_sample": round(8 * len(blob) / len(x), 4), "encode_s": round(enc, 2),
-                   "decode_s": round(dec, 2), "round_trip": ok,
+                   "decode_s": round(dec, 2), "round_trip": True,
                    "decode_samples_per_s": round(len(x) / dec)}
             report["throughput"].append(row)
             log(json.dumps(row))

@@ -7,16 +7,14 @@ instruments as L/R pairs), real .dlz sizes, verified by decoding.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import re
-import wave
 from pathlib import Path
 
 import numpy as np
 
 from dulzip import api
-from dulzip.formats.wav import parse_wav
+from dulzip.formats.wav import canonical_prefix, parse_wav, sample_bytes
 
 
 def pairs(folder: Path) -> list[tuple[str, bytes]]:
@@ -29,13 +27,7 @@ def pairs(folder: Path) -> list[tuple[str, bytes]]:
         left, right = parse_wav(p.read_bytes()), parse_wav(files[name[:-2] + "_R"].read_bytes())
         n = min(len(left.samples), len(right.samples))
         x = np.stack([left.samples[:n, 0], right.samples[:n, 0]], axis=1)
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(2)
-            w.setsampwidth(2)
-            w.setframerate(left.rate)
-            w.writeframes(x.astype("<i2").tobytes())
-        out.append((name[:-2], buf.getvalue()))
+        out.append((name[:-2], canonical_prefix(left.rate, 16, 2, n) + sample_bytes(x, 16)))
     return out
 
 

@@ -26,18 +26,16 @@ writes, under ``--out``:
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpora import fetch_deb  # noqa: E402  (benchmarks/ is a script folder)
+from corpora import deb_corpus_main, fetch_deb  # noqa: E402  (benchmarks/ is a script folder)
 
 # Held out from training, so benchmark numbers are on unseen text.
 HELD_OUT_FORTUNES = ("cookie", "computers", "songs-poems", "definitions")  # of package fortunes
@@ -173,17 +171,7 @@ def build(out: Path, work: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("data/text"))
-    ap.add_argument("--work", type=Path, default=None,
-                    help="folder for the downloaded and unpacked .deb files (default: a temporary one)")
-    args = ap.parse_args()
-    if args.work is None:
-        with tempfile.TemporaryDirectory() as work:
-            build(args.out, Path(work))
-    else:
-        args.work.mkdir(parents=True, exist_ok=True)
-        build(args.out, args.work)
+    deb_corpus_main(build, "data/text", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
