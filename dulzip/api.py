@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from dulzip import __version__
 from dulzip.codecs.audio import AudioLayout, decode_audio, encode_audio
+from dulzip.codecs.flow import decode_flow, encode_flow
 from dulzip.codecs.image import Stream, decode_planes, encode_planes
 from dulzip.codecs.text import Layout, TextCoder
 from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
@@ -26,6 +27,8 @@ from dulzip.formats import png, pnm, wav
 
 ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
+FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_PIXELS pixels, where installed
+PIXELCNN_MAX_PIXELS = 512 * 512  # the PixelCNN decodes about this many pixels a minute on 2 CPU cores
 DEFAULT_TEXT_MODEL = "charrnn"
 SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
 MUSIC_MODEL = "wavenet-music"  # faster sample rates, where installed
@@ -33,7 +36,7 @@ SPEECH_RATE = 16000
 STEREO = "auto"  # "lr": channels as they are; "side": left and right - left; "auto": by the input (stereo-test.md)
 TEXT_SNIFF = 1 << 16  # bytes looked at to tell text from binary
 BYTES_CHUNK = 1 << 24  # the streamed bytes path: one zstd stream per 16 MB
-DEFAULT_TILE = 64
+DEFAULT_TILE = 64  # the autoregressive image models' tiles (the flow's: codecs.flow.DEFAULT_TILE)
 INLINE_MAX = 64  # side data up to this many bytes goes in the header
 SHA_PREFIX = 32  # hex digits of the weights' sha256 recorded in a file (128 bits)
 
@@ -44,7 +47,7 @@ class Options:
     exact: bool = False  # refuse non-byte-identical re-encoding (PNG): store as bytes instead
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch threads for batched passes (0: torch's default)
-    tile: int = DEFAULT_TILE
+    tile: int | None = None  # image tile size (None: the model's default)
     progress: bool = False
     fallback: bool = True  # False: keep the model path even where zstd would be smaller (tests)
 
@@ -172,16 +175,27 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
 def choose_image_model(color: np.ndarray) -> str:
     """The default model for these color planes, from the input alone (never the hardware):
     for 28x28 gray images (digits) MADE, its binarized variant when every level is 0 or 255,
-    where installed; else the PixelCNN."""
+    where installed; the PixelCNN up to PIXELCNN_MAX_PIXELS pixels (its decoding stays within
+    about a minute on 2 CPU cores); the integer discrete flow for larger images (a few passes
+    each way), where installed."""
     from dulzip import zoo
     H, W, C = color.shape
+    installed = zoo.cards()
     if C == 1 and (H, W) == (28, 28):
-        installed = zoo.cards()
         if "made-binary" in installed and np.isin(color, (0, 255)).all():
             return "made-binary"
         if "made" in installed:
             return "made"
+    if H * W > PIXELCNN_MAX_PIXELS and FLOW_MODEL in installed:
+        return FLOW_MODEL
     return DEFAULT_IMAGE_MODEL
+
+
+def _image_codec(net):
+    """(encode, decode) functions of the codec this image model runs under."""
+    if getattr(net, "codec", "autoregressive") == "flow":
+        return encode_flow, decode_flow
+    return encode_planes, decode_planes
 
 
 def looks_like_text(data: bytes) -> bool:
@@ -276,7 +290,8 @@ def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
         raise UsageError(f"model '{name}' is not an image model")
     if net.gray_only and color.shape[2] != 1:
         raise UsageError(f"model '{name}' codes gray images only")
-    layout["tile"] = net.fixed_tile or opts.tile
+    encode, _ = _image_codec(net)
+    layout["tile"] = net.fixed_tile or opts.tile or getattr(net, "default_tile", DEFAULT_TILE)
     output = data if exact else _rebuild_image(kind, pixels, side, extras)
     header = _model_header(kind, data, name, digest)
     header.update({"exact": exact, "layout": layout, "extras": extras})
@@ -289,7 +304,7 @@ def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
     for plane_name, plane in (("color", color), ("alpha", alpha)):
         if plane is None:
             continue
-        for i, s in enumerate(encode_planes(plane, net, layout["tile"], opts.progress, allow_zstd=opts.fallback)):
+        for i, s in enumerate(encode(plane, net, layout["tile"], opts.progress, allow_zstd=opts.fallback)):
             add_stream(header, payloads, f"{plane_name}.{i}", s.coder, s.payload)
             est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
     header["model_bits"] = round(est)
@@ -382,7 +397,7 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
         if not streams:
             continue
         nc = 1 if plane_name == "alpha" or layout.get("replicated") or C < 3 else 3
-        planes[plane_name] = decode_planes(streams, H, W, nc, net, T, opts.progress)
+        planes[plane_name] = _image_codec(net)[1](streams, H, W, nc, net, T, opts.progress)
     if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
         raise FormatError("the .dlz file lacks image streams")
     pixels = join_planes(planes["color"], layout, planes.get("alpha"))

@@ -108,9 +108,8 @@ def _run_each(inputs, verbose: int, fn) -> None:
 
 
 def _options(model="auto", exact=False, device="auto", threads=0, progress=False, tile=None):
-    from dulzip.api import DEFAULT_TILE, Options
-    return Options(model=model, exact=exact, device=device, threads=threads,
-                   tile=tile or DEFAULT_TILE, progress=progress)
+    from dulzip.api import Options
+    return Options(model=model, exact=exact, device=device, threads=threads, tile=tile, progress=progress)
 
 
 def _show_progress(quiet: bool, no_progress: bool) -> bool:
@@ -158,7 +157,7 @@ def main() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-m", "--model", default="auto", show_default=True, help="Model name, 'auto' or 'zstd'.")
 @click.option("--exact", is_flag=True, help="Refuse re-encoding (PNG): store such files as bytes.")
-@click.option("--tile", type=click.IntRange(4, 1024), default=None, help="Image tile size (default 64).")
+@click.option("--tile", type=click.IntRange(4, 1024), default=None, help="Image tile size (default: the model's, 64; idf 256).")
 @click.option("--model-only", is_flag=True, hidden=True, help="Never fall back to zstd (tests, benchmarks).")
 @with_common
 def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, remove, keep, device, threads,
@@ -352,13 +351,15 @@ def models():
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--channels", type=int, default=None, help="Feature maps (pixelcnn 48) or residual channels (wavenet 32).")
 @click.option("--layers", type=int, default=None,
-              help="Gated layers (pixelcnn 6, wavenet 10) or hidden layers (made 2).")
+              help="Gated layers (pixelcnn 6, wavenet 10), hidden layers (made 2) or couplings per level (idf 4).")
 @click.option("--head", type=int, default=None, help="Hidden units of the output head (pixelcnn 96, wavenet 64).")
-@click.option("--arch", type=click.Choice(["pixelcnn", "made", "charrnn", "wavenet"]), default="pixelcnn",
+@click.option("--arch", type=click.Choice(["pixelcnn", "idf", "made", "charrnn", "wavenet"]), default="pixelcnn",
               show_default=True,
-              help="pixelcnn: photographs (random crops); made: small gray images (whole, e.g. 28x28 digits); "
+              help="pixelcnn, idf: photographs (random crops; idf: --crop a multiple of 2**levels); made: small gray images (whole, e.g. 28x28 digits); "
                    "charrnn: text (byte streams); wavenet: WAV audio (windows of samples).")
-@click.option("--hidden", type=int, default=None, help="MADE: units per hidden layer (500); charrnn: LSTM units (256).")
+@click.option("--hidden", type=int, default=None,
+              help="MADE: units per hidden layer (500); charrnn: LSTM units (256); idf: network channels (48).")
+@click.option("--levels", type=int, default=3, show_default=True, help="idf: levels (squeeze, couplings, split).")
 @click.option("--embed", type=int, default=32, show_default=True, help="charrnn: byte embedding size.")
 @click.option("--seg-order", type=int, default=0, show_default=True,
               help="wavenet: order of each segment's own linear predictor, sent with it (music: 16).")
@@ -374,13 +375,14 @@ def models():
               help="charrnn: bytes of training text whose coding primes the shipped adaptive state (0: none).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
-def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, embed, seg_order,
+def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, levels, embed, seg_order,
           resid, time_limit,
           device, init_from, export_name, models_dir, prime_bytes, threads, no_progress):
     """Train a model (resumable) and optionally export it to the model zoo.
 
     MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
     from dulzip.models.charrnn import CharRNNConfig
+    from dulzip.models.idf import IDFConfig
     from dulzip.models.made import MADEConfig
     from dulzip.models.pixelcnn import PixelCNNConfig
     from dulzip.models.wavenet import WaveNetConfig
@@ -392,6 +394,8 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
             "charrnn": lambda: CharRNNConfig(embed=embed, hidden=hidden or 256),
             "wavenet": lambda: WaveNetConfig(channels=channels or 32, layers=layers or 10, head=head or 64,
                                              skip=2 * (channels or 32), seg_order=seg_order, resid=resid),
+            "idf": lambda: IDFConfig(levels=levels, couplings=layers or 4, hidden=hidden or 48,
+                                     prior_hidden=hidden or 48),
             "pixelcnn": lambda: PixelCNNConfig(channels=channels or 48, layers=layers or 6, head=head or 96)}[arch]()
     ckpt = train_model(tcfg, mcfg,
                           progress=not no_progress and sys.stderr.isatty())

@@ -18,6 +18,14 @@ def _probs(pmf) -> np.ndarray:
     return np.ascontiguousarray(pmf, dtype=np.float64)
 
 
+class Table:
+    """One fixed integer table for many symbols (built once, then used for any number of them)."""
+
+    def __init__(self, weights) -> None:
+        self.size = len(weights)
+        self.model = constriction.stream.model.Categorical(_probs(weights), perfect=False)
+
+
 class RangeEncoder:
     """Append symbols with their integer tables; ``finish()`` returns the bytes."""
 
@@ -28,6 +36,12 @@ class RangeEncoder:
         sym = np.ascontiguousarray(symbols, dtype=np.int32)
         if sym.size:
             self._enc.encode(sym, _FAMILY, _probs(pmf))
+
+    def encode_iid(self, symbols, table: Table) -> None:
+        """Symbols that all have the same fixed table."""
+        sym = np.ascontiguousarray(symbols, dtype=np.int32)
+        if sym.size:
+            self._enc.encode(sym, table.model)
 
     def finish(self) -> bytes:
         return self._enc.get_compressed().astype("<u4").tobytes()
@@ -47,3 +61,9 @@ class RangeDecoder:
         if p.shape[0] == 0:
             return np.zeros(0, dtype=np.int64)
         return np.asarray(self._dec.decode(_FAMILY, p), dtype=np.int64)
+
+    def decode_iid(self, table: Table, n: int) -> np.ndarray:
+        """n symbols that all have the same fixed table."""
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(self._dec.decode(table.model, n), dtype=np.int64)

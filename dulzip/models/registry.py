@@ -44,3 +44,9 @@ def _charrnn(tensors, config, device):
 def _wavenet(tensors, config, device):
     from dulzip.exact.wavenet import ExactWaveNet
     return ExactWaveNet(tensors, config, device)
+
+
+@register("idf", "image")
+def _idf(tensors, config, device):
+    from dulzip.exact.idf import ExactIDF
+    return ExactIDF(tensors, config, device)

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from dulzip.models import charrnn, made, pixelcnn, wavenet
+from dulzip.models import charrnn, idf, made, pixelcnn, wavenet
 from dulzip.train.data import AudioSampler, CropSampler, ImageSampler, TextSampler, load_images
 
 
@@ -30,6 +30,9 @@ TRAINABLE = {
     "pixelcnn": Trainable(pixelcnn.PixelCNN, pixelcnn.PixelCNNConfig, pixelcnn.export, pixelcnn.n_params,
                           lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
                                                                 t.gray_fraction, seed, dev)),
+    "idf": Trainable(idf.IDF, idf.IDFConfig, idf.export, idf.n_params,
+                     lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
+                                                           t.gray_fraction, seed, dev)),
     "made": Trainable(made.MADE, made.MADEConfig, made.export, made.n_params,  # whole small gray images
                       lambda t, cfg, seed, dev: ImageSampler(t.data, cfg.size, seed, dev)),
     "charrnn": Trainable(charrnn.CharRNN, charrnn.CharRNNConfig, charrnn.export, charrnn.n_params,

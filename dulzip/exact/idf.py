@@ -1,0 +1,117 @@
+"""Exact integer runtime of the integer discrete flow (see dulzip.models.idf for the float side).
+
+Every network is evaluated as 3x3 convolutions by unfold + an integer matmul (exact in float
+under the bound QLinear checks; no Winograd or FFT algorithm can be picked), integer
+requantization and clamps, so the encoder's forward pass and the decoder's inverse see the same
+integers on any device, batch size or thread count. The flow is a bijection on integers by
+construction: a coupling adds integers computed from the half it leaves unchanged.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from dulzip.errors import CorruptDataError
+from dulzip.exact.layers import QLinear
+from dulzip.models.idf import CENTER, IN_CLAMP, MU_CLAMP, T_FRAC, TMAX, IDFConfig, plan, unsqueeze, walk
+
+INT64_SAFE = 1 << 62
+T_SHIFT = T_FRAC.bit_length() - 1
+
+
+class ExactNet:
+    """conv3x3 -> ReLU -> conv3x3 -> ReLU -> conv3x3, plus a direct 3x3 linear path."""
+
+    def __init__(self, t: dict[str, torch.Tensor], name: str, device: torch.device):
+        self.c1 = QLinear.from_tensors(t, f"{name}.c1", IN_CLAMP).to(device)
+        self.c2 = QLinear.from_tensors(t, f"{name}.c2").to(device)
+        self.c3 = QLinear.from_tensors(t, f"{name}.c3").to(device)
+        self.direct = QLinear.from_tensors(t, f"{name}.direct", IN_CLAMP).to(device)
+        for layer, inp in ((self.c1, IN_CLAMP), (self.c2, 128), (self.c3, 128), (self.direct, IN_CLAMP)):
+            acc = int((layer.weight.abs().sum(1).double() * inp).max()) + int(layer.bias.abs().max())
+            if acc * int(layer.mult.abs().max()) >= INT64_SAFE:
+                raise ValueError(f"layer {name}: requantization could overflow int64")
+
+    @staticmethod
+    def _conv(layer: QLinear, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        cols = F.unfold(x.to(torch.float32), 3, padding=1)  # (B, C*9, H*W): copies of exact integers
+        y = layer(cols.transpose(1, 2).reshape(B * H * W, C * 9))
+        return y.view(B, H * W, -1).transpose(1, 2).reshape(B, -1, H, W)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.clamp(-IN_CLAMP, IN_CLAMP)
+        h = self._conv(self.c2, self._conv(self.c1, x))
+        return self._conv(self.c3, h), self._conv(self.direct, x)
+
+
+class ExactIDF:
+    """``forward`` (encoder) and ``inverse`` (decoder) of the flow, on (B, 3, H, W) integer
+    images whose H and W are multiples of ``multiple``."""
+
+    modality = "image"
+    codec = "flow"
+    gray_only = False
+    fixed_tile = None
+    default_tile = 256
+
+    def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
+        self.cfg = IDFConfig(**config)
+        self.device = torch.device(device)
+        self.steps = plan(self.cfg)
+        self.multiple = 2 ** self.cfg.levels
+        t = {k: v.to(self.device) for k, v in tensors.items()}
+        n_c = sum(s[0] == "couple" for s in self.steps)
+        n_p = sum(s[0] == "split" for s in self.steps)
+        self.couplings = [ExactNet(t, f"couple{i}", self.device) for i in range(n_c)]
+        self.priors = [ExactNet(t, f"prior{i}", self.device) for i in range(n_p)]
+        self.top_mu, self.top_ls = t["top.mu"], t["top.ls"]
+        self.tables = (tensors["tab.flat"].cpu(), tensors["tab.start"].cpu(), tensors["tab.radius"].cpu())
+        self.luts: dict[str, torch.Tensor] = {}
+
+    def _translation(self, i: int, a: torch.Tensor) -> torch.Tensor:
+        y, d = self.couplings[i](a)
+        return torch.bitwise_right_shift(y + d + T_FRAC // 2, T_SHIFT).clamp(-TMAX, TMAX)
+
+    def _prior(self, i: int, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, d = self.priors[i](keep)
+        c = d.shape[1]
+        return (y[:, :c] + d).clamp(-MU_CLAMP, MU_CLAMP), y[:, c:]
+
+    def _top(self, B: int, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (B, len(self.top_mu), H, W)
+        return self.top_mu.view(1, -1, 1, 1).expand(shape), self.top_ls.view(1, -1, 1, 1).expand(shape)
+
+    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(B, 3, H, W) levels -> the parts [(z, mean in 1/MU_GRID, scale class)] in decoding
+        order: the top first, then the splits from the last to the first."""
+        parts, h = walk(self.steps, x.to(self.device, torch.int64) - CENTER, self._translation, self._prior)
+        parts.append((h, *self._top(*h.shape[:1], *h.shape[2:])))
+        return parts[::-1]
+
+    def inverse(self, B: int, H: int, W: int,
+                decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The image from its parts, each obtained as ``decode(mean, scale class)`` -> z, in the
+        order ``forward`` lists them."""
+        f = self.multiple
+        mu, k = self._top(B, H // f, W // f)
+        h = decode(mu, k).to(self.device)
+        ci, pi = len(self.couplings), len(self.priors)
+        for s in reversed(self.steps):
+            if s[0] == "split":
+                pi -= 1
+                mu, k = self._prior(pi, h)
+                h = torch.cat([h, decode(mu, k).to(self.device)], dim=1)
+            elif s[0] == "couple":
+                ci -= 1
+                h = h.flip(1)
+                a, b = h[:, :s[1]], h[:, s[1]:]
+                h = torch.cat([a, b - self._translation(ci, a)], dim=1)
+            else:
+                h = unsqueeze(h)
+        x = h + CENTER
+        if bool(((x < 0) | (x > 255)).any()):
+            raise CorruptDataError("a flow-coded image decodes to levels outside 0..255")
+        return x
