@@ -4,7 +4,8 @@ The image is cut into T x T tiles (the last row and column smaller); each tile i
 multiple of 2**levels by repeating its edge pixels, run through the flow, and coded as one
 stream: its parts in decoding order (the top first), each part's symbols grouped by prior class
 (the mean's phase in 1/MU_GRID and the scale class), so that every group is coded with one fixed
-integer table. The decoder computes a part's means and scales from the parts already decoded,
+integer table; a split's part comes as two checkerboard halves, the second's prior depending on
+the first's values. The decoder computes a part's means and scales from the parts already decoded,
 sorts its positions the same way and decodes each group at once. A tile that the flow codes
 worse than zstd -19 is stored with zstd. Gray planes enter the flow as R = G = B.
 """
@@ -47,7 +48,7 @@ class PriorCoder:
         cls = (mu & (MU_GRID - 1)) * N_SCALES + k
         order = np.argsort(cls, kind="stable")
         sorted_cls = cls[order]
-        first = np.flatnonzero(np.r_[True, sorted_cls[1:] != sorted_cls[:-1]])
+        first = np.flatnonzero(np.r_[len(cls) > 0, sorted_cls[1:] != sorted_cls[:-1]])
         bounds = np.r_[first, len(cls)]
         return mu >> MU_SHIFT, self.radius[k], order, sorted_cls[first], bounds
 
@@ -128,7 +129,7 @@ def encode_flow(img: np.ndarray, net, T: int = DEFAULT_TILE, progress: bool = Fa
             parts = [tuple(a.cpu().numpy() for a in p) for p in net.forward(x)]
             for j, i in enumerate(batch):
                 enc = RangeEncoder()
-                est = sum(coder.encode(enc, z[j], mu[j], k[j]) for z, mu, k in parts)
+                est = sum(coder.encode(enc, z[j][:, at], mu[j][:, at], k[j][:, at]) for z, mu, k, at in parts)
                 coded = enc.finish()
                 y0, x0, h, w = grid[i]
                 packed = zc.compress(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]).tobytes())
@@ -161,9 +162,12 @@ def decode_flow(streams: list[Stream], H: int, W: int, C: int, net, T: int = DEF
         for batch in tqdm(batches, disable=not progress, desc="decode", unit="batch"):
             decs = [RangeDecoder(streams[i].payload) for i in batch]
 
-            def decode(mu: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-                mu, k = mu.cpu().numpy(), k.cpu().numpy()
-                return torch.from_numpy(np.stack([coder.decode(d, mu[j], k[j]) for j, d in enumerate(decs)]))
+            def decode(mu: torch.Tensor, k: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+                mu, k, at = mu.cpu().numpy(), k.cpu().numpy(), at.cpu().numpy()
+                z = np.zeros(mu.shape, dtype=np.int64)
+                for j, d in enumerate(decs):
+                    z[j][:, at] = coder.decode(d, mu[j][:, at], k[j][:, at])
+                return torch.from_numpy(z)
 
             x = net.inverse(len(batch), *shapes[batch[0]], decode).cpu().numpy()
             for j, i in enumerate(batch):

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from dulzip.errors import CorruptDataError
 from dulzip.exact.layers import QLinear
-from dulzip.models.idf import CENTER, IN_CLAMP, MU_CLAMP, T_FRAC, TMAX, IDFConfig, plan, unsqueeze, walk
+from dulzip.models.idf import (CENTER, IN_CLAMP, MU_CLAMP, T_FRAC, TMAX, IDFConfig, checkerboard, plan,
+                               second_half_input, unsqueeze, walk)
 
 INT64_SAFE = 1 << 62
 T_SHIFT = T_FRAC.bit_length() - 1
@@ -37,9 +38,10 @@ class ExactNet:
     @staticmethod
     def _conv(layer: QLinear, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        cols = F.unfold(x.to(torch.float32), 3, padding=1)  # (B, C*9, H*W): copies of exact integers
-        y = layer(cols.transpose(1, 2).reshape(B * H * W, C * 9))
-        return y.view(B, H * W, -1).transpose(1, 2).reshape(B, -1, H, W)
+        xp = F.pad(x.to(layer.weight.dtype), (1, 1, 1, 1))
+        # the 3x3 windows as columns (B, C*9, H*W), in F.unfold's order: copies of exact integers
+        cols = torch.stack([xp[:, :, dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)], dim=2)
+        return layer.columns(cols.view(B, C * 9, H * W)).view(B, -1, H, W)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.clamp(-IN_CLAMP, IN_CLAMP)
@@ -67,6 +69,7 @@ class ExactIDF:
         n_p = sum(s[0] == "split" for s in self.steps)
         self.couplings = [ExactNet(t, f"couple{i}", self.device) for i in range(n_c)]
         self.priors = [ExactNet(t, f"prior{i}", self.device) for i in range(n_p)]
+        self.priors2 = [ExactNet(t, f"prior2_{i}", self.device) for i in range(n_p)]
         self.top_mu, self.top_ls = t["top.mu"], t["top.ls"]
         self.tables = (tensors["tab.flat"].cpu(), tensors["tab.start"].cpu(), tensors["tab.radius"].cpu())
         self.luts: dict[str, torch.Tensor] = {}
@@ -75,35 +78,46 @@ class ExactIDF:
         y, d = self.couplings[i](a)
         return torch.bitwise_right_shift(y + d + T_FRAC // 2, T_SHIFT).clamp(-TMAX, TMAX)
 
-    def _prior(self, i: int, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y, d = self.priors[i](keep)
+    def _params(self, net: ExactNet, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, d = net(inp)
         c = d.shape[1]
         return (y[:, :c] + d).clamp(-MU_CLAMP, MU_CLAMP), y[:, c:]
 
-    def _top(self, B: int, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (B, len(self.top_mu), H, W)
-        return self.top_mu.view(1, -1, 1, 1).expand(shape), self.top_ls.view(1, -1, 1, 1).expand(shape)
+    def _split_parts(self, i: int, keep: torch.Tensor, z: torch.Tensor) -> list[tuple]:
+        first = checkerboard(*z.shape[-2:], z.device)
+        mu1, k1 = self._params(self.priors[i], keep)
+        mu2, k2 = self._params(self.priors2[i], second_half_input(keep, z, first))
+        return [(z, mu1, k1, first), (z, mu2, k2, ~first)]
 
-    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(B, 3, H, W) levels -> the parts [(z, mean in 1/MU_GRID, scale class)] in decoding
-        order: the top first, then the splits from the last to the first."""
-        parts, h = walk(self.steps, x.to(self.device, torch.int64) - CENTER, self._translation, self._prior)
-        parts.append((h, *self._top(*h.shape[:1], *h.shape[2:])))
-        return parts[::-1]
+    def _top(self, B: int, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        shape = (B, len(self.top_mu), H, W)
+        every = torch.ones(H, W, dtype=torch.bool, device=self.device)
+        return self.top_mu.view(1, -1, 1, 1).expand(shape), self.top_ls.view(1, -1, 1, 1).expand(shape), every
+
+    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """(B, 3, H, W) levels -> the parts [(z, mean in 1/MU_GRID, scale class, positions)] in
+        decoding order: the top first, then the splits from the last to the first, each as its
+        two checkerboard halves. A part codes z at its (H, W) positions only, every channel."""
+        splits, h = walk(self.steps, x.to(self.device, torch.int64) - CENTER, self._translation,
+                         self._split_parts)
+        mu, k, every = self._top(h.shape[0], *h.shape[2:])
+        return [(h, mu, k, every)] + [p for parts in reversed(splits) for p in parts]
 
     def inverse(self, B: int, H: int, W: int,
-                decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """The image from its parts, each obtained as ``decode(mean, scale class)`` -> z, in the
-        order ``forward`` lists them."""
+                decode: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The image from its parts, each obtained as ``decode(mean, scale class, positions)`` -> z
+        (0 outside the positions), in the order ``forward`` lists them."""
         f = self.multiple
-        mu, k = self._top(B, H // f, W // f)
-        h = decode(mu, k).to(self.device)
+        h = decode(*self._top(B, H // f, W // f)).to(self.device)
         ci, pi = len(self.couplings), len(self.priors)
         for s in reversed(self.steps):
             if s[0] == "split":
                 pi -= 1
-                mu, k = self._prior(pi, h)
-                h = torch.cat([h, decode(mu, k).to(self.device)], dim=1)
+                first = checkerboard(*h.shape[-2:], self.device)
+                z1 = decode(*self._params(self.priors[pi], h), first).to(self.device)
+                mu2, k2 = self._params(self.priors2[pi], second_half_input(h, z1, first))
+                z = torch.where(first, z1, decode(mu2, k2, ~first).to(self.device))
+                h = torch.cat([h, z], dim=1)
             elif s[0] == "couple":
                 ci -= 1
                 h = h.flip(1)

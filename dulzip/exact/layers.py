@@ -48,9 +48,18 @@ class QLinear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, fan_in) integer tensor -> (N, out) int64."""
-        acc = torch.round(x.to(self.weight.dtype) @ self.weight.T).to(torch.int64) + self.bias
-        q = torch.bitwise_right_shift(acc * self.mult + (1 << (SHIFT - 1)), SHIFT) + self.off
-        return torch.maximum(torch.minimum(q, self.hi), self.lo)
+        acc = torch.round(x.to(self.weight.dtype) @ self.weight.T).to(torch.int64)
+        return self._requantize(acc, (1, -1))
+
+    def columns(self, cols: torch.Tensor) -> torch.Tensor:
+        """cols: (B, fan_in, N) integer tensor (e.g. unfolded conv windows) -> (B, out, N) int64."""
+        acc = torch.round(torch.matmul(self.weight, cols.to(self.weight.dtype))).to(torch.int64)
+        return self._requantize(acc, (-1, 1))
+
+    def _requantize(self, acc: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        v = [getattr(self, f).view(shape) for f in ("bias", "mult", "off", "lo", "hi")]
+        q = torch.bitwise_right_shift((acc + v[0]) * v[1] + (1 << (SHIFT - 1)), SHIFT) + v[2]
+        return torch.maximum(torch.minimum(q, v[4]), v[3])
 
 
 def export_linear(ws: list[torch.Tensor], bias: torch.Tensor | None, target: torch.Tensor | float,

@@ -7,13 +7,15 @@ bijection made of integer steps only:
 - additive coupling: the second half of the channels gets ``round(t(first half))`` added,
   where t is an exact integer network (so the inverse subtracts the very same integers);
   the channel order is reversed after every coupling so that both halves get transformed;
-- factor-out: after a level's couplings, half of the channels leave the flow; a discretized
-  logistic prior whose mean and scale come from the remaining half (another exact network)
-  codes them. At the last level the remaining channels are halved again and again until
-  ``top`` channels remain, coded with a learned per-channel logistic.
+- factor-out: after a level's couplings, half of the channels (z) leave the flow, coded with a
+  discretized logistic prior in two checkerboard halves: the positions with i + j even get
+  their mean and scale from the remaining half (an exact network), the others from the
+  remaining half and the first half's values around them (a second network). At the last
+  level the remaining channels are halved again and again until ``top`` channels remain,
+  coded with a learned per-channel logistic.
 
-Decoding runs the same networks on the same integers, in reverse: every part's prior is
-known once the parts coded before it are decoded, so a whole part is decoded at once.
+Decoding runs the same networks on the same integers, in reverse: every half-part's prior is
+known once what was coded before it is decoded, so a whole half-part is decoded at once.
 
 Each network is a small convolutional net (3x3 conv -> ReLU -> 3x3 conv -> ReLU -> 3x3 conv)
 plus a direct linear 3x3 path with 12-bit weights (as a lifting wavelet's predict step), so
@@ -89,7 +91,7 @@ def unsqueeze(x: torch.Tensor) -> torch.Tensor:
 
 def walk(steps: list[tuple], h: torch.Tensor, translation, prior) -> tuple[list, torch.Tensor]:
     """The forward flow from the centred image ``h``: ``translation(i, a)`` of coupling i,
-    ``prior(i, keep)`` of split i. Returns the split parts [(z, *prior)] and what is left."""
+    ``prior(i, keep, z)`` of split i. Returns what the priors gave, per split, and what is left."""
     parts = []
     ci = pi = 0
     for s in steps:
@@ -101,10 +103,24 @@ def walk(steps: list[tuple], h: torch.Tensor, translation, prior) -> tuple[list,
             ci += 1
         else:
             keep, z = h[:, :s[1]], h[:, s[1]:]
-            parts.append((z, *prior(pi, keep)))
+            parts.append(prior(pi, keep, z))
             h = keep
             pi += 1
     return parts, h
+
+
+def checkerboard(H: int, W: int, device=None) -> torch.Tensor:
+    """(H, W) bool: True where i + j is even (the half of a part coded first)."""
+    i = torch.arange(H, device=device).view(-1, 1)
+    j = torch.arange(W, device=device).view(1, -1)
+    return (i + j) % 2 == 0
+
+
+def second_half_input(keep: torch.Tensor, z: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """What the second half's prior sees: the kept channels, z where already coded (0 elsewhere),
+    and the checkerboard itself (ACT, i.e. 1.0, where coded)."""
+    m = first.to(z.dtype).expand(z.shape[0], 1, *first.shape)
+    return torch.cat([keep, z * m, m * ACT], dim=1)
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -184,19 +200,26 @@ class IDF(nn.Module):
         self.steps = plan(cfg)
         self.couplings = nn.ModuleList()
         self.priors = nn.ModuleList()
+        self.priors2 = nn.ModuleList()
         for s in self.steps:
             if s[0] == "couple":
                 self.couplings.append(Coupling(s[1], s[2], cfg.hidden))
             elif s[0] == "split":
                 self.priors.append(Prior(s[1], s[2], cfg.prior_hidden))
+                self.priors2.append(Prior(s[1] + s[2] + 1, s[2], cfg.prior_hidden))
         c_top = [s for s in self.steps if s[0] == "split"][-1][1]
         self.top_mu = nn.Parameter(torch.zeros(c_top))
         self.top_ls = nn.Parameter(torch.full((c_top,), math.log(32.0)))
 
+    def _prior(self, i: int, keep: torch.Tensor, z: torch.Tensor):
+        first = checkerboard(*z.shape[-2:], z.device)
+        mu1, ls1 = self.priors[i](keep)
+        mu2, ls2 = self.priors2[i](second_half_input(keep, z, first))
+        return z, torch.where(first, mu1, mu2), torch.where(first, ls1, ls2)
+
     def parts(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(B, 3, H, W) levels -> [(z, mean, log-scale)] in encoding order (the decoder's reverse)."""
-        out, h = walk(self.steps, x.float() - CENTER, lambda i, a: self.couplings[i](a),
-                      lambda i, keep: self.priors[i](keep))
+        out, h = walk(self.steps, x.float() - CENTER, lambda i, a: self.couplings[i](a), self._prior)
         mu = fake_quant(self.top_mu, MU_GRID, -MU_CLAMP, MU_CLAMP).view(1, -1, 1, 1).expand_as(h)
         ls = fake_quant(self.top_ls, LS_GRID, -LS_OFF, N_SCALES - 1 - LS_OFF).view(1, -1, 1, 1).expand_as(h)
         out.append((h, mu, ls))
@@ -266,14 +289,15 @@ def export(model: IDF) -> dict[str, torch.Tensor]:
 
     for i, c in enumerate(model.couplings):
         net(c.net, f"couple{i}", T_FRAC, -WIDE, WIDE, 0, T_FRAC)
-    for i, p in enumerate(model.priors):
-        c = p.c_out
-        one = torch.ones(c, dtype=torch.float64)
-        target = torch.cat([MU_GRID * one, LS_GRID * one])
-        lo = torch.cat([-WIDE * one, 0 * one]).long()
-        hi = torch.cat([WIDE * one, (N_SCALES - 1) * one]).long()
-        off = torch.cat([0 * one, LS_OFF * one]).long()
-        net(p.net, f"prior{i}", target, lo, hi, off, MU_GRID)
+    for prefix, priors in (("prior", model.priors), ("prior2_", model.priors2)):
+        for i, p in enumerate(priors):
+            c = p.c_out
+            one = torch.ones(c, dtype=torch.float64)
+            target = torch.cat([MU_GRID * one, LS_GRID * one])
+            lo = torch.cat([-WIDE * one, 0 * one]).long()
+            hi = torch.cat([WIDE * one, (N_SCALES - 1) * one]).long()
+            off = torch.cat([0 * one, LS_OFF * one]).long()
+            net(p.net, f"{prefix}{i}", target, lo, hi, off, MU_GRID)
     with torch.no_grad():
         t["top.mu"] = torch.round(model.top_mu.double() * MU_GRID).clamp(-MU_CLAMP, MU_CLAMP).long()
         t["top.ls"] = (torch.round(model.top_ls.double() * LS_GRID) + LS_OFF).clamp(0, N_SCALES - 1).long()
