@@ -62,6 +62,8 @@ class ExactIDF:
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = IDFConfig(**config)
         self.device = torch.device(device)
+        if self.device.type == "cuda":  # exact anyway (operands of at most 11 bits), but never rely on TF32
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.steps = plan(self.cfg)
         self.multiple = 2 ** self.cfg.levels
         t = {k: v.to(self.device) for k, v in tensors.items()}
