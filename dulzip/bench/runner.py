@@ -53,6 +53,7 @@ def bench_image(path: Path, model: str, threads: int) -> dict:
     h = api.describe(blob)
     row["bpsp"][DLZ] = 8 * len(blob) / dims
     row["dlz_kind"] = h["kind"]
+    row["dlz_model"] = (h.get("model") or {}).get("name")
     row["model_estimate_bpsp"] = h.get("model_bits", 0) / dims if h["kind"] != "bytes" else None
     return row
 
@@ -98,6 +99,10 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
     cells = [f"{total['bpsp'][n]:.3f}" for n in names]
     lines.append(f"| **total** | {total['subpixels']} sub-px | " + " | ".join(cells) +
                  f" | | {total['encode_s']:.1f} | {total['decode_s']:.1f} |")
+    used = sorted({r.get("dlz_model") or "zstd" for r in rows})
+    if len(used) > 1:  # `-m auto` chose per image
+        lines += ["", "Models used: " + "; ".join(
+            f"{u}: " + ", ".join(r["image"] for r in rows if (r.get("dlz_model") or "zstd") == u) for u in used) + "."]
     p = total["bpsp"]
     png_name = next(n for n in names if n.startswith("PNG"))
     per_image = total["subpixels"] / len(rows)
