@@ -214,3 +214,12 @@ def test_cli_compress_decompress_with_idf(idf_models, tmp_path):
     r = CliRunner().invoke(main, ["list", str(coded)])
     assert r.exit_code == 0 and "idf" in r.output
     assert CliRunner().invoke(main, ["test", str(coded)]).exit_code == 0
+
+
+@pytest.mark.parametrize("H", [1, 2, 3, 4, 7])
+def test_gray_packing_inverts(H):
+    from dulzip.codecs.flow import pack_gray, unpack_gray
+    g = np.random.default_rng(H).integers(0, 256, (H, 5, 1), dtype=np.uint8)
+    p = pack_gray(g)
+    assert p.shape == (-(-H // 3), 5, 3)
+    assert np.array_equal(p[0, :, 0], g[0, :, 0]) and np.array_equal(unpack_gray(p, H), g)

@@ -35,13 +35,14 @@ class CropSampler:
     """
 
     def __init__(self, images: list[np.ndarray], size: int, gray_fraction: float, seed: int,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", packed_gray: bool = False):
         images = [im for im in images if min(im.shape[:2]) >= size]
         if not images:
             raise ValueError(f"no image is at least {size}x{size}")
         self.device = torch.device(device)
         self.size = size
         self.gray_fraction = gray_fraction
+        self.packed_gray = packed_gray
         # all images flattened into one (3, N) tensor; an image is (offset, H, W) within it
         self.pixels = torch.from_numpy(np.concatenate([im.reshape(-1, 3) for im in images])).T.contiguous()
         self.pixels = self.pixels.to(self.device)
@@ -56,24 +57,39 @@ class CropSampler:
     def _uniform(self, n: int) -> torch.Tensor:
         return torch.rand(n, generator=self.gen, device=self.device, dtype=torch.float64)
 
+    def _crops(self, idx: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
+        """(n, 3, hs, ws) crops of images ``idx`` at random places, mirrored at random."""
+        n = len(idx)
+        h, w = self.h[idx], self.w[idx]
+        y = (self._uniform(n) * (h - hs + 1)).long()
+        x = (self._uniform(n) * (w - ws + 1)).long()
+        ar_y = torch.arange(hs, device=self.device)
+        ar_x = torch.arange(ws, device=self.device)
+        flip = self._uniform(n) < 0.5
+        cols = torch.where(flip[:, None], x[:, None] + ws - 1 - ar_x, x[:, None] + ar_x)  # (n, ws)
+        flat = self.offset[idx, None, None] + (y[:, None, None] + ar_y[None, :, None]) * w[:, None, None] \
+            + cols[:, None, :]  # (n, hs, ws)
+        return self.pixels[:, flat].permute(1, 0, 2, 3).contiguous()
+
+    @staticmethod
+    def _luma(x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (0.299 * xf[:, 0] + 0.587 * xf[:, 1] + 0.114 * xf[:, 2]).round().to(torch.uint8)
+
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n, 3, size, size) uint8 levels and (n,) bool: which crops are gray."""
+        """(n, 3, size, size) uint8 levels and (n,) bool: which crops are gray (R = G = B, or with
+        ``packed_gray`` three consecutive gray rows as the channels of a row, as the flow codes gray)."""
         s = self.size
         idx = torch.multinomial(self.p, n, replacement=True, generator=self.gen)
-        h, w = self.h[idx], self.w[idx]
-        y = (self._uniform(n) * (h - s + 1)).long()
-        x = (self._uniform(n) * (w - s + 1)).long()
-        ar = torch.arange(s, device=self.device)
-        flip = self._uniform(n) < 0.5
-        cols = torch.where(flip[:, None], x[:, None] + s - 1 - ar, x[:, None] + ar)  # (n, s)
-        flat = self.offset[idx, None, None] + (y[:, None, None] + ar[None, :, None]) * w[:, None, None] \
-            + cols[:, None, :]  # (n, s, s)
-        out = self.pixels[:, flat].permute(1, 0, 2, 3).contiguous()  # (n, 3, s, s)
+        out = self._crops(idx, s, s)
         gray = self._uniform(n) < self.gray_fraction
-        if gray.any():
-            xf = out[gray].float()
-            luma = (0.299 * xf[:, 0] + 0.587 * xf[:, 1] + 0.114 * xf[:, 2]).round().to(torch.uint8)
-            out[gray] = luma.unsqueeze(1).expand(-1, 3, -1, -1)
+        if gray.any() and not self.packed_gray:
+            out[gray] = self._luma(out[gray]).unsqueeze(1).expand(-1, 3, -1, -1)
+        elif gray.any():
+            tall = self.h[idx] >= 3 * s
+            gray &= tall
+            g = self._luma(self._crops(idx[gray], 3 * s, s))  # (m, 3s, s)
+            out[gray] = g.view(-1, s, 3, s).permute(0, 2, 1, 3)
         return out, gray
 
 

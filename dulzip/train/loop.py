@@ -30,9 +30,9 @@ TRAINABLE = {
     "pixelcnn": Trainable(pixelcnn.PixelCNN, pixelcnn.PixelCNNConfig, pixelcnn.export, pixelcnn.n_params,
                           lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
                                                                 t.gray_fraction, seed, dev)),
-    "idf": Trainable(idf.IDF, idf.IDFConfig, idf.export, idf.n_params,
+    "idf": Trainable(idf.IDF, idf.IDFConfig, idf.export, idf.n_params,  # gray as codecs.flow codes it
                      lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
-                                                           t.gray_fraction, seed, dev)),
+                                                           t.gray_fraction, seed, dev, packed_gray=True)),
     "made": Trainable(made.MADE, made.MADEConfig, made.export, made.n_params,  # whole small gray images
                       lambda t, cfg, seed, dev: ImageSampler(t.data, cfg.size, seed, dev)),
     "charrnn": Trainable(charrnn.CharRNN, charrnn.CharRNNConfig, charrnn.export, charrnn.n_params,
