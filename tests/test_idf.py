@@ -179,7 +179,7 @@ def test_default_model_by_image_size(idf_models, monkeypatch):
     assert api.choose_image_model(large) == "idf"
     blob = api.compress(png_bytes(large), api.Options(fallback=False))
     assert api.describe(blob)["model"]["name"] == "idf"
-    assert api.describe(blob)["layout"]["tile"] == 256  # the flow's own default tile
+    assert api.describe(blob)["layout"]["tile"] == 512  # the flow's own default tile
     assert api.decompress(blob) == png_bytes(large)
 
 

