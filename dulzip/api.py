@@ -36,7 +36,7 @@ SPEECH_RATE = 16000
 STEREO = "auto"  # "lr": channels as they are; "side": left and right - left; "auto": by the input (stereo-test.md)
 TEXT_SNIFF = 1 << 16  # bytes looked at to tell text from binary
 BYTES_CHUNK = 1 << 24  # the streamed bytes path: one zstd stream per 16 MB
-DEFAULT_TILE = 64  # the autoregressive image models' tiles (the flow's: codecs.flow.DEFAULT_TILE)
+DEFAULT_TILE = 64  # the autoregressive image models' tiles (the flow's: exact.idf.DEFAULT_TILE)
 INLINE_MAX = 64  # side data up to this many bytes goes in the header
 SHA_PREFIX = 32  # hex digits of the weights' sha256 recorded in a file (128 bits)
 
