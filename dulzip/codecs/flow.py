@@ -27,7 +27,7 @@ from dulzip.errors import CorruptDataError
 from dulzip.exact.idf import DEFAULT_TILE
 from dulzip.models.idf import MU_GRID, N_SCALES, Z_LIMIT
 
-BATCH = {"cpu": 2, "cuda": 16}  # tiles per batched pass
+BATCH = {"cpu": 1, "cuda": 8}  # tiles per batched pass (a 512x512 tile is a big enough matmul on a CPU)
 ESCAPE_OFFSET = Z_LIMIT + 1  # an escaped z is coded as z + 32768 in two bytes
 _UNIFORM = np.ones(256, dtype=np.int64)
 MU_SHIFT = MU_GRID.bit_length() - 1
