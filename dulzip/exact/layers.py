@@ -35,7 +35,10 @@ class QLinear:
         dtype = torch.float32 if bound < F32_EXACT else torch.float64
         if bound >= 2 ** 52:
             raise ValueError(f"layer {name}: accumulator bound {bound} too large for exact float64")
-        return cls(w.to(dtype), bias, t[f"{name}.m"].to(torch.int64), t[f"{name}.off"].to(torch.int64),
+        mult = t[f"{name}.m"].to(torch.int64)
+        if bound * int(mult.abs().max()) >= 2 ** 62:  # requantization's acc * M stays in int64
+            raise ValueError(f"layer {name}: requantization could overflow int64")
+        return cls(w.to(dtype), bias, mult, t[f"{name}.off"].to(torch.int64),
                    t[f"{name}.lo"].to(torch.int64), t[f"{name}.hi"].to(torch.int64))
 
     def to(self, device: torch.device) -> "QLinear":

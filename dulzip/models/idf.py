@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, fake_quant, fake_quant_weights
+from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, WMAX, fake_quant, fake_quant_weights
 
 CENTER = 128  # pixels enter the flow as level - 128
 TMAX = 511  # translations are clamped to [-TMAX, TMAX]
@@ -145,8 +145,8 @@ class Net(nn.Module):
             self.direct.weight.zero_()
 
     @staticmethod
-    def _conv(conv: nn.Conv2d, x: torch.Tensor, wmax: int | None = None) -> torch.Tensor:
-        (w,) = fake_quant_weights([conv.weight]) if wmax is None else fake_quant_weights([conv.weight], wmax)
+    def _conv(conv: nn.Conv2d, x: torch.Tensor, wmax: int = WMAX) -> torch.Tensor:
+        (w,) = fake_quant_weights([conv.weight], wmax)
         return F.conv2d(x, w, conv.bias, padding=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,8 @@ def load_images(folder: str | Path, scales: tuple[int, ...] = (1,)) -> list[np.n
 
 
 class CropSampler:
-    """Random ``size`` x ``size`` crops, random horizontal flips, a fraction made gray (R=G=B).
+    """Random ``size`` x ``size`` crops, random horizontal flips, a fraction made gray (R = G = B,
+    or packed rows with ``packed_gray``: see :meth:`batch`).
 
     Crops are drawn with probability proportional to image area. All images live in one
     uint8 tensor on ``device`` and a batch is cut out by one gather, so sampling keeps up
