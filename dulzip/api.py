@@ -20,6 +20,7 @@ from dulzip.codecs.audio import AudioLayout, decode_audio, encode_audio
 from dulzip.codecs.flow import decode_flow, encode_flow
 from dulzip.codecs.image import Stream, decode_planes, encode_planes
 from dulzip.codecs.text import Layout, TextCoder
+from dulzip.exact.textmix import MIXER_VERSION, SLOT_BITS
 from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
                               unpack, write_container)
 from dulzip.errors import CorruptDataError, FormatError, UsageError
@@ -360,17 +361,20 @@ def _load_for(h: dict, opts: Options):
 
 def _layout_header(layout: Layout) -> dict:
     return {"block": layout.block, "max_streams": layout.streams, "seg_min": layout.seg_min,
-            "slot_bits": layout.slot_bits}
+            "slot_bits": layout.slot_bits, "mixer": layout.mixer}
 
 
 def _text_layout(h: dict) -> Layout:
     try:
         lay = h["layout"]
         layout = Layout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]),
-                        slot_bits=int(lay["slot_bits"]))
+                        slot_bits=int(lay["slot_bits"]), mixer=int(lay.get("mixer", 1)))
     except (KeyError, TypeError, ValueError):
         raise FormatError("the .dlz header lacks the text layout") from None
-    if min(layout.block, layout.streams, layout.seg_min) < 1 or not 8 <= layout.slot_bits <= 24:
+    if layout.mixer != MIXER_VERSION:
+        raise FormatError(f"this file's text was coded by version {layout.mixer} of the text mixer; this dulzip "
+                          f"decodes version {MIXER_VERSION}: decode it with the dulzip version that wrote it")
+    if min(layout.block, layout.streams, layout.seg_min) < 1 or not 12 <= layout.slot_bits <= SLOT_BITS:
         raise FormatError("the .dlz header has an invalid text layout")
     return layout
 

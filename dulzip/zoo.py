@@ -53,10 +53,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-@lru_cache(maxsize=8)
-def _load_cached(folder: str, name: str, device: str, mtime: float):
+def load_tensors(name: str, folder: str | Path | None = None) -> tuple[dict[str, torch.Tensor], str, dict, str]:
+    """(integer tensors, architecture, config, sha256) of a shipped model, checked against its card."""
     c = card(name)
-    path = Path(folder) / c["weights"]
+    path = Path(folder or models_dir()) / c["weights"]
     if not path.is_file():
         raise ModelMismatchError(f"weights of model '{name}' not found: {path}")
     digest = sha256_file(path)
@@ -65,9 +65,13 @@ def _load_cached(folder: str, name: str, device: str, mtime: float):
     tensors = load_file(str(path))
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
-    arch = ARCHITECTURES[meta.get("architecture", c["architecture"])]
-    config = json.loads(meta["config"])
-    return arch.runtime(tensors, config, device), digest
+    return tensors, meta.get("architecture", c["architecture"]), json.loads(meta["config"]), digest
+
+
+@lru_cache(maxsize=8)
+def _load_cached(folder: str, name: str, device: str, mtime: float):
+    tensors, arch, config, digest = load_tensors(name, folder)
+    return ARCHITECTURES[arch].runtime(tensors, config, device), digest
 
 
 def _load(name: str, device: str):

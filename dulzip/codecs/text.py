@@ -21,7 +21,7 @@ from tqdm import tqdm
 from dulzip.codecs.image import Stream
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError
-from dulzip.exact.textmix import PARTS, SLOT_BITS, BlockState, TextMixer, code_step
+from dulzip.exact.textmix import MIXER_VERSION, PARTS, SLOT_BITS, BlockState, TextMixer, code_step
 
 ZSTD_LEVEL = 19
 
@@ -32,13 +32,14 @@ class Layout:
     block: int = 1 << 20  # bytes per block
     streams: int = 64  # segments per block at most
     seg_min: int = 2048  # bytes per segment at least (unless the block is shorter)
-    slot_bits: int = SLOT_BITS  # 2**slot_bits count slots per context
+    slot_bits: int = SLOT_BITS  # 2**slot_bits count slots (shared by the contexts)
+    mixer: int = MIXER_VERSION  # what the adaptive mixer computes (files of another version are refused)
 
     @classmethod
     def for_length(cls, n: int | None) -> "Layout":
         """The layout for an n-byte text (None: unknown): the count tables sized to it (a
         short text needs a small table, quick to make and to copy)."""
-        bits = SLOT_BITS if n is None else max(12, min(SLOT_BITS, (8 * max(n, 1)).bit_length() + 1))
+        bits = SLOT_BITS if n is None else max(16, min(SLOT_BITS, (8 * max(n, 1)).bit_length() + 5))
         return cls(slot_bits=bits)
 
     def blocks(self, n: int) -> list[tuple[int, int]]:

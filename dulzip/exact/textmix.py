@@ -1,25 +1,34 @@
 """Exact adaptive context mixing around the char-RNN, bit by bit (as PAQ/lpaq).
 
 A byte is coded as 8 binary decisions, high bit first; the decision at a node of the byte's
-binary tree gets a probability from a logistic mixer whose inputs are the stretched
-(logit) probabilities of:
+binary tree gets a probability from two layers of logistic mixing whose inputs are the
+stretched (logit) probabilities of:
 
 - the char-RNN: the mass of the node's 1-subtree over the node's mass, from its byte table;
-- order-k context models (k in ORDERS): bit counts (n0, n1) kept per hashed (context, node)
-  slot, turned into a probability by an adaptive map (counts of what followed each (n0, n1)
-  state), so the file being coded teaches the coder its own statistics;
+  and the same refined by an adaptive map per (previous byte, node);
+- context models: order-k byte contexts (k in ORDERS), word contexts (the current word;
+  with the word before; with the two words before; with the word before that one only) and
+  column contexts (the bytes above in the line before, with the last byte or the column):
+  bit counts (n0, n1) kept per (context, node) slot of one shared hash table (a check byte
+  per slot; the 15 nodes of a nibble share a cache line), turned into a probability by an
+  adaptive map per context kind (what followed each (n0, n1) state), so the file being
+  coded teaches the coder its own statistics;
 - a match model: the byte that followed the last occurrence of the current MATCH_MIN bytes
   predicts the next one, with a confidence learned per match length;
 - a bias.
 
-The mixer's weights (one set per bit position and match state) learn online by gradient
-steps on coding cost. Every quantity is an integer and every update a sum, so the encoder
-and the decoder compute the same tables bit for bit on any machine.
+The first layer has N_MIX mixers whose weight sets are chosen by the node and match state,
+the previous byte, how many order contexts have been seen before, and which word and column
+contexts have; the second layer mixes their outputs by weights chosen by the node and the
+seen orders. Two adaptive maps refine the result (per previous byte and per hashed two
+previous bytes, interpolated between 33 steps of the logit). Everything learns online by
+gradient steps on coding cost. Every quantity is an integer and every update a sum, so the
+encoder and the decoder compute the same tables bit for bit on any machine.
 
 Segments of a block are decoded in lockstep (step t decodes byte t of every segment), and
 the adaptive statistics are shared by all of them: what any segment coded at steps < t is
 known to all at step t. Concurrent updates are sums (order-independent), and table writes
-that could collide are resolved by a fixed rule.
+that could collide are resolved by a fixed rule (segment order).
 """
 from __future__ import annotations
 
@@ -27,25 +36,34 @@ import numpy as np
 import torch
 from numba import njit
 
-ORDERS = (0, 1, 2, 3, 4, 5, 6, 8)  # byte contexts: the last k bytes
-N_CTX = len(ORDERS) + 2  # and two word contexts: the current word, and it with the word before
-SLOT_BITS = 23  # slots per context at most: 2**SLOT_BITS (n0, n1) pairs of bytes (fewer for short texts)
+MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (a file records the version it was made with)
+ORDERS = (0, 1, 2, 3, 4, 5, 6, 8, 12, 16)  # byte contexts: the last k bytes
+N_WORDS = 4  # word contexts: the current word with 0, 1 or 2 words before it, and with the second word before
+N_CTX = len(ORDERS) + N_WORDS + 2  # and two column contexts: the bytes above with the last byte, the byte above with the column
+SLOT_BITS = 27  # count slots at most, shared by all contexts: 2**SLOT_BITS of (n0, n1, check) (fewer for short texts)
 COUNT_LIMIT = 30  # counts are halved past this (they then stay adaptive)
-MAP_LIMIT = 1023  # the (n0, n1) -> probability maps halve their counts past this total
+MAP_LIMIT = 4095  # the (n0, n1) -> probability maps halve their counts past this total
 MATCH_MIN = 6  # bytes of context that find a match
 MATCH_BITS = 20
 MATCH_LEN_MAX = 15
 ST_MAX = 4095  # stretched probabilities: 1/256 logit units, |st| <= 16 logits
-N_INPUTS = 1 + N_CTX + 2  # char-RNN, contexts, match, bias
-N_SETS = 512  # weight sets: the node of the byte's tree (the bits so far) x (match predicts or not)
-LR = 5  # mixer learning rate: weights change by LR * x * err / 2**18 per bit
+N_INPUTS = 1 + N_CTX + 3  # char-RNN, contexts, match, bias, the char-RNN refined by the previous byte
+N_ORDERS = len(ORDERS)
+_C_WORD = N_ORDERS  # the contexts after the orders: four word contexts, then the two column contexts
+_C_ABOVE = N_ORDERS + N_WORDS
+N_MIX = 4  # first-layer mixers, each with its own choice of weight set: by node x match (512), previous
+MIX_OFF = np.array([0, 512, 768, 768 + (N_ORDERS + 1) * 8])  # byte (256), orders seen x bit, word/column contexts seen x bit
+N_SETS = 768 + (N_ORDERS + 1) * 8 + 32 * 8
+LR_F = 2  # the second layer's learning rate
+LR = 3  # mixer learning rate: weights change by LR * x * err / 2**18 per bit
 APM_BUCKETS = 33  # the final refinement: per (previous byte, node), the mixer's output in 33 steps
-APM_LIMIT = 255
+APM_LIMIT = 1023  # the refinements' counts are halved past this total
 APM_PRIOR = 32
 APM_W = 2  # the final probability: (4 - APM_W) parts the mixer's, APM_W parts the refinement's (of 4)
 PARTS = ("rnn", "orders", "words", "match", "apm", "mixer2", "apm2")  # what can be switched off (to measure what each brings)
 _P1 = np.uint64(0x9E3779B97F4A7C15)
-_MASKS = np.array([(1 << (8 * k)) - 1 for k in ORDERS], dtype=np.uint64)
+_MASKS = np.array([(1 << (8 * min(k, 8))) - 1 for k in ORDERS], dtype=np.uint64)  # of the last 8 bytes
+_MASKS_OLD = np.array([(1 << (8 * max(k - 8, 0))) - 1 for k in ORDERS], dtype=np.uint64)  # of the 8 before
 _TAGS = np.array([(k + 1) << 56 for k in range(N_CTX)], dtype=np.uint64)
 _LETTER = np.zeros(256, dtype=bool)
 _LETTER[list(range(65, 91)) + list(range(97, 123)) + list(range(128, 256))] = True
@@ -67,21 +85,20 @@ def mixer_luts() -> dict[str, torch.Tensor]:
 class TextMixer:
     """The adaptive state of a text being coded (it lives across blocks)."""
 
-    STATE = ("counts", "maps", "match_stats", "weights", "weights2", "apm", "apm2")
+    STATE = ("counts", "maps", "match_stats", "weights", "weights_f", "apm", "apm2")
 
     def __init__(self, luts: dict[str, torch.Tensor], parts: tuple[str, ...] = PARTS,
                  prime: dict[str, torch.Tensor] | None = None, slot_bits: int = SLOT_BITS):
         """``luts``: the stretch and squash tables; ``prime``: a starting state learned on
         training text (:func:`primed_state`) for the mixer weights and the maps, else priors;
-        ``slot_bits``: 2**slot_bits count slots per context (a short text needs fewer)."""
+        ``slot_bits``: 2**slot_bits count slots shared by the contexts (a short text needs fewer)."""
         self.slot_bits = slot_bits
-        # a fixed scatter of the 256 tree nodes over the slots of a context (integer hash)
-        self.node_hash = ((np.arange(256, dtype=np.uint64) * _P1) >> np.uint64(64 - slot_bits)).astype(np.int64)
+        self.node_hash = _node_offsets(slot_bits)
         self.on_vec = np.array([p in parts for p in PARTS], dtype=np.int64)
-        self.ctx_on = np.array([self.on_vec[1]] * len(ORDERS) + [self.on_vec[2]] * 2, dtype=np.int64)  # orders, words
+        self.ctx_on = np.array([self.on_vec[1]] * len(ORDERS) + [self.on_vec[2]] * (N_WORDS + 2), dtype=np.int64)  # orders, words
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
-        self.counts = np.zeros((N_CTX << slot_bits) * 2, dtype=np.uint8)  # (slot, bit) flattened; counts <= 31
+        self.counts = np.zeros((1 << slot_bits) * 3, dtype=np.uint8)  # (slot, (n0, n1, check)) flattened
         n = np.arange(COUNT_LIMIT + 2)
         n0, n1 = np.meshgrid(n, n, indexing="ij")
         prior = np.stack([(4 * (2 * n1 + 1)) // (2 * (n0 + n1) + 2), np.full_like(n0, 4)], axis=-1)
@@ -91,12 +108,12 @@ class TextMixer:
         self.weights[:, 0] = 1 << 16  # start by trusting the char-RNN
         self.weights[:, 1:1 + N_CTX] = 1 << 13
         self.weights[:, 1 + N_CTX] = 1 << 15
-        self.weights2 = self.weights[:256].copy()  # the second mixer's sets: by the previous byte
+        self.weights_f = np.full((256 * 11, N_MIX), (1 << 16) // N_MIX, dtype=np.int64)
         b = np.arange(APM_BUCKETS, dtype=np.int64)
         centre = self.squash[np.clip(b * 256 - 4096, -ST_MAX, ST_MAX) + ST_MAX]  # bucket b sits at st = 256 b - 4096
         apm = np.stack([(centre * APM_PRIOR + 32768) >> 16, np.full_like(centre, APM_PRIOR)], axis=-1)
         self.apm = np.tile(apm, (65536, 1)).astype(np.int32)  # (prev byte, node, bucket) flattened
-        self.apm2 = self.apm.copy()  # (hash of the two previous bytes and the node, bucket)
+        self.apm2 = np.concatenate([self.apm, self.apm])  # (hash of the two previous bytes and the node, bucket), then the char-RNN's (previous byte, node, bucket)
         for name, t in (prime or {}).items():
             target = getattr(self, name.removeprefix("prime."))
             target[...] = t.cpu().numpy().reshape(target.shape)
@@ -106,9 +123,9 @@ class TextMixer:
         return {"prime.weights": torch.from_numpy(np.clip(self.weights, -2 ** 31, 2 ** 31 - 1).astype(np.int32)),
                 "prime.maps": torch.from_numpy(self.maps.astype(np.int16)),
                 "prime.match_stats": torch.from_numpy(self.match_stats.astype(np.int16)),
-                "prime.weights2": torch.from_numpy(np.clip(self.weights2, -2 ** 31, 2 ** 31 - 1).astype(np.int32)),
-                "prime.apm": torch.from_numpy(self.apm.astype(np.uint8)),
-                "prime.apm2": torch.from_numpy(self.apm2.astype(np.uint8))}
+                "prime.weights_f": torch.from_numpy(np.clip(self.weights_f, -2 ** 31, 2 ** 31 - 1).astype(np.int32)),
+                "prime.apm": torch.from_numpy(_bytes_counts(self.apm)),
+                "prime.apm2": torch.from_numpy(_bytes_counts(self.apm2))}
 
     def snapshot(self) -> tuple:
         return tuple(getattr(self, k).copy() for k in self.STATE)
@@ -116,6 +133,31 @@ class TextMixer:
     def restore(self, snap: tuple) -> None:
         for k, a in zip(self.STATE, snap):
             setattr(self, k, a.copy())
+
+
+def _bytes_counts(table: np.ndarray) -> np.ndarray:
+    """(hits, total) rows halved until every total fits a byte (the shipped start keeps each
+    row's ratio, with less confidence)."""
+    t = table.astype(np.int64)
+    while (big := t[:, 1] > 255).any():
+        t[big] >>= 1
+    return t.astype(np.uint8)
+
+
+def _node_offsets(slot_bits: int) -> np.ndarray:
+    """Where each node of a byte's tree sits among a context's slots, as an offset xor-ed with
+    the context's base: the 15 nodes of the first nibble in the base's bucket of 16 slots, the
+    15 of the second nibble in a bucket picked by the first nibble (one cache line each)."""
+    out = np.zeros(256, dtype=np.int64)
+    for nd in range(1, 256):
+        j = nd.bit_length() - 1
+        if j < 4:
+            out[nd] = nd
+        else:
+            hi = (nd >> (j - 4)) - 16
+            sub = (1 << (j - 4)) | (nd & ((1 << (j - 4)) - 1))
+            out[nd] = ((((hi + 1) * int(_P1)) % (1 << 64)) >> (64 - slot_bits + 4)) << 4 | sub
+    return out
 
 
 class BlockState:
@@ -126,17 +168,18 @@ class BlockState:
         self.S = int(lens.max()) if len(lens) else 0
         self.lens = lens.astype(np.int64)
         self.hist = np.zeros(self.B * max(self.S, 1), dtype=np.int64)
-        self.last8 = np.zeros(self.B, dtype=np.uint64)
+        self.last8 = np.zeros((self.B, 2), dtype=np.uint64)  # the last 8 bytes, the 8 before
         self.word = np.zeros(self.B, dtype=np.uint64)  # hash of the current word (0: none)
-        self.prev_word = np.zeros(self.B, dtype=np.uint64)
+        self.prev_word = np.zeros((self.B, 2), dtype=np.uint64)  # the word before, and the one before it
+        self.lines = np.zeros((self.B, 2), dtype=np.int64)  # where the current line and the line before start
         self.match_table = np.zeros(1 << MATCH_BITS, dtype=np.int64)  # position + 1 of a byte
         self.match_ptr = np.zeros(self.B, dtype=np.int64)
         self.match_len = np.zeros(self.B, dtype=np.int64)
 
 
 @njit(cache=True)
-def _begin_byte(t, act, last8, word, prev_word, hist, lens, S, match_ptr, match_len, match_stats, stretch, slot_bits,
-                base, prev_byte, ctx2, predicted, mbucket, mconf):
+def _begin_byte(t, act, last8, word, prev_word, lines, hist, lens, S, match_ptr, match_len, match_stats, stretch, slot_bits,
+                base, chk, prev_byte, ctx2, predicted, mbucket, mconf):
     """Per segment at a byte boundary: the context slot bases, the previous byte(s), and the
     match model's prediction (where the pointed-to byte is already known to every segment)."""
     n, nctx = base.shape
@@ -144,12 +187,31 @@ def _begin_byte(t, act, last8, word, prev_word, hist, lens, S, match_ptr, match_
     shift = np.uint64(64 - slot_bits)
     for k in range(n):
         a = act[k]
-        h = last8[a]
-        for c in range(len(_MASKS)):
-            base[k, c] = np.int64(((h & _MASKS[c]) ^ _TAGS[c]) * _P1 >> shift)
+        h = last8[a, 0]
+        ho = last8[a, 1]
         w = word[a]
-        base[k, nctx - 2] = np.int64((w ^ _TAGS[nctx - 2]) * _P1 >> shift)
-        base[k, nctx - 1] = np.int64((((w * _P1) ^ prev_word[a]) ^ _TAGS[nctx - 1]) * _P1 >> shift)
+        for c in range(nctx):
+            if c < len(_MASKS):
+                hc = ((((ho & _MASKS_OLD[c]) * _P1) ^ (h & _MASKS[c])) ^ _TAGS[c]) * _P1
+            elif c == _C_WORD:
+                hc = (w ^ _TAGS[c]) * _P1
+            elif c == _C_WORD + 1:
+                hc = (((w * _P1) ^ prev_word[a, 0]) ^ _TAGS[c]) * _P1
+            elif c == _C_WORD + 2:
+                hc = (((((w * _P1) ^ prev_word[a, 0]) * _P1) ^ prev_word[a, 1]) ^ _TAGS[c]) * _P1
+            elif c == _C_WORD + 3:
+                hc = (((w * _P1) ^ prev_word[a, 1]) ^ _TAGS[c]) * _P1
+            else:  # the column contexts: the byte(s) at this column of the line before
+                col = t - lines[a, 0]
+                up = lines[a, 1] + col
+                if c == _C_ABOVE:
+                    above = hist[a * S + up] + 256 * hist[a * S + up + 1] if up + 1 < lines[a, 0] else 65536
+                    hc = (((np.uint64(above) << np.uint64(8)) | (h & np.uint64(255))) ^ _TAGS[c]) * _P1
+                else:
+                    above = hist[a * S + up] if up < lines[a, 0] else 256
+                    hc = (((np.uint64(above) << np.uint64(8)) | np.uint64(min(col, 255))) ^ _TAGS[c]) * _P1
+            base[k, c] = np.int64(hc >> (shift + np.uint64(4))) << 4
+            chk[k, c] = np.int64((hc >> (shift - np.uint64(8))) & np.uint64(255))
         prev_byte[k] = np.int64(h & np.uint64(255))
         ctx2[k] = np.int64((h & np.uint64(0xFFFF)) * _P1 >> np.uint64(48))
         ptr = match_ptr[a]
@@ -164,7 +226,7 @@ def _begin_byte(t, act, last8, word, prev_word, hist, lens, S, match_ptr, match_
 
 
 @njit(cache=True)
-def _end_byte(t, act, byte, predicted, last8, word, prev_word, hist, S, match_table, match_ptr, match_len):
+def _end_byte(t, act, byte, predicted, last8, word, prev_word, lines, hist, S, match_table, match_ptr, match_len):
     """After byte t of every active segment: history, contexts, words, match model. Lookups of
     new matches all come before this step's insertions; of repeated keys the last segment's
     insertion stays (a fixed order)."""
@@ -173,13 +235,18 @@ def _end_byte(t, act, byte, predicted, last8, word, prev_word, hist, S, match_ta
         a = act[k]
         b = byte[k]
         hist[a * S + t] = b
-        last8[a] = (last8[a] << np.uint64(8)) | np.uint64(b)
+        if b == 10:
+            lines[a, 1] = lines[a, 0]
+            lines[a, 0] = t + 1
+        last8[a, 1] = (last8[a, 1] << np.uint64(8)) | (last8[a, 0] >> np.uint64(56))
+        last8[a, 0] = (last8[a, 0] << np.uint64(8)) | np.uint64(b)
         w = word[a]
         if _LETTER[b]:
             word[a] = (w ^ _FOLD[b]) * _P1 + np.uint64(1)
         else:
             if w != np.uint64(0):
-                prev_word[a] = w
+                prev_word[a, 1] = prev_word[a, 0]
+                prev_word[a, 0] = w
             word[a] = np.uint64(0)
         if predicted[k] >= 0 and predicted[k] == b:
             match_len[a] = min(match_len[a] + 1, 1 << 16)
@@ -192,7 +259,7 @@ def _end_byte(t, act, byte, predicted, last8, word, prev_word, hist, S, match_ta
     keys = np.empty(n, dtype=np.int64)
     for k in range(n):
         a = act[k]
-        keys[k] = np.int64((last8[a] & _MATCH_MASK) * _P1 >> np.uint64(64 - MATCH_BITS))
+        keys[k] = np.int64((last8[a, 0] & _MATCH_MASK) * _P1 >> np.uint64(64 - MATCH_BITS))
         if match_len[a] == 0:  # look for a new match where there is none
             cand = match_table[keys[k]]
             if cand > 0:
@@ -209,8 +276,26 @@ def _ratio(hits, total):
 
 
 @njit(cache=True)
-def _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, counts, maps, weights, weights2, apm, apm2,
-             stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p):
+def _find(counts, sl, ck):
+    """The slot of a (context, node) whose check byte is ck: sl or sl ^ 16 (the same node in the
+    neighbouring bucket); if
+    neither holds it, the one with fewer counts is taken over (its counts reset)."""
+    if counts[3 * sl + 2] == ck:
+        return sl
+    alt = sl ^ 16
+    if counts[3 * alt + 2] == ck:
+        return alt
+    if np.int64(counts[3 * alt]) + counts[3 * alt + 1] < np.int64(counts[3 * sl]) + counts[3 * sl + 1]:
+        sl = alt
+    counts[3 * sl] = 0
+    counts[3 * sl + 1] = 0
+    counts[3 * sl + 2] = ck
+    return sl
+
+
+@njit(cache=True)
+def _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, counts, maps, weights, weights_f, apm, apm2,
+             stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p, fsel):
     """Probabilities (1/65536) that bit j of each segment's byte is 1; keeps what the update needs."""
     n, nctx = base.shape
     for k in range(n):
@@ -220,10 +305,18 @@ def _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, counts, maps
         m = cum[k, lo + w] - cum[k, lo]
         m1 = cum[k, lo + w] - cum[k, lo + w // 2]
         x[k, 0] = stretch[max((m1 << 16) // m, 1)] * on[0]
+        seen = 0
+        wseen = 0
         for c in range(nctx):
-            sl = (base[k, c] ^ node_hash[nd]) + (c << slot_bits)
+            sl = _find(counts, base[k, c] ^ node_hash[nd], (chk[k, c] ^ nd) & 255)
             slots[k, c] = sl
-            r = (c << 10) + (counts[2 * sl] << 5) + counts[2 * sl + 1]
+            n0 = counts[3 * sl]
+            n1 = counts[3 * sl + 1]
+            if c < N_ORDERS and n0 + n1 > 0:
+                seen += 1
+            elif _C_WORD <= c <= _C_ABOVE and n0 + n1 > 0:
+                wseen |= 1 << (c - _C_WORD)
+            r = (c << 10) + (n0 << 5) + n1
             x[k, 1 + c] = stretch[_ratio(maps[r, 0], maps[r, 1])] * ctx_on[c]
         has = 0
         pb = predicted[k]
@@ -233,51 +326,69 @@ def _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, counts, maps
         else:
             x[k, nctx + 1] = 0
         x[k, nctx + 2] = 256
-        ws = 2 * nd + has
-        wset[k] = ws
-        # two mixers: weights chosen by the node (and match), and by the previous byte
-        dot = 0
-        dot2 = 0
-        for i in range(nctx + 3):
-            dot += x[k, i] * weights[ws, i]
-            dot2 += x[k, i] * weights2[prev_byte[k], i]
-        dot = min(max(dot >> 16, -ST_MAX), ST_MAX)
-        dot2 = min(max(dot2 >> 16, -ST_MAX), ST_MAX)
-        dots[k, 0] = dot
-        dots[k, 1] = dot2
+        ar3 = (65536 + (prev_byte[k] << 8) + nd) * APM_BUCKETS + ((min(max(x[k, 0], -4096), 4096) + 4096 + 128) >> 8)
+        apm_rows[k, 2] = ar3
+        x[k, nctx + 3] = stretch[_ratio(np.int64(apm2[ar3, 0]), np.int64(apm2[ar3, 1]))] * on[0]
+        # first layer: mixers whose weight sets are chosen by the node (and match), the
+        # previous byte, and how many order contexts have been seen (and the bit position)
+        wset[k, 0] = 2 * nd + has
+        wset[k, 1] = MIX_OFF[1] + prev_byte[k]
+        wset[k, 2] = MIX_OFF[2] + seen * 8 + j
+        wset[k, 3] = MIX_OFF[3] + wseen * 8 + j
+        fsel[k] = min(seen, 10) * 256 + nd
+        for mi in range(N_MIX):
+            ws = wset[k, mi]
+            dot = 0
+            for i in range(N_INPUTS):
+                dot += x[k, i] * weights[ws, i]
+            dots[k, mi] = min(max(dot >> 16, -ST_MAX), ST_MAX)
+        # second layer: the first layer's logits mixed by weights chosen by the node
         if on[5]:
-            dot = (dot + dot2) >> 1
+            dot = 0
+            for mi in range(N_MIX):
+                dot += dots[k, mi] * weights_f[min(seen, 10) * 256 + nd, mi]
+            dot = min(max(dot >> 16, -ST_MAX), ST_MAX)
+        else:
+            dot = dots[k, 0]
+        dots[k, N_MIX] = dot
         # the final refinement: the mixed probability per (previous byte, node) and per hashed
         # (two previous bytes, node), in 33 steps of its logit
-        bucket = (dot + 4096 + 128) >> 8
-        ar = ((prev_byte[k] << 8) + nd) * APM_BUCKETS + bucket
-        ar2 = ((ctx2[k] ^ (nd * 0x9E3B)) & 0xFFFF) * APM_BUCKETS + bucket
-        apm_rows[k, 0] = ar
-        apm_rows[k, 1] = ar2
-        pa = _ratio(np.int64(apm[ar, 0]), np.int64(apm[ar, 1]))
+        lo = (dot + 4096) >> 8
+        fr = (dot + 4096) & 255
+        if lo == APM_BUCKETS - 1:
+            lo, fr = lo - 1, 256
+        ar = ((prev_byte[k] << 8) + nd) * APM_BUCKETS + lo
+        ar2 = ((ctx2[k] ^ (nd * 0x9E3B)) & 0xFFFF) * APM_BUCKETS + lo
+        apm_rows[k, 0] = ar + (fr >= 128)  # the nearer bucket learns
+        apm_rows[k, 1] = ar2 + (fr >= 128)
+        pa = (_ratio(np.int64(apm[ar, 0]), np.int64(apm[ar, 1])) * (256 - fr)
+              + _ratio(np.int64(apm[ar + 1, 0]), np.int64(apm[ar + 1, 1])) * fr) >> 8
         if on[6]:
-            pa = (pa + _ratio(np.int64(apm2[ar2, 0]), np.int64(apm2[ar2, 1]))) >> 1
+            pa2 = (_ratio(np.int64(apm2[ar2, 0]), np.int64(apm2[ar2, 1])) * (256 - fr)
+                   + _ratio(np.int64(apm2[ar2 + 1, 0]), np.int64(apm2[ar2 + 1, 1])) * fr) >> 8
+            pa = (pa + pa2) >> 1
         p[k] = min(max((squash[dot + ST_MAX] * (4 - APM_W * on[4]) + APM_W * on[4] * pa) >> 2, 1), 65535)
 
 
 @njit(cache=True)
-def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_stats, weights, weights2, apm, apm2,
-            squash, x, slots, wset, dots, apm_rows, lr):
+def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_stats, weights, weights_f, apm, apm2,
+            squash, x, slots, wset, dots, apm_rows, lr, fsel):
     """Learn from the coded bits, segment after segment (a fixed order: the same on both sides)."""
     n, nctx = slots.shape
     for k in range(n):
         b = bits[k]
-        ws = wset[k]
-        err = (b << 16) - squash[dots[k, 0] + ST_MAX]
-        err2 = (b << 16) - squash[dots[k, 1] + ST_MAX]
-        pv = prev_byte[k]
-        for i in range(nctx + 3):
-            weights[ws, i] += (x[k, i] * err * lr) >> 18
-            weights2[pv, i] += (x[k, i] * err2 * lr) >> 18
+        for mi in range(N_MIX):
+            ws = wset[k, mi]
+            err = (b << 16) - squash[dots[k, mi] + ST_MAX]
+            for i in range(N_INPUTS):
+                weights[ws, i] += (x[k, i] * err * lr) >> 18
+        err = (b << 16) - squash[dots[k, N_MIX] + ST_MAX]
+        for mi in range(N_MIX):
+            weights_f[fsel[k], mi] += (dots[k, mi] * err * LR_F) >> 18
         for c in range(nctx):
             sl = slots[k, c]
-            n0 = counts[2 * sl]
-            n1 = counts[2 * sl + 1]
+            n0 = counts[3 * sl]
+            n1 = counts[3 * sl + 1]
             r = (c << 10) + (n0 << 5) + n1
             maps[r, 0] += b
             maps[r, 1] += 1
@@ -287,26 +398,26 @@ def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_st
             # the seen bit's count grows, the other forgets part of itself (nonstationary)
             if b:
                 n1 += 1
-                if n0 > 2:
-                    n0 = (n0 >> 1) + 1
+                if n0 > 6:
+                    n0 = (n0 >> 1) + 3
             else:
                 n0 += 1
-                if n1 > 2:
-                    n1 = (n1 >> 1) + 1
+                if n1 > 6:
+                    n1 = (n1 >> 1) + 3
             if n0 > COUNT_LIMIT or n1 > COUNT_LIMIT:
                 n0 >>= 1
                 n1 >>= 1
-            counts[2 * sl] = n0
-            counts[2 * sl + 1] = n1
+            counts[3 * sl] = n0
+            counts[3 * sl + 1] = n1
         pb = predicted[k]
-        if pb >= 0 and (ws & 1):
+        if pb >= 0 and (wset[k, 0] & 1):
             mb = mbucket[k]
             match_stats[mb, 0] += ((pb >> (7 - j)) & 1) == b
             match_stats[mb, 1] += 1
             if match_stats[mb, 1] > MAP_LIMIT:
                 match_stats[mb, 0] >>= 1
                 match_stats[mb, 1] >>= 1
-        for a, table in ((apm_rows[k, 0], apm), (apm_rows[k, 1], apm2)):
+        for a, table in ((apm_rows[k, 0], apm), (apm_rows[k, 1], apm2), (apm_rows[k, 2], apm2)):
             table[a, 0] += b
             table[a, 1] += 1
             if table[a, 1] > APM_LIMIT:
@@ -326,23 +437,25 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     cum = np.zeros((n, 257), dtype=np.int64)
     np.cumsum(rnn_weights, axis=1, out=cum[:, 1:])
     base = np.empty((n, N_CTX), dtype=np.int64)
+    chk = np.empty((n, N_CTX), dtype=np.int64)
     prev_byte, ctx2, predicted, mbucket, mconf = (np.empty(n, dtype=np.int64) for _ in range(5))
-    _begin_byte(t, act, blk.last8, blk.word, blk.prev_word, blk.hist, blk.lens, max(blk.S, 1), blk.match_ptr,
-                blk.match_len, mix.match_stats, mix.stretch, mix.slot_bits, base, prev_byte, ctx2, predicted, mbucket,
+    _begin_byte(t, act, blk.last8, blk.word, blk.prev_word, blk.lines, blk.hist, blk.lens, max(blk.S, 1), blk.match_ptr,
+                blk.match_len, mix.match_stats, mix.stretch, mix.slot_bits, base, chk, prev_byte, ctx2, predicted, mbucket,
                 mconf)
     node = np.ones(n, dtype=np.int64)
+    fsel = np.zeros(n, dtype=np.int64)
     x = np.empty((n, N_INPUTS), dtype=np.int64)
     slots = np.empty((n, N_CTX), dtype=np.int64)
-    wset, p = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    dots, apm_rows = np.empty((n, 2), dtype=np.int64), np.empty((n, 2), dtype=np.int64)
+    wset, p = np.empty((n, N_MIX), dtype=np.int64), np.empty(n, dtype=np.int64)
+    dots, apm_rows = np.empty((n, N_MIX + 1), dtype=np.int64), np.empty((n, 3), dtype=np.int64)
     for j in range(8):
-        _predict(j, node, base, cum, predicted, mconf, prev_byte, ctx2, mix.counts, mix.maps, mix.weights,
-                 mix.weights2, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.node_hash,
-                 mix.slot_bits, x, slots, wset, dots, apm_rows, p)
+        _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, mix.counts, mix.maps, mix.weights,
+                 mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.node_hash,
+                 mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
         bits = np.asarray(coder(p), dtype=np.int64)
         _update(j, bits, node, predicted, mbucket, prev_byte, mix.counts, mix.maps, mix.match_stats, mix.weights,
-                mix.weights2, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR)
+                mix.weights_f, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR, fsel)
     byte = node - 256
-    _end_byte(t, act, byte, predicted, blk.last8, blk.word, blk.prev_word, blk.hist, max(blk.S, 1), blk.match_table,
+    _end_byte(t, act, byte, predicted, blk.last8, blk.word, blk.prev_word, blk.lines, blk.hist, max(blk.S, 1), blk.match_table,
               blk.match_ptr, blk.match_len)
     return byte

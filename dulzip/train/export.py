@@ -41,13 +41,33 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f"{name}.tmp.safetensors"
     tensors = a.export(model)
     if prime_text:
         from dulzip.codecs.text import prime
         from dulzip.models.registry import ARCHITECTURES
         tensors.update(prime(ARCHITECTURES[arch].runtime(tensors, asdict(cfg), "cpu"), prime_text))
-    digest = save_weights(tensors, tmp, arch, asdict(cfg))
+    return _install(tensors, name, out_dir, arch, asdict(cfg), card, prime_text, {
+        "parameters": a.n_params(model), "training_steps": ck["step"], "train_config": ck["train_config"]})
+
+
+def reprime(name: str, prime_text: bytes, out_dir: str | Path) -> Path:
+    """A shipped text model with its adaptive starting state made afresh on ``prime_text`` by
+    this version's mixer (the network's weights unchanged): new weights file, the card kept."""
+    from dulzip.codecs.text import prime
+    from dulzip.models.registry import ARCHITECTURES
+    from dulzip.zoo import load_tensors
+    tensors, arch, cfg, _ = load_tensors(name, out_dir)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("prime.")}
+    tensors.update(prime(ARCHITECTURES[arch].runtime(tensors, cfg, "cpu"), prime_text))
+    return _install(tensors, name, Path(out_dir), arch, cfg, None, prime_text, {})
+
+
+def _install(tensors: dict, name: str, out_dir: Path, arch: str, cfg: dict, card: dict | None,
+             prime_text: bytes | None, trained: dict) -> Path:
+    """Write the weights as <name>-<sha256 prefix>.safetensors (replacing this name's older
+    ones) and its card beside them (the older card's fields kept unless given anew)."""
+    tmp = out_dir / f"{name}.tmp.safetensors"
+    digest = save_weights(tensors, tmp, arch, cfg)
     final = out_dir / f"{name}-{digest[:8]}.safetensors"
     for old in out_dir.glob(f"{name}-*.safetensors"):  # this name's older weights (not 'made-binary' for 'made')
         if re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}\.safetensors", old.name) and old != final:
@@ -61,9 +81,10 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
         p.unlink()
     card_path = final.with_suffix(".json")
     info = {**old_card, **(card or {})}
-    info.update({"name": name, "architecture": arch, "weights": final.name, "sha256": digest,
-                 "config": asdict(cfg), "parameters": a.n_params(model), "training": {
-                     **info.get("training", {}), "steps": ck["step"], "config": ck["train_config"]}})
+    info.update({"name": name, "architecture": arch, "weights": final.name, "sha256": digest, "config": cfg})
+    if trained:
+        info.update({"parameters": trained["parameters"], "training": {
+            **info.get("training", {}), "steps": trained["training_steps"], "config": trained["train_config"]}})
     if prime_text:
         info["primed_on_bytes"] = len(prime_text)
     card_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
