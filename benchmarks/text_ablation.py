@@ -4,9 +4,10 @@ mixer switched off (real range-coded sizes, model path forced), in bits per byte
     python benchmarks/text_ablation.py data/text/prose-test data/text/code-test --max-bytes 65536 \\
         --out benchmarks/results/text-ablation
 
-Parts: the char-RNN, the order-0..8 contexts, the two word contexts, the match model and the
-final refinement (APM). "char-RNN alone" keeps the mixer (it only rescales the network's
-logit) and nothing else.
+Parts: the char-RNN, the order-k contexts, the word contexts, the column contexts, the match
+model, the final refinements (APMs) and the second mixing layer (with it the three other
+first-layer mixers). "char-RNN alone" keeps one mixer (it only rescales the network's logit
+and its refinement per previous byte) and nothing else.
 """
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ CONFIGS = {
     "without the char-RNN": tuple(p for p in PARTS if p != "rnn"),
     "without the order-k contexts": tuple(p for p in PARTS if p != "orders"),
     "without the word contexts": tuple(p for p in PARTS if p != "words"),
+    "without the column contexts": tuple(p for p in PARTS if p != "columns"),
     "without the match model": tuple(p for p in PARTS if p != "match"),
-    "without the APM": tuple(p for p in PARTS if p != "apm"),
+    "without the refinements (APMs)": tuple(p for p in PARTS if p not in ("apm", "apm2")),
+    "one mixer (no second layer)": tuple(p for p in PARTS if p != "mixer2"),
     "char-RNN alone": ("rnn",),
 }
 

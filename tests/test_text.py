@@ -208,6 +208,21 @@ def test_bad_text_files_are_refused(text_models, how, tmp_path):
         api.decompress(bytes(blob))
 
 
+@pytest.mark.parametrize("mixer", [None, 1, 99])
+def test_other_mixer_versions_are_refused(text_models, mixer):
+    """A file records the version of the mixer that coded it; another version is refused."""
+    from dulzip.container import pack, unpack
+    from dulzip.errors import FormatError
+    c = unpack(api.compress(PROSE, MODEL_ONLY))
+    assert c.header["layout"]["mixer"] == text_codec.MIXER_VERSION
+    if mixer is None:
+        del c.header["layout"]["mixer"]  # files of version 1 did not record it
+    else:
+        c.header["layout"]["mixer"] = mixer
+    with pytest.raises(FormatError, match="version"):
+        api.decompress(pack(c))
+
+
 def test_cli_stdin_stdout_text(text_models, tmp_path):
     env = {**__import__("os").environ, "DULZIP_MODELS": str(text_models)}
     cmd = [sys.executable, "-c", "from dulzip.cli import entry; entry()"]

@@ -60,7 +60,7 @@ APM_BUCKETS = 33  # the final refinement: per (previous byte, node), the mixer's
 APM_LIMIT = 1023  # the refinements' counts are halved past this total
 APM_PRIOR = 32
 APM_W = 2  # the final probability: (4 - APM_W) parts the mixer's, APM_W parts the refinement's (of 4)
-PARTS = ("rnn", "orders", "words", "match", "apm", "mixer2", "apm2")  # what can be switched off (to measure what each brings)
+PARTS = ("rnn", "orders", "words", "match", "apm", "mixer2", "apm2", "columns")  # what can be switched off (to measure what each brings)
 _P1 = np.uint64(0x9E3779B97F4A7C15)
 _MASKS = np.array([(1 << (8 * min(k, 8))) - 1 for k in ORDERS], dtype=np.uint64)  # of the last 8 bytes
 _MASKS_OLD = np.array([(1 << (8 * max(k - 8, 0))) - 1 for k in ORDERS], dtype=np.uint64)  # of the 8 before
@@ -95,7 +95,8 @@ class TextMixer:
         self.slot_bits = slot_bits
         self.node_hash = _node_offsets(slot_bits)
         self.on_vec = np.array([p in parts for p in PARTS], dtype=np.int64)
-        self.ctx_on = np.array([self.on_vec[1]] * len(ORDERS) + [self.on_vec[2]] * (N_WORDS + 2), dtype=np.int64)  # orders, words
+        self.ctx_on = np.array([self.on_vec[1]] * N_ORDERS + [self.on_vec[2]] * N_WORDS + [self.on_vec[7]] * 2,
+                               dtype=np.int64)  # orders, words, columns
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
         self.counts = np.zeros((1 << slot_bits) * 3, dtype=np.uint8)  # (slot, (n0, n1, check)) flattened
