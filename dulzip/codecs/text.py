@@ -57,21 +57,23 @@ class Layout:
 
 
 class _Encoder:
-    """Bit source of the encoder: the known bits, range-coded as they are asked for."""
+    """Bit source of the encoder: the known bytes, range-coded a step at a time."""
 
     def __init__(self, seg_bytes: np.ndarray):
         self.bytes = seg_bytes  # (B, S) the block's segments, padded
         self.enc = RangeEncoder()
-        self.t, self.j, self.act = 0, 0, None
+        self.t, self.act = 0, None
 
     def start_step(self, t: int, act: np.ndarray) -> None:
-        self.t, self.j, self.act = t, 0, act
+        self.t, self.act = t, act
 
-    def __call__(self, p: np.ndarray) -> np.ndarray:
-        bits = (self.bytes[self.act, self.t] >> (7 - self.j)) & 1
-        self.enc.encode(bits, np.stack([65536 - p, p], axis=1))
-        self.j += 1
-        return bits
+    def known(self) -> np.ndarray:
+        return self.bytes[self.act, self.t]
+
+    def take(self, bits: np.ndarray, p: np.ndarray) -> None:
+        """(8, n) bits and their probabilities of being 1, coded bit 0 of every segment first."""
+        p = p.ravel()
+        self.enc.encode(bits.ravel(), np.stack([65536 - p, p], axis=1))
 
 
 class _Decoder:
@@ -131,6 +133,7 @@ class TextCoder:
         if allow_zstd and len(packed) <= len(payload):
             self.mix.restore(snap)
             return Stream("zstd", packed)
+        self.mix.counts_used = True
         return Stream("model", payload)
 
     def decode_block(self, s: Stream, n: int, bar) -> bytes:

@@ -99,7 +99,8 @@ class TextMixer:
                                dtype=np.int64)  # orders, words, columns
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
-        self.counts = np.zeros((1 << slot_bits) * 3, dtype=np.uint8)  # (slot, (n0, n1, check)) flattened
+        self.counts = np.zeros((1 << slot_bits) * 3, dtype=np.uint8)
+        self.counts_used = False  # whether any block has been coded into the counts  # (slot, (n0, n1, check)) flattened
         n = np.arange(COUNT_LIMIT + 2)
         n0, n1 = np.meshgrid(n, n, indexing="ij")
         prior = np.stack([(4 * (2 * n1 + 1)) // (2 * (n0 + n1) + 2), np.full_like(n0, 4)], axis=-1)
@@ -129,11 +130,14 @@ class TextMixer:
                 "prime.apm2": torch.from_numpy(_bytes_counts(self.apm2))}
 
     def snapshot(self) -> tuple:
-        return tuple(getattr(self, k).copy() for k in self.STATE)
+        """A copy of the state to return to (the count table only while it holds any counts:
+        before the first block it is all zeros, and restored as such without a copy)."""
+        return tuple(None if k == "counts" and not self.counts_used else getattr(self, k).copy() for k in self.STATE)
 
     def restore(self, snap: tuple) -> None:
+        """Back to ``snap`` (taken over: a snapshot is restored at most once)."""
         for k, a in zip(self.STATE, snap):
-            setattr(self, k, a.copy())
+            setattr(self, k, np.zeros_like(getattr(self, k)) if a is None else a)
 
 
 def _bytes_counts(table: np.ndarray) -> np.ndarray:
@@ -427,12 +431,28 @@ def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_st
         node[k] = 2 * node[k] + b
 
 
+@njit(cache=True)
+def _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, counts, maps,
+                match_stats, weights, weights_f, apm, apm2, stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots,
+                wset, dots, apm_rows, p, fsel):
+    """The eight decisions of a step whose bits are known (the encoder): probabilities into ``probs``."""
+    for j in range(8):
+        _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, counts, maps, weights, weights_f, apm, apm2,
+                 stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
+        probs[j] = p
+        _update(j, bits[j], node, predicted, mbucket, prev_byte, counts, maps, match_stats, weights, weights_f, apm,
+                apm2, squash, x, slots, wset, dots, apm_rows, LR, fsel)
+
+
 def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weights: np.ndarray, coder) -> np.ndarray:
     """Code byte t of the active segments ``act``; returns their bytes.
 
     rnn_weights: (len(act), 256) integer byte weights of the char-RNN. ``coder(p16)`` is
     called once per bit with the probabilities (in 1/65536) that the bit is 1 and returns
-    the bits (the encoder's known bits, or the decoder's decoded ones).
+    the bits (the decoder's decoded ones). A coder that knows the bytes (the encoder) has
+    ``known()`` -> the active segments' bytes and ``take(bits, p16)`` -> codes (8, n) bits with
+    their probabilities, bit 0 of every segment first: the same symbols in the same order, in
+    one call per step instead of eight.
     """
     n = len(act)
     cum = np.zeros((n, 257), dtype=np.int64)
@@ -449,13 +469,21 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     slots = np.empty((n, N_CTX), dtype=np.int64)
     wset, p = np.empty((n, N_MIX), dtype=np.int64), np.empty(n, dtype=np.int64)
     dots, apm_rows = np.empty((n, N_MIX + 1), dtype=np.int64), np.empty((n, 3), dtype=np.int64)
-    for j in range(8):
-        _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, mix.counts, mix.maps, mix.weights,
-                 mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.node_hash,
-                 mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
-        bits = np.asarray(coder(p), dtype=np.int64)
-        _update(j, bits, node, predicted, mbucket, prev_byte, mix.counts, mix.maps, mix.match_stats, mix.weights,
-                mix.weights_f, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR, fsel)
+    if hasattr(coder, "known"):
+        bits = (coder.known()[None, :] >> np.arange(7, -1, -1)[:, None]) & 1  # (8, n)
+        probs = np.empty((8, n), dtype=np.int64)
+        _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, mix.counts,
+                    mix.maps, mix.match_stats, mix.weights, mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash,
+                    mix.on_vec, mix.ctx_on, mix.node_hash, mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
+        coder.take(bits, probs)
+    else:
+        for j in range(8):
+            _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, mix.counts, mix.maps, mix.weights,
+                     mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.node_hash,
+                     mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
+            bits = np.asarray(coder(p), dtype=np.int64)
+            _update(j, bits, node, predicted, mbucket, prev_byte, mix.counts, mix.maps, mix.match_stats, mix.weights,
+                    mix.weights_f, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR, fsel)
     byte = node - 256
     _end_byte(t, act, byte, predicted, blk.last8, blk.word, blk.prev_word, blk.lines, blk.hist, max(blk.S, 1), blk.match_table,
               blk.match_ptr, blk.match_len)
