@@ -5,7 +5,7 @@ binary tree gets a probability from two layers of logistic mixing whose inputs a
 stretched (logit) probabilities of:
 
 - the char-RNN: the mass of the node's 1-subtree over the node's mass, from its byte table;
-  and the same refined by an adaptive map per (previous byte, node);
+  and the same refined by adaptive maps per (previous byte, node) and per (current word, node);
 - context models: order-k byte contexts (k in ORDERS), word contexts (the current word;
   with the word before; with the two words before; with the word before that one only) and
   column contexts (the bytes above in the line before, with the last byte or the column):
@@ -47,7 +47,7 @@ MATCH_MIN = 6  # bytes of context that find a match
 MATCH_BITS = 20
 MATCH_LEN_MAX = 15
 ST_MAX = 4095  # stretched probabilities: 1/256 logit units, |st| <= 16 logits
-N_INPUTS = 1 + N_CTX + 3  # char-RNN, contexts, match, bias, the char-RNN refined by the previous byte
+N_INPUTS = 1 + N_CTX + 4  # char-RNN, contexts, match, bias, the char-RNN refined by the previous byte and by the word
 N_ORDERS = len(ORDERS)
 _C_WORD = N_ORDERS  # the contexts after the orders: four word contexts, then the two column contexts
 _C_ABOVE = N_ORDERS + N_WORDS
@@ -115,7 +115,9 @@ class TextMixer:
         centre = self.squash[np.clip(b * 256 - 4096, -ST_MAX, ST_MAX) + ST_MAX]  # bucket b sits at st = 256 b - 4096
         apm = np.stack([(centre * APM_PRIOR + 32768) >> 16, np.full_like(centre, APM_PRIOR)], axis=-1)
         self.apm = np.tile(apm, (65536, 1)).astype(np.int32)  # (prev byte, node, bucket) flattened
-        self.apm2 = np.concatenate([self.apm, self.apm])  # (hash of the two previous bytes and the node, bucket), then the char-RNN's (previous byte, node, bucket)
+        # (hash of the two previous bytes and the node, bucket); then the char-RNN's refinements:
+        # (previous byte, node, bucket) and (hash of the current word and the node, bucket)
+        self.apm2 = np.concatenate([self.apm, self.apm, self.apm])
         for name, t in (prime or {}).items():
             target = getattr(self, name.removeprefix("prime."))
             target[...] = t.cpu().numpy().reshape(target.shape)
@@ -299,7 +301,7 @@ def _find(counts, sl, ck):
 
 
 @njit(cache=True)
-def _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, counts, maps, weights, weights_f, apm, apm2,
+def _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, counts, maps, weights, weights_f, apm, apm2,
              stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p, fsel):
     """Probabilities (1/65536) that bit j of each segment's byte is 1; keeps what the update needs."""
     n, nctx = base.shape
@@ -331,9 +333,14 @@ def _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, counts,
         else:
             x[k, nctx + 1] = 0
         x[k, nctx + 2] = 256
-        ar3 = (65536 + (prev_byte[k] << 8) + nd) * APM_BUCKETS + ((min(max(x[k, 0], -4096), 4096) + 4096 + 128) >> 8)
-        apm_rows[k, 2] = ar3
-        x[k, nctx + 3] = stretch[_ratio(np.int64(apm2[ar3, 0]), np.int64(apm2[ar3, 1]))] * on[0]
+        # the char-RNN's probability refined per (previous byte, node) and per hashed (current
+        # word, node): adaptive maps of its logit in 33 steps (rows after apm2's own)
+        rb = (min(max(x[k, 0], -4096), 4096) + 4096 + 128) >> 8
+        apm_rows[k, 2] = (65536 + (prev_byte[k] << 8) + nd) * APM_BUCKETS + rb
+        apm_rows[k, 3] = (131072 + ((wkey[k] ^ (nd * 0x9E3B)) & 0xFFFF)) * APM_BUCKETS + rb
+        for r in range(2):
+            a = apm_rows[k, 2 + r]
+            x[k, nctx + 3 + r] = stretch[_ratio(np.int64(apm2[a, 0]), np.int64(apm2[a, 1]))] * on[0]
         # first layer: mixers whose weight sets are chosen by the node (and match), the
         # previous byte, and how many order contexts have been seen (and the bit position)
         wset[k, 0] = 2 * nd + has
@@ -422,7 +429,7 @@ def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_st
             if match_stats[mb, 1] > MAP_LIMIT:
                 match_stats[mb, 0] >>= 1
                 match_stats[mb, 1] >>= 1
-        for a, table in ((apm_rows[k, 0], apm), (apm_rows[k, 1], apm2), (apm_rows[k, 2], apm2)):
+        for a, table in ((apm_rows[k, 0], apm), (apm_rows[k, 1], apm2), (apm_rows[k, 2], apm2), (apm_rows[k, 3], apm2)):
             table[a, 0] += b
             table[a, 1] += 1
             if table[a, 1] > APM_LIMIT:
@@ -432,12 +439,12 @@ def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_st
 
 
 @njit(cache=True)
-def _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, counts, maps,
+def _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, wkey, counts, maps,
                 match_stats, weights, weights_f, apm, apm2, stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots,
                 wset, dots, apm_rows, p, fsel):
     """The eight decisions of a step whose bits are known (the encoder): probabilities into ``probs``."""
     for j in range(8):
-        _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, counts, maps, weights, weights_f, apm, apm2,
+        _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, counts, maps, weights, weights_f, apm, apm2,
                  stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
         probs[j] = p
         _update(j, bits[j], node, predicted, mbucket, prev_byte, counts, maps, match_stats, weights, weights_f, apm,
@@ -464,21 +471,22 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
                 blk.match_len, mix.match_stats, mix.stretch, mix.slot_bits, base, chk, prev_byte, ctx2, predicted, mbucket,
                 mconf)
     node = np.ones(n, dtype=np.int64)
+    wkey = ((blk.word[act] * _P1) >> np.uint64(48)).astype(np.int64)  # the current word, hashed to 16 bits
     fsel = np.zeros(n, dtype=np.int64)
     x = np.empty((n, N_INPUTS), dtype=np.int64)
     slots = np.empty((n, N_CTX), dtype=np.int64)
     wset, p = np.empty((n, N_MIX), dtype=np.int64), np.empty(n, dtype=np.int64)
-    dots, apm_rows = np.empty((n, N_MIX + 1), dtype=np.int64), np.empty((n, 3), dtype=np.int64)
+    dots, apm_rows = np.empty((n, N_MIX + 1), dtype=np.int64), np.empty((n, 4), dtype=np.int64)
     if hasattr(coder, "known"):
         bits = (coder.known()[None, :] >> np.arange(7, -1, -1)[:, None]) & 1  # (8, n)
         probs = np.empty((8, n), dtype=np.int64)
-        _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, mix.counts,
+        _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, wkey, mix.counts,
                     mix.maps, mix.match_stats, mix.weights, mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash,
                     mix.on_vec, mix.ctx_on, mix.node_hash, mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
         coder.take(bits, probs)
     else:
         for j in range(8):
-            _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, mix.counts, mix.maps, mix.weights,
+            _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, mix.counts, mix.maps, mix.weights,
                      mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.node_hash,
                      mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
             bits = np.asarray(coder(p), dtype=np.int64)
