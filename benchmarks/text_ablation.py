@@ -7,7 +7,7 @@ mixer switched off (real range-coded sizes, model path forced), in bits per byte
 Parts: the char-RNN, the order-k contexts, the word contexts, the column contexts, the match
 model, the final refinements (APMs) and the second mixing layer (with it the three other
 first-layer mixers). "char-RNN alone" keeps one mixer (it only rescales the network's logit
-and its refinement per previous byte) and nothing else.
+and its two refinements) and nothing else.
 """
 from __future__ import annotations
 
