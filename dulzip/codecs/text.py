@@ -133,7 +133,6 @@ class TextCoder:
         if allow_zstd and len(packed) <= len(payload):
             self.mix.restore(snap)
             return Stream("zstd", packed)
-        self.mix.counts_used = True
         return Stream("model", payload)
 
     def decode_block(self, s: Stream, n: int, bar) -> bytes:

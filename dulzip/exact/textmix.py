@@ -99,8 +99,8 @@ class TextMixer:
                                dtype=np.int64)  # orders, words, columns
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
-        self.counts = np.zeros((1 << slot_bits) * 3, dtype=np.uint8)
-        self.counts_used = False  # whether any block has been coded into the counts  # (slot, (n0, n1, check)) flattened
+        self.counts = np.zeros((1 << slot_bits) * 3, dtype=np.uint8)  # (slot, (n0, n1, check)) flattened
+        self.counts_used = False  # whether anything has been coded into the counts (else all zeros)
         n = np.arange(COUNT_LIMIT + 2)
         n0, n1 = np.meshgrid(n, n, indexing="ij")
         prior = np.stack([(4 * (2 * n1 + 1)) // (2 * (n0 + n1) + 2), np.full_like(n0, 4)], axis=-1)
@@ -110,7 +110,7 @@ class TextMixer:
         self.weights[:, 0] = 1 << 16  # start by trusting the char-RNN
         self.weights[:, 1:1 + N_CTX] = 1 << 13
         self.weights[:, 1 + N_CTX] = 1 << 15
-        self.weights_f = np.full((256 * 11, N_MIX), (1 << 16) // N_MIX, dtype=np.int64)
+        self.weights_f = np.full(((N_ORDERS + 1) * 256, N_MIX), (1 << 16) // N_MIX, dtype=np.int64)
         b = np.arange(APM_BUCKETS, dtype=np.int64)
         centre = self.squash[np.clip(b * 256 - 4096, -ST_MAX, ST_MAX) + ST_MAX]  # bucket b sits at st = 256 b - 4096
         apm = np.stack([(centre * APM_PRIOR + 32768) >> 16, np.full_like(centre, APM_PRIOR)], axis=-1)
@@ -139,6 +139,8 @@ class TextMixer:
     def restore(self, snap: tuple) -> None:
         """Back to ``snap`` (taken over: a snapshot is restored at most once)."""
         for k, a in zip(self.STATE, snap):
+            if a is None:  # the counts, all zeros when the snapshot was taken
+                self.counts_used = False
             setattr(self, k, np.zeros_like(getattr(self, k)) if a is None else a)
 
 
@@ -285,8 +287,7 @@ def _ratio(hits, total):
 @njit(cache=True)
 def _find(counts, sl, ck):
     """The slot of a (context, node) whose check byte is ck: sl or sl ^ 16 (the same node in the
-    neighbouring bucket); if
-    neither holds it, the one with fewer counts is taken over (its counts reset)."""
+    neighbouring bucket); if neither holds it, the one with fewer counts is taken over (reset)."""
     if counts[3 * sl + 2] == ck:
         return sl
     alt = sl ^ 16
@@ -302,7 +303,7 @@ def _find(counts, sl, ck):
 
 @njit(cache=True)
 def _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, counts, maps, weights, weights_f, apm, apm2,
-             stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p, fsel):
+             stretch, squash, on, ctx_on, node_hash, x, slots, wset, dots, apm_rows, p, fsel):
     """Probabilities (1/65536) that bit j of each segment's byte is 1; keeps what the update needs."""
     n, nctx = base.shape
     for k in range(n):
@@ -347,18 +348,18 @@ def _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, c
         wset[k, 1] = MIX_OFF[1] + prev_byte[k]
         wset[k, 2] = MIX_OFF[2] + seen * 8 + j
         wset[k, 3] = MIX_OFF[3] + wseen * 8 + j
-        fsel[k] = min(seen, 10) * 256 + nd
+        fsel[k] = seen * 256 + nd
         for mi in range(N_MIX):
             ws = wset[k, mi]
             dot = 0
             for i in range(N_INPUTS):
                 dot += x[k, i] * weights[ws, i]
             dots[k, mi] = min(max(dot >> 16, -ST_MAX), ST_MAX)
-        # second layer: the first layer's logits mixed by weights chosen by the node
+        # second layer: the first layer's logits mixed by weights chosen by the orders seen and the node
         if on[5]:
             dot = 0
             for mi in range(N_MIX):
-                dot += dots[k, mi] * weights_f[min(seen, 10) * 256 + nd, mi]
+                dot += dots[k, mi] * weights_f[fsel[k], mi]
             dot = min(max(dot >> 16, -ST_MAX), ST_MAX)
         else:
             dot = dots[k, 0]
@@ -440,12 +441,12 @@ def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_st
 
 @njit(cache=True)
 def _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, wkey, counts, maps,
-                match_stats, weights, weights_f, apm, apm2, stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots,
+                match_stats, weights, weights_f, apm, apm2, stretch, squash, on, ctx_on, node_hash, x, slots,
                 wset, dots, apm_rows, p, fsel):
     """The eight decisions of a step whose bits are known (the encoder): probabilities into ``probs``."""
     for j in range(8):
         _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, counts, maps, weights, weights_f, apm, apm2,
-                 stretch, squash, on, ctx_on, node_hash, slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
+                 stretch, squash, on, ctx_on, node_hash, x, slots, wset, dots, apm_rows, p, fsel)
         probs[j] = p
         _update(j, bits[j], node, predicted, mbucket, prev_byte, counts, maps, match_stats, weights, weights_f, apm,
                 apm2, squash, x, slots, wset, dots, apm_rows, LR, fsel)
@@ -470,6 +471,7 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     _begin_byte(t, act, blk.last8, blk.word, blk.prev_word, blk.lines, blk.hist, blk.lens, max(blk.S, 1), blk.match_ptr,
                 blk.match_len, mix.match_stats, mix.stretch, mix.slot_bits, base, chk, prev_byte, ctx2, predicted, mbucket,
                 mconf)
+    mix.counts_used = True
     node = np.ones(n, dtype=np.int64)
     wkey = ((blk.word[act] * _P1) >> np.uint64(48)).astype(np.int64)  # the current word, hashed to 16 bits
     fsel = np.zeros(n, dtype=np.int64)
@@ -482,13 +484,13 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
         probs = np.empty((8, n), dtype=np.int64)
         _code_known(bits, probs, node, base, chk, cum, predicted, mbucket, mconf, prev_byte, ctx2, wkey, mix.counts,
                     mix.maps, mix.match_stats, mix.weights, mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash,
-                    mix.on_vec, mix.ctx_on, mix.node_hash, mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
+                    mix.on_vec, mix.ctx_on, mix.node_hash, x, slots, wset, dots, apm_rows, p, fsel)
         coder.take(bits, probs)
     else:
         for j in range(8):
             _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, mix.counts, mix.maps, mix.weights,
                      mix.weights_f, mix.apm, mix.apm2, mix.stretch, mix.squash, mix.on_vec, mix.ctx_on, mix.node_hash,
-                     mix.slot_bits, x, slots, wset, dots, apm_rows, p, fsel)
+                     x, slots, wset, dots, apm_rows, p, fsel)
             bits = np.asarray(coder(p), dtype=np.int64)
             _update(j, bits, node, predicted, mbucket, prev_byte, mix.counts, mix.maps, mix.match_stats, mix.weights,
                     mix.weights_f, mix.apm, mix.apm2, mix.squash, x, slots, wset, dots, apm_rows, LR, fsel)
