@@ -21,6 +21,7 @@ from dulzip.codecs.flow import decode_flow, encode_flow
 from dulzip.codecs.image import Stream, decode_planes, encode_planes
 from dulzip.codecs.text import Layout, TextCoder
 from dulzip.exact.textmix import MIXER_VERSION, SLOT_BITS
+from dulzip.exact.imagemix import IMAGE_MIXER_VERSION, slot_bits_for
 from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
                               unpack, write_container)
 from dulzip.errors import CorruptDataError, FormatError, UsageError
@@ -299,13 +300,16 @@ def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
     if not exact:
         header["output_length"] = len(output)
         header["output_blake2b"] = checksum(output)
+    kw = {}
+    if encode is encode_planes:  # autoregressive models code through the adaptive image mixer
+        layout["mixer"] = kw["mixer"] = {"version": IMAGE_MIXER_VERSION, "slot_bits": slot_bits_for(color.size)}
     payloads: list[bytes] = []
     _add_side(header, payloads, side)
     est = 0.0
     for plane_name, plane in (("color", color), ("alpha", alpha)):
         if plane is None:
             continue
-        for i, s in enumerate(encode(plane, net, layout["tile"], opts.progress, allow_zstd=opts.fallback)):
+        for i, s in enumerate(encode(plane, net, layout["tile"], opts.progress, allow_zstd=opts.fallback, **kw)):
             add_stream(header, payloads, f"{plane_name}.{i}", s.coder, s.payload)
             est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
     header["model_bits"] = round(est)
@@ -401,7 +405,9 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
         if not streams:
             continue
         nc = 1 if plane_name == "alpha" or layout.get("replicated") or C < 3 else 3
-        planes[plane_name] = _image_codec(net)[1](streams, H, W, nc, net, T, opts.progress)
+        decode = _image_codec(net)[1]
+        kw = {"mixer": layout["mixer"]} if "mixer" in layout and decode is decode_planes else {}
+        planes[plane_name] = decode(streams, H, W, nc, net, T, opts.progress, **kw)
     if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
         raise FormatError("the .dlz file lacks image streams")
     pixels = join_planes(planes["color"], layout, planes.get("alpha"))

@@ -9,6 +9,7 @@ zstd instead.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,10 @@ import zstandard
 from tqdm import tqdm
 
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
-from dulzip.coding.tables import BUCKET, coarse_table, condition_means, fine_table
-from dulzip.errors import CorruptDataError
+from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
+from dulzip.errors import CorruptDataError, FormatError
+from dulzip.exact.imagemix import (IMAGE_MIXER_VERSION, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
+                                   code_known, contexts, predict, update)
 from dulzip.models.pixelcnn import TABLE_BITS
 
 ZSTD_LEVEL = 19
@@ -97,11 +100,15 @@ def _band_raw(img: np.ndarray, grid, band: list[int]) -> bytes:
 
 
 def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
-                  allow_zstd: bool = True) -> list[Stream]:
+                  allow_zstd: bool = True, mixer: dict | None = None) -> list[Stream]:
     """Encode (H, W, C) uint8 planes, C in {1, 3}. One batched likelihood pass, then coding.
 
-    ``allow_zstd=False`` keeps every band model-coded (tests of the model path).
+    ``allow_zstd=False`` keeps every band model-coded (tests of the model path). ``mixer``
+    (``{"version", "slot_bits"}``): code through the adaptive mixer (:mod:`dulzip.exact.imagemix`);
+    None: the model's tables directly (files of format 1).
     """
+    if mixer is not None:
+        return _encode_mixed(img, net, T, progress, allow_zstd, mixer)
     H, W, C = img.shape
     K = net.cfg.mixtures
     luts = {k: v.cpu() for k, v in net.luts.items()}
@@ -184,19 +191,33 @@ def _interleave(group: torch.Tensor, C: int) -> torch.Tensor:
     return torch.stack([pos[order], ch[order], block[order]], dim=1)
 
 
-def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
-                  progress: bool = False) -> np.ndarray:
-    """Inverse of :func:`encode_planes`: every model-coded tile decoded in one batched loop."""
-    K = net.cfg.mixtures
-    luts = {k: v.cpu() for k, v in net.luts.items()}
-    grid = tile_grid(H, W, T)
-    band_list = bands(H, W, T)
+@contextmanager
+def _loop():
+    """The decode loop runs many tiny ops: one thread is faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _positions(T: int, progress: bool):
+    """(row, column) of a tile in decode order, with a progress bar by rows."""
+    for r in tqdm(range(T), disable=not progress, desc="decode", unit="row"):
+        for c in range(T):
+            yield r, c
+
+
+def _open_streams(streams: list[Stream], H: int, W: int, C: int, grid, band_list):
+    """The zstd bands decoded into a new image; returns it and the (band, stream) pairs that
+    the model coded."""
     if len(streams) != len(band_list):
         raise CorruptDataError(f"image has {len(streams)} streams, expected {len(band_list)}")
     img = np.zeros((H, W, C), dtype=np.uint8)
     dz = zstandard.ZstdDecompressor()
-    model_tiles: list[int] = []
-    decoders: list[tuple[list[int], RangeDecoder]] = []
+    coded = []
     for band, s in zip(band_list, streams):
         if s.coder == "zstd":
             y0, _, h, _ = grid[band[0]]
@@ -205,9 +226,25 @@ def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
                 raise CorruptDataError("a zstd image stream has the wrong length")
             img[y0:y0 + h] = np.frombuffer(raw, dtype=np.uint8).reshape(h, W, C)
         else:
-            rows = list(range(len(model_tiles), len(model_tiles) + len(band)))
-            model_tiles.extend(band)
-            decoders.append((rows, RangeDecoder(s.payload)))
+            coded.append((band, s))
+    return img, coded
+
+
+def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
+                  progress: bool = False, mixer: dict | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_planes`: every model-coded tile decoded in one batched loop."""
+    if mixer is not None:
+        return _decode_mixed(streams, H, W, C, net, T, progress, mixer)
+    K = net.cfg.mixtures
+    luts = {k: v.cpu() for k, v in net.luts.items()}
+    grid = tile_grid(H, W, T)
+    img, coded = _open_streams(streams, H, W, C, grid, bands(H, W, T))
+    model_tiles: list[int] = []
+    decoders: list[tuple[list[int], RangeDecoder]] = []
+    for band, s in coded:
+        rows = list(range(len(model_tiles), len(model_tiles) + len(band)))
+        model_tiles.extend(band)
+        decoders.append((rows, RangeDecoder(s.payload)))
     if not model_tiles:
         return img
     B = len(model_tiles)
@@ -217,41 +254,216 @@ def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
     out = torch.zeros(B, 3, T, T, dtype=torch.int64)
     present_np = present[:, 0].numpy().astype(bool)
     band_rows = [(np.array(rows), dec) for rows, dec in decoders]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the loop runs many tiny ops: one thread is faster
-    try:
-        with torch.no_grad():
-            for r in tqdm(range(T), disable=not progress, desc="decode", unit="row"):
-                for c in range(T):
-                    active = present_np[:, r, c]
-                    if not active.any():
-                        continue
-                    split = split_params(stepper.params(r, c).cpu(), K, luts)
-                    pix = torch.zeros(B, 3, dtype=torch.int64)
-                    for ch in range(C):
-                        cm = ChannelModel(None, ch, pix, K, luts, split)
-                        coarse = cm.coarse().numpy()
-                        bucket = np.zeros(B, dtype=np.int64)
-                        parts = []
-                        for rows, dec in band_rows:
-                            sel = rows[active[rows]]
-                            if len(sel):
-                                bucket[sel] = dec.decode(coarse[sel])
-                                parts.append((sel, dec))
-                        fine = cm.fine(torch.from_numpy(bucket)).numpy()
-                        level = bucket * BUCKET
-                        for sel, dec in parts:
-                            level[sel] += dec.decode(fine[sel])
-                        pix[:, ch] = torch.from_numpy(level)
-                    if C == 1:
-                        pix[:, 1] = pix[:, 0]
-                        pix[:, 2] = pix[:, 0]
-                    pix = pix * torch.from_numpy(active)[:, None]
-                    stepper.set(r, c, pix.to(net.device))
-                    out[:, :, r, c] = pix
-    finally:
-        torch.set_num_threads(threads)
+    with _loop():
+        for r, c in _positions(T, progress):
+            active = present_np[:, r, c]
+            if not active.any():
+                continue
+            split = split_params(stepper.params(r, c).cpu(), K, luts)
+            pix = torch.zeros(B, 3, dtype=torch.int64)
+            for ch in range(C):
+                cm = ChannelModel(None, ch, pix, K, luts, split)
+                coarse = cm.coarse().numpy()
+                bucket = np.zeros(B, dtype=np.int64)
+                parts = []
+                for rows, dec in band_rows:
+                    sel = rows[active[rows]]
+                    if len(sel):
+                        bucket[sel] = dec.decode(coarse[sel])
+                        parts.append((sel, dec))
+                fine = cm.fine(torch.from_numpy(bucket)).numpy()
+                level = bucket * BUCKET
+                for sel, dec in parts:
+                    level[sel] += dec.decode(fine[sel])
+                pix[:, ch] = torch.from_numpy(level)
+            if C == 1:
+                pix[:, 1] = pix[:, 0]
+                pix[:, 2] = pix[:, 0]
+            pix = pix * torch.from_numpy(active)[:, None]
+            stepper.set(r, c, pix.to(net.device))
+            out[:, :, r, c] = pix
     for i, t in enumerate(model_tiles):
         y0, x0, h, w = grid[t]
         img[y0:y0 + h, x0:x0 + w] = out[i, :C, :h, :w].permute(1, 2, 0).numpy()
+    return img
+
+
+# -- through the adaptive mixer ----------------------------------------------------------------
+def mean_levels(cm: ChannelModel, luts) -> torch.Tensor:
+    """The mixture's mean (1/16 level) of a channel model: its component means weighted as in
+    its tables (integers)."""
+    logits, mu, _ = cm.args
+    w = luts["lut.exp"][(logits.max(dim=1, keepdim=True).values - logits).clamp(max=EXP_SIZE - 1)]
+    return torch.div((w * mu).sum(dim=1), w.sum(dim=1), rounding_mode="floor")
+
+
+def _cumulative(table: torch.Tensor) -> np.ndarray:
+    out = np.zeros((table.shape[0], table.shape[1] + 1), dtype=np.int64)
+    np.cumsum(table.numpy(), axis=1, out=out[:, 1:])
+    return out
+
+
+def check_mixer(mixer: dict) -> ImageMixer:
+    """The mixer a file's layout names (FormatError for another version or a bad size)."""
+    try:
+        version, bits = int(mixer["version"]), int(mixer["slot_bits"])
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("the .dlz header has an invalid image mixer") from None
+    if version != IMAGE_MIXER_VERSION:
+        raise FormatError(f"this file's image was coded by version {version} of the image mixer; this dulzip "
+                          f"decodes version {IMAGE_MIXER_VERSION}: decode it with the dulzip version that wrote it")
+    if not SLOT_BITS_MIN <= bits <= SLOT_BITS_MAX:
+        raise FormatError("the .dlz header has an invalid image mixer size")
+    return ImageMixer(bits)
+
+
+def _mix_step(mix: ImageMixer, st: Step, ch: int, md, cc, cf, j: int) -> np.ndarray:
+    predict(j, ch, md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf,
+            mix.apm1, mix.apm2, mix.apmf, mix.stretch, mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets,
+            st.dots, st.rows, st.p, st.pq)
+    return st.p
+
+
+def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray) -> None:
+    update(bits, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.apmf, mix.squash,
+           st.x, st.slots, st.sets, st.dots, st.rows)
+
+
+def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool, mixer: dict) -> list[Stream]:
+    """All tiles in one lockstep order (row, column, channel, tile), every band its own range
+    coder, one adaptive mixer for the image; bands the mixer codes worse than zstd -19 stored
+    with zstd (the decoder still feeds their known levels to the mixer)."""
+    H, W, C = img.shape
+    K = net.cfg.mixtures
+    luts = {k: v.cpu() for k, v in net.luts.items()}
+    mix = check_mixer(mixer)
+    grid = tile_grid(H, W, T)
+    band_list = bands(H, W, T)
+    x, present = _tiles(img, T, grid)
+    n = len(grid)
+    params = torch.empty(n, T, T, 12 * K, dtype=torch.int16)  # head integers fit 16 bits
+    chunk = TILE_CHUNK.get(net.device.type, 1)
+    with torch.no_grad():
+        for i in tqdm(range(0, n, chunk), disable=not progress, desc="model", unit="tile"):
+            params[i:i + chunk] = net.full_pass(x[i:i + chunk], present[i:i + chunk]).cpu().to(torch.int16)
+    pix = x.numpy()
+    pres = present[:, 0].numpy().astype(bool)
+    mean = np.zeros((n, 3, T, T), dtype=np.int64)
+    band_of = np.zeros(n, dtype=np.int64)
+    for bi, band in enumerate(band_list):
+        band_of[band] = bi
+    encs = [RangeEncoder() for _ in band_list]
+    est = np.zeros(len(band_list))
+    for r in tqdm(range(T), disable=not progress, desc="encode", unit="row"):
+        P = params[:, r].reshape(n * T, -1).to(torch.int64)
+        lev = x[:, :, r].permute(0, 2, 1).reshape(n * T, 3)  # rows (tile, column)
+        split = split_params(P, K, luts)
+        cc, cf = [], []
+        for ch in range(C):
+            cm = ChannelModel(None, ch, lev, K, luts, split)
+            cc.append(_cumulative(cm.coarse()))
+            cf.append(_cumulative(cm.fine(lev[:, ch] // BUCKET)))
+            mean[:, ch, r] = mean_levels(cm, luts).view(n, T).numpy()
+        lev = lev.numpy()
+        parts = [[] for _ in band_list]
+        for c in range(T):
+            act = np.nonzero(pres[:, r, c])[0]
+            if not len(act):
+                continue
+            rows = act * T + c
+            owner = band_of[act]
+            for ch in range(C):
+                st = Step(len(act))
+                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa)
+                md = np.minimum(np.maximum((mean[act, ch, r, c] + 8) >> 4, 0), 255)
+                bits = np.empty((8, len(act)), dtype=np.int64)
+                probs = np.empty((8, len(act)), dtype=np.int64)
+                code_known(ch, lev[rows, ch], md, cc[ch][rows], cf[ch][rows], st.ctx, st.chk, st.qa, st.node,
+                           mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.apmf, mix.stretch,
+                           mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets, st.dots, st.rows, st.p, st.pq,
+                           bits, probs)
+                for bi in np.unique(owner):
+                    sel = owner == bi
+                    parts[bi].append((bits[:, sel].ravel(), probs[:, sel].ravel()))
+        for bi, pieces in enumerate(parts):
+            if pieces:
+                b = np.concatenate([q[0] for q in pieces])
+                p = np.concatenate([q[1] for q in pieces])
+                encs[bi].encode(b, np.stack([65536 - p, p], axis=1))
+                est[bi] -= float(np.log2(np.where(b == 1, p, 65536 - p) / 65536).sum())
+    zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    streams = []
+    for bi, band in enumerate(band_list):
+        coded = encs[bi].finish()
+        packed = zc.compress(_band_raw(img, grid, band))
+        if len(coded) < len(packed) or not allow_zstd:
+            streams.append(Stream("model", coded, est[bi]))
+        else:
+            streams.append(Stream("zstd", packed, est[bi]))
+    return streams
+
+
+def _decode_mixed(streams: list[Stream], H: int, W: int, C: int, net, T: int, progress: bool,
+                  mixer: dict) -> np.ndarray:
+    """Inverse of :func:`_encode_mixed`: every tile in one batched loop (those of zstd bands
+    too, whose levels are known: the mixer learns from them as the encoder's did)."""
+    K = net.cfg.mixtures
+    luts = {k: v.cpu() for k, v in net.luts.items()}
+    mix = check_mixer(mixer)
+    grid = tile_grid(H, W, T)
+    img, coded = _open_streams(streams, H, W, C, grid, bands(H, W, T))
+    n = len(grid)
+    known = np.ones(n, dtype=bool)
+    decoders = []
+    for band, s in coded:
+        known[band] = False
+        decoders.append((band[0], band[-1] + 1, RangeDecoder(s.payload)))
+    x, present = _tiles(img, T, grid)  # the known bands' levels (zeros elsewhere, overwritten)
+    pix = x.numpy().copy()
+    pres = present[:, 0].numpy().astype(bool)
+    mean = np.zeros((n, 3, T, T), dtype=np.int64)
+    stepper = net.stepper(n, T, present.to(net.device))
+    steps: dict[bytes, tuple] = {}
+    with _loop():
+        for r, c in _positions(T, progress):
+            act = np.nonzero(pres[:, r, c])[0]
+            if not len(act):
+                continue
+            key = act.tobytes()
+            if key not in steps:  # each model band's active tiles: a slice of ``act``
+                groups = [(int(np.searchsorted(act, a)), int(np.searchsorted(act, b)), dec)
+                          for a, b, dec in decoders]
+                steps = {key: (Step(len(act)), [g for g in groups if g[1] > g[0]])}
+            st, groups = steps[key]
+            split = split_params(stepper.params(r, c).cpu(), K, luts)
+            level = torch.zeros(n, 3, dtype=torch.int64)
+            for ch in range(C):
+                cm = ChannelModel(None, ch, level, K, luts, split)
+                mean[:, ch, r, c] = mean_levels(cm, luts).numpy()
+                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa)
+                md = np.minimum(np.maximum((mean[act, ch, r, c] + 8) >> 4, 0), 255)
+                cc = _cumulative(cm.coarse()[act])
+                cf = cc  # read from bit 4 on, set then
+                truth = pix[act, ch, r, c]
+                st.node[:] = 1
+                for j in range(8):
+                    if j == 4:
+                        bucket = torch.zeros(n, dtype=torch.int64)
+                        bucket[act] = torch.from_numpy(st.node - 16)
+                        cf = _cumulative(cm.fine(bucket)[act])
+                    _mix_step(mix, st, ch, md, cc, cf, j)
+                    bits = (truth >> (7 - j)) & 1  # right for the known tiles
+                    for a, b, dec in groups:
+                        bits[a:b] = dec.decode(st.pq[a:b])
+                    _mix_learn(mix, st, bits)
+                lv = st.node - 256
+                pix[act, ch, r, c] = lv
+                level[act, ch] = torch.from_numpy(lv)
+            if C == 1:
+                level[:, 1] = level[:, 0]
+                level[:, 2] = level[:, 0]
+            stepper.set(r, c, level.to(net.device))
+    for i, (y0, x0, h, w) in enumerate(grid):
+        if not known[i]:
+            img[y0:y0 + h, x0:x0 + w] = pix[i, :C, :h, :w].transpose(1, 2, 0)
     return img

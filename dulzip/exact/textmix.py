@@ -384,6 +384,39 @@ def _predict(j, node, base, chk, cum, predicted, mconf, prev_byte, ctx2, wkey, c
 
 
 @njit(cache=True)
+def learn_row(table, a, b, limit):
+    """Bit b seen by row a of an adaptive map of (hits, total) rows, halved past ``limit``."""
+    table[a, 0] += b
+    table[a, 1] += 1
+    if table[a, 1] > limit:
+        table[a, 0] >>= 1
+        table[a, 1] >>= 1
+
+
+@njit(cache=True)
+def learn_slot(counts, maps, c, sl, b):
+    """Bit b seen in slot sl of context kind c: the kind's map learns what followed the slot's
+    (n0, n1) state; the seen bit's count grows, the other forgets part of itself (nonstationary)."""
+    n0 = np.int64(counts[3 * sl])
+    n1 = np.int64(counts[3 * sl + 1])
+    r = (c << 10) + (n0 << 5) + n1
+    learn_row(maps, r, b, MAP_LIMIT)
+    if b:
+        n1 += 1
+        if n0 > 6:
+            n0 = (n0 >> 1) + 3
+    else:
+        n0 += 1
+        if n1 > 6:
+            n1 = (n1 >> 1) + 3
+    if n0 > COUNT_LIMIT or n1 > COUNT_LIMIT:
+        n0 >>= 1
+        n1 >>= 1
+    counts[3 * sl] = n0
+    counts[3 * sl + 1] = n1
+
+
+@njit(cache=True)
 def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_stats, weights, weights_f, apm, apm2,
             squash, x, slots, wset, dots, apm_rows, lr, fsel):
     """Learn from the coded bits, segment after segment (a fixed order: the same on both sides)."""
@@ -399,29 +432,7 @@ def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_st
         for mi in range(N_MIX):
             weights_f[fsel[k], mi] += (dots[k, mi] * err * LR_F) >> 18
         for c in range(nctx):
-            sl = slots[k, c]
-            n0 = counts[3 * sl]
-            n1 = counts[3 * sl + 1]
-            r = (c << 10) + (n0 << 5) + n1
-            maps[r, 0] += b
-            maps[r, 1] += 1
-            if maps[r, 1] > MAP_LIMIT:
-                maps[r, 0] >>= 1
-                maps[r, 1] >>= 1
-            # the seen bit's count grows, the other forgets part of itself (nonstationary)
-            if b:
-                n1 += 1
-                if n0 > 6:
-                    n0 = (n0 >> 1) + 3
-            else:
-                n0 += 1
-                if n1 > 6:
-                    n1 = (n1 >> 1) + 3
-            if n0 > COUNT_LIMIT or n1 > COUNT_LIMIT:
-                n0 >>= 1
-                n1 >>= 1
-            counts[3 * sl] = n0
-            counts[3 * sl + 1] = n1
+            learn_slot(counts, maps, c, slots[k, c], b)
         pb = predicted[k]
         if pb >= 0 and (wset[k, 0] & 1):
             mb = mbucket[k]
@@ -431,11 +442,7 @@ def _update(j, bits, node, predicted, mbucket, prev_byte, counts, maps, match_st
                 match_stats[mb, 0] >>= 1
                 match_stats[mb, 1] >>= 1
         for a, table in ((apm_rows[k, 0], apm), (apm_rows[k, 1], apm2), (apm_rows[k, 2], apm2), (apm_rows[k, 3], apm2)):
-            table[a, 0] += b
-            table[a, 1] += 1
-            if table[a, 1] > APM_LIMIT:
-                table[a, 0] >>= 1
-                table[a, 1] >>= 1
+            learn_row(table, a, b, APM_LIMIT)
         node[k] = 2 * node[k] + b
 
 

@@ -1,0 +1,88 @@
+"""The adaptive image mixer: exact tables, its file field, bands stored with zstd, old files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zstandard
+
+from dulzip import api, zoo
+from dulzip.api import Options
+from dulzip.codecs import image as ci
+from dulzip.errors import FormatError
+from dulzip.exact import imagemix as im
+from tests.conftest import photo
+from tests.test_roundtrip import ppm
+
+
+def test_lookup_tables_match_the_correctly_rounded_ones():
+    fast, slow = im._luts_float(), im._luts_decimal()
+    assert im._digest(*fast) == im._digest(*slow) == im.LUT_SHA256
+    assert all((a == b).all() for a, b in zip(im.luts(), slow))
+
+
+def test_slot_bits_follow_the_image_size_within_bounds():
+    assert im.slot_bits_for(1) == im.SLOT_BITS_MIN
+    assert im.slot_bits_for(10 ** 9) == im.SLOT_BITS_MAX
+    assert im.slot_bits_for(512 * 512 * 3) == (16 * 512 * 512 * 3).bit_length()
+
+
+def _net():
+    return zoo.load("pixelcnn")[0]
+
+
+MIX = {"version": im.IMAGE_MIXER_VERSION, "slot_bits": 16}
+
+
+@pytest.mark.parametrize("shape,T", [((21, 19, 3), 8), ((13, 30, 1), 8), ((1, 9, 3), 4), ((9, 1, 1), 4)])
+def test_mixed_planes_round_trip(tiny_models, shape, T):
+    img = photo(shape[0], shape[1], shape[2])
+    streams = ci.encode_planes(img, _net(), T, allow_zstd=False, mixer=MIX)
+    assert all(s.coder == "model" for s in streams)
+    out = ci.decode_planes(streams, shape[0], shape[1], shape[2], _net(), T, mixer=MIX)
+    assert (out == img).all()
+
+
+def test_a_band_stored_with_zstd_still_teaches_the_mixer(tiny_models):
+    """The decoder runs the mixer over a zstd band's known levels, as the encoder did: the
+    bands after it decode only if it does."""
+    img = photo(24, 20)
+    T = 8
+    net = _net()
+    streams = ci.encode_planes(img, net, T, allow_zstd=False, mixer=MIX)
+    raw = np.ascontiguousarray(img[8:16]).tobytes()
+    streams[1] = ci.Stream("zstd", zstandard.ZstdCompressor(level=19).compress(raw))
+    out = ci.decode_planes(streams, 24, 20, 3, net, T, mixer=MIX)
+    assert (out == img).all()
+
+
+def test_the_mixer_codes_a_photo_smaller_than_the_tables_alone(tiny_models):
+    img = photo(32, 32)
+    net = _net()
+    plain = sum(len(s.payload) for s in ci.encode_planes(img, net, 16, allow_zstd=False))
+    mixed = sum(len(s.payload) for s in ci.encode_planes(img, net, 16, allow_zstd=False, mixer=MIX))
+    assert mixed < plain
+
+
+def test_files_without_a_mixer_still_decode(tiny_models, monkeypatch):
+    """Files written before the mixer (no 'mixer' in the layout) decode the way they were made."""
+    from dulzip.container import pack, unpack
+    data = ppm(photo(12, 10))
+    real = ci.encode_planes
+    with monkeypatch.context() as m:
+        m.setattr(api, "encode_planes", lambda *a, mixer=None, **kw: real(*a, **kw))
+        c = unpack(api.compress(data, Options(fallback=False, tile=8)))
+    del c.header["layout"]["mixer"]
+    assert api.decompress(pack(c)) == data
+
+
+def test_another_mixer_version_is_refused(tiny_models):
+    from dulzip.container import pack, unpack
+    data = ppm(photo(12, 10))
+    c = unpack(api.compress(data, Options(fallback=False, tile=8)))
+    assert c.header["layout"]["mixer"]["version"] == im.IMAGE_MIXER_VERSION
+    c.header["layout"]["mixer"]["version"] = im.IMAGE_MIXER_VERSION + 1
+    with pytest.raises(FormatError, match="version"):
+        api.decompress(pack(c))
+    c.header["layout"]["mixer"] = {"version": im.IMAGE_MIXER_VERSION, "slot_bits": 99}
+    with pytest.raises(FormatError):
+        api.decompress(pack(c))
