@@ -23,7 +23,7 @@ def test_lookup_tables_match_the_correctly_rounded_ones():
 def test_slot_bits_follow_the_image_size_within_bounds():
     assert im.slot_bits_for(1) == im.SLOT_BITS_MIN
     assert im.slot_bits_for(10 ** 9) == im.SLOT_BITS_MAX
-    assert im.slot_bits_for(512 * 512 * 3) == (16 * 512 * 512 * 3).bit_length()
+    assert im.slot_bits_for(256 * 256 * 3) == (64 * 256 * 256 * 3).bit_length() == 24
 
 
 def _net():

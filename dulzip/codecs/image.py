@@ -459,9 +459,10 @@ def _decode_mixed(streams: list[Stream], H: int, W: int, C: int, net, T: int, pr
                 lv = st.node - 256
                 pix[act, ch, r, c] = lv
                 level[act, ch] = torch.from_numpy(lv)
-            if C == 1:
+            if C == 1:  # gray: R = G = B, as the encoder's tiles hold it
                 level[:, 1] = level[:, 0]
                 level[:, 2] = level[:, 0]
+                pix[act, 1, r, c] = pix[act, 2, r, c] = pix[act, 0, r, c]
             stepper.set(r, c, level.to(net.device))
     for i, (y0, x0, h, w) in enumerate(grid):
         if not known[i]:

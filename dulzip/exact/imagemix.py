@@ -9,10 +9,12 @@ whose inputs are the stretched (logit) probabilities of:
   last four); and the same refined by adaptive maps per (channel, node, local activity) and
   per (channel, node, the network's mean level / 4);
 - context models: bit counts (n0, n1) per (context, node) slot of one shared hash table, made
-  a probability by an adaptive map per context kind. The contexts combine the network's
-  mean level (its prediction) with the neighbours in the tile (W, N, NW, NE, WW, NN), the
-  gradient predictor W + N - NW, the other channels of the pixel and their neighbours, the
-  local activity, and the network's errors at W and N;
+  a probability by an adaptive map per context kind. The contexts combine the pixel's
+  channels coded before (exactly: in photographs a colour is a strong hint of the next
+  channel) with the network's mean level (its prediction) and the neighbours in the tile
+  (W, N, NW, NE, WW, NN); the gradient predictor W + N - NW; the neighbours moved by the
+  other channels' differences (W + R - R_W, ...); the W pixel's colour; and the network's
+  errors at W and N;
 - a bias.
 
 The mixers choose their weight sets by (channel, node) and by (channel, bit, activity); a
@@ -38,8 +40,8 @@ from numba import njit
 from dulzip.exact.textmix import COUNT_LIMIT, _find, _node_offsets, learn_row, learn_slot
 
 IMAGE_MIXER_VERSION = 1  # bumped whenever what the mixer computes changes (files record it)
-N_CTX = 13
-SLOT_BITS_MAX = 25  # count slots (n0, n1, check): 2**slot_bits of 3 bytes, chosen by image size
+N_CTX = 14
+SLOT_BITS_MAX = 26  # count slots (n0, n1, check): 2**slot_bits of 3 bytes, chosen by image size
 SLOT_BITS_MIN = 16
 APM_LIMIT = 1023
 APM_BUCKETS = 33
@@ -98,7 +100,7 @@ def luts() -> tuple[np.ndarray, np.ndarray]:
 
 def slot_bits_for(n_symbols: int) -> int:
     """Count slots for an image of n_symbols sub-pixels (recorded in the file)."""
-    return int(min(max((16 * n_symbols).bit_length(), SLOT_BITS_MIN), SLOT_BITS_MAX))
+    return int(min(max((64 * n_symbols).bit_length(), SLOT_BITS_MIN), SLOT_BITS_MAX))
 
 
 class ImageMixer:
@@ -184,21 +186,32 @@ def contexts(pix, mean, present, tiles, r, c, ch, slot_bits, ctx, chk, qa):
             q += 1
         qa[k] = q
         grad = min(max(W + N - NW, 0), 255)
-        if ch > 0:
+        R = G = RW = RN = GW = GN = pc = pc2 = pg = pg2 = 0
+        if ch > 0:  # the pixel's channels coded before, and what they say through the neighbours
             R = pix[t, 0, r, c]
             RW = pix[t, 0, r, c - 1] if c > 0 else R
             RN = pix[t, 0, r - 1, c] if r > 0 else R
             pc = min(max(W + R - RW, 0), 255)
             pc2 = min(max(N + R - RN, 0), 255)
-            G = pix[t, 1, r, c] if ch == 2 else 0
         else:
-            R, pc, pc2, G = 0, NN, 0, 0
+            pc = NN
+        if ch == 2:
+            G = pix[t, 1, r, c]
+            GW = pix[t, 1, r, c - 1] if c > 0 else G
+            GN = pix[t, 1, r - 1, c] if r > 0 else G
+            pg = min(max(W + G - GW, 0), 255)
+            pg2 = min(max(N + G - GN, 0), 255)
+        RG = R * 256 + G
         eW = W - _level(mean[t, ch, r, c - 1]) if c > 0 else 0
         eN = N - _level(mean[t, ch, r - 1, c]) if r > 0 else 0
-        h = (_hash(1, ch, md, 0), _hash(2, ch, md, W), _hash(3, ch, md, N), _hash(4, ch, W, N),
+        colour = 0  # the W pixel's colour, 6 bits a channel
+        if c > 0:
+            colour = 1 + ((pix[t, 0, r, c - 1] >> 2) << 12) + ((pix[t, 1, r, c - 1] >> 2) << 6) + (pix[t, 2, r, c - 1] >> 2)
+        h = (_hash(1, ch, RG, md), _hash(2, ch, RG, W), _hash(3, ch, RG, N), _hash(4, ch, pg, pg2),
              _hash(5, ch, N, NE), _hash(6, ch, (W >> 2) * 64 + (N >> 2), NW >> 2), _hash(7, ch, grad, md >> 3),
-             _hash(8, ch, pc, pc2), _hash(9, ch, W, WW), _hash(10, ch, md, q), _hash(11, ch, R * 256 + G, md >> 2),
-             _hash(12, ch, (N + NE) >> 1, W), _hash(13, ch, md, _qerr(eW) * 16 + _qerr(eN)))
+             _hash(8, ch, pc, pc2), _hash(9, ch, W, WW), _hash(10, ch, (R - RW + 256) * 512 + G - GW + 256, W),
+             _hash(11, ch, RG, md >> 2), _hash(12, ch, (R - RN + 256) * 512 + G - GN + 256, N),
+             _hash(13, ch, md, _qerr(eW) * 16 + _qerr(eN)), _hash(14, ch, colour, md >> 2 if ch == 0 else RG))
         for i in range(N_CTX):
             ctx[k, i] = np.int64(h[i] >> np.uint64(64 - slot_bits + 4)) << 4  # a bucket of 16 slots
             chk[k, i] = np.int64(h[i] & np.uint64(255))
