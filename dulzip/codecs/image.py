@@ -20,7 +20,7 @@ from tqdm import tqdm
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
 from dulzip.errors import CorruptDataError, FormatError
-from dulzip.exact.imagemix import (IMAGE_MIXER_VERSION, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
+from dulzip.exact.imagemix import (IMAGE_MIXER_VERSION, PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
                                    code_known, contexts, predict, update)
 from dulzip.models.pixelcnn import TABLE_BITS
 
@@ -100,15 +100,15 @@ def _band_raw(img: np.ndarray, grid, band: list[int]) -> bytes:
 
 
 def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
-                  allow_zstd: bool = True, mixer: dict | None = None) -> list[Stream]:
+                  allow_zstd: bool = True, mixer: dict | None = None, parts: tuple[str, ...] = PARTS) -> list[Stream]:
     """Encode (H, W, C) uint8 planes, C in {1, 3}. One batched likelihood pass, then coding.
 
     ``allow_zstd=False`` keeps every band model-coded (tests of the model path). ``mixer``
     (``{"version", "slot_bits"}``): code through the adaptive mixer (:mod:`dulzip.exact.imagemix`);
-    None: the model's tables directly (files of format 1).
+    None: the model's tables directly (files of format 1). ``parts``: of the mixer (measurements).
     """
     if mixer is not None:
-        return _encode_mixed(img, net, T, progress, allow_zstd, mixer)
+        return _encode_mixed(img, net, T, progress, allow_zstd, mixer, parts)
     H, W, C = img.shape
     K = net.cfg.mixtures
     luts = {k: v.cpu() for k, v in net.luts.items()}
@@ -303,7 +303,7 @@ def _cumulative(table: torch.Tensor) -> np.ndarray:
     return out
 
 
-def check_mixer(mixer: dict) -> ImageMixer:
+def check_mixer(mixer: dict, parts: tuple[str, ...] = PARTS) -> ImageMixer:
     """The mixer a file's layout names (FormatError for another version or a bad size)."""
     try:
         version, bits = int(mixer["version"]), int(mixer["slot_bits"])
@@ -314,7 +314,7 @@ def check_mixer(mixer: dict) -> ImageMixer:
                           f"decodes version {IMAGE_MIXER_VERSION}: decode it with the dulzip version that wrote it")
     if not SLOT_BITS_MIN <= bits <= SLOT_BITS_MAX:
         raise FormatError("the .dlz header has an invalid image mixer size")
-    return ImageMixer(bits)
+    return ImageMixer(bits, parts)
 
 
 def _mix_step(mix: ImageMixer, st: Step, ch: int, md, cc, cf, j: int) -> np.ndarray:
@@ -329,14 +329,15 @@ def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray) -> None:
            st.x, st.slots, st.sets, st.dots, st.rows)
 
 
-def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool, mixer: dict) -> list[Stream]:
+def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool, mixer: dict,
+                  parts: tuple[str, ...] = PARTS) -> list[Stream]:
     """All tiles in one lockstep order (row, column, channel, tile), every band its own range
     coder, one adaptive mixer for the image; bands the mixer codes worse than zstd -19 stored
     with zstd (the decoder still feeds their known levels to the mixer)."""
     H, W, C = img.shape
     K = net.cfg.mixtures
     luts = {k: v.cpu() for k, v in net.luts.items()}
-    mix = check_mixer(mixer)
+    mix = check_mixer(mixer, parts)
     grid = tile_grid(H, W, T)
     band_list = bands(H, W, T)
     x, present = _tiles(img, T, grid)

@@ -242,18 +242,18 @@ def predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm
             m = cf[k, lo + w] - cf[k, lo]
             m1 = cf[k, lo + w] - cf[k, lo + w // 2]
         pn = min(max((m1 << 16) // m, 1), 65535)
-        x[k, 0] = stretch[pn]
+        x[k, 0] = stretch[pn] * on[0]
         for i in range(N_CTX):
             sl = _find(counts, ctx[k, i] ^ node_hash[nd], (chk[k, i] ^ nd) & 255)
             slots[k, i] = sl
             r = (i << 10) + (np.int64(counts[3 * sl]) << 5) + counts[3 * sl + 1]
             x[k, 1 + i] = stretch[_ratio(maps[r, 0], maps[r, 1])] * on[1]
         a = qa[k]
-        rb = (min(max(x[k, 0], -4096), 4096) + 4096 + 128) >> 8
+        rb = (min(max(stretch[pn], -4096), 4096) + 4096 + 128) >> 8
         r1 = ((ch * 256 + nd) * N_ACT + a) * APM_BUCKETS + rb
         r2 = ((ch * 256 + nd) * 64 + (md[k] >> 2)) * APM_BUCKETS + rb
-        x[k, 1 + N_CTX] = stretch[_ratio(np.int64(apm1[r1, 0]), np.int64(apm1[r1, 1]))] * on[2]
-        x[k, 2 + N_CTX] = stretch[_ratio(np.int64(apm2[r2, 0]), np.int64(apm2[r2, 1]))] * on[2]
+        x[k, 1 + N_CTX] = stretch[_ratio(np.int64(apm1[r1, 0]), np.int64(apm1[r1, 1]))] * on[2] * on[0]
+        x[k, 2 + N_CTX] = stretch[_ratio(np.int64(apm2[r2, 0]), np.int64(apm2[r2, 1]))] * on[2] * on[0]
         x[k, 3 + N_CTX] = 256
         s1 = ch * 256 + nd
         s2 = (ch * 8 + j) * N_ACT + a
@@ -275,8 +275,6 @@ def predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm
         q = squash[df + ST_MAX]
         if on[3]:
             q = (q + pa) >> 1
-        if on[0] == 0:
-            q = pn
         p[k] = min(max(q, 1), 65535)
         pq[k, 0] = 65536 - p[k]
         pq[k, 1] = p[k]
