@@ -5,8 +5,8 @@ adaptive mixer switched off (real range-coded sizes, model path forced), in bits
         --out benchmarks/results/image-ablation
 
 Parts: the network's probabilities as a mixer input ("net", with its two refinements), the
-context models ("contexts"), the refinements of the network's probability ("refine") and the
-final refinement ("apm"). "network tables alone" is the coding without the mixer (files of
+context models ("contexts") and the refinements of the network's probability ("refine").
+"network tables alone" is the coding without the mixer (files of
 image format 1); "contexts alone" is a plain context-mixing coder that never sees the network.
 """
 from __future__ import annotations
@@ -29,8 +29,7 @@ CONFIGS = {
     "network tables alone (no mixer)": None,
     "without the context models": tuple(p for p in PARTS if p != "contexts"),
     "without the network's refinements": tuple(p for p in PARTS if p != "refine"),
-    "without the final refinement": tuple(p for p in PARTS if p != "apm"),
-    "contexts alone (no network)": ("contexts", "apm"),
+    "contexts alone (no network)": ("contexts",),
 }
 
 

@@ -319,13 +319,13 @@ def check_mixer(mixer: dict, parts: tuple[str, ...] = PARTS) -> ImageMixer:
 
 def _mix_step(mix: ImageMixer, st: Step, ch: int, md, cc, cf, j: int) -> np.ndarray:
     predict(j, ch, md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf,
-            mix.apm1, mix.apm2, mix.apmf, mix.stretch, mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets,
+            mix.apm1, mix.apm2, mix.stretch, mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets,
             st.dots, st.rows, st.p, st.pq)
     return st.p
 
 
 def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray) -> None:
-    update(bits, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.apmf, mix.squash,
+    update(bits, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.squash,
            st.x, st.slots, st.sets, st.dots, st.rows)
 
 
@@ -380,7 +380,7 @@ def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool
                 bits = np.empty((8, len(act)), dtype=np.int64)
                 probs = np.empty((8, len(act)), dtype=np.int64)
                 code_known(ch, lev[rows, ch], md, cc[ch][rows], cf[ch][rows], st.ctx, st.chk, st.qa, st.node,
-                           mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.apmf, mix.stretch,
+                           mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.stretch,
                            mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets, st.dots, st.rows, st.p, st.pq,
                            bits, probs)
                 for bi in np.unique(owner):
