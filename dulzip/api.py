@@ -30,7 +30,7 @@ from dulzip.formats import png, pnm, wav
 ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
 FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_PIXELS pixels, where installed
-PIXELCNN_MAX_PIXELS = 512 * 512  # the PixelCNN (with the image mixer) decodes this many pixels in 70-76 s on 2 CPU cores
+PIXELCNN_MAX_PIXELS = 512 * 512  # the PixelCNN (with the image mixer) decodes this many pixels in 72-73 s on 2 CPU cores
 DEFAULT_TEXT_MODEL = "charrnn"
 SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
 MUSIC_MODEL = "wavenet-music"  # faster sample rates, where installed
