@@ -48,7 +48,7 @@ KEYS = ("kind", "length", "blake2b", "exact", "model", "name", "sha256", "layout
         "channels", "tile", "replicated", "alpha", "extras", "idat_sizes", "zlib", "depth", "streams",
         "coder", "size", "crc32", "model_bits", "tool", "output_length", "output_blake2b", "note", "inline",
         "chunks", "filter", "png.chunks", "png.filters", "png.filters4", "pnm.head", "pnm.tail",
-        "block", "max_streams", "seg_min", "slot_bits")
+        "block", "max_streams", "seg_min", "slot_bits", "mixer", "version")
 STRINGS = ("png", "pnm", "bytes", "model", "zstd", "stored", "pixelcnn", "made", "made-binary", "png.chunks",
            "png.filters", "pnm.head", "pnm.tail", "color.0", "alpha.0", "coded", "standard",
            "pillow", "pillow-optimize", "text", "charrnn")
