@@ -302,7 +302,8 @@ def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
         header["output_blake2b"] = checksum(output)
     kw = {}
     if encode is encode_planes:  # autoregressive models code through the adaptive image mixer
-        layout["mixer"] = kw["mixer"] = {"version": IMAGE_MIXER_VERSION, "slot_bits": slot_bits_for(color.size)}
+        layout["mixer"] = IMAGE_MIXER_VERSION  # its table size follows from the image's size
+        kw["mixer"] = {"version": IMAGE_MIXER_VERSION, "slot_bits": slot_bits_for(color.size)}
     payloads: list[bytes] = []
     _add_side(header, payloads, side)
     est = 0.0
@@ -406,7 +407,12 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
             continue
         nc = 1 if plane_name == "alpha" or layout.get("replicated") or C < 3 else 3
         decode = _image_codec(net)[1]
-        kw = {"mixer": layout["mixer"]} if "mixer" in layout and decode is decode_planes else {}
+        kw = {}
+        if "mixer" in layout and decode is decode_planes:  # the table size: from the color planes' size
+            if type(layout["mixer"]) is not int:
+                raise FormatError("the .dlz header has an invalid image mixer")
+            n_color = H * W * (1 if layout.get("replicated") or C < 3 else 3)
+            kw["mixer"] = {"version": layout["mixer"], "slot_bits": slot_bits_for(n_color)}
         planes[plane_name] = decode(streams, H, W, nc, net, T, opts.progress, **kw)
     if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
         raise FormatError("the .dlz file lacks image streams")

@@ -79,10 +79,15 @@ def test_another_mixer_version_is_refused(tiny_models):
     from dulzip.container import pack, unpack
     data = ppm(photo(12, 10))
     c = unpack(api.compress(data, Options(fallback=False, tile=8)))
-    assert c.header["layout"]["mixer"]["version"] == im.IMAGE_MIXER_VERSION
-    c.header["layout"]["mixer"]["version"] = im.IMAGE_MIXER_VERSION + 1
+    assert c.header["layout"]["mixer"] == im.IMAGE_MIXER_VERSION
+    c.header["layout"]["mixer"] = im.IMAGE_MIXER_VERSION + 1
     with pytest.raises(FormatError, match="version"):
         api.decompress(pack(c))
-    c.header["layout"]["mixer"] = {"version": im.IMAGE_MIXER_VERSION, "slot_bits": 99}
+    c.header["layout"]["mixer"] = {"version": im.IMAGE_MIXER_VERSION}
     with pytest.raises(FormatError):
         api.decompress(pack(c))
+
+
+def test_the_codec_refuses_a_table_size_out_of_range(tiny_models):
+    with pytest.raises(FormatError):
+        ci.check_mixer({"version": im.IMAGE_MIXER_VERSION, "slot_bits": 99})
