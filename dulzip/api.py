@@ -193,6 +193,13 @@ def choose_image_model(color: np.ndarray) -> str:
     return DEFAULT_IMAGE_MODEL
 
 
+def _image_mixer(layout: dict) -> dict:
+    """The image mixer's settings for both sides: its version from the layout, its table size
+    from the size of the color planes (one coded channel when gray or replicated, else three)."""
+    n = layout["height"] * layout["width"] * (1 if layout.get("replicated") or layout["channels"] < 3 else 3)
+    return {"version": layout["mixer"], "slot_bits": slot_bits_for(n)}
+
+
 def _image_codec(net):
     """(encode, decode) functions of the codec this image model runs under."""
     if getattr(net, "codec", "autoregressive") == "flow":
@@ -302,8 +309,8 @@ def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
         header["output_blake2b"] = checksum(output)
     kw = {}
     if encode is encode_planes:  # autoregressive models code through the adaptive image mixer
-        layout["mixer"] = IMAGE_MIXER_VERSION  # its table size follows from the image's size
-        kw["mixer"] = {"version": IMAGE_MIXER_VERSION, "slot_bits": slot_bits_for(color.size)}
+        layout["mixer"] = IMAGE_MIXER_VERSION
+        kw["mixer"] = _image_mixer(layout)
     payloads: list[bytes] = []
     _add_side(header, payloads, side)
     est = 0.0
@@ -408,11 +415,10 @@ def _decompress_image(c: Container, opts: Options) -> bytes:
         nc = 1 if plane_name == "alpha" or layout.get("replicated") or C < 3 else 3
         decode = _image_codec(net)[1]
         kw = {}
-        if "mixer" in layout and decode is decode_planes:  # the table size: from the color planes' size
+        if "mixer" in layout and decode is decode_planes:
             if type(layout["mixer"]) is not int:
                 raise FormatError("the .dlz header has an invalid image mixer")
-            n_color = H * W * (1 if layout.get("replicated") or C < 3 else 3)
-            kw["mixer"] = {"version": layout["mixer"], "slot_bits": slot_bits_for(n_color)}
+            kw["mixer"] = _image_mixer(layout)
         planes[plane_name] = decode(streams, H, W, nc, net, T, opts.progress, **kw)
     if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
         raise FormatError("the .dlz file lacks image streams")

@@ -317,11 +317,11 @@ def check_mixer(mixer: dict, parts: tuple[str, ...] = PARTS) -> ImageMixer:
     return ImageMixer(bits, parts)
 
 
-def _mix_step(mix: ImageMixer, st: Step, ch: int, md, cc, cf, j: int) -> np.ndarray:
-    predict(j, ch, md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf,
+def _mix_step(mix: ImageMixer, st: Step, ch: int, cc, cf, j: int) -> None:
+    """Bit j's probabilities into ``st.p`` and ``st.pq``."""
+    predict(j, ch, st.md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf,
             mix.apm1, mix.apm2, mix.stretch, mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets,
             st.dots, st.rows, st.p, st.pq)
-    return st.p
 
 
 def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray) -> None:
@@ -373,13 +373,13 @@ def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool
                 continue
             rows = act * T + c
             owner = band_of[act]
+            st = Step(len(act))
             for ch in range(C):
-                st = Step(len(act))
-                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa)
-                md = np.minimum(np.maximum((mean[act, ch, r, c] + 8) >> 4, 0), 255)
+                st.node[:] = 1
+                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa, st.md)
                 bits = np.empty((8, len(act)), dtype=np.int64)
                 probs = np.empty((8, len(act)), dtype=np.int64)
-                code_known(ch, lev[rows, ch], md, cc[ch][rows], cf[ch][rows], st.ctx, st.chk, st.qa, st.node,
+                code_known(ch, lev[rows, ch], st.md, cc[ch][rows], cf[ch][rows], st.ctx, st.chk, st.qa, st.node,
                            mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.stretch,
                            mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets, st.dots, st.rows, st.p, st.pq,
                            bits, probs)
@@ -441,8 +441,7 @@ def _decode_mixed(streams: list[Stream], H: int, W: int, C: int, net, T: int, pr
             for ch in range(C):
                 cm = ChannelModel(None, ch, level, K, luts, split)
                 mean[:, ch, r, c] = mean_levels(cm, luts).numpy()
-                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa)
-                md = np.minimum(np.maximum((mean[act, ch, r, c] + 8) >> 4, 0), 255)
+                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa, st.md)
                 cc = _cumulative(cm.coarse()[act])
                 cf = cc  # read from bit 4 on, set then
                 truth = pix[act, ch, r, c]
@@ -452,7 +451,7 @@ def _decode_mixed(streams: list[Stream], H: int, W: int, C: int, net, T: int, pr
                         bucket = torch.zeros(n, dtype=torch.int64)
                         bucket[act] = torch.from_numpy(st.node - 16)
                         cf = _cumulative(cm.fine(bucket)[act])
-                    _mix_step(mix, st, ch, md, cc, cf, j)
+                    _mix_step(mix, st, ch, cc, cf, j)
                     bits = (truth >> (7 - j)) & 1  # right for the known tiles
                     for a, b, dec in groups:
                         bits[a:b] = dec.decode(st.pq[a:b])

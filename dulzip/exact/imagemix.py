@@ -135,10 +135,11 @@ class Step:
         self.ctx = np.empty((n, N_CTX), dtype=np.int64)
         self.chk = np.empty((n, N_CTX), dtype=np.int64)
         self.qa = np.empty(n, dtype=np.int64)
+        self.md = np.empty(n, dtype=np.int64)  # the network's mean, as a level
         self.node = np.ones(n, dtype=np.int64)
         self.x = np.empty((n, N_INPUTS), dtype=np.int64)
         self.slots = np.empty((n, N_CTX), dtype=np.int64)
-        self.sets = np.empty((n, 3), dtype=np.int64)
+        self.sets = np.empty((n, 2), dtype=np.int64)
         self.dots = np.empty((n, 3), dtype=np.int64)
         self.rows = np.empty((n, 2), dtype=np.int64)
         self.p = np.empty(n, dtype=np.int64)
@@ -165,14 +166,15 @@ def _level(m):
 
 
 @njit(cache=True)
-def contexts(pix, mean, present, tiles, r, c, ch, slot_bits, ctx, chk, qa):
+def contexts(pix, mean, present, tiles, r, c, ch, slot_bits, ctx, chk, qa, mds):
     """The contexts of sub-pixel (r, c, ch) of each tile in ``tiles``, from what is known: the
     pixels before it in its tile (pix: (B, 3, T, T)) and the network's means (mean: (B, 3, T, T)
-    in 1/16 level, the current one included)."""
+    in 1/16 level, the current one included); also each one's activity class and mean level."""
     T = pix.shape[2]
     for k in range(len(tiles)):
         t = tiles[k]
         md = _level(mean[t, ch, r, c])
+        mds[k] = md
         W = pix[t, ch, r, c - 1] if c > 0 else (pix[t, ch, r - 1, c] if r > 0 else md)
         N = pix[t, ch, r - 1, c] if r > 0 else W
         NW = pix[t, ch, r - 1, c - 1] if (r > 0 and c > 0) else N
@@ -302,8 +304,8 @@ def update(bits, node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, s
 @njit(cache=True)
 def code_known(ch, levels, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch,
                squash, on, node_hash, x, slots, sets, dots, rows, p, pq, bits, probs):
-    """The eight decisions of a step whose levels are known (the encoder, and bands stored
-    otherwise): the bits and their probabilities into ``bits`` and ``probs`` (8, n)."""
+    """The eight decisions of a step whose levels are known (the encoder): the bits and their
+    probabilities into ``bits`` and ``probs`` (8, n)."""
     for j in range(8):
         predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch, squash,
                 on, node_hash, x, slots, sets, dots, rows, p, pq)
