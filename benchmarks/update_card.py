@@ -22,7 +22,9 @@ def render_readme(models: Path) -> str:
              "parameter count, training data and steps, hardware, and measured results on held-out data.",
              "", "| model | architecture | parameters | held-out corpus | dulzip bits/sub-pixel | PNG | WebP | "
              "JPEG-XL | zstd -19 | weights |", "|---|---|---|---|---|---|---|---|---|---|"]
-    cards = [c for c in (json.loads(p.read_text()) for p in sorted(models.glob("*.json"))) if "weights" in c]
+    every = [c for c in (json.loads(p.read_text()) for p in sorted(models.glob("*.json"))) if "weights" in c]
+    cards = [c for c in every if not c.get("retired")]
+    retired = [c for c in every if c.get("retired")]
 
     def get(r, prefix):
         v = next((v for k, v in r.get(_unit(r), {}).items() if k.startswith(prefix)), None)
@@ -49,11 +51,12 @@ def render_readme(models: Path) -> str:
             lines.append(f"| {c['name']} | {c['architecture']} | {c.get('parameters', 0):,} | {r.get('corpus', '-')} | "
                          f"{get(r, 'dulzip')} | {get(r, 'flac')} | {get(r, 'wavpack')} | {get(r, 'xz')} | "
                          f"`{c['weights']}` |")
+    if retired:
+        lines += ["", "Older versions, kept so that the files made with them still decode (new files use the "
+                  "current version; each file names the sha256 of its weights):", ""]
+        lines += [f"- {c['name']}: `{c['weights']}`, replaced by `{c.get('superseded_by', '?')}`" for c in retired]
     lines.append("")
-    for p in sorted(models.glob("*.json")):
-        c = json.loads(p.read_text())
-        if "weights" not in c:
-            continue
+    for c in cards:
         lines += [f"## {c['name']}", "", c.get("description", ""), "",
                   f"- architecture: {c['architecture']}, config `{json.dumps(c['config'], sort_keys=True)}`",
                   f"- parameters: {c.get('parameters', 0):,}"]
@@ -118,8 +121,9 @@ def main() -> None:
     ap.add_argument("--also", nargs="*", type=Path, default=[], help="more benchmark JSONs (other corpora)")
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
-    card_path = next(p for p in sorted(args.models.glob("*.json"))
-                     if json.loads(p.read_text()).get("name") == args.model)  # <name>-<sha256 prefix>.json
+    card_path = next(p for p in sorted(args.models.glob("*.json"))  # <name>-<sha256 prefix>.json
+                     if json.loads(p.read_text()).get("name") == args.model
+                     and not json.loads(p.read_text()).get("retired"))
     card = json.loads(card_path.read_text())
     card["results"] = _results(args.bench_json, bench)
     card["other_results"] = [_results(p, json.loads(p.read_text())) for p in args.also]

@@ -335,6 +335,9 @@ def models():
         v = next((v for k, v in res.get(unit, {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
                    f"{c['weights']}" + (f"  {v:.3f} {label} on {res.get('corpus', '?')} (held out)" if v else ""))
+    for c in zoo.all_cards():
+        if c.get("retired"):
+            click.echo(f"{c['name']:<12} older version {c['weights']}, kept to decode the files made with it")
 
 
 @main.command()

@@ -3,6 +3,11 @@
 Each model has a card ``models/<name>-<sha256 prefix>.json`` beside its weights (architecture, config, training, measured
 results, weights file and its sha256) and safetensors weights, loaded without pickle.
 ``DULZIP_MODELS`` points to another models folder.
+
+A name may have older versions: their cards say ``"retired"`` (and which weights replaced them). New
+files are always made with the current version; a file names the sha256 of the weights it was made
+with, and is decoded with that version wherever it is still installed, so that shipping better
+weights never strands the files made with the previous ones.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from dulzip.errors import ModelMismatchError, UsageError
 from dulzip.models.registry import ARCHITECTURES
@@ -25,16 +30,26 @@ def models_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
 
 
-def cards() -> dict[str, dict]:
-    """All model cards in the models folder, by name."""
-    out = {}
+def all_cards() -> list[dict]:
+    """Every model card in the models folder, retired versions included."""
+    out = []
     d = models_dir()
     if d.is_dir():
         for p in sorted(d.glob("*.json")):
             card = json.loads(p.read_text())
             if isinstance(card, dict) and "weights" in card and "name" in card:
-                out[card["name"]] = card
+                out.append(card)
     return out
+
+
+def cards() -> dict[str, dict]:
+    """The current version of each model, by name (what new files are made with)."""
+    return {c["name"]: c for c in all_cards() if not c.get("retired")}
+
+
+def versions(name: str) -> list[dict]:
+    """Every installed version of a model: the current one first, then the retired ones."""
+    return sorted((c for c in all_cards() if c["name"] == name), key=lambda c: bool(c.get("retired")))
 
 
 def card(name: str) -> dict:
@@ -53,9 +68,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_tensors(name: str, folder: str | Path | None = None) -> tuple[dict[str, torch.Tensor], str, dict, str]:
-    """(integer tensors, architecture, config, sha256) of a shipped model, checked against its card."""
-    c = card(name)
+def load_tensors(name: str, folder: str | Path | None = None,
+                 c: dict | None = None) -> tuple[dict[str, torch.Tensor], str, dict, str]:
+    """(integer tensors, architecture, config, sha256) of a shipped model (its current version, or
+    the version of card ``c``), checked against its card."""
+    c = c or card(name)
     path = Path(folder or models_dir()) / c["weights"]
     if not path.is_file():
         raise ModelMismatchError(f"weights of model '{name}' not found: {path}")
@@ -69,23 +86,28 @@ def load_tensors(name: str, folder: str | Path | None = None) -> tuple[dict[str,
 
 
 @lru_cache(maxsize=8)
-def _load_cached(folder: str, name: str, device: str, mtime: float):
-    tensors, arch, config, digest = load_tensors(name, folder)
+def _load_cached(folder: str, card_json: str, device: str, mtime: float):
+    c = json.loads(card_json)
+    tensors, arch, config, digest = load_tensors(c["name"], folder, c)
     return ARCHITECTURES[arch].runtime(tensors, config, device), digest
 
 
-def _load(name: str, device: str):
+def _load(c: dict, device: str):
     folder = models_dir()
-    c = card(name)
     path = folder / c["weights"]
     mtime = path.stat().st_mtime if path.exists() else 0.0
-    return _load_cached(str(folder), name, device, mtime)
+    return _load_cached(str(folder), json.dumps(c, sort_keys=True), device, mtime)
 
 
 def load(name: str, device: str = "cpu", expect_sha256: str | None = None):
-    """(exact runtime, sha256) of a shipped model; refuses weights other than ``expect_sha256``."""
-    net, digest = _load(name, device)
+    """(exact runtime, sha256) of a shipped model: its current version, or with ``expect_sha256``
+    (what a file recorded) the installed version with those weights; refuses any other weights."""
+    vs = versions(name)
+    c = vs[0] if vs and not vs[0].get("retired") else None
     # files record the sha256 (format 1) or its first 32 hex digits (format 2)
+    if expect_sha256 is not None and len(expect_sha256) >= 32:
+        c = next((v for v in vs if v.get("sha256", "").startswith(expect_sha256)), c)
+    net, digest = _load(c or card(name), device)
     if expect_sha256 is not None and (len(expect_sha256) < 32 or not digest.startswith(expect_sha256)):
         raise ModelMismatchError(
             f"this file was made with other '{name}' weights (sha256 {expect_sha256[:12]}…) than the "
@@ -94,7 +116,17 @@ def load(name: str, device: str = "cpu", expect_sha256: str | None = None):
 
 
 def save_weights(tensors: dict[str, torch.Tensor], path: Path, architecture: str, config: dict) -> str:
-    """Write exported integer tensors as safetensors; returns the file's sha256."""
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
-              metadata={"architecture": architecture, "config": json.dumps(config, sort_keys=True)})
+    """Write exported integer tensors as safetensors; returns the file's sha256.
+
+    The same tensors always give the same bytes (so the same sha256): safetensors writes its
+    metadata in a hash map's order, which changes from one process to the next, so the header is
+    rewritten with the metadata sorted (same tensors, same data offsets)."""
+    raw = save({k: v.contiguous() for k, v in tensors.items()},
+               metadata={"architecture": architecture, "config": json.dumps(config, sort_keys=True)})
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    path.write_bytes(len(head).to_bytes(8, "little") + head + raw[8 + n:])
     return sha256_file(path)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from dulzip.cli import main
@@ -76,7 +77,13 @@ def test_time_limit_stops_and_ema_is_exported(tmp_path):
     assert path.exists()
 
 
-def test_export_keeps_other_models_whose_names_share_a_prefix(tmp_path):
+def test_export_keeps_other_models_and_older_versions_which_still_decode(tmp_path, monkeypatch):
+    """Exporting 'made' leaves 'made-binary' alone; new 'made' weights retire the old version, which
+    stays installed: a file made with it still decodes, and new files use the new weights."""
+    import io
+
+    from dulzip import api, zoo
+    from dulzip.errors import ModelMismatchError
     from dulzip.models.made import MADEConfig
     from dulzip.train.export import export_checkpoint
     from dulzip.train.loop import TrainConfig, train_model
@@ -88,14 +95,36 @@ def test_export_keeps_other_models_whose_names_share_a_prefix(tmp_path):
     for i in range(3):
         Image.fromarray(photo(6, 6, 1, seed=i)[:, :, 0]).save(digits / f"{i}.png")
     tcfg = TrainConfig(data=str(digits), out=str(tmp_path / "run"), steps=2, batch=2, warmup=1)
-    ckpt = train_model(tcfg, MADEConfig(size=6, hidden=8, mixtures=2), progress=False)
+    cfg = MADEConfig(size=6, hidden=8, mixtures=2)
+    ckpt = train_model(tcfg, cfg, progress=False)
     models = tmp_path / "models"
+    monkeypatch.setenv("DULZIP_MODELS", str(models))
     export_checkpoint(ckpt, "made-binary", models)
     export_checkpoint(ckpt, "made", models)
-    tcfg.steps = 3
-    export_checkpoint(train_model(tcfg, MADEConfig(), progress=False), "made", models)  # new weights
+    buf = io.BytesIO()
+    Image.fromarray(photo(6, 6, 1, seed=7)[:, :, 0]).save(buf, format="PNG")
+    png = buf.getvalue()
+    old_blob = api.compress(png, api.Options(model="made", fallback=False))
+    old_sha = zoo.card("made")["sha256"]
+    tcfg.out, tcfg.steps = str(tmp_path / "run2"), 3
+    export_checkpoint(ckpt, "made", models)  # the same weights again: nothing retired
+    assert len(zoo.versions("made")) == 1
+    export_checkpoint(train_model(tcfg, cfg, progress=False), "made", models)  # new weights
     names = sorted(json.loads(p.read_text())["name"] for p in models.glob("*.json"))
-    assert names == ["made", "made-binary"] and len(list(models.glob("*.safetensors"))) == 2
+    assert names == ["made", "made", "made-binary"] and len(list(models.glob("*.safetensors"))) == 3
+    current, old = zoo.versions("made")
+    assert old["sha256"] == old_sha and old["retired"] and old["superseded_by"] == current["weights"]
+    assert zoo.cards()["made"] == current and not current.get("retired")
+    new_blob = api.compress(png, api.Options(model="made", fallback=False))
+    assert api.describe(new_blob)["model"]["name"] == "made" and new_blob != old_blob
+    assert api.decompress(old_blob) == png and api.decompress(new_blob) == png
+    assert zoo.load("made", expect_sha256=old_sha[:32])[1] == old_sha
+    listing = CliRunner().invoke(main, ["models"]).output
+    assert f"older version {old['weights']}" in listing and current["weights"] in listing
+    (models / old["weights"]).unlink()  # without the old version installed: refused, one message
+    (models / old["weights"]).with_suffix(".json").unlink()
+    with pytest.raises(ModelMismatchError, match="other 'made' weights"):
+        api.decompress(old_blob)
 
 
 def test_train_wavenet_on_wavs_and_compress(tmp_path, monkeypatch):
@@ -127,3 +156,27 @@ def test_audio_sampler_windows_start_fresh():
     joined = [t.tobytes() for t in tracks] + [(-1 - t).tobytes() for t in tracks]
     for row in x.numpy():
         assert any(row.tobytes() in j for j in joined)
+
+
+def test_saved_weights_are_byte_reproducible(tmp_path):
+    """The same tensors give the same file (and sha256): the header's metadata is written sorted,
+    not in the order of safetensors' hash map, which changes from process to process."""
+    import struct
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from dulzip.zoo import save_weights
+    t = {"b.w": torch.arange(6, dtype=torch.int64).view(2, 3), "a.m": torch.tensor([7], dtype=torch.int32)}
+    cfg = {"z": 1, "a": [2, 3]}
+    digests = {save_weights(t, tmp_path / f"{i}.safetensors", "made", cfg) for i in range(4)}
+    assert len(digests) == 1
+    raw = (tmp_path / "0.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    assert n % 8 == 0 and list(header["__metadata__"]) == ["architecture", "config"]
+    back = load_file(str(tmp_path / "0.safetensors"))
+    assert set(back) == set(t) and all(torch.equal(back[k], t[k]) for k in t)
+    with safe_open(str(tmp_path / "0.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["config"]) == cfg

@@ -7,7 +7,6 @@ config next to the weights so the model is rebuilt from the file alone.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -64,21 +63,24 @@ def reprime(name: str, prime_text: bytes, out_dir: str | Path) -> Path:
 
 def _install(tensors: dict, name: str, out_dir: Path, arch: str, cfg: dict, card: dict | None,
              prime_text: bytes | None, trained: dict) -> Path:
-    """Write the weights as <name>-<sha256 prefix>.safetensors (replacing this name's older
-    ones) and its card beside them (the older card's fields kept unless given anew)."""
+    """Write the weights as <name>-<sha256 prefix>.safetensors and its card beside them (the current
+    card's fields kept unless given anew). The version it replaces stays installed, its card marked
+    retired, so that the files made with it still decode (``zoo.load`` picks a file's version)."""
     tmp = out_dir / f"{name}.tmp.safetensors"
     digest = save_weights(tensors, tmp, arch, cfg)
     final = out_dir / f"{name}-{digest[:8]}.safetensors"
-    for old in out_dir.glob(f"{name}-*.safetensors"):  # this name's older weights (not 'made-binary' for 'made')
-        if re.fullmatch(re.escape(name) + r"-[0-9a-f]{8}\.safetensors", old.name) and old != final:
-            old.unlink()
-    tmp.rename(final)
+    tmp.replace(final)
     final.chmod(0o644)
     # the card sits beside its weights, with the same name: <name>-<sha256 prefix>.json
-    old_cards = [p for p in out_dir.glob(f"{name}*.json") if json.loads(p.read_text()).get("name") == name]
-    old_card = json.loads(old_cards[0].read_text()) if old_cards else {}
-    for p in old_cards:
-        p.unlink()
+    cards = [(p, json.loads(p.read_text())) for p in out_dir.glob(f"{name}*.json")]
+    current = [(p, c) for p, c in cards if c.get("name") == name and not c.get("retired")]
+    old_card = dict(current[0][1]) if current else {}
+    for p, c in current:
+        if c.get("sha256") == digest or not (out_dir / c.get("weights", "")).is_file():
+            p.unlink()  # the same weights again, or a card without weights
+        else:
+            c.update({"retired": True, "superseded_by": final.name})
+            p.write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")
     card_path = final.with_suffix(".json")
     info = {**old_card, **(card or {})}
     info.update({"name": name, "architecture": arch, "weights": final.name, "sha256": digest, "config": cfg})
