@@ -61,9 +61,10 @@ def test_batch_size_and_threads_do_not_change_params():
     torch.set_num_threads(2)
     all5 = net.full_pass(x, present)
     torch.set_num_threads(1)
-    for i in range(5):
+    for i in range(5):  # at the tile's pixels (the pass skips rows and columns absent from all its tiles)
         one = net.full_pass(x[i:i + 1], present[i:i + 1])
-        assert torch.equal(one[0], all5[i])
+        at = present[i, 0].bool()
+        assert torch.equal(one[0][at], all5[i][at])
 
 
 def test_tables_from_full_pass_equal_stepwise_tables():

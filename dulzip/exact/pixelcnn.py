@@ -94,19 +94,22 @@ class ExactPixelCNN:
         bufs["inp"][:, 3:, rs, cs] = ACT * present
 
     # -- the layers, on any block of positions ------------------------------------------
-    def _vertical(self, bufs, i: int, r0: int, nr: int) -> None:
+    def _vertical(self, bufs, i: int, r0: int, nr: int, nc: int | None = None) -> None:
+        """Rows r0..r0+nr of vertical layer i, in the first ``nc`` columns (all by default: the
+        others must then be absent, their zero outputs already in the buffer)."""
         c = self.cfg
         T = bufs["mask"].shape[-1]
+        nc = T if nc is None else nc
         kv, P = self.pads()
         sh = bufs["shift"]
         if i == 0:
-            f = gather(bufs["inp"], r0, nr, P - c.kw, T, c.kv, 2 * c.kw + 1)
+            f = gather(bufs["inp"], r0, nr, P - c.kw, nc, c.kv, 2 * c.kw + 1)
         else:
-            f = gather(bufs["v"][i - 1], r0 - sh, nr, 0, T, c.kv, 2 * c.kw + 1)
+            f = gather(bufs["v"][i - 1], r0 - sh, nr, 0, nc, c.kv, 2 * c.kw + 1)
         B = f.shape[0]
         g = lut_gate(self.v[i](f.reshape(-1, f.shape[-1])), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
-        g = g.to(self.dtype).reshape(B, nr, T, -1).permute(0, 3, 1, 2) * bufs["mask"][:, :, r0:r0 + nr]
-        bufs["v"][i][:, :, c.kv - 1 + r0 - sh: c.kv - 1 + r0 - sh + nr, c.kw: c.kw + T] = g
+        g = g.to(self.dtype).reshape(B, nr, nc, -1).permute(0, 3, 1, 2) * bufs["mask"][:, :, r0:r0 + nr, :nc]
+        bufs["v"][i][:, :, c.kv - 1 + r0 - sh: c.kv - 1 + r0 - sh + nr, c.kw: c.kw + nc] = g
 
     def _horizontal(self, bufs, i: int, r0: int, nr: int, c0: int, nc: int) -> None:
         c = self.cfg
@@ -149,10 +152,18 @@ class ExactPixelCNN:
         present = present.to(self.device)
         bufs["mask"][:] = present.to(self.dtype)
         self.set_pixels(bufs, x.to(self.device), present)
+        # only the block of rows and columns where some tile has pixels (a partial tile at the image's
+        # edge, a thin image): activations at absent positions are masked to zero in any case, and
+        # nothing present depends on the rows below it, so the block's outputs are the same
+        where = present[:, 0].bool()
+        nr = int(torch.nonzero(where.any(dim=(0, 2))).max()) + 1 if bool(where.any()) else 1
+        nc = int(torch.nonzero(where.any(dim=(0, 1))).max()) + 1 if bool(where.any()) else 1
         for i in range(self.cfg.layers):
-            self._vertical(bufs, i, 0, T)
-            self._horizontal(bufs, i, 0, T, 0, T)
-        return self._head(bufs, 0, T, 0, T)
+            self._vertical(bufs, i, 0, nr, nc)
+            self._horizontal(bufs, i, 0, nr, 0, nc)
+        y = torch.zeros(B, T, T, 12 * self.cfg.mixtures, dtype=torch.int64, device=self.device)
+        y[:, :nr, :nc] = self._head(bufs, 0, nr, 0, nc)
+        return y
 
     def stepper(self, B: int, T: int, present: torch.Tensor) -> "Stepper":
         return Stepper(self, B, T, present)
