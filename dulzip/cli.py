@@ -369,6 +369,8 @@ def models():
 @click.option("--resid", is_flag=True, help="wavenet: the network also sees the reference predictor's residuals.")
 @click.option("--time-limit", type=float, default=0.0,
               help="Train for at most this many seconds (the learning-rate schedule follows time too).")
+@click.option("--gray-fraction", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+              help="pixelcnn, idf: the fraction of crops made gray (idf: packed as the flow codes gray).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from this checkpoint's weights (fine-tuning).")
@@ -379,7 +381,7 @@ def models():
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
 def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, levels, embed, seg_order,
-          resid, time_limit,
+          resid, time_limit, gray_fraction,
           device, init_from, export_name, models_dir, prime_bytes, threads, no_progress):
     """Train a model (resumable) and optionally export it to the model zoo.
 
@@ -392,7 +394,8 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
     from dulzip.train.loop import TrainConfig, train_model
     seq = seq or (2048 if arch == "wavenet" else 256)
     tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, seq=seq, lr=lr,
-                       threads=threads, init_from=init_from, device=device, time_limit=time_limit)
+                       threads=threads, init_from=init_from, device=device, time_limit=time_limit,
+                       gray_fraction=gray_fraction)
     mcfg = {"made": lambda: MADEConfig(hidden=hidden or 500, layers=layers or 2),
             "charrnn": lambda: CharRNNConfig(embed=embed, hidden=hidden or 256),
             "wavenet": lambda: WaveNetConfig(channels=channels or 32, layers=layers or 10, head=head or 64,

@@ -181,6 +181,14 @@ def test_default_model_by_image_size(idf_models, monkeypatch):
     assert api.describe(blob)["model"]["name"] == "idf"
     assert api.describe(blob)["layout"]["tile"] == 512  # the flow's own default tile
     assert api.decompress(blob) == png_bytes(large)
+    gray = large[:, :, :1]
+    assert api.choose_image_model(gray) == "idf"  # no gray flow installed
+    write_idf(idf_models, "idf-gray", seed=3)
+    assert api.choose_image_model(gray) == "idf-gray" and api.choose_image_model(large) == "idf"
+    assert api.choose_image_model(photo(20, 30)[:, :, :1]) == "pixelcnn"
+    for a in (gray, np.repeat(gray, 3, axis=2)):  # gray, and gray stored as RGB
+        blob = api.compress(png_bytes(a), api.Options(fallback=False))
+        assert api.describe(blob)["model"]["name"] == "idf-gray" and api.decompress(blob) == png_bytes(a)
 
 
 def test_other_weights_and_damage_are_refused(idf_models, tmp_path):

@@ -60,9 +60,14 @@ class QLinear:
         return self._requantize(acc, (-1, 1))
 
     def _requantize(self, acc: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        v = [getattr(self, f).view(shape) for f in ("bias", "mult", "off", "lo", "hi")]
-        q = torch.bitwise_right_shift((acc + v[0]) * v[1] + (1 << (SHIFT - 1)), SHIFT) + v[2]
-        return torch.maximum(torch.minimum(q, v[4]), v[3])
+        """In place on ``acc`` (a fresh int64 tensor): the decode loop calls this for every layer
+        at every step, so the per-output vectors are shaped once and no temporaries are made."""
+        views = self.__dict__.setdefault("_views", {})
+        if shape not in views:
+            views[shape] = tuple(getattr(self, f).view(shape) for f in ("bias", "mult", "off", "lo", "hi"))
+        b, m, off, lo, hi = views[shape]
+        acc.add_(b).mul_(m).add_(1 << (SHIFT - 1)).bitwise_right_shift_(SHIFT).add_(off)
+        return acc.clamp_(lo, hi)
 
 
 def export_linear(ws: list[torch.Tensor], bias: torch.Tensor | None, target: torch.Tensor | float,
