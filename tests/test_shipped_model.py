@@ -37,22 +37,23 @@ def test_shipped_made_is_picked_for_digits_and_round_trips(name, sample):
     assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64
 
 
-def test_shipped_idf_round_trips_and_beats_png_on_a_real_photo():
-    if "idf" not in zoo.cards():
-        pytest.skip("no shipped idf in models/")
+@pytest.mark.parametrize("name,mode", [("idf", "RGB"), ("idf-gray", "L")])
+def test_shipped_flows_round_trip_and_beat_png_on_a_real_photo(name, mode):
+    if name not in zoo.cards():
+        pytest.skip(f"no shipped {name} in models/")
     import io
 
     import numpy as np
     from PIL import Image
-    net, digest = zoo.load("idf")
-    assert digest == zoo.card("idf")["sha256"]
-    img = np.asarray(Image.open(DATA / "ladybird-256.png").convert("RGB"))[:120, :200]
+    net, digest = zoo.load(name)
+    assert digest == zoo.card(name)["sha256"]
+    img = np.asarray(Image.open(DATA / "ladybird-256.png").convert(mode))[:120, :200]
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG", optimize=True, compress_level=9)
     data = buf.getvalue()
-    blob = api.compress(data, api.Options(model="idf", fallback=False, device="cpu"))
+    blob = api.compress(data, api.Options(model=name, fallback=False, device="cpu"))
     h = api.describe(blob)
-    assert h["model"]["name"] == "idf" and all(s["coder"] == "model" for s in h["streams"])
+    assert h["model"]["name"] == name and all(s["coder"] == "model" for s in h["streams"])
     assert api.decompress(blob) == data
     payload = sum(s["size"] for s in h["streams"] if s["name"].startswith("color"))
     assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64
