@@ -121,10 +121,8 @@ def main() -> None:
     ap.add_argument("--also", nargs="*", type=Path, default=[], help="more benchmark JSONs (other corpora)")
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
-    card_path = next(p for p in sorted(args.models.glob("*.json"))  # <name>-<sha256 prefix>.json
-                     if json.loads(p.read_text()).get("name") == args.model
-                     and not json.loads(p.read_text()).get("retired"))
-    card = json.loads(card_path.read_text())
+    card_path, card = next((p, c) for p, c in ((p, json.loads(p.read_text())) for p in sorted(args.models.glob("*.json")))
+                           if c.get("name") == args.model and not c.get("retired"))  # <name>-<sha256 prefix>.json
     card["results"] = _results(args.bench_json, bench)
     card["other_results"] = [_results(p, json.loads(p.read_text())) for p in args.also]
     t = card.setdefault("training", {})

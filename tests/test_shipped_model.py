@@ -7,6 +7,12 @@ from dulzip import api, zoo
 from tests.conftest import DATA
 
 
+def _assert_file_near_estimate(h: dict) -> None:
+    """The real coded streams are within 1% (plus 64 bits) of the model's own estimate."""
+    payload = sum(s["size"] for s in h["streams"] if s["name"].startswith("color"))
+    assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64
+
+
 def test_shipped_model_matches_card_and_round_trips():
     if "pixelcnn" not in zoo.cards():
         pytest.skip("no shipped model in models/")
@@ -17,9 +23,7 @@ def test_shipped_model_matches_card_and_round_trips():
     h = api.describe(blob)
     assert all(s["coder"] == "model" for s in h["streams"] if s["name"].startswith("color"))
     assert api.decompress(blob) == data
-    # the real file is within 1% (plus the container's header) of the model's own estimate
-    payload = sum(s["size"] for s in h["streams"] if s["name"].startswith("color"))
-    assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64
+    _assert_file_near_estimate(h)
 
 
 @pytest.mark.parametrize("name,sample", [("made", "digit-7.png"), ("made-binary", "digit-7-1bit.png")])
@@ -33,8 +37,7 @@ def test_shipped_made_is_picked_for_digits_and_round_trips(name, sample):
     h = api.describe(blob)
     assert h["model"]["name"] == name and digest.startswith(h["model"]["sha256"])
     assert api.decompress(blob) == data
-    payload = sum(s["size"] for s in h["streams"] if s["name"].startswith("color"))
-    assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64
+    _assert_file_near_estimate(h)
 
 
 @pytest.mark.parametrize("name,mode", [("idf", "RGB"), ("idf-gray", "L")])
@@ -55,6 +58,5 @@ def test_shipped_flows_round_trip_and_beat_png_on_a_real_photo(name, mode):
     h = api.describe(blob)
     assert h["model"]["name"] == name and all(s["coder"] == "model" for s in h["streams"])
     assert api.decompress(blob) == data
-    payload = sum(s["size"] for s in h["streams"] if s["name"].startswith("color"))
-    assert abs(8 * payload - h["model_bits"]) <= 0.01 * h["model_bits"] + 64
+    _assert_file_near_estimate(h)
     assert len(blob) < len(data)  # a trained flow: smaller than the PNG

@@ -59,13 +59,15 @@ class QLinear:
         acc = torch.round(torch.matmul(self.weight, cols.to(self.weight.dtype))).to(torch.int64)
         return self._requantize(acc, (-1, 1))
 
+    def __post_init__(self):
+        # the per-output vectors shaped for __call__ (rows) and columns (columns), once: the decode
+        # loop requantizes every layer at every step
+        vecs = [getattr(self, f) for f in ("bias", "mult", "off", "lo", "hi")]
+        self._shaped = {shape: tuple(v.view(shape) for v in vecs) for shape in ((1, -1), (-1, 1))}
+
     def _requantize(self, acc: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        """In place on ``acc`` (a fresh int64 tensor): the decode loop calls this for every layer
-        at every step, so the per-output vectors are shaped once and no temporaries are made."""
-        views = self.__dict__.setdefault("_views", {})
-        if shape not in views:
-            views[shape] = tuple(getattr(self, f).view(shape) for f in ("bias", "mult", "off", "lo", "hi"))
-        b, m, off, lo, hi = views[shape]
+        """In place on ``acc`` (a fresh int64 tensor): no temporaries."""
+        b, m, off, lo, hi = self._shaped[shape]
         acc.add_(b).mul_(m).add_(1 << (SHIFT - 1)).bitwise_right_shift_(SHIFT).add_(off)
         return acc.clamp_(lo, hi)
 

@@ -156,8 +156,7 @@ class ExactPixelCNN:
         # edge, a thin image): activations at absent positions are masked to zero in any case, and
         # nothing present depends on the rows below it, so the block's outputs are the same
         where = present[:, 0].bool()
-        nr = int(torch.nonzero(where.any(dim=(0, 2))).max()) + 1 if bool(where.any()) else 1
-        nc = int(torch.nonzero(where.any(dim=(0, 1))).max()) + 1 if bool(where.any()) else 1
+        nr, nc = (int(a.nonzero().max()) + 1 if bool(a.any()) else 1 for a in (where.any(dim=(0, 2)), where.any(dim=(0, 1))))
         for i in range(self.cfg.layers):
             self._vertical(bufs, i, 0, nr, nc)
             self._horizontal(bufs, i, 0, nr, 0, nc)
