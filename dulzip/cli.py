@@ -373,7 +373,8 @@ def models():
               help="pixelcnn, idf: the fraction of crops made gray (idf: packed as the flow codes gray).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from this checkpoint's weights (fine-tuning).")
+              help="Start from this checkpoint's weights (fine-tuning); a wider model (e.g. a larger "
+                   "--hidden) grows from them, computing the same at first.")
 @click.option("--export", "export_name", default=None, help="Export the result as this model name.")
 @click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
 @click.option("--prime-bytes", type=int, default=1 << 20, show_default=True,

@@ -180,3 +180,29 @@ def test_saved_weights_are_byte_reproducible(tmp_path):
     assert set(back) == set(t) and all(torch.equal(back[k], t[k]) for k in t)
     with safe_open(str(tmp_path / "0.safetensors"), "pt") as f:
         assert json.loads(f.metadata()["config"]) == cfg
+
+
+def test_a_wider_model_grown_from_a_checkpoint_computes_the_same():
+    """--init-from into a model with more channels: the old weights carry over and the new
+    units start without effect, so the loss is the same to the last bit; other shapes refuse."""
+    import torch
+
+    from dulzip.models.idf import IDF, IDFConfig
+    from dulzip.train.loop import grow_into
+
+    torch.manual_seed(0)
+    small = IDF(IDFConfig(levels=2, couplings=2, hidden=8, prior_hidden=8))
+    with torch.no_grad():  # the shipped init zeroes the last layers: make every weight count
+        for p in small.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    wide = IDF(IDFConfig(levels=2, couplings=2, hidden=12, prior_hidden=16))
+    grow_into(wide, small.state_dict())
+    x = torch.randint(0, 256, (2, 3, 16, 16))
+    with torch.no_grad():
+        assert wide.loss(x).item() == small.loss(x).item()
+    wide.loss(x).backward()  # the new units learn: their zeroed outputs get gradients
+    assert wide.couplings[0].net.c2.weight.grad[:, 8:].abs().sum() > 0
+    with pytest.raises(ValueError, match="does not fit"):
+        grow_into(IDF(IDFConfig(levels=2, couplings=3, hidden=12)), small.state_dict())
+    with pytest.raises(ValueError, match="does not fit"):
+        grow_into(IDF(IDFConfig(levels=2, couplings=2, hidden=4, prior_hidden=8)), small.state_dict())

@@ -97,6 +97,31 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def grow_into(model: torch.nn.Module, state: dict) -> None:
+    """Load ``state`` into ``model``, which may be wider (more channels or units in some
+    layers): the old weights fill the leading slices; a new unit keeps its fresh initialization
+    but its outputs into the old units start at zero (the columns of a weight beyond the old
+    fan-in), so the wider model computes exactly what the old one did and learns from there.
+    A model of the same shape just loads ``state``. Any other mismatch is an error."""
+    own = model.state_dict()
+    if set(own) != set(state):
+        raise ValueError(f"checkpoint does not fit this model: keys differ ({sorted(set(own) ^ set(state))[:3]})")
+    grown = {}
+    for k, new in own.items():
+        old = state[k]
+        if old.shape == new.shape:
+            grown[k] = old
+            continue
+        if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+            raise ValueError(f"checkpoint does not fit this model: {k} {tuple(old.shape)} -> {tuple(new.shape)}")
+        t = new.clone()
+        if t.dim() >= 2:
+            t[: old.shape[0], old.shape[1]:] = 0  # new inputs of the old units
+        t[tuple(slice(0, n) for n in old.shape)] = old
+        grown[k] = t
+    model.load_state_dict(grown)
+
+
 def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
     """Train (or resume) a PixelCNN or a MADE (by the type of ``mcfg``); returns the checkpoint
     path. Metrics go to metrics.jsonl.
@@ -128,7 +153,7 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
         arch = TRAINABLE[arch_of(mcfg)]
         model = arch.module(mcfg)
         if tcfg.init_from:
-            model.load_state_dict(load_checkpoint(Path(tcfg.init_from))["model"])
+            grow_into(model, load_checkpoint(Path(tcfg.init_from))["model"])
             if hasattr(model, "reset_conditioning"):
                 model.reset_conditioning()
             print(f"initialized from {tcfg.init_from}")
