@@ -142,13 +142,17 @@ def _sniff_image(data: bytes, opts: Options):
             extras["idat_sizes"] = p.idat_sizes
         if p.depth != 8:
             extras["depth"] = p.depth
+        samples = p.pixels  # what the scanlines hold: the pixels, or a palette image's indices
+        if p.indices is not None:
+            extras["palette"] = True
+            samples = p.indices
         side = {}
         H, W, C = p.pixels.shape
         if p.chunks == png.standard_chunks(W, H, C, p.depth):
             extras["chunks"] = "standard"  # IHDR, IDAT, IEND only: nothing to keep
         else:
             side["png.chunks"] = png.serialize_chunks(p.chunks)
-        rule, packed = png.pack_filters(p.filters, p.pixels, p.depth)
+        rule, packed = png.pack_filters(p.filters, samples, p.depth)
         if rule is not None:
             extras["filter"] = rule
         else:
@@ -167,6 +171,8 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
         depth = extras.get("depth", 8)
         chunks = png.standard_chunks(W, H, C, depth) if extras.get("chunks") == "standard" else \
             png.deserialize_chunks(side["png.chunks"])
+        if extras.get("palette"):  # the colors back to the indices, by the kept palette
+            pixels = png.palette_indices(pixels, chunks)
         if "png.filters" in side:  # format 1: the filter types as they are
             filters = side["png.filters"]
         else:

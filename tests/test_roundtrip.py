@@ -105,14 +105,50 @@ def test_png_unreproducible_zlib_is_reencoded_and_said(tiny_models):
     assert roundtrip(data, Options(fallback=False, exact=True))["kind"] == "bytes"
 
 
-@pytest.mark.parametrize("mode", ["P", "I;16"])
-def test_png_other_kinds_go_the_bytes_way(tiny_models, mode):
-    # (1-bit gray is modelled as levels 0 and 255: tests/test_made.py)
-    img = Image.fromarray(photo(8, 8)).convert("P") if mode == "P" else \
-        Image.fromarray((photo(8, 8, 1)[:, :, 0].astype(np.uint16) * 250)).convert("I;16")
+def test_16_bit_png_goes_the_bytes_way(tiny_models):
+    img = Image.fromarray((photo(8, 8, 1)[:, :, 0].astype(np.uint16) * 250)).convert("I;16")
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     assert roundtrip(buf.getvalue())["kind"] == "bytes"
+
+
+def palette_png(indices: np.ndarray, pal: list[tuple[int, ...]], **kw) -> bytes:
+    img = Image.fromarray(indices.astype(np.uint8), "P")
+    img.putpalette([v for c in pal for v in c[:3]])
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("bits,shape", [(1, (5, 13)), (2, (7, 9)), (4, (3, 11)), (8, (9, 7)), (4, (1, 1))])
+@pytest.mark.parametrize("transparency", [False, True])
+def test_palette_png_modelled_as_colors_byte_identical(tiny_models, bits, shape, transparency):
+    rng = np.random.default_rng(bits)
+    n = 1 << bits
+    pal = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(n)]
+    idx = np.clip(photo(*shape, 1)[:, :, 0].astype(int) * n // 256, 0, n - 1)
+    kw = {"bits": bits}
+    if transparency:  # a tRNS chunk: the colors are coded as RGBA
+        kw["transparency"] = bytes(rng.integers(0, 256, min(n, 3)).tolist())
+    data = palette_png(idx, pal, **kw)
+    assert data[24:26] == bytes([bits, 3])  # bit depth, color type 3 (palette)
+    h = roundtrip(data)
+    assert h["kind"] == "png" and h["extras"]["palette"] and model_coded(h)
+    assert h["layout"]["channels"] == (4 if transparency else 3)
+
+
+def test_gray_palette_is_coded_as_gray(tiny_models):
+    idx = photo(6, 10, 1)[:, :, 0] // 16
+    h = roundtrip(palette_png(idx, [(17 * i,) * 3 for i in range(16)]))
+    assert h["layout"]["replicated"] and model_coded(h)
+
+
+def test_palette_with_a_used_repeated_color_goes_the_bytes_way(tiny_models):
+    idx = np.array([[0, 1, 2, 3]] * 3)  # entry 3 repeats entry 1's color: its index would be lost
+    data = palette_png(idx, [(0, 0, 0), (9, 9, 200), (255, 0, 0), (9, 9, 200)])
+    assert roundtrip(data)["kind"] == "bytes"
+    # a repeated color that no pixel uses (a padded palette) is fine
+    assert roundtrip(palette_png(idx[:, :3], [(0, 0, 0), (9, 9, 200), (255, 0, 0), (9, 9, 200)]))["kind"] == "png"
 
 
 def test_interlaced_png_goes_the_bytes_way(tiny_models):

@@ -40,12 +40,25 @@ def load_native(path: Path) -> np.ndarray:
     return a[:, :, None] if a.ndim == 2 else a
 
 
-def bench_image(path: Path, model: str, threads: int) -> dict:
+INPUT = "input file (as given)"
+
+
+def is_palette_png(path: Path) -> bool:
+    head = path.read_bytes()[:26] if path.suffix.lower() == ".png" else b""
+    return head.startswith(b"\x89PNG") and len(head) == 26 and head[25] == 3
+
+
+def bench_image(path: Path, model: str, threads: int, as_given: bool = False) -> dict:
+    """One image's row. The .dlz is made of the image as a PNG file (Pillow's), or, with
+    ``as_given`` (folders of palette PNGs, whose pixels Pillow would store as RGB), of the file
+    itself, which is then also a column."""
     img = load_native(path)
     H, W, C = img.shape
     dims = H * W * C
-    png_file = png(img)  # the input is the image as a PNG file
+    png_file = path.read_bytes() if as_given else png(img)
     row = {"image": path.name, "height": H, "width": W, "channels": C, "bpsp": {}}
+    if as_given:
+        row["bpsp"][INPUT] = 8 * len(png_file) / dims
     for codec in image_codecs():
         row["bpsp"][codec.name] = 8 * len(codec.encode(img)) / dims
     blob, row["encode_s"], row["decode_s"] = timed_round_trip(png_file, api.Options(model=model, threads=threads),
@@ -87,7 +100,8 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
     lines = [f"# Benchmark: {name}", "", f"Command: `{meta['command']}`  ", f"dulzip {meta['version']}, "
              f"model `{meta['model']}`, {meta['machine']}, torch threads {meta['threads']}", "",
              "Bits per sub-pixel (lower is better); the dulzip column is the real .dlz file size of the "
-             "image's PNG file, verified by decoding.", "",
+             + ("input file itself (palette PNGs here)" if INPUT in names else "image's PNG file")
+             + ", verified by decoding.", "",
              "| image | size | " + " | ".join(short) + " | model est. | encode s | decode s |",
              "|---|---|" + "---|" * len(names) + "---|---|---|"]
     for r in rows:
@@ -150,8 +164,10 @@ def command() -> str:
 def run_bench(folder: Path, out: Path, name: str, model: str, limit: int = 0, threads: int = 0) -> list[Path]:
     import sys
     rows = []
-    for p in _images(folder, limit):
-        rows.append(bench_image(p, model, threads))
+    paths = _images(folder, limit)
+    as_given = any(is_palette_png(p) for p in paths)
+    for p in paths:
+        rows.append(bench_image(p, model, threads, as_given))
         print(f"{p.name}: " + ", ".join(f"{k.split(' (')[0]} {v:.3f}" for k, v in rows[-1]["bpsp"].items()),
               file=sys.stderr)
     meta = {"command": command(), "version": __version__, "model": model, "machine": machine(),

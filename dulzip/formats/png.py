@@ -1,8 +1,11 @@
 """PNG: pixels through the image model, every other byte kept.
 
-A PNG is parsed into its chunks. For 8-bit gray, gray+alpha, RGB and RGBA images and 1-bit
-gray (as levels 0 and 255) without interlacing, the pixels are taken out; all chunks other than IDAT are kept verbatim, with the
-per-row filter types and the IDAT chunk sizes. To re-create the file byte for byte, the zlib
+A PNG is parsed into its chunks. For 8-bit gray, gray+alpha, RGB and RGBA images, 1-bit gray
+(as levels 0 and 255) and palette images of 1, 2, 4 or 8 bits (as the palette's colors: RGB, or
+RGBA with a tRNS chunk) without interlacing, the pixels are taken out; all chunks other than
+IDAT are kept verbatim, with the per-row filter types and the IDAT chunk sizes. A palette image
+is modelled only when its colors give back its indices (each color used is the palette's first
+entry of that color), since the decoder maps colors to indices by the kept palette. To re-create the file byte for byte, the zlib
 settings that reproduce the original IDAT stream are searched for at compression time; when
 none does, the file is rebuilt with the same pixels and chunks and a fresh zlib stream, and
 the container records that it is not byte-identical.
@@ -24,7 +27,7 @@ ZLIB_SEARCH = [(level, mem, strategy) for level in (6, 9, 5, 7, 8, 4, 3, 2, 1, 0
 REENCODE = (9, 9, zlib.Z_DEFAULT_STRATEGY)
 
 
-class NotModelable(Exception):
+class NotModelable(ValueError):
     """The PNG is valid but not of a kind the image models take (it goes the bytes way)."""
 
 
@@ -35,7 +38,8 @@ class ParsedPNG:
     idat_sizes: list[int]
     filters: bytes  # one filter type per row
     zlib_params: tuple[int, int, int] | None  # reproduces the IDAT stream, or None
-    depth: int = 8  # bits per sample: 8, or 1 (gray only; pixels are then levels 0 and 255)
+    depth: int = 8  # bits per sample: 8, or 1 (gray: pixels are then levels 0 and 255); palette: 1, 2, 4, 8
+    indices: np.ndarray | None = None  # palette images: (H, W, 1) palette indices (pixels are their colors)
 
 
 def parse_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -134,9 +138,21 @@ def unpack_filters(rule: int | str | None, packed: bytes | None, pixels: np.ndar
 
 
 def scanlines(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
-    """(H, W, C) pixels -> unfiltered scanlines (H, stride)."""
+    """(H, W, C) pixels -> unfiltered scanlines (H, stride); below 8 bits (C = 1) the samples are
+    packed, the first in the high bits (1 bit: any nonzero sample is a 1)."""
     H, W, C = pixels.shape
-    return _pack_bilevel(pixels) if depth == 1 else pixels.reshape(H, W * C)
+    if depth == 1:
+        return _pack_bilevel(pixels)
+    if depth == 8:
+        return pixels.reshape(H, W * C)
+    per = 8 // depth
+    v = np.zeros((H, -(-W // per) * per), dtype=np.uint8)
+    v[:, :W] = pixels[:, :, 0]
+    v = v.reshape(H, -1, per)
+    out = np.zeros(v.shape[:2], dtype=np.uint8)
+    for k in range(per):
+        out |= (v[:, :, k] & ((1 << depth) - 1)) << (8 - depth * (k + 1))
+    return out
 
 
 def _deflate(data: bytes, params: tuple[int, int, int]) -> bytes:
@@ -165,8 +181,10 @@ def parse(data: bytes) -> ParsedPNG:
         raise NotModelable("no IHDR")
     W, H, depth, ctype, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     bilevel = depth == 1 and ctype == 0
-    if (depth != 8 and not bilevel) or ctype not in CHANNELS or interlace or comp or filt or W == 0 or H == 0:
-        raise NotModelable("not 8-bit gray/RGB(A) or 1-bit gray without interlacing")
+    paletted = ctype == 3 and depth in (1, 2, 4, 8)
+    if (depth != 8 and not bilevel and not paletted) or (ctype not in CHANNELS and not paletted) or interlace or \
+            comp or filt or W == 0 or H == 0:
+        raise NotModelable("not 8-bit gray/RGB(A), 1-bit gray or a palette image without interlacing")
     idx = [i for i, (t, _) in enumerate(chunks) if t == b"IDAT"]
     if not idx or idx != list(range(idx[0], idx[-1] + 1)):
         raise NotModelable("IDAT chunks missing or not consecutive")
@@ -178,8 +196,8 @@ def parse(data: bytes) -> ParsedPNG:
             raise NotModelable("IDAT stream has trailing data or is cut off")
     except zlib.error:
         raise NotModelable("IDAT stream is not valid zlib") from None
-    C = CHANNELS[ctype]
-    stride = (W + 7) // 8 if bilevel else W * C
+    C = 1 if paletted else CHANNELS[ctype]
+    stride = (W * depth + 7) // 8 if depth < 8 else W * C
     if len(filtered) != H * (stride + 1):
         raise NotModelable("IDAT has the wrong size")
     filters = bytes(filtered[::stride + 1])
@@ -194,12 +212,60 @@ def parse(data: bytes) -> ParsedPNG:
     raw = scanlines(pixels, depth)
     if filter_rows(raw, filters, C) != filtered:  # also catches nonzero padding bits
         raise NotModelable("pixels do not reproduce the filtered data")
+    indices = None
     if bilevel:
         pixels = pixels.astype(np.uint8) * 255
+    elif paletted:
+        indices = pixels.astype(np.uint8)
+        pixels = palette_colors(indices, chunks)
+        if not np.array_equal(palette_indices(pixels, chunks), indices):
+            raise NotModelable("the palette repeats a color whose later entry is used")
     params = next((p for p in ZLIB_SEARCH if _matches(filtered, stream, p)), None)
     kept = [(t, b) for i, (t, b) in enumerate(chunks) if i not in idx[1:]]
     kept[idx[0]] = (b"IDAT", b"")
-    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth)
+    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth, indices)
+
+
+def palette(chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
+    """The palette (N, 3) RGB, or (N, 4) RGBA when there is a tRNS chunk (its alphas, 255 past
+    its end), from a palette image's chunks."""
+    plte = next((b for t, b in chunks if t == b"PLTE"), None)
+    if plte is None or not 3 <= len(plte) <= 768 or len(plte) % 3:
+        raise NotModelable("palette image without a valid PLTE chunk")
+    pal = np.frombuffer(plte, dtype=np.uint8).reshape(-1, 3)
+    trns = next((b for t, b in chunks if t == b"tRNS"), None)
+    if trns is None:
+        return pal
+    if len(trns) > len(pal):
+        raise NotModelable("tRNS longer than the palette")
+    alpha = np.full((len(pal), 1), 255, dtype=np.uint8)
+    alpha[:len(trns), 0] = np.frombuffer(trns, dtype=np.uint8)
+    return np.concatenate([pal, alpha], axis=1)
+
+
+def palette_colors(indices: np.ndarray, chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
+    """(H, W, 1) palette indices -> (H, W, 3|4) colors."""
+    pal = palette(chunks)
+    if int(indices.max()) >= len(pal):
+        raise NotModelable("palette index beyond the palette")
+    return pal[indices[:, :, 0]]
+
+
+def palette_indices(colors: np.ndarray, chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
+    """(H, W, 3|4) colors -> (H, W, 1) indices: each color's first entry in the palette.
+    Raises ValueError for a color the palette lacks (a corrupt or foreign file)."""
+    pal = palette(chunks)
+    if colors.shape[2] != pal.shape[1]:
+        raise ValueError("pixels do not fit the palette")
+    key = lambda a: a.astype(np.uint32) @ (1 << 8 * np.arange(a.shape[-1], dtype=np.uint32))  # noqa: E731
+    pk, ck = key(pal), key(colors)
+    order = np.argsort(pk, kind="stable")  # equal colors: the first entry first
+    sk = pk[order]
+    pos = np.searchsorted(sk, ck)
+    pos = np.minimum(pos, len(sk) - 1)
+    if not np.array_equal(sk[pos], ck):
+        raise ValueError("a pixel's color is not in the palette")
+    return order[pos].astype(np.uint8)[:, :, None]
 
 
 def _pack_bilevel(pixels: np.ndarray) -> np.ndarray:
