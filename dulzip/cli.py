@@ -325,7 +325,8 @@ def list_cmd(inputs, as_json):
 def models():
     """List the installed models."""
     from dulzip import zoo
-    cards = zoo.cards()
+    every = zoo.all_cards()
+    cards = {c["name"]: c for c in every if not c.get("retired")}
     if not cards:
         click.echo(f"no models in {zoo.models_dir()}")
     for name, c in cards.items():
@@ -335,7 +336,7 @@ def models():
         v = next((v for k, v in res.get(unit, {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
                    f"{c['weights']}" + (f"  {v:.3f} {label} on {res.get('corpus', '?')} (held out)" if v else ""))
-    for c in zoo.all_cards():
+    for c in every:
         if c.get("retired"):
             click.echo(f"{c['name']:<12} older version {c['weights']}, kept to decode the files made with it")
 
