@@ -33,16 +33,35 @@ def test_bench_counts_gray_images_per_gray_value(tiny_models, tmp_path):
 
 
 def test_bench_compresses_palette_pngs_as_given(tiny_models, tmp_path):
-    from dulzip.bench.runner import INPUT
+    import io
+    import zlib
+
+    from dulzip import api
+    from dulzip.bench.runner import INPUT, _same_image, timed_round_trip
+    from dulzip.formats import png as pngfmt
     folder = tmp_path / "imgs"
     folder.mkdir()
     Image.fromarray(photo(9, 11)).convert("P", palette=Image.ADAPTIVE, colors=16).save(folder / "p.png")
+    # its zlib stream as no setting dulzip searches makes it: restored re-encoded, same pixels
+    chunks = pngfmt.parse_chunks((folder / "p.png").read_bytes())
+    z = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    chunks = [(t, z.compress(zlib.decompress(b)) + z.flush() if t == b"IDAT" else b) for t, b in chunks]
+    (folder / "p.png").write_bytes(pngfmt.SIGNATURE + b"".join(pngfmt._chunk(t, b) for t, b in chunks))
     Image.fromarray(photo(5, 7)).save(folder / "rgb.png")  # beside it: its file as given too
     run_bench(folder, tmp_path / "out", "t", "pixelcnn")
     rows = json.loads((tmp_path / "out" / "t.json").read_text())["images"]
     assert [r["channels"] for r in rows] == [3, 3]
     assert rows[0]["bpsp"][INPUT] == 8 * (folder / "p.png").stat().st_size / (9 * 11 * 3)
     assert rows[0]["bpsp"][DLZ] > 0 and rows[1]["bpsp"][INPUT] > 0
+    assert rows[0]["dlz_kind"] == "bytes" or rows[0]["dlz_exact"] is False
+    # on the model path (no fallback) the re-encoded file passes the round trip by its pixels
+    data = (folder / "p.png").read_bytes()
+    blob, _, _ = timed_round_trip(data, api.Options(model="pixelcnn", fallback=False), "p.png")
+    assert api.describe(blob)["exact"] is False and api.decompress(blob) != data
+    other = Image.fromarray(photo(9, 11, seed=1)).convert("P", palette=Image.ADAPTIVE, colors=16)
+    buf = io.BytesIO()
+    other.save(buf, format="PNG")
+    assert not _same_image(buf.getvalue(), data, blob)
     assert "input file itself" in (tmp_path / "out" / "t.md").read_text()
 
 
