@@ -131,9 +131,10 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
         lines += ["", "Models used: " + "; ".join(
             f"{u}: " + ", ".join(r["image"] for r in rows if (r.get("dlz_model") or "zstd") == u) for u in used) + "."]
     p = total["bpsp"]
-    png_name = next(n for n in names if n.startswith("PNG"))
+    png_name = INPUT if INPUT in names else next(n for n in names if n.startswith("PNG"))
+    versus = "the input files" if png_name == INPUT else "PNG"
     per_image = total["subpixels"] / len(rows)
-    lines += ["", f"dulzip vs PNG: {100 * (1 - p[DLZ] / p[png_name]):+.1f}% smaller in total.", "",
+    lines += ["", f"dulzip vs {versus}: {100 * (1 - p[DLZ] / p[png_name]):+.1f}% smaller in total.", "",
               "Bits per image on average: " + ", ".join(f"{n.split(' (')[0]} {p[n] * per_image:.1f}" for n in names)
               + "."]
     md.write_text("\n".join(lines) + "\n")
