@@ -172,7 +172,7 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
         chunks = png.standard_chunks(W, H, C, depth) if extras.get("chunks") == "standard" else \
             png.deserialize_chunks(side["png.chunks"])
         if extras.get("palette"):  # the colors back to the indices, by the kept palette
-            pixels = png.palette_indices(pixels, chunks)
+            pixels = png.palette_indices(pixels, png.palette(chunks))
         if "png.filters" in side:  # format 1: the filter types as they are
             filters = side["png.filters"]
         else:

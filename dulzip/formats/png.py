@@ -217,8 +217,9 @@ def parse(data: bytes) -> ParsedPNG:
         pixels = pixels.astype(np.uint8) * 255
     elif paletted:
         indices = pixels.astype(np.uint8)
-        pixels = palette_colors(indices, chunks)
-        if not np.array_equal(palette_indices(pixels, chunks), indices):
+        pal = palette(chunks)
+        pixels = palette_colors(indices, pal)
+        if not np.array_equal(palette_indices(pixels, pal), indices):
             raise NotModelable("the palette repeats a color whose later entry is used")
     params = next((p for p in ZLIB_SEARCH if _matches(filtered, stream, p)), None)
     kept = [(t, b) for i, (t, b) in enumerate(chunks) if i not in idx[1:]]
@@ -243,18 +244,16 @@ def palette(chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
     return np.concatenate([pal, alpha], axis=1)
 
 
-def palette_colors(indices: np.ndarray, chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
-    """(H, W, 1) palette indices -> (H, W, 3|4) colors."""
-    pal = palette(chunks)
+def palette_colors(indices: np.ndarray, pal: np.ndarray) -> np.ndarray:
+    """(H, W, 1) indices into :func:`palette`'s ``pal`` -> (H, W, 3|4) colors."""
     if int(indices.max()) >= len(pal):
         raise NotModelable("palette index beyond the palette")
     return pal[indices[:, :, 0]]
 
 
-def palette_indices(colors: np.ndarray, chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
-    """(H, W, 3|4) colors -> (H, W, 1) indices: each color's first entry in the palette.
-    Raises ValueError for a color the palette lacks (a corrupt or foreign file)."""
-    pal = palette(chunks)
+def palette_indices(colors: np.ndarray, pal: np.ndarray) -> np.ndarray:
+    """(H, W, 3|4) colors -> (H, W, 1) indices: each color's first entry in :func:`palette`'s
+    ``pal``. Raises ValueError for a color the palette lacks (a corrupt or foreign file)."""
     if colors.shape[2] != pal.shape[1]:
         raise ValueError("pixels do not fit the palette")
     key = lambda a: a.astype(np.uint32) @ (1 << 8 * np.arange(a.shape[-1], dtype=np.uint32))  # noqa: E731

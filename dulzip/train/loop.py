@@ -102,7 +102,10 @@ def grow_into(model: torch.nn.Module, state: dict) -> None:
     layers): the old weights fill the leading slices; a new unit keeps its fresh initialization
     but its outputs into the old units start at zero (the columns of a weight beyond the old
     fan-in), so the wider model computes exactly what the old one did and learns from there.
-    A model of the same shape just loads ``state``. Any other mismatch is an error."""
+    That holds for weights laid out (out, in, ...), as convolutions and linear layers are (the
+    IDF, the PixelCNN); a layer that packs several blocks along one axis (an LSTM's four gates)
+    would not grow this way. A model of the same shape just loads ``state``. Any other mismatch
+    is an error."""
     own = model.state_dict()
     if set(own) != set(state):
         raise ValueError(f"checkpoint does not fit this model: keys differ ({sorted(set(own) ^ set(state))[:3]})")
