@@ -29,9 +29,12 @@ from dulzip.formats import png, pnm, wav
 
 ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
-FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_PIXELS pixels, where installed
+FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_TILES tiles, where installed
 GRAY_FLOW_MODEL = "idf-gray"  # the flow fine-tuned on gray images: large gray images, where installed
-PIXELCNN_MAX_PIXELS = 512 * 512  # the PixelCNN (with the image mixer) decodes this many pixels in 72-73 s on 2 CPU cores
+# the PixelCNN (with the image mixer) up to this many tiles of DEFAULT_TILE x DEFAULT_TILE: its decoding
+# time grows with them (all tiles step together); 126 tiles (854x534) decode in 65 s on 2 CPU cores,
+# 100 (640x640) in 56 s, 64 (512x512) in 39 s
+PIXELCNN_MAX_TILES = 128
 DEFAULT_TEXT_MODEL = "charrnn"
 SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
 MUSIC_MODEL = "wavenet-music"  # faster sample rates, where installed
@@ -184,8 +187,8 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
 def choose_image_model(color: np.ndarray) -> str:
     """The default model for these color planes, from the input alone (never the hardware):
     for 28x28 gray images (digits) MADE, its binarized variant when every level is 0 or 255,
-    where installed; the PixelCNN up to PIXELCNN_MAX_PIXELS pixels (its decoding stays within
-    about a minute on 2 CPU cores); the integer discrete flow for larger images (a few passes
+    where installed; the PixelCNN up to PIXELCNN_MAX_TILES tiles of 64x64 (e.g. 854x534; its
+    decoding stays within about a minute on 2 CPU cores); the integer discrete flow for larger images (a few passes
     each way), for gray ones (and RGB with R = G = B) its gray fine-tuning, where installed."""
     from dulzip import zoo
     H, W, C = color.shape
@@ -195,7 +198,7 @@ def choose_image_model(color: np.ndarray) -> str:
             return "made-binary"
         if "made" in installed:
             return "made"
-    if H * W > PIXELCNN_MAX_PIXELS:
+    if -(-H // DEFAULT_TILE) * -(-W // DEFAULT_TILE) > PIXELCNN_MAX_TILES:
         if C == 1 and GRAY_FLOW_MODEL in installed:
             return GRAY_FLOW_MODEL
         if FLOW_MODEL in installed:

@@ -44,6 +44,47 @@ def _stepwise(net, x, present):
     return out
 
 
+def _wavefront(net, x, present):
+    """The wavefront decode loop: (r, c) at step c + delay * r."""
+    B, _, T, _ = x.shape
+    st = net.wave_stepper(B, T, present)
+    d = net.wave_delay
+    out = torch.zeros(B, T, T, 12 * net.cfg.mixtures, dtype=torch.int64)
+    for t in range(d * (T - 1) + T):
+        rows = torch.arange(T)
+        cols = t - d * rows
+        k = (cols >= 0) & (cols < T)
+        rows, cols = rows[k], cols[k]
+        if len(rows):
+            out[:, rows, cols] = st.params(rows, cols)
+            st.set(rows, cols, x[:, :, rows, cols].permute(0, 2, 1))
+    return out
+
+
+@pytest.mark.parametrize("cfg,B,T", [
+    (CFG, 3, 9), (CFG, 3, 20), (CFG, 1, 1), (CFG, 2, 5),  # tiles narrower than the delay leave steps empty
+    (PixelCNNConfig(channels=8, layers=4, head=16, mixtures=3, kv=3, kw=1, kh=2), 3, 13)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wavefront_decode_equals_batched_pass(cfg, B, T, threads):
+    torch.set_num_threads(threads)
+    net = _net(4, cfg)
+    x, present = _tiles(B, T, seed=T)
+    full = net.full_pass(x, present)
+    m = present[:, 0].bool()
+    assert torch.equal(full[m], _wavefront(net, x, present)[m])
+
+
+def test_wavefront_steps_out_of_order_are_refused():
+    net = _net()
+    x, present = _tiles(1, 9)
+    st = net.wave_stepper(1, 9, present)
+    st.params([0], [0])
+    with pytest.raises(ValueError):
+        st.params([0], [0])
+    with pytest.raises(ValueError):  # step 1 + delay holds (0, 1 + delay) and (1, 1)
+        st.params([1], [1])
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_decode_loop_equals_batched_pass(threads):
     torch.set_num_threads(threads)

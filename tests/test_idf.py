@@ -173,8 +173,9 @@ def test_api_round_trip_png(idf_models, c):
 
 
 def test_default_model_by_image_size(idf_models, monkeypatch):
-    monkeypatch.setattr(api, "PIXELCNN_MAX_PIXELS", 30 * 30)
-    small, large = photo(20, 30), photo(40, 33)
+    monkeypatch.setattr(api, "PIXELCNN_MAX_TILES", 2)
+    small, large = photo(65, 33), photo(65, 129)  # 2 tiles of 64x64; 6
+    assert api.choose_image_model(photo(64, 128)) == "pixelcnn"  # 2
     assert api.choose_image_model(small) == "pixelcnn"
     assert api.choose_image_model(large) == "idf"
     blob = api.compress(png_bytes(large), api.Options(fallback=False))

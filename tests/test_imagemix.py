@@ -33,13 +33,45 @@ def _net():
 MIX = {"version": im.IMAGE_MIXER_VERSION, "slot_bits": 16}
 
 
-@pytest.mark.parametrize("shape,T", [((21, 19, 3), 8), ((13, 30, 1), 8), ((1, 9, 3), 4), ((9, 1, 1), 4)])
-def test_mixed_planes_round_trip(tiny_models, shape, T):
+@pytest.mark.parametrize("version", im.IMAGE_MIXER_VERSIONS)
+@pytest.mark.parametrize("shape,T", [((21, 19, 3), 8), ((13, 30, 1), 8), ((1, 9, 3), 4), ((9, 1, 1), 4),
+                                     ((40, 37, 3), 20)])
+def test_mixed_planes_round_trip(tiny_models, shape, T, version):
     img = photo(shape[0], shape[1], shape[2])
-    streams = ci.encode_planes(img, _net(), T, allow_zstd=False, mixer=MIX)
+    mix = {"version": version, "slot_bits": 16}
+    streams = ci.encode_planes(img, _net(), T, allow_zstd=False, mixer=mix)
     assert all(s.coder == "model" for s in streams)
-    out = ci.decode_planes(streams, shape[0], shape[1], shape[2], _net(), T, mixer=MIX)
+    out = ci.decode_planes(streams, shape[0], shape[1], shape[2], _net(), T, mixer=mix)
     assert (out == img).all()
+
+
+def test_the_orders_visit_every_position_once_after_its_context():
+    """Raster and wavefront: each position once; W, WW, N, NN, NW, NE and, for the PixelCNN's
+    receptive field, row r - 1 up to column c + layers * kw, all decoded before (r, c)."""
+    net = _net()
+    T = 23
+    reach = net.cfg.layers * net.cfg.kw
+    for version in im.IMAGE_MIXER_VERSIONS:
+        when = np.full((T, T), -1)
+        for k, (rows, cols) in enumerate(ci.decode_order(net, T, version)):
+            assert (np.diff(rows) > 0).all() and (when[rows, cols] == -1).all()
+            when[rows, cols] = k
+        assert (when >= 0).all()
+        for r in range(T):
+            for c in range(T):
+                before = [(r, c - 1), (r, c - 2), (r - 2, c)] + [(r - 1, c + d) for d in range(-1, reach + 1)]
+                assert all(when[a, b] < when[r, c] for a, b in before if 0 <= a < T and 0 <= b < T)
+    assert len(ci.decode_order(net, 64, 2)) == (reach + 2) * 63 + 1  # against 4096 in raster order
+
+
+def test_files_of_mixer_version_1_still_decode(tiny_models, monkeypatch):
+    from dulzip.container import unpack
+    data = ppm(photo(20, 18))
+    with monkeypatch.context() as m:
+        m.setattr(api, "IMAGE_MIXER_VERSION", 1)
+        blob = api.compress(data, Options(fallback=False, tile=8))
+    assert unpack(blob).header["layout"]["mixer"] == 1
+    assert api.decompress(blob) == data
 
 
 def test_a_band_stored_with_zstd_still_teaches_the_mixer(tiny_models):

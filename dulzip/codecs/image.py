@@ -20,7 +20,7 @@ from tqdm import tqdm
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
 from dulzip.errors import CorruptDataError, FormatError
-from dulzip.exact.imagemix import (IMAGE_MIXER_VERSION, PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
+from dulzip.exact.imagemix import (IMAGE_MIXER_VERSIONS, PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
                                    code_known, contexts, predict, update)
 from dulzip.models.pixelcnn import TABLE_BITS
 
@@ -192,15 +192,16 @@ def _interleave(group: torch.Tensor, C: int) -> torch.Tensor:
 
 
 @contextmanager
-def _loop():
-    """The decode loop runs many tiny ops: one thread is faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _loop(threads: int | None = 1):
+    """The decode loop's thread count: the raster loop of format-1 files runs many tiny ops,
+    one thread is faster; the mixed loop's layers are larger (None: the caller's threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
     try:
         with torch.no_grad():
             yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def _positions(T: int, progress: bool):
@@ -309,31 +310,95 @@ def check_mixer(mixer: dict, parts: tuple[str, ...] = PARTS) -> ImageMixer:
         version, bits = int(mixer["version"]), int(mixer["slot_bits"])
     except (KeyError, TypeError, ValueError):
         raise FormatError("the .dlz header has an invalid image mixer") from None
-    if version != IMAGE_MIXER_VERSION:
+    if version not in IMAGE_MIXER_VERSIONS:
         raise FormatError(f"this file's image was coded by version {version} of the image mixer; this dulzip "
-                          f"decodes version {IMAGE_MIXER_VERSION}: decode it with the dulzip version that wrote it")
+                          f"decodes versions {', '.join(map(str, IMAGE_MIXER_VERSIONS))}: decode it with the "
+                          "dulzip version that wrote it")
     if not SLOT_BITS_MIN <= bits <= SLOT_BITS_MAX:
         raise FormatError("the .dlz header has an invalid image mixer size")
-    return ImageMixer(bits, parts)
+    return ImageMixer(bits, parts, version)
 
 
-def _mix_step(mix: ImageMixer, st: Step, ch: int, cc, cf, j: int) -> None:
-    """Bit j's probabilities into ``st.p`` and ``st.pq``."""
+def _mix_step(mix: ImageMixer, st: Step, ch: int, cc, cf, j: int, a: int, b: int) -> None:
+    """Bit j's probabilities of sub-pixels a..b-1 into ``st.p`` and ``st.pq``."""
     predict(j, ch, st.md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf,
             mix.apm1, mix.apm2, mix.stretch, mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets,
-            st.dots, st.rows, st.p, st.pq)
+            st.dots, st.rows, st.p, st.pq, a, b)
 
 
-def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray) -> None:
+def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray, a: int, b: int) -> None:
     update(bits, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.squash,
-           st.x, st.slots, st.sets, st.dots, st.rows)
+           st.x, st.slots, st.sets, st.dots, st.rows, a, b)
+
+
+def decode_order(net, T: int, version: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The positions of a tile in the image mixer's order: steps of (rows, cols) arrays, rows
+    ascending. The network computes a step's positions of every tile at once; the mixer codes
+    each bit position by position (every tile's at once), and learns after each: as often as
+    in raster order.
+
+    Version 1: raster, one position a step. Version 2: the model's wavefront where it has one
+    (the PixelCNN: (r, c) at step c + delay * r, see :class:`dulzip.exact.pixelcnn.WaveStepper`),
+    raster otherwise (MADE).
+    """
+    delay = getattr(net, "wave_delay", None) if version >= 2 else None
+    if delay is None:
+        return [(np.array([r]), np.array([c])) for r in range(T) for c in range(T)]
+    rows = np.arange(T)
+    steps = []
+    for t in range(delay * (T - 1) + T):
+        cols = t - delay * rows
+        k = (cols >= 0) & (cols < T)
+        if k.any():
+            steps.append((rows[k], cols[k]))
+    return steps
+
+
+class _RasterStepper:
+    """The one-position stepper of a model behind the step interface of the wavefront one."""
+
+    def __init__(self, net, B: int, T: int, present: torch.Tensor):
+        self.st = net.stepper(B, T, present)
+
+    def params(self, rows, cols) -> torch.Tensor:
+        return self.st.params(int(rows[0]), int(cols[0]))[:, None]
+
+    def set(self, rows, cols, pixels: torch.Tensor) -> None:
+        self.st.set(int(rows[0]), int(cols[0]), pixels[:, 0])
+
+
+def _stepper(net, B: int, T: int, present: torch.Tensor, version: int):
+    if version >= 2 and hasattr(net, "wave_stepper"):
+        return net.wave_stepper(B, T, present)
+    return _RasterStepper(net, B, T, present)
+
+
+def _elements(pres: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+    """The step's present sub-pixel positions in coding order: grouped by position of the step
+    (rows ascending), each group's tiles ascending (so each band's are consecutive). Returns
+    their tiles, their indices into ``rows``, and each group's (start, stop) as a (g, 2) array."""
+    j, tile = np.nonzero(pres[:, rows, cols].T)
+    starts = np.searchsorted(j, np.arange(len(rows) + 1))
+    groups = np.stack([starts[:-1], starts[1:]], axis=1)
+    return tile, j, groups[groups[:, 1] > groups[:, 0]]
+
+
+def _band_slices(tile: np.ndarray, bounds) -> list[tuple[int, int, object]]:
+    """(start, stop, x) of the elements whose tile lies in [a, b), for each (a, b, x) in bounds."""
+    out = []
+    for a, b, x in bounds:
+        i, k = int(np.searchsorted(tile, a)), int(np.searchsorted(tile, b))
+        if k > i:
+            out.append((i, k, x))
+    return out
 
 
 def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool, mixer: dict,
                   parts: tuple[str, ...] = PARTS) -> list[Stream]:
-    """All tiles in one lockstep order (row, column, channel, tile), every band its own range
-    coder, one adaptive mixer for the image; bands the mixer codes worse than zstd -19 stored
-    with zstd (the decoder still feeds their known levels to the mixer)."""
+    """All tiles in one lockstep order (:func:`decode_order`; within a step channel, bit,
+    position of the step, then tile), every band its own range coder, one adaptive mixer for the image; bands the mixer
+    codes worse than zstd -19 stored with zstd (the decoder still feeds their known levels to
+    the mixer)."""
     H, W, C = img.shape
     K = net.cfg.mixtures
     luts = {k: v.cpu() for k, v in net.luts.items()}
@@ -350,12 +415,14 @@ def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool
     pix = x.numpy()
     pres = present[:, 0].numpy().astype(bool)
     mean = np.zeros((n, 3, T, T), dtype=np.int64)
+    encs = [RangeEncoder() for _ in band_list]
+    est = np.zeros(len(band_list))
     band_of = np.zeros(n, dtype=np.int64)
     for bi, band in enumerate(band_list):
         band_of[band] = bi
-    encs = [RangeEncoder() for _ in band_list]
-    est = np.zeros(len(band_list))
-    for r in tqdm(range(T), disable=not progress, desc="encode", unit="row"):
+    tables: dict[int, tuple[list, list]] = {}  # row -> cumulative (coarse, fine) tables per channel, (n*T, .)
+
+    def row_tables(r: int) -> None:
         P = params[:, r].reshape(n * T, -1).to(torch.int64)
         lev = x[:, :, r].permute(0, 2, 1).reshape(n * T, 3)  # rows (tile, column)
         split = split_params(P, K, luts)
@@ -365,33 +432,54 @@ def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool
             cc.append(_cumulative(cm.coarse()))
             cf.append(_cumulative(cm.fine(lev[:, ch] // BUCKET)))
             mean[:, ch, r] = mean_levels(cm, luts).view(n, T).numpy()
-        lev = lev.numpy()
-        parts = [[] for _ in band_list]
-        for c in range(T):
-            act = np.nonzero(pres[:, r, c])[0]
-            if not len(act):
-                continue
-            rows = act * T + c
-            owner = band_of[act]
-            st = Step(len(act))
-            for ch in range(C):
-                st.node[:] = 1
-                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa, st.md)
-                bits = np.empty((8, len(act)), dtype=np.int64)
-                probs = np.empty((8, len(act)), dtype=np.int64)
-                code_known(ch, lev[rows, ch], st.md, cc[ch][rows], cf[ch][rows], st.ctx, st.chk, st.qa, st.node,
-                           mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.stretch,
-                           mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets, st.dots, st.rows, st.p, st.pq,
-                           bits, probs)
-                for bi in np.unique(owner):
-                    sel = owner == bi
-                    parts[bi].append((bits[:, sel].ravel(), probs[:, sel].ravel()))
-        for bi, pieces in enumerate(parts):
-            if pieces:
-                b = np.concatenate([q[0] for q in pieces])
-                p = np.concatenate([q[1] for q in pieces])
+        tables[r] = (cc, cf)
+
+    pieces: list[list] = [[] for _ in band_list]
+
+    def flush() -> None:
+        for bi, pc in enumerate(pieces):
+            if pc:
+                b = np.concatenate([q[0] for q in pc])
+                p = np.concatenate([q[1] for q in pc])
                 encs[bi].encode(b, np.stack([65536 - p, p], axis=1))
                 est[bi] -= float(np.log2(np.where(b == 1, p, 65536 - p) / 65536).sum())
+                pc.clear()
+
+    steps: dict[int, Step] = {}
+    order = decode_order(net, T, mix.version)
+    for k, (rows, cols) in enumerate(tqdm(order, disable=not progress, desc="encode", unit="step")):
+        for r in rows:
+            if int(r) not in tables:
+                row_tables(int(r))
+        for r in [q for q in tables if q < rows[0]]:
+            del tables[r]
+        tile, j, gb = _elements(pres, rows, cols)
+        if not len(tile):
+            continue
+        st = steps.setdefault(len(tile), Step(len(tile)))
+        rs, cs = rows[j], cols[j]
+        # each band's elements, in the order its decoder reads them at a bit: group by group
+        owner = band_of[tile]
+        mine = [(bi, np.nonzero(owner == bi)[0]) for bi in np.unique(owner)]
+        for ch in range(C):
+            cc = np.empty((len(tile), 256 // BUCKET + 1), dtype=np.int64)
+            cf = np.empty((len(tile), BUCKET + 1), dtype=np.int64)
+            for a, e in gb:
+                r, at = int(rs[a]), tile[a:e] * T + int(cs[a])
+                cc[a:e] = tables[r][0][ch][at]
+                cf[a:e] = tables[r][1][ch][at]
+            st.node[:] = 1
+            contexts(pix, mean, pres, tile, rs, cs, ch, mix.slot_bits, st.ctx, st.chk, st.qa, st.md)
+            bits = np.empty((8, len(tile)), dtype=np.int64)
+            probs = np.empty((8, len(tile)), dtype=np.int64)
+            code_known(ch, pix[tile, ch, rs, cs], st.md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts,
+                       mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.stretch, mix.squash, mix.on,
+                       mix.node_hash, st.x, st.slots, st.sets, st.dots, st.rows, st.p, st.pq, bits, probs, gb)
+            for bi, idx in mine:
+                pieces[bi].append((bits[:, idx].ravel(), probs[:, idx].ravel()))
+        if k % 256 == 255:
+            flush()
+    flush()
     zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     streams = []
     for bi, band in enumerate(band_list):
@@ -415,55 +503,56 @@ def _decode_mixed(streams: list[Stream], H: int, W: int, C: int, net, T: int, pr
     img, coded = _open_streams(streams, H, W, C, grid, bands(H, W, T))
     n = len(grid)
     known = np.ones(n, dtype=bool)
-    decoders = []
+    bounds = []
     for band, s in coded:
         known[band] = False
-        decoders.append((band[0], band[-1] + 1, RangeDecoder(s.payload)))
+        bounds.append((band[0], band[-1] + 1, RangeDecoder(s.payload)))
     x, present = _tiles(img, T, grid)  # the known bands' levels (zeros elsewhere, overwritten)
     pix = x.numpy().copy()
     pres = present[:, 0].numpy().astype(bool)
     mean = np.zeros((n, 3, T, T), dtype=np.int64)
-    stepper = net.stepper(n, T, present.to(net.device))
-    steps: dict[bytes, tuple] = {}
-    with _loop():
-        for r, c in _positions(T, progress):
-            act = np.nonzero(pres[:, r, c])[0]
-            if not len(act):
+    stepper = _stepper(net, n, T, present.to(net.device), mix.version)
+    steps: dict[int, Step] = {}
+    with _loop(None):
+        for rows, cols in tqdm(decode_order(net, T, mix.version), disable=not progress, desc="decode", unit="step"):
+            tile, j, gb = _elements(pres, rows, cols)
+            if not len(tile):
                 continue
-            key = act.tobytes()
-            if key not in steps:  # each model band's active tiles: a slice of ``act``
-                groups = [(int(np.searchsorted(act, a)), int(np.searchsorted(act, b)), dec)
-                          for a, b, dec in decoders]
-                steps = {key: (Step(len(act)), [g for g in groups if g[1] > g[0]])}
-            st, groups = steps[key]
-            split = split_params(stepper.params(r, c).cpu(), K, luts)
-            level = torch.zeros(n, 3, dtype=torch.int64)
+            st = steps.setdefault(len(tile), Step(len(tile)))
+            rs, cs = rows[j], cols[j]
+            # per group: its range and, for each model band in it, the band's slice and decoder
+            gdec = [(int(a), int(e), [(a + x, a + y, dec) for x, y, dec in _band_slices(tile[a:e], bounds)])
+                    for a, e in gb]
+            p = stepper.params(rows, cols)[torch.from_numpy(tile), torch.from_numpy(j)]
+            split = split_params(p.cpu(), K, luts)
+            level = torch.zeros(len(tile), 3, dtype=torch.int64)
             for ch in range(C):
                 cm = ChannelModel(None, ch, level, K, luts, split)
-                mean[:, ch, r, c] = mean_levels(cm, luts).numpy()
-                contexts(pix, mean, pres, act, r, c, ch, mix.slot_bits, st.ctx, st.chk, st.qa, st.md)
-                cc = _cumulative(cm.coarse()[act])
+                mean[tile, ch, rs, cs] = mean_levels(cm, luts).numpy()
+                contexts(pix, mean, pres, tile, rs, cs, ch, mix.slot_bits, st.ctx, st.chk, st.qa, st.md)
+                cc = _cumulative(cm.coarse())
                 cf = cc  # read from bit 4 on, set then
-                truth = pix[act, ch, r, c]
+                truth = pix[tile, ch, rs, cs]
                 st.node[:] = 1
-                for j in range(8):
-                    if j == 4:
-                        bucket = torch.zeros(n, dtype=torch.int64)
-                        bucket[act] = torch.from_numpy(st.node - 16)
-                        cf = _cumulative(cm.fine(bucket)[act])
-                    _mix_step(mix, st, ch, cc, cf, j)
-                    bits = (truth >> (7 - j)) & 1  # right for the known tiles
-                    for a, b, dec in groups:
-                        bits[a:b] = dec.decode(st.pq[a:b])
-                    _mix_learn(mix, st, bits)
+                for b in range(8):
+                    if b == 4:
+                        cf = _cumulative(cm.fine(torch.from_numpy(st.node - 16)))
+                    bits = (truth >> (7 - b)) & 1  # right for the known tiles
+                    for a, e, decs in gdec:
+                        _mix_step(mix, st, ch, cc, cf, b, a, e)
+                        for x, y, dec in decs:
+                            bits[x:y] = dec.decode(st.pq[x:y])
+                        _mix_learn(mix, st, bits, a, e)
                 lv = st.node - 256
-                pix[act, ch, r, c] = lv
-                level[act, ch] = torch.from_numpy(lv)
+                pix[tile, ch, rs, cs] = lv
+                level[:, ch] = torch.from_numpy(lv)
             if C == 1:  # gray: R = G = B, as the encoder's tiles hold it
                 level[:, 1] = level[:, 0]
                 level[:, 2] = level[:, 0]
-                pix[act, 1, r, c] = pix[act, 2, r, c] = pix[act, 0, r, c]
-            stepper.set(r, c, level.to(net.device))
+                pix[tile, 1, rs, cs] = pix[tile, 2, rs, cs] = pix[tile, 0, rs, cs]
+            out = torch.zeros(n, len(rows), 3, dtype=torch.int64)
+            out[torch.from_numpy(tile), torch.from_numpy(j)] = level
+            stepper.set(rows, cols, out.to(net.device))
     for i, (y0, x0, h, w) in enumerate(grid):
         if not known[i]:
             img[y0:y0 + h, x0:x0 + w] = pix[i, :C, :h, :w].transpose(1, 2, 0)

@@ -23,9 +23,11 @@ the result, as the text coder has, made photographs 0.1-0.4% larger: there is no
 Everything learns online from the image being coded: the network gives what photographs in general look like, the contexts
 what this image looks like.
 
-All tiles of an image are coded in lockstep (step t codes one sub-pixel of every tile) and
-share the adaptive state: at each bit, every tile's probability is computed first, then the
-state learns from the bits, tile after tile (a fixed order, the same on both sides). Every
+All tiles of an image are coded in lockstep and share the adaptive state. A step codes one or
+more positions of every tile (one in raster order, several in the PixelCNN's wavefront order;
+see dulzip.codecs.image.decode_order), channel by channel; at each bit, position by position,
+every tile's probability at that position is computed first, then the state learns from the
+bits, tile after tile (a fixed order, the same on both sides). Every
 quantity is an integer, so the encoder and the decoder compute the same probabilities on any
 machine.
 """
@@ -39,7 +41,8 @@ from numba import njit
 
 from dulzip.exact.textmix import COUNT_LIMIT, _find, _node_offsets, learn_row, learn_slot
 
-IMAGE_MIXER_VERSION = 1  # bumped whenever what the mixer computes changes (files record it)
+IMAGE_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
+IMAGE_MIXER_VERSIONS = (1, 2)  # what this dulzip decodes: 1 raster order; 2 the model's wavefront
 N_CTX = 14
 SLOT_BITS_MAX = 26  # count slots (n0, n1, check): 2**slot_bits of 3 bytes, chosen by image size
 SLOT_BITS_MIN = 16
@@ -106,7 +109,8 @@ def slot_bits_for(n_symbols: int) -> int:
 class ImageMixer:
     """The adaptive state of one image plane set being coded."""
 
-    def __init__(self, slot_bits: int, parts: tuple[str, ...] = PARTS):
+    def __init__(self, slot_bits: int, parts: tuple[str, ...] = PARTS, version: int = IMAGE_MIXER_VERSION):
+        self.version = version  # the decode order (see dulzip.codecs.image.decode_order); the rest is the same
         self.slot_bits = slot_bits
         self.node_hash = _node_offsets(slot_bits)
         self.on = np.array([p in parts for p in PARTS], dtype=np.int64)
@@ -166,13 +170,17 @@ def _level(m):
 
 
 @njit(cache=True)
-def contexts(pix, mean, present, tiles, r, c, ch, slot_bits, ctx, chk, qa, mds):
-    """The contexts of sub-pixel (r, c, ch) of each tile in ``tiles``, from what is known: the
-    pixels before it in its tile (pix: (B, 3, T, T)) and the network's means (mean: (B, 3, T, T)
-    in 1/16 level, the current one included); also each one's activity class and mean level."""
+def contexts(pix, mean, present, tiles, rows, cols, ch, slot_bits, ctx, chk, qa, mds):
+    """The contexts of sub-pixel (rows[k], cols[k], ch) of tile tiles[k], for each k, from what
+    is known: the pixels before it in its tile (pix: (B, 3, T, T)) and the network's means
+    (mean: (B, 3, T, T) in 1/16 level, the current one included); also each one's activity
+    class and mean level. (Every decode order dulzip uses has decoded, before (r, c), the pixels
+    W, WW, N, NN, NW and NE read here.)"""
     T = pix.shape[2]
     for k in range(len(tiles)):
         t = tiles[k]
+        r = rows[k]
+        c = cols[k]
         md = _level(mean[t, ch, r, c])
         mds[k] = md
         W = pix[t, ch, r, c - 1] if c > 0 else (pix[t, ch, r - 1, c] if r > 0 else md)
@@ -225,11 +233,10 @@ def _ratio(hits, total):
 
 @njit(cache=True)
 def predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch, squash,
-            on, node_hash, x, slots, sets, dots, rows, p, pq):
-    """Probabilities (1/65536) that bit j of each tile's sub-pixel is 1. cc: (n, 17) cumulative
-    bucket counts; cf: (n, 17) cumulative in-bucket counts (read from bit 4 on)."""
-    n = len(node)
-    for k in range(n):
+            on, node_hash, x, slots, sets, dots, rows, p, pq, start, stop):
+    """Probabilities (1/65536) that bit j of sub-pixels start..stop - 1 is 1. cc: (n, 17)
+    cumulative bucket counts; cf: (n, 17) cumulative in-bucket counts (read from bit 4 on)."""
+    for k in range(start, stop):
         nd = node[k]
         if j < 4:
             w = 1 << (4 - j)
@@ -279,10 +286,10 @@ def predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm
 
 
 @njit(cache=True)
-def update(bits, node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, sets, dots, rows):
-    """Learn from the coded bits, tile after tile (the same order on both sides)."""
-    n = len(node)
-    for k in range(n):
+def update(bits, node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, sets, dots, rows, start, stop):
+    """Learn from the coded bits of sub-pixels start..stop - 1, one after another (the same order
+    on both sides)."""
+    for k in range(start, stop):
         b = bits[k]
         s1 = sets[k, 0]
         s2 = sets[k, 1]
@@ -303,13 +310,17 @@ def update(bits, node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, s
 
 @njit(cache=True)
 def code_known(ch, levels, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch,
-               squash, on, node_hash, x, slots, sets, dots, rows, p, pq, bits, probs):
+               squash, on, node_hash, x, slots, sets, dots, rows, p, pq, bits, probs, groups):
     """The eight decisions of a step whose levels are known (the encoder): the bits and their
-    probabilities into ``bits`` and ``probs`` (8, n)."""
+    probabilities into ``bits`` and ``probs`` (8, n). Each bit is predicted and learnt group by
+    group: ``groups`` (g, 2) holds each group's (start, stop)."""
     for j in range(8):
-        predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch, squash,
-                on, node_hash, x, slots, sets, dots, rows, p, pq)
-        for k in range(len(node)):
-            bits[j, k] = (levels[k] >> (7 - j)) & 1
-            probs[j, k] = p[k]
-        update(bits[j], node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, sets, dots, rows)
+        for g in range(len(groups)):
+            a = groups[g, 0]
+            b = groups[g, 1]
+            predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch, squash,
+                    on, node_hash, x, slots, sets, dots, rows, p, pq, a, b)
+            for k in range(a, b):
+                bits[j, k] = (levels[k] >> (7 - j)) & 1
+                probs[j, k] = p[k]
+            update(bits[j], node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, sets, dots, rows, a, b)

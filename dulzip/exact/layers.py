@@ -36,9 +36,11 @@ class QLinear:
         if bound >= 2 ** 52:
             raise ValueError(f"layer {name}: accumulator bound {bound} too large for exact float64")
         mult = t[f"{name}.m"].to(torch.int64)
-        if bound * int(mult.abs().max()) >= 2 ** 62:  # requantization's acc * M stays in int64
+        off = t[f"{name}.off"].to(torch.int64)
+        # requantization's acc * M + k (see __post_init__) stays in int64
+        if bound * int(mult.abs().max()) + (int(off.abs().max()) + 1) * 2 ** SHIFT >= 2 ** 62:
             raise ValueError(f"layer {name}: requantization could overflow int64")
-        return cls(w.to(dtype), bias, mult, t[f"{name}.off"].to(torch.int64),
+        return cls(w.to(dtype), bias, mult, off,
                    t[f"{name}.lo"].to(torch.int64), t[f"{name}.hi"].to(torch.int64))
 
     def to(self, device: torch.device) -> "QLinear":
@@ -60,16 +62,19 @@ class QLinear:
         return self._requantize(acc, (-1, 1))
 
     def __post_init__(self):
-        # the per-output vectors shaped for __call__ (rows) and columns (columns), once: the decode
-        # loop requantizes every layer at every step
-        vecs = [getattr(self, f) for f in ("bias", "mult", "off", "lo", "hi")]
+        # (acc + b) * M + 2**(SHIFT-1) >> SHIFT + off == (acc * M + k) >> SHIFT with
+        # k = b * M + 2**(SHIFT-1) + off * 2**SHIFT (integer identities; no overflow: the bound
+        # checked at loading covers |acc + b| * M): four in-place ops a layer instead of six
+        k = self.bias * self.mult + (1 << (SHIFT - 1)) + (self.off << SHIFT)
+        vecs = [self.mult, k, self.lo, self.hi]
+        # shaped for __call__ (rows) and columns (columns), once: the decode loop requantizes
+        # every layer at every step
         self._shaped = {shape: tuple(v.view(shape) for v in vecs) for shape in ((1, -1), (-1, 1))}
 
     def _requantize(self, acc: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         """In place on ``acc`` (a fresh int64 tensor): no temporaries."""
-        b, m, off, lo, hi = self._shaped[shape]
-        acc.add_(b).mul_(m).add_(1 << (SHIFT - 1)).bitwise_right_shift_(SHIFT).add_(off)
-        return acc.clamp_(lo, hi)
+        m, k, lo, hi = self._shaped[shape]
+        return acc.mul_(m).add_(k).bitwise_right_shift_(SHIFT).clamp_(lo, hi)
 
 
 def export_linear(ws: list[torch.Tensor], bias: torch.Tensor | None, target: torch.Tensor | float,
@@ -103,6 +108,18 @@ def lut_gate(pre: torch.Tensor, tanh_lut: torch.Tensor, sig_lut: torch.Tensor) -
     t = tanh_lut[a - QMIN]
     s = sig_lut[b - QMIN]
     return torch.bitwise_right_shift(t * s + 128, 8).clamp(QMIN, QMAX)
+
+
+def gate_table(tanh_lut: torch.Tensor, sig_lut: torch.Tensor) -> torch.Tensor:
+    """:func:`lut_gate` of every pair of pre-activations: index (a - QMIN) * 256 + (b - QMIN)."""
+    a = torch.arange(QMIN, QMAX + 1, device=tanh_lut.device)
+    return lut_gate(torch.stack([a.repeat_interleave(256), a.repeat(256)], dim=1), tanh_lut, sig_lut)[:, 0]
+
+
+def table_gate(pre: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """:func:`lut_gate` through :func:`gate_table`'s table: the same integers, in fewer ops."""
+    a, b = pre.chunk(2, dim=-1)
+    return table[torch.add(b, a, alpha=256).add_(-QMIN * 257)]
 
 
 def gate_luts() -> dict[str, torch.Tensor]:

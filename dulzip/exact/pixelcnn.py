@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from dulzip.exact.layers import QLinear, lut_gate
+from dulzip.exact.layers import QLinear, gate_table, table_gate
 from dulzip.exact.quant import ACT
 from dulzip.models.pixelcnn import MU_MAX, MU_MIN, PixelCNNConfig
 
@@ -52,6 +52,7 @@ class ExactPixelCNN:
         self.head2 = QLinear.from_tensors(t, "head2").to(self.device)
         self.skip = QLinear.from_tensors(t, "skip").to(self.device)
         self.luts = {k: v for k, v in t.items() if k.startswith("lut.")}
+        self.gate = gate_table(self.luts["lut.tanh"], self.luts["lut.sigmoid"])
         # activations are integers in [-128, 128]: exact in float32; each layer casts as it needs
         self.dtype = torch.float32
 
@@ -107,7 +108,7 @@ class ExactPixelCNN:
         else:
             f = gather(bufs["v"][i - 1], r0 - sh, nr, 0, nc, c.kv, 2 * c.kw + 1)
         B = f.shape[0]
-        g = lut_gate(self.v[i](f.reshape(-1, f.shape[-1])), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
+        g = table_gate(self.v[i](f.reshape(-1, f.shape[-1])), self.gate)
         g = g.to(self.dtype).reshape(B, nr, nc, -1).permute(0, 3, 1, 2) * bufs["mask"][:, :, r0:r0 + nr, :nc]
         bufs["v"][i][:, :, c.kv - 1 + r0 - sh: c.kv - 1 + r0 - sh + nr, c.kw: c.kw + nc] = g
 
@@ -122,7 +123,7 @@ class ExactPixelCNN:
         vv = bufs["v"][i][:, :, c.kv - 1 + hr: c.kv - 1 + hr + nr, c.kw + c0: c.kw + c0 + nc]
         f = torch.cat([f, vv.permute(0, 2, 3, 1)], dim=-1)
         B = f.shape[0]
-        g = lut_gate(self.h[i](f.reshape(-1, f.shape[-1])), self.luts["lut.tanh"], self.luts["lut.sigmoid"])
+        g = table_gate(self.h[i](f.reshape(-1, f.shape[-1])), self.gate)
         if i > 0:
             prev = bufs["h"][i - 1][:, :, hr:hr + nr, c.kh - 1 + c0: c.kh - 1 + c0 + nc]
             prev = prev.permute(0, 2, 3, 1).reshape(-1, c.channels).to(torch.int64)
@@ -167,6 +168,14 @@ class ExactPixelCNN:
     def stepper(self, B: int, T: int, present: torch.Tensor) -> "Stepper":
         return Stepper(self, B, T, present)
 
+    @property
+    def wave_delay(self) -> int:
+        """Steps between the rows of the wavefront decode order (see :class:`WaveStepper`)."""
+        return self.cfg.layers * self.cfg.kw + 1
+
+    def wave_stepper(self, B: int, T: int, present: torch.Tensor) -> "WaveStepper":
+        return WaveStepper(self, B, T, present)
+
 
 class Stepper:
     """Decode-side evaluation, one position at a time, with cached activations."""
@@ -201,3 +210,185 @@ class Stepper:
         self.net.set_pixels(self.bufs, pixel.view(-1, 3, 1, 1), self.present[:, :, r:r + 1, c:c + 1],
                             slice(r, r + 1), slice(c, c + 1))
 
+
+
+class WaveStepper:
+    """Decode-side evaluation in wavefront order: position (r, c) of every tile at step
+    ``t = c + delay * r`` with ``delay = layers * kw + 1``.
+
+    The vertical stack reaches ``kw`` columns further right per layer, so (r, c) depends on row
+    r - 1 up to column c + layers * kw: decoded at step t - 1. Each step computes, for every row
+    in flight, one new column of each vertical layer (layer i at column c + (layers-1-i) * kw,
+    in layer order: layer i reads layer i - 1's column of the same step) and the horizontal
+    stack and head at c. A T x T tile takes (delay + 1) * T - delay steps instead of T * T, with
+    up to ceil(T / delay) positions a step. The integers are those of
+    :meth:`ExactPixelCNN.full_pass` (tested): the same layers, on the same windows.
+
+    Buffers are channel-last, (B, rows, columns, C); the vertical and horizontal ones are rings
+    of as many rows as are in use at once (the vertical one has one more, always zero: the rows
+    above the tile), so memory does not grow with T. Each step's gathers are precomputed (:class:`_WavePlan`): they depend on T
+    and the configuration only.
+    """
+
+    def __init__(self, net: ExactPixelCNN, B: int, T: int, present: torch.Tensor):
+        self.net, self.B, self.T = net, B, T
+        self.plan = _wave_plan(net.cfg, T, net.device)
+        c, pl = net.cfg, self.plan
+        dev, dt, z = net.device, net.dtype, torch.zeros
+        self.inp = z(B, pl.inp_shape[0] * pl.inp_shape[1], 4, dtype=dt, device=dev)
+        self.v = [z(B, pl.v_size, c.channels, dtype=dt, device=dev) for _ in range(c.layers)]
+        self.h = [z(B, pl.h_size, c.channels, dtype=dt, device=dev) for _ in range(c.layers)]
+        self.mask = present.to(dev)[:, 0].to(dt).reshape(B, T * T)
+        self.t = -1  # steps done (index into the plan)
+
+    def _window(self, buf: torch.Tensor, idx: torch.Tensor, k: int) -> torch.Tensor:
+        """Features (B*n, C*k) at flat positions idx (n*k,), ordered (channel, offset) like a conv weight."""
+        B, _, C = buf.shape
+        f = buf.index_select(1, idx).view(B, -1, k, C)
+        return f.transpose(2, 3).reshape(-1, C * k)
+
+    def _mask(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.mask.index_select(1, idx).view(-1, 1)
+
+    def _advance(self) -> None:
+        net, c = self.net, self.net.cfg
+        self.t += 1
+        s = self.plan.steps[self.t]
+        B, kv, kw, kh = self.B, c.kv, c.kw, c.kh
+        kV = kv * (2 * kw + 1)
+        for i in range(c.layers):
+            if s.v_in[i] is not None:  # this layer's column of each row in flight
+                src = self.inp if i == 0 else self.v[i - 1]
+                f = self._window(src, s.v_in[i], kV)
+                g = table_gate(net.v[i](f), net.gate).to(net.dtype) * self._mask(s.v_mask[i])
+                self.v[i].index_copy_(1, s.v_out[i], g.view(B, -1, c.channels))
+            if s.h_out is None:
+                continue
+            f = self._window(self.inp, s.h_inp, kh) if i == 0 else self._window(self.h[i - 1], s.h_in, kh)
+            vv = self.v[i].index_select(1, s.h_v).view(-1, c.channels)
+            g = table_gate(net.h[i](torch.cat([f, vv], dim=-1)), net.gate)
+            if i > 0:
+                prev = self.h[i - 1].index_select(1, s.h_out).view(-1, c.channels).to(torch.int64)
+                g = (prev + net.proj[i - 1](g)).clamp(-128, 127)
+            g = g.to(net.dtype) * self._mask(s.h_mask)
+            self.h[i].index_copy_(1, s.h_out, g.view(B, -1, c.channels))
+
+    def _step_of(self, rows, cols) -> "_WaveStep":
+        t = int(cols[0]) + self.plan.delay * int(rows[0]) + self.plan.lead
+        if t <= self.t:
+            raise ValueError("wavefront steps must be decoded in order")
+        while self.t < t:
+            self._advance()
+        s = self.plan.steps[t]
+        if len(rows) != len(s.rows) or any(int(a) != b for a, b in zip(rows, s.rows)):
+            raise ValueError("not the positions of a wavefront step")
+        return s
+
+    def params(self, rows, cols) -> torch.Tensor:
+        """Head parameters (B, n, 12K) at (rows[k], cols[k]): every position of one step, rows
+        ascending (all positions of earlier steps must be set)."""
+        net, c = self.net, self.net.cfg
+        s = self._step_of(rows, cols)
+        y = net.head2(net.head1(self.h[-1].index_select(1, s.h_out).view(-1, c.channels)))
+        fv = self._window(self.inp, s.skip_v, c.kv * (2 * c.kw + 1))
+        fh = self._window(self.inp, s.h_inp, c.kh)
+        skip = net.skip(torch.cat([fv, fh], dim=-1))
+        K3 = 3 * c.mixtures
+        y[:, K3:2 * K3] = (y[:, K3:2 * K3] + skip).clamp(MU_MIN, MU_MAX)
+        return y.view(self.B, len(s.rows), -1)
+
+    def set(self, rows, cols, pixels: torch.Tensor) -> None:
+        """Record decoded levels (B, n, 3) at the step's positions (rows[k], cols[k]), the
+        positions of the step just computed."""
+        s = self.plan.steps[self.t]
+        if len(rows) != len(s.rows) or any(int(a) != b for a, b in zip(rows, s.rows)):
+            raise ValueError("not the positions of the current wavefront step")
+        m = self.mask.index_select(1, s.h_mask)[..., None]  # (B, n, 1)
+        px = (pixels.to(self.net.device).to(self.net.dtype) - 128) * m
+        self.inp.index_copy_(1, s.pos, torch.cat([px, ACT * m], dim=-1))
+
+
+class _WaveStep:
+    """Flat gather and scatter indices of one wavefront step (see :func:`_wave_plan`)."""
+
+    def __init__(self, rows, v_in, v_out, v_mask, h_inp, h_in, h_v, h_out, h_mask, skip_v, pos):
+        self.rows = rows
+        self.v_in, self.v_out, self.v_mask = v_in, v_out, v_mask
+        self.h_inp, self.h_in, self.h_v, self.h_out, self.h_mask = h_inp, h_in, h_v, h_out, h_mask
+        self.skip_v, self.pos = skip_v, pos
+
+
+class _WavePlan:
+    def __init__(self, delay, lead, inp_shape, v_size, h_size, steps):
+        self.delay, self.lead, self.inp_shape, self.v_size, self.h_size, self.steps = \
+            delay, lead, inp_shape, v_size, h_size, steps
+
+
+_PLANS: dict = {}
+
+
+def _wave_plan(cfg: PixelCNNConfig, T: int, device: torch.device) -> _WavePlan:
+    """Every step's indices for tiles of T x T (cached: one per configuration, tile size, device).
+
+    Layouts (flat over rows x columns): inp (T + kv) x (T + P + kw), tile (r, c) at
+    (r + kv, c + P); v[i] (Rv + 1) x (T + 2 kw), (r, x) at (slot(r), x + kw); h[i]
+    Rh x (T + kh - 1), (r, x) at (r % Rh, x + kh - 1). A row in flight whose column for
+    a layer lies outside the tile skips that layer at that step.
+    """
+    import numpy as np
+    key = (cfg.layers, cfg.kv, cfg.kw, cfg.kh, T, str(device))
+    if key in _PLANS:
+        return _PLANS[key]
+    L, kv, kw, kh = cfg.layers, cfg.kv, cfg.kw, cfg.kh
+    delay, lead = L * kw + 1, (L - 1) * kw
+    # rows in flight at once (column of the head in [-lead, T - 1]): at most F; the vertical
+    # stack also reads the kv - 1 rows above the oldest, the horizontal one only its own row
+    F = (T - 1 + lead) // delay + 1
+    Rv, Rh = F + kv - 1, -(-T // delay)
+    P = max(kw, kh)
+    Wi, Wv, Wh = T + P + kw, T + 2 * kw, T + kh - 1
+
+    def slot(r):  # of the vertical ring (slot Rv: the zero rows above the tile)
+        return np.where(r >= 0, r % Rv, Rv)
+
+    def idx(a):
+        return torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64).reshape(-1), device=device)
+    dv = np.arange(2 * kw + 1)
+    dy = np.arange(kv)
+    dh = np.arange(kh)
+    steps = []
+    for t in range(-lead, delay * (T - 1) + T):
+        rows = np.arange(max(0, -(-(t - T + 1) // delay)), min(T - 1, (t + lead) // delay) + 1)
+        ch = t - delay * rows
+        v_in, v_out, v_mask = [], [], []
+        for i in range(L):
+            x = ch + (L - 1 - i) * kw
+            ok = (x >= 0) & (x < T)
+            if not ok.any():
+                v_in.append(None), v_out.append(None), v_mask.append(None)
+                continue
+            r, x = rows[ok], x[ok]
+            if i == 0:  # input rows r - kv .. r - 1, columns x - kw .. x + kw
+                a = (r[:, None, None] + dy[None, :, None]) * Wi + (x[:, None, None] - kw + P + dv[None, None, :])
+            else:  # layer i - 1, rows r - kv + 1 .. r
+                a = slot(r[:, None, None] - (kv - 1) + dy[None, :, None]) * Wv + (x[:, None, None] + dv[None, None, :])
+            v_in.append(idx(a))
+            v_out.append(idx(slot(r) * Wv + x + kw))
+            v_mask.append(idx(r * T + x))
+        h = (ch >= 0) & (ch < T)
+        hr, hc = rows[h], ch[h]
+        if len(hr):
+            hs = hr % Rh  # slot of the horizontal ring
+            h_inp = idx((hr[:, None] + kv) * Wi + hc[:, None] - kh + P + dh[None])
+            h_in = idx(hs[:, None] * Wh + hc[:, None] + dh[None])
+            h_v = idx(slot(hr) * Wv + hc + kw)
+            h_out = idx(hs * Wh + hc + kh - 1)
+            h_mask = idx(hr * T + hc)
+            skip_v = idx((hr[:, None, None] + dy[None, :, None]) * Wi + (hc[:, None, None] - kw + P + dv[None, None, :]))
+            pos = idx((hr + kv) * Wi + hc + P)
+        else:
+            h_inp = h_in = h_v = h_out = h_mask = skip_v = pos = None
+        steps.append(_WaveStep([int(r) for r in hr], v_in, v_out, v_mask, h_inp, h_in, h_v, h_out, h_mask, skip_v, pos))
+    plan = _WavePlan(delay, lead, ((T + kv), Wi), (Rv + 1) * Wv, Rh * Wh, steps)
+    _PLANS[key] = plan
+    return plan
