@@ -146,10 +146,12 @@ def _sniff_image(data: bytes, opts: Options):
         if p.depth != 8:
             extras["depth"] = p.depth
         samples = p.pixels  # what the scanlines hold: the pixels, or a palette image's indices
+        side = {}
         if p.indices is not None:
             extras["palette"] = True
             samples = p.indices
-        side = {}
+            if p.ranks is not None:  # pixels that use a repeated color's later entry
+                side["png.ranks"] = p.ranks
         H, W, C = p.pixels.shape
         if p.chunks == png.standard_chunks(W, H, C, p.depth):
             extras["chunks"] = "standard"  # IHDR, IDAT, IEND only: nothing to keep
@@ -175,7 +177,7 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
         chunks = png.standard_chunks(W, H, C, depth) if extras.get("chunks") == "standard" else \
             png.deserialize_chunks(side["png.chunks"])
         if extras.get("palette"):  # the colors back to the indices, by the kept palette
-            pixels = png.palette_indices(pixels, png.palette(chunks))
+            pixels = png.palette_indices(pixels, png.palette(chunks), side.get("png.ranks"))
         if "png.filters" in side:  # format 1: the filter types as they are
             filters = side["png.filters"]
         else:

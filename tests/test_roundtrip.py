@@ -143,12 +143,36 @@ def test_gray_palette_is_coded_as_gray(tiny_models):
     assert h["layout"]["replicated"] and model_coded(h)
 
 
-def test_palette_with_a_used_repeated_color_goes_the_bytes_way(tiny_models):
-    idx = np.array([[0, 1, 2, 3]] * 3)  # entry 3 repeats entry 1's color: its index would be lost
-    data = palette_png(idx, [(0, 0, 0), (9, 9, 200), (255, 0, 0), (9, 9, 200)])
-    assert roundtrip(data)["kind"] == "bytes"
-    # a repeated color that no pixel uses (a padded palette) is fine
-    assert roundtrip(palette_png(idx[:, :3], [(0, 0, 0), (9, 9, 200), (255, 0, 0), (9, 9, 200)]))["kind"] == "png"
+def test_palette_with_a_used_repeated_color_keeps_its_indices(tiny_models):
+    """Entries that repeat a color: the pixels' choice among them is kept (their ranks), so the
+    file comes back byte for byte; a palette whose later copies no pixel uses needs no ranks."""
+    idx = np.array([[0, 1, 2, 3]] * 3)  # entry 3 repeats entry 1's color
+    pal = [(0, 0, 0), (9, 9, 200), (255, 0, 0), (9, 9, 200)]
+    h = roundtrip(palette_png(idx, pal))
+    assert h["kind"] == "png" and model_coded(h) and "png.ranks" in h.get("inline", {})
+    h = roundtrip(palette_png(idx[:, :3], pal))
+    assert h["kind"] == "png" and "png.ranks" not in h.get("inline", {})
+    rng = np.random.default_rng(5)  # many repeats, a color three times, and one with a transparent copy
+    pal = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(12)]
+    pal[7] = pal[9] = pal[2]
+    pal[5] = pal[11] = pal[0]
+    idx = rng.integers(0, 12, (17, 23))
+    for kw in ({}, {"transparency": bytes([255] * 11 + [0])}):
+        data = palette_png(idx, pal, **kw)
+        assert pngfmt.parse(data).ranks is not None
+        assert model_coded(roundtrip(data))
+
+
+def test_palette_ranks_that_do_not_fit_are_refused():
+    pal = np.array([(0, 0, 0), (9, 9, 200), (255, 0, 0), (9, 9, 200)], dtype=np.uint8)
+    idx = np.array([[0, 1, 2, 3]], dtype=np.uint8)[:, :, None]
+    colors = pngfmt.palette_colors(idx, pal)
+    ranks = pngfmt.palette_ranks(idx, pal)
+    assert ranks == bytes([0, 1])  # pixel 1: rank 0 (first seen), pixel 3: rank 1, predicted 0
+    assert np.array_equal(pngfmt.palette_indices(colors, pal, ranks), idx)
+    for bad in (bytes([0]), bytes([0, 2]), bytes([0, 1, 0])):
+        with pytest.raises(ValueError):
+            pngfmt.palette_indices(colors, pal, bad)
 
 
 def test_interlaced_png_goes_the_bytes_way(tiny_models):

@@ -4,8 +4,10 @@ A PNG is parsed into its chunks. For 8-bit gray, gray+alpha, RGB and RGBA images
 (as levels 0 and 255) and palette images of 1, 2, 4 or 8 bits (as the palette's colors: RGB, or
 RGBA with a tRNS chunk) without interlacing, the pixels are taken out; all chunks other than
 IDAT are kept verbatim, with the per-row filter types and the IDAT chunk sizes. A palette image
-is modelled only when its colors give back its indices (each color used is the palette's first
-entry of that color), since the decoder maps colors to indices by the kept palette. To re-create the file byte for byte, the zlib
+is modelled as its colors; the decoder maps them back to indices by the kept palette, each color
+to its first entry, except where the palette repeats a color and a pixel uses a later copy: for
+the pixels whose color the palette repeats, the rank of their index among that color's entries
+is kept as a side stream (:func:`palette_ranks`; none when every rank is 0). To re-create the file byte for byte, the zlib
 settings that reproduce the original IDAT stream are searched for at compression time; when
 none does, the file is rebuilt with the same pixels and chunks and a fresh zlib stream, and
 the container records that it is not byte-identical.
@@ -18,6 +20,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from PIL import Image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -40,6 +43,7 @@ class ParsedPNG:
     zlib_params: tuple[int, int, int] | None  # reproduces the IDAT stream, or None
     depth: int = 8  # bits per sample: 8, or 1 (gray: pixels are then levels 0 and 255); palette: 1, 2, 4, 8
     indices: np.ndarray | None = None  # palette images: (H, W, 1) palette indices (pixels are their colors)
+    ranks: bytes | None = None  # palette images whose pixels use a repeated color's later entry: palette_ranks
 
 
 def parse_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -212,19 +216,20 @@ def parse(data: bytes) -> ParsedPNG:
     raw = scanlines(pixels, depth)
     if filter_rows(raw, filters, C) != filtered:  # also catches nonzero padding bits
         raise NotModelable("pixels do not reproduce the filtered data")
-    indices = None
+    indices = ranks = None
     if bilevel:
         pixels = pixels.astype(np.uint8) * 255
     elif paletted:
         indices = pixels.astype(np.uint8)
         pal = palette(chunks)
         pixels = palette_colors(indices, pal)
-        if not np.array_equal(palette_indices(pixels, pal), indices):
-            raise NotModelable("the palette repeats a color whose later entry is used")
+        ranks = palette_ranks(indices, pal)
+        if not np.array_equal(palette_indices(pixels, pal, ranks), indices):  # by construction; checked
+            raise NotModelable("the palette's indices do not come back from the colors")
     params = next((p for p in ZLIB_SEARCH if _matches(filtered, stream, p)), None)
     kept = [(t, b) for i, (t, b) in enumerate(chunks) if i not in idx[1:]]
     kept[idx[0]] = (b"IDAT", b"")
-    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth, indices)
+    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth, indices, ranks)
 
 
 def palette(chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
@@ -251,19 +256,84 @@ def palette_colors(indices: np.ndarray, pal: np.ndarray) -> np.ndarray:
     return pal[indices[:, :, 0]]
 
 
-def palette_indices(colors: np.ndarray, pal: np.ndarray) -> np.ndarray:
-    """(H, W, 3|4) colors -> (H, W, 1) indices: each color's first entry in :func:`palette`'s
-    ``pal``. Raises ValueError for a color the palette lacks (a corrupt or foreign file)."""
-    if colors.shape[2] != pal.shape[1]:
-        raise ValueError("pixels do not fit the palette")
-    key = lambda a: a.astype(np.uint32) @ (1 << 8 * np.arange(a.shape[-1], dtype=np.uint32))  # noqa: E731
-    pk, ck = key(pal), key(colors)
-    order = np.argsort(pk, kind="stable")  # equal colors: the first entry first
+def _keys(a: np.ndarray) -> np.ndarray:
+    """One integer per color (the last axis: 3 or 4 channels)."""
+    return a.astype(np.uint32) @ (1 << 8 * np.arange(a.shape[-1], dtype=np.uint32))
+
+
+@njit(cache=True)
+def _rank_residuals(cls, n, rank, resid, decode):
+    """The rank of each pixel whose color the palette repeats (n > 1), in raster order, against a
+    prediction: the W pixel's rank when it has the same color, else the N pixel's, else the
+    rank that color had last (at first 0). Encoding writes (rank - prediction) mod n into
+    ``resid``; decoding the reverse into ``rank``. cls: (H, W) a color class in [0, len(pal))."""
+    H, W = cls.shape
+    last = np.zeros(256, dtype=np.int64)
+    k = 0
+    for y in range(H):
+        for x in range(W):
+            m = n[y, x]
+            if m < 2:
+                continue
+            c = cls[y, x]
+            if x > 0 and cls[y, x - 1] == c:
+                p = rank[y, x - 1]
+            elif y > 0 and cls[y - 1, x] == c:
+                p = rank[y - 1, x]
+            else:
+                p = last[c]
+            if decode:
+                rank[y, x] = (resid[k] + p) % m
+            else:
+                resid[k] = (rank[y, x] - p) % m
+            last[c] = rank[y, x]
+            k += 1
+
+
+def _classes(colors: np.ndarray, pal: np.ndarray):
+    """Per pixel: the palette order sorted by color (stable), the pixel's color's first position
+    in it (a class id), and how many entries that color has."""
+    pk, ck = _keys(pal), _keys(colors)
+    order = np.argsort(pk, kind="stable")  # equal colors: in palette order, the first entry first
     sk = pk[order]
-    pos = np.searchsorted(sk, ck)
-    pos = np.minimum(pos, len(sk) - 1)
+    pos = np.minimum(np.searchsorted(sk, ck), len(sk) - 1)
     if not np.array_equal(sk[pos], ck):
         raise ValueError("a pixel's color is not in the palette")
+    return order, pos, np.searchsorted(sk, ck, side="right") - pos
+
+
+def palette_ranks(indices: np.ndarray, pal: np.ndarray) -> bytes | None:
+    """The choice among repeated entries: for each pixel whose color the palette holds more than
+    once, the rank of its index among the entries of that color (0: the first), coded as a
+    residual against its neighbours (:func:`_rank_residuals`; one byte each, mostly 0). None when
+    every rank is 0 (the decoder then takes each color's first entry)."""
+    colors = palette_colors(indices, pal)
+    order, pos, n = _classes(colors, pal)
+    if n.max() < 2:
+        return None
+    where = np.empty(len(pal), dtype=np.int64)
+    where[order] = np.arange(len(pal))
+    rank = where[indices[:, :, 0]] - pos  # the index's place among its color's entries
+    resid = np.zeros(int((n > 1).sum()), dtype=np.int64)
+    _rank_residuals(pos, n, rank, resid, False)
+    return resid.astype(np.uint8).tobytes() if resid.any() else None
+
+
+def palette_indices(colors: np.ndarray, pal: np.ndarray, ranks: bytes | None = None) -> np.ndarray:
+    """(H, W, 3|4) colors -> (H, W, 1) indices into :func:`palette`'s ``pal``: each color's first
+    entry, or with ``ranks`` (:func:`palette_ranks`) the entry they choose among the color's
+    entries. Raises ValueError for a color the palette lacks or ranks that do not fit (a corrupt
+    or foreign file)."""
+    if colors.shape[2] != pal.shape[1]:
+        raise ValueError("pixels do not fit the palette")
+    order, pos, n = _classes(colors, pal)
+    if ranks is not None:
+        resid = np.frombuffer(ranks, dtype=np.uint8).astype(np.int64)
+        if len(resid) != int((n > 1).sum()) or (resid >= n[n > 1]).any():
+            raise ValueError("the palette ranks do not fit the pixels")
+        rank = np.zeros(pos.shape, dtype=np.int64)
+        _rank_residuals(pos, n, rank, resid, True)
+        pos = pos + rank
     return order[pos].astype(np.uint8)[:, :, None]
 
 
