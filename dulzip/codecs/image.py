@@ -396,9 +396,9 @@ def _band_slices(tile: np.ndarray, bounds) -> list[tuple[int, int, object]]:
 def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool, mixer: dict,
                   parts: tuple[str, ...] = PARTS) -> list[Stream]:
     """All tiles in one lockstep order (:func:`decode_order`; within a step channel, bit,
-    position of the step, then tile), every band its own range coder, one adaptive mixer for the image; bands the mixer
-    codes worse than zstd -19 stored with zstd (the decoder still feeds their known levels to
-    the mixer)."""
+    position of the step, then tile), every band its own range coder, one adaptive mixer for
+    the image; bands the mixer codes worse than zstd -19 stored with zstd (the decoder still
+    feeds their known levels to the mixer)."""
     H, W, C = img.shape
     K = net.cfg.mixtures
     luts = {k: v.cpu() for k, v in net.luts.items()}

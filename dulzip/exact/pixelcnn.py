@@ -4,14 +4,19 @@ One set of integer layers serves both directions:
 
 * :meth:`ExactPixelCNN.full_pass` computes head parameters for every position of a batch of
   tiles at once (encoding);
-* :class:`Stepper` computes the same numbers one position at a time with cached activations
-  (decoding): the vertical stack one row at a time when a row starts, the horizontal stack
-  and the head one column at a time.
+* :class:`WaveStepper` computes the same numbers in wavefront order (decoding, image mixer
+  version 2): several positions of every tile a step, one new column of every vertical layer
+  per row in flight;
+* :class:`Stepper` computes them one position at a time in raster order (decoding files of
+  image mixer version 1 and older): the vertical stack one row at a time when a row starts,
+  the horizontal stack and the head one column at a time.
 
-Both gather the same integer features from identically padded buffers and run the same
-integer layers, so they agree bit for bit (tested).
+All gather the same integer features (in the same order) and run the same integer layers, so
+they agree bit for bit (tested).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -226,8 +231,8 @@ class WaveStepper:
 
     Buffers are channel-last, (B, rows, columns, C); the vertical and horizontal ones are rings
     of as many rows as are in use at once (the vertical one has one more, always zero: the rows
-    above the tile), so memory does not grow with T. Each step's gathers are precomputed (:class:`_WavePlan`): they depend on T
-    and the configuration only.
+    above the tile), so memory does not grow with T. Each step's gathers are precomputed
+    (:func:`_wave_plan`): they depend on T and the configuration only.
     """
 
     def __init__(self, net: ExactPixelCNN, B: int, T: int, present: torch.Tensor):
@@ -308,20 +313,32 @@ class WaveStepper:
         self.inp.index_copy_(1, s.pos, torch.cat([px, ACT * m], dim=-1))
 
 
+@dataclass
 class _WaveStep:
-    """Flat gather and scatter indices of one wavefront step (see :func:`_wave_plan`)."""
+    """Flat gather and scatter indices of one wavefront step (see :func:`_wave_plan`); the
+    per-layer lists hold None where no row in flight has that layer's column in the tile, the
+    horizontal ones are None where no row has its head position in it."""
+    rows: list[int]  # the rows whose head position (column t - delay * r) lies in the tile
+    v_in: list  # per vertical layer: its input windows (inp for layer 0, else layer i - 1)
+    v_out: list  # per vertical layer: where its outputs go
+    v_mask: list  # per vertical layer: the presence of those positions (flat over T x T)
+    h_inp: torch.Tensor | None  # horizontal layer 0's input windows (in inp; the head's skip too)
+    h_in: torch.Tensor | None  # horizontal layer i's windows in layer i - 1
+    h_v: torch.Tensor | None  # the vertical stack at the head positions
+    h_out: torch.Tensor | None  # the horizontal stack at the head positions
+    h_mask: torch.Tensor | None  # their presence
+    skip_v: torch.Tensor | None  # the head's skip path: the input windows above
+    pos: torch.Tensor | None  # the head positions in inp (where decoded pixels go)
 
-    def __init__(self, rows, v_in, v_out, v_mask, h_inp, h_in, h_v, h_out, h_mask, skip_v, pos):
-        self.rows = rows
-        self.v_in, self.v_out, self.v_mask = v_in, v_out, v_mask
-        self.h_inp, self.h_in, self.h_v, self.h_out, self.h_mask = h_inp, h_in, h_v, h_out, h_mask
-        self.skip_v, self.pos = skip_v, pos
 
-
+@dataclass
 class _WavePlan:
-    def __init__(self, delay, lead, inp_shape, v_size, h_size, steps):
-        self.delay, self.lead, self.inp_shape, self.v_size, self.h_size, self.steps = \
-            delay, lead, inp_shape, v_size, h_size, steps
+    delay: int
+    lead: int
+    inp_shape: tuple[int, int]
+    v_size: int
+    h_size: int
+    steps: list[_WaveStep]
 
 
 _PLANS: dict = {}
@@ -384,7 +401,8 @@ def _wave_plan(cfg: PixelCNNConfig, T: int, device: torch.device) -> _WavePlan:
             h_v = idx(slot(hr) * Wv + hc + kw)
             h_out = idx(hs * Wh + hc + kh - 1)
             h_mask = idx(hr * T + hc)
-            skip_v = idx((hr[:, None, None] + dy[None, :, None]) * Wi + (hc[:, None, None] - kw + P + dv[None, None, :]))
+            skip_v = idx((hr[:, None, None] + dy[None, :, None]) * Wi
+                         + (hc[:, None, None] - kw + P + dv[None, None, :]))
             pos = idx((hr + kv) * Wi + hc + P)
         else:
             h_inp = h_in = h_v = h_out = h_mask = skip_v = pos = None
