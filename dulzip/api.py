@@ -33,7 +33,7 @@ FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_TILES tiles, where instal
 GRAY_FLOW_MODEL = "idf-gray"  # the flow fine-tuned on gray images: large gray images, where installed
 # the PixelCNN (with the image mixer) up to this many tiles of DEFAULT_TILE x DEFAULT_TILE: its decoding
 # time grows with them (all tiles step together); 126 tiles (854x534) decode in 65 s on 2 CPU cores,
-# 100 (640x640) in 56 s, 64 (512x512) in 39 s
+# 100 (640x640) in 56 s, 64 (512x512) in 36 s
 PIXELCNN_MAX_TILES = 128
 DEFAULT_TEXT_MODEL = "charrnn"
 SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
