@@ -1,8 +1,15 @@
-"""One prepared run on a lent GPU: train the shipped PixelCNN for a fixed time, export it, and
-measure what only a GPU shows: encode/decode times there, and files encoded there (which
-the CPU must then decode, bit for bit: ``benchmarks/check_gpu_files.py``).
+"""One prepared run on a lent GPU: train the shipped PixelCNN (or the flow) for a fixed time,
+export it, and measure what only a GPU shows: encode/decode times there, and files encoded
+there (which the CPU must then decode, bit for bit: ``benchmarks/check_gpu_files.py``).
 
     python benchmarks/gpu_session.py --data data/corpora/photos-train --out $OUT --time-limit 330 \\
+        --encode data/corpora/photos-test data/corpora/photos-512 --decode data/corpora/photos-512
+
+The integer discrete flow, grown from the shipped 96-channel run to 192 channels (carry the
+checkpoint), its files made with ``-m idf``:
+
+    python benchmarks/gpu_session.py --arch idf --hidden 192 --init-from runs/idf-wide2/checkpoint.pt \\
+        --batch 64 --lr 1e-3 --warmup 100 --data data/corpora/photos-train --out $OUT --time-limit 400 \\
         --encode data/corpora/photos-test data/corpora/photos-512 --decode data/corpora/photos-512
 
 Everything it writes goes under ``--out``: ``models/`` (exported weights and card),
@@ -41,8 +48,13 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--time-limit", type=float, default=330.0, help="seconds of training")
     ap.add_argument("--deadline", type=float, default=560.0, help="seconds for the whole script")
+    ap.add_argument("--arch", choices=("pixelcnn", "idf"), default="pixelcnn",
+                    help="idf: the flow (--hidden, --levels, --layers couplings per level), exported as 'idf'")
+    ap.add_argument("--hidden", type=int, default=96, help="idf: network channels")
+    ap.add_argument("--levels", type=int, default=3, help="idf: levels")
+    ap.add_argument("--init-from", default=None, help="start from (grow) this checkpoint's weights")
     ap.add_argument("--channels", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--layers", type=int, default=None, help="pixelcnn: gated layers (8); idf: couplings (4)")
     ap.add_argument("--head", type=int, default=256)
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--crop", type=int, default=64)
@@ -51,6 +63,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the training loss")
     ap.add_argument("--encode", nargs="*", default=[], help="folders of images to encode on the device")
     ap.add_argument("--decode", nargs="*", default=[], help="folders of images to also decode on the device")
+    ap.add_argument("--model-only", action="store_true",
+                    help="keep the model path where zstd would be smaller (so every file proves the decode)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict = {"env": {"torch": torch.__version__, "python": platform.python_version(),
@@ -64,14 +78,20 @@ def main() -> None:
     save_report()
 
     # -- training --------------------------------------------------------------------------
+    from dulzip.models.idf import IDFConfig
     from dulzip.models.pixelcnn import PixelCNNConfig
     from dulzip.train.export import export_checkpoint
     from dulzip.train.loop import TrainConfig, load_checkpoint, train_model
 
     tcfg = TrainConfig(data=args.data, out=str(args.run), steps=10 ** 9, batch=args.batch, crop=args.crop,
                        lr=args.lr, warmup=args.warmup, device=args.device, time_limit=args.time_limit,
-                       checkpoint_every=1000, compile=args.compile)
-    mcfg = PixelCNNConfig(channels=args.channels, layers=args.layers, head=args.head)
+                       checkpoint_every=1000, compile=args.compile, init_from=args.init_from)
+    if args.arch == "idf":
+        mcfg = IDFConfig(levels=args.levels, couplings=args.layers or 4, hidden=args.hidden, prior_hidden=args.hidden)
+        shape = (("hidden", args.hidden), ("levels", args.levels), ("layers", args.layers or 4))
+    else:
+        mcfg = PixelCNNConfig(channels=args.channels, layers=args.layers or 8, head=args.head)
+        shape = (("channels", args.channels), ("layers", args.layers or 8), ("head", args.head))
     t = time.time()
     ckpt = train_model(tcfg, mcfg, progress=False)
     report["train"] = {"seconds": round(time.time() - t, 1), "config": asdict(tcfg), "model": asdict(mcfg)}
@@ -86,13 +106,13 @@ def main() -> None:
               str(args.out / "float-ema.safetensors"), metadata={"config": json.dumps(ck["model_config"])})
     device_name = report["env"]["device"]
     models = args.out / "models"
-    weights = export_checkpoint(ckpt, "pixelcnn", models, card={"training": {
+    weights = export_checkpoint(ckpt, args.arch, models, card={"training": {
         "hardware": f"1x {device_name} (lent GPU), {tcfg.time_limit:.0f} s of training",
-        "command": "python benchmarks/gpu_session.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in (("time_limit", args.time_limit), ("channels", args.channels),
-                                                       ("layers", args.layers), ("head", args.head),
+        "command": f"python benchmarks/gpu_session.py --arch {args.arch} " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in (("time_limit", args.time_limit), *shape,
                                                        ("batch", args.batch), ("crop", args.crop),
-                                                       ("lr", args.lr), ("warmup", args.warmup)))
+                                                       ("lr", args.lr), ("warmup", args.warmup),
+                                                       ("init_from", args.init_from)) if v is not None)
         + f" --data {args.data}"}})
     report["weights"] = weights.name
     log(f"exported {weights}")
@@ -103,7 +123,7 @@ def main() -> None:
     os.environ["DULZIP_MODELS"] = str(models)
     from dulzip import api
 
-    opts = api.Options(device=args.device)
+    opts = api.Options(device=args.device, model=args.arch, fallback=not args.model_only)
     files = [p for d in args.encode for p in sorted(Path(d).glob("*.png"))]
     decode_dirs = {Path(d).resolve() for d in args.decode}
     report["files"] = []
