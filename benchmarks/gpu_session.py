@@ -84,6 +84,9 @@ def main() -> None:
     from dulzip.train.export import export_checkpoint
     from dulzip.train.loop import TrainConfig, load_checkpoint, train_model
 
+    if args.init_from and not Path(args.init_from).exists():
+        log(f"no {args.init_from}: training from scratch")
+        args.init_from = None
     tcfg = TrainConfig(data=args.data, out=str(args.run), steps=10 ** 9, batch=args.batch, crop=args.crop,
                        lr=args.lr, warmup=args.warmup, device=args.device, time_limit=args.time_limit,
                        checkpoint_every=1000, compile=args.compile, init_from=args.init_from)
