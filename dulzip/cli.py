@@ -281,6 +281,8 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
             extra.append("gray stored as RGB: coded once")
         if isinstance(lay.get("alpha"), int):
             extra.append(f"constant alpha {lay['alpha']}")
+        if isinstance(lay.get("mixer"), int):
+            extra.append(f"image mixer version {lay['mixer']}")
         lines.append(f"  image:     {lay['width']}x{lay['height']}, {lay['channels']} channels, "
                      f"tiles {lay['tile']}" + (f" ({'; '.join(extra)})" if extra else ""))
         lines.append(f"  bits/dim:  {8 * len(blob) / dims:.4f} (file), "

@@ -69,6 +69,7 @@ def test_test_and_list(sample):
     assert r.exit_code == 0 and "OK" in r.output
     r = run("list", str(sample) + ".dlz")
     assert r.exit_code == 0 and "bits/dim" in r.output and "pixelcnn" in r.output
+    assert "image mixer version 2" in r.output
 
 
 def test_models_lists_names(tiny_models):
