@@ -5,11 +5,11 @@ there (which the CPU must then decode, bit for bit: ``benchmarks/check_gpu_files
     python benchmarks/gpu_session.py --data data/corpora/photos-train --out $OUT --time-limit 330 \\
         --encode data/corpora/photos-test data/corpora/photos-512 --decode data/corpora/photos-512
 
-The integer discrete flow at 192 channels, its files made with ``-m idf`` (``--init-from`` grows
-the 96-channel run's checkpoint where the machine still has it: runs/ is not in git; without it
-the flow trains from scratch):
+The integer discrete flow at 192 channels, its files made with ``-m idf``; ``--init-from`` grows
+the shipped flow's EMA weights in checkpoint form where the machine still has them (not in git;
+benchmarks/README.md says how to make them; without them the flow trains from scratch):
 
-    python benchmarks/gpu_session.py --arch idf --hidden 192 --init-from runs/idf-wide2/checkpoint.pt \\
+    python benchmarks/gpu_session.py --arch idf --hidden 192 --init-from .carry/init/idf-wide2-ema.pt \\
         --batch 64 --lr 1e-3 --warmup 100 --data data/corpora/photos-train --out $OUT --time-limit 400 \\
         --encode data/corpora/photos-test data/corpora/photos-512 --decode data/corpora/photos-512 --model-only
 
