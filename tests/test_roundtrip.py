@@ -167,7 +167,7 @@ def test_palette_ranks_that_do_not_fit_are_refused():
     pal = np.array([(0, 0, 0), (9, 9, 200), (255, 0, 0), (9, 9, 200)], dtype=np.uint8)
     idx = np.array([[0, 1, 2, 3]], dtype=np.uint8)[:, :, None]
     colors = pngfmt.palette_colors(idx, pal)
-    ranks = pngfmt.palette_ranks(idx, pal)
+    ranks = pngfmt.palette_ranks(idx, colors, pal)
     assert ranks == bytes([0, 1])  # pixel 1: rank 0 (first seen), pixel 3: rank 1, predicted 0
     assert np.array_equal(pngfmt.palette_indices(colors, pal, ranks), idx)
     for bad in (bytes([0]), bytes([0, 2]), bytes([0, 1, 0])):

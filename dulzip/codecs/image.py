@@ -341,7 +341,7 @@ def decode_order(net, T: int, version: int) -> list[tuple[np.ndarray, np.ndarray
     (the PixelCNN: (r, c) at step c + delay * r, see :class:`dulzip.exact.pixelcnn.WaveStepper`),
     raster otherwise (MADE).
     """
-    delay = getattr(net, "wave_delay", None) if version >= 2 else None
+    delay = _wave_delay(net, version)
     if delay is None:
         return [(np.array([r]), np.array([c])) for r in range(T) for c in range(T)]
     rows = np.arange(T)
@@ -367,8 +367,14 @@ class _RasterStepper:
         self.st.set(int(rows[0]), int(cols[0]), pixels[:, 0])
 
 
+def _wave_delay(net, version: int) -> int | None:
+    """The wavefront's delay where this file's order is the model's wavefront, else None (raster)."""
+    return getattr(net, "wave_delay", None) if version >= 2 else None
+
+
 def _stepper(net, B: int, T: int, present: torch.Tensor, version: int):
-    if version >= 2 and hasattr(net, "wave_stepper"):
+    """The stepper of :func:`decode_order`'s order."""
+    if _wave_delay(net, version) is not None:
         return net.wave_stepper(B, T, present)
     return _RasterStepper(net, B, T, present)
 

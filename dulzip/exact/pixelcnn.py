@@ -176,7 +176,7 @@ class ExactPixelCNN:
     @property
     def wave_delay(self) -> int:
         """Steps between the rows of the wavefront decode order (see :class:`WaveStepper`)."""
-        return self.cfg.layers * self.cfg.kw + 1
+        return wave_delay(self.cfg)
 
     def wave_stepper(self, B: int, T: int, present: torch.Tensor) -> "WaveStepper":
         return WaveStepper(self, B, T, present)
@@ -215,6 +215,11 @@ class Stepper:
         self.net.set_pixels(self.bufs, pixel.view(-1, 3, 1, 1), self.present[:, :, r:r + 1, c:c + 1],
                             slice(r, r + 1), slice(c, c + 1))
 
+
+
+def wave_delay(cfg: PixelCNNConfig) -> int:
+    """(r, c) needs row r - 1 up to column c + layers * kw: one step after it, at this delay."""
+    return cfg.layers * cfg.kw + 1
 
 
 class WaveStepper:
@@ -357,7 +362,7 @@ def _wave_plan(cfg: PixelCNNConfig, T: int, device: torch.device) -> _WavePlan:
     if key in _PLANS:
         return _PLANS[key]
     L, kv, kw, kh = cfg.layers, cfg.kv, cfg.kw, cfg.kh
-    delay, lead = L * kw + 1, (L - 1) * kw
+    delay, lead = wave_delay(cfg), (L - 1) * kw
     # rows in flight at once (column of the head in [-lead, T - 1]): at most F; the vertical
     # stack also reads the kv - 1 rows above the oldest, the horizontal one only its own row
     F = (T - 1 + lead) // delay + 1

@@ -223,7 +223,7 @@ def parse(data: bytes) -> ParsedPNG:
         indices = pixels.astype(np.uint8)
         pal = palette(chunks)
         pixels = palette_colors(indices, pal)
-        ranks = palette_ranks(indices, pal)
+        ranks = palette_ranks(indices, pixels, pal)
         if not np.array_equal(palette_indices(pixels, pal, ranks), indices):  # by construction; checked
             raise NotModelable("the palette's indices do not come back from the colors")
     params = next((p for p in ZLIB_SEARCH if _matches(filtered, stream, p)), None)
@@ -302,12 +302,12 @@ def _classes(colors: np.ndarray, pal: np.ndarray):
     return order, pos, np.searchsorted(sk, ck, side="right") - pos
 
 
-def palette_ranks(indices: np.ndarray, pal: np.ndarray) -> bytes | None:
+def palette_ranks(indices: np.ndarray, colors: np.ndarray, pal: np.ndarray) -> bytes | None:
     """The choice among repeated entries: for each pixel whose color the palette holds more than
     once, the rank of its index among the entries of that color (0: the first), coded as a
     residual against its neighbours (:func:`_rank_residuals`; one byte each, mostly 0). None when
-    every rank is 0 (the decoder then takes each color's first entry)."""
-    colors = palette_colors(indices, pal)
+    every rank is 0 (the decoder then takes each color's first entry). ``colors``: the indices'
+    colors (:func:`palette_colors`)."""
     order, pos, n = _classes(colors, pal)
     if n.max() < 2:
         return None
