@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import zstandard
 from tqdm import tqdm
 
 from dulzip import __version__
@@ -26,8 +25,9 @@ from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack,
                               unpack, write_container)
 from dulzip.errors import CorruptDataError, FormatError, UsageError
 from dulzip.formats import png, pnm, wav
+from dulzip.coding import zstdio
+from dulzip.schema import DEFAULT_MAX_MEMORY, decode_memory
 
-ZSTD_LEVEL = 19
 DEFAULT_IMAGE_MODEL = "pixelcnn"
 FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_TILES tiles, where installed
 GRAY_FLOW_MODEL = "idf-gray"  # the flow fine-tuned on gray images: large gray images, where installed
@@ -56,6 +56,7 @@ class Options:
     tile: int | None = None  # image tile size (None: the model's default)
     progress: bool = False
     fallback: bool = True  # False: keep the model path even where zstd would be smaller (tests)
+    max_memory: int = DEFAULT_MAX_MEMORY  # bytes a decode may need; a file that needs more is refused
 
 
 def checksum(data: bytes) -> str:
@@ -80,21 +81,32 @@ def _bytes_container(data: bytes) -> Container:
     return Container(header, payloads)
 
 
-def _zstd_stream(data: bytes) -> tuple[str, bytes]:
-    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
-    return ("zstd", packed) if len(packed) < len(data) else ("stored", data)
+_zstd_stream = zstdio.pack
 
 
 def _unstream(meta: dict, data: bytes, limit: int) -> bytes:
+    """A side or bytes stream's content, of at most ``limit`` bytes."""
     if meta["coder"] == "stored":
+        if len(data) > limit:
+            raise CorruptDataError(f"stream '{meta['name']}' is longer than the file it belongs to")
         return data
     if meta["coder"] == "zstd":
-        try:
-            out = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
-        except zstandard.ZstdError as e:
-            raise CorruptDataError(f"stream '{meta['name']}' does not decompress: {e}") from None
-        return out
+        return zstdio.decompress(data, limit, f"stream '{meta['name']}'", exact=False)
     raise FormatError(f"stream '{meta['name']}' cannot use coder '{meta['coder']}'")
+
+
+def _piece_limit(meta: dict, left: int) -> int:
+    """What a bytes stream may hold: the rest of the file, at most BYTES_CHUNK for a piece of a
+    streamed file ('bytes.N'), so that memory stays bounded whatever the header says."""
+    return left if meta["name"] == "bytes" else min(left, BYTES_CHUNK)
+
+
+def check_memory(h: dict, opts: Options, whole: bool) -> None:
+    """Refuse, before decoding, a file whose decode would need more than ``opts.max_memory``."""
+    need = decode_memory(h, whole)
+    if need > opts.max_memory:
+        raise UsageError(f"decoding this file needs about {need / 2**30:.1f} GiB of memory, above the limit of "
+                         f"{opts.max_memory / 2**30:.1f} GiB (raise it with --max-memory)")
 
 
 # -- images ----------------------------------------------------------------------------------
@@ -344,13 +356,14 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
     opts = opts or Options()
     c = unpack(blob)
     h = c.header
-    try:
-        kind, length = h["kind"], int(h["length"])
-    except (KeyError, TypeError, ValueError):
-        raise FormatError("the .dlz header lacks kind or length") from None
+    kind, length = h["kind"], h["length"]
+    check_memory(h, opts, whole=True)
     if kind == "bytes":
-        out = b"".join(_unstream(m, d, length) for m, d in zip(h["streams"], c.payloads)
-                       if m["name"] == "bytes" or m["name"].startswith("bytes."))
+        parts, left = [], length
+        for m, d in zip(h["streams"], c.payloads):
+            parts.append(_unstream(m, d, _piece_limit(m, left)))
+            left -= len(parts[-1])
+        out = b"".join(parts)
         expect_len, expect_sum = length, h.get("blake2b")
     elif kind == "text":  # decoded as a stream (its checksum checked there too)
         buf = io.BytesIO()
@@ -605,6 +618,9 @@ def compress_stream(src, out, opts: Options | None = None, size: int | None = No
                 put(f"bytes.{i}", *_zstd_stream(piece))
         else:
             net, digest = _prepare(name, opts)
+            if size is None:  # standard input: a text within one block gets tables sized to it
+                head += _read_upto(src, Layout().block - len(head))
+                size = len(head) if len(head) < Layout().block else None
             layout = Layout.for_length(size)
             coder = TextCoder(net, layout)
             header.update(kind="text", model={"name": name, "sha256": digest[:SHA_PREFIX]},
@@ -618,22 +634,33 @@ def compress_stream(src, out, opts: Options | None = None, size: int | None = No
         write_container(out, header, spool)
 
 
+def _read_upto(src, n: int) -> bytes:
+    """Up to ``n`` bytes of ``src`` (fewer only at its end; a pipe returns short reads)."""
+    parts, got = [], 0
+    while got < n:
+        piece = src.read(n - got)
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
+
+
 def decompress_stream(src, out, opts: Options | None = None) -> int:
     """Decompress a .dlz file ``src`` into ``out``; text and bytes files stream (bounded
     memory), images are decoded whole. Returns the length written; raises (after writing
     part of it) when the checksum does not match: the caller discards ``out`` then."""
     opts = opts or Options()
+    start = src.tell()
     h = read_header_file(src)
-    kind = h.get("kind")
+    kind = h["kind"]
     if kind not in ("text", "bytes"):
-        src.seek(0)
+        src.seek(start)
         data = decompress(src.read(), opts)
         out.write(data)
         return len(data)
-    try:
-        length = int(h["length"])
-    except (KeyError, TypeError, ValueError):
-        raise FormatError("the .dlz header lacks its length") from None
+    length = h["length"]
+    check_memory(h, opts, whole=False)
     digest = hashlib.blake2b(digest_size=16)
     written = 0
 
@@ -645,7 +672,7 @@ def decompress_stream(src, out, opts: Options | None = None) -> int:
 
     if kind == "bytes":
         for meta, data in iter_streams(src, h):
-            emit(_unstream(meta, data, length - written))
+            emit(_unstream(meta, data, _piece_limit(meta, length - written)))
     else:
         layout = _text_layout(h)
         name, net = _load_for(h, opts)

@@ -36,6 +36,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from dulzip.errors import CorruptDataError, FormatError
+from dulzip.schema import validate
 
 MAGIC = b"DULZ"
 FORMAT_VERSION = 2
@@ -219,11 +220,15 @@ def write_container(out, header: dict, payloads) -> None:
 
 
 def read_header_file(f) -> dict:
-    """Read and check the header at the start of a binary file; leaves ``f`` at the first stream."""
+    """Read and check the header at the start of a seekable binary file (against the file's
+    size too); leaves ``f`` at the first stream."""
+    start = f.tell()
+    size = f.seek(0, io.SEEK_END) - start
+    f.seek(start)
     prefix = f.read(15)
     if prefix[:4] != MAGIC or len(prefix) < 6 or prefix[4] == 1:
         header, pos = read_header(prefix + (f.read() if prefix[:4] == MAGIC and len(prefix) >= 6 else b""))
-        f.seek(pos)
+        f.seek(start + pos)
         return header
     try:
         r = _Reader(prefix[5:15])
@@ -231,8 +236,8 @@ def read_header_file(f) -> dict:
     except FormatError:
         raise FormatError("truncated .dlz file (header cut off)") from None
     need = 5 + r.pos + min(n, MAX_HEADER + 1) + 4
-    header, pos = read_header(prefix + f.read(max(0, need - len(prefix))))
-    f.seek(pos)
+    header, pos = read_header(prefix + f.read(max(0, need - len(prefix))), total=size)
+    f.seek(start + pos)
     return header
 
 
@@ -256,8 +261,10 @@ def iter_streams(f, header: dict):
         raise FormatError("unexpected bytes after the last stream")
 
 
-def read_header(blob: bytes) -> tuple[dict, int]:
-    """Parse and check magic, version and header; returns (header, offset of the first stream)."""
+def read_header(blob: bytes, total: int | None = None) -> tuple[dict, int]:
+    """Parse and check magic, version and header (:func:`dulzip.schema.validate`, against the
+    payload that follows: ``total`` bytes in the whole file, default ``len(blob)``); returns
+    (header, offset of the first stream)."""
     if len(blob) < 4 or blob[:4] != MAGIC:
         raise FormatError("not a .dlz file (bad magic)")
     if len(blob) < 6:
@@ -291,11 +298,12 @@ def read_header(blob: bytes) -> tuple[dict, int]:
             header = json.loads(zlib.decompressobj().decompress(hdr, MAX_HEADER))
         except (ValueError, zlib.error) as e:
             raise FormatError(f"the .dlz header is not valid JSON: {e}") from None
+        except RecursionError:
+            raise FormatError("the .dlz header is nested too deep") from None
     else:
         header = decode_value(hdr)
-    if not isinstance(header, dict) or not isinstance(header.get("streams"), list):
-        raise FormatError("the .dlz header lacks its stream table")
-    return header, start + n + 4
+    end = start + n + 4
+    return validate(header, (len(blob) if total is None else total) - end), end
 
 
 def unpack(blob: bytes) -> Container:

@@ -12,16 +12,16 @@ from dulzip.errors import CorruptDataError, FormatError
 
 
 def _blob():
-    header, payloads = {"kind": "bytes", "length": 5}, []
-    add_stream(header, payloads, "a", "stored", b"hello")
-    add_stream(header, payloads, "b", "zstd", b"\x00\x01\x02")
+    header, payloads = {"kind": "bytes", "length": 5, "blake2b": "0" * 32}, []
+    add_stream(header, payloads, "bytes.0", "stored", b"hello")
+    add_stream(header, payloads, "bytes.1", "zstd", b"\x00\x01\x02")
     return pack(Container(header, payloads))
 
 
 def test_pack_unpack():
     c = unpack(_blob())
     assert c.payloads == [b"hello", b"\x00\x01\x02"]
-    assert c.header["streams"][0]["name"] == "a"
+    assert c.header["streams"][0]["name"] == "bytes.0"
 
 
 @pytest.mark.parametrize("cut", [0, 3, 8, 12, 20, -1, -4])
@@ -59,9 +59,10 @@ def test_trailing_garbage():
 
 
 def test_unknown_coder():
-    hdr = zlib.compress(json.dumps({"streams": [{"name": "a", "coder": "magic", "size": 0, "crc32": 0}]}).encode())
+    hdr = zlib.compress(json.dumps({"kind": "bytes", "length": 0, "streams": [
+        {"name": "bytes", "coder": "magic", "size": 0, "crc32": 0}]}).encode())
     blob = b"DULZ" + struct.pack("<BI", 1, len(hdr)) + hdr + struct.pack("<I", zlib.crc32(hdr))
-    with pytest.raises(FormatError, match="unknown coder"):
+    with pytest.raises(FormatError, match="not a known coder"):
         unpack(blob)
 
 

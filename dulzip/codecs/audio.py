@@ -19,17 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import zstandard
 from tqdm import tqdm
 
 from dulzip.codecs.image import Stream
 from dulzip.codecs.text import Layout
+from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.coding.tables import audio_coarse_table, audio_fine_table
 from dulzip.errors import CorruptDataError
 from dulzip.models.wavenet import SEG_MAX, TABLE_BITS, segment_lpc
 
-ZSTD_LEVEL = 19
 STEP_CHUNK = 128  # time steps whose tables are made at once when encoding (bounds memory)
 PASS_SAMPLES = 1 << 13  # samples per batched network pass when encoding (bounds memory)
 
@@ -134,19 +133,14 @@ class AudioCoder:
             payload = len(packed).to_bytes(4, "little") + packed + payload
             est += 8 * (4 + len(packed))
         if allow_zstd:
-            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(pcm_bytes(x, self.bits))
+            packed = zstdio.compress(pcm_bytes(x, self.bits))
             if len(packed) <= len(payload):
                 return Stream("zstd", packed)
         return Stream("model", payload, est)
 
     def decode_block(self, s: Stream, n: int) -> np.ndarray:
         if s.coder == "zstd":
-            try:
-                raw = zstandard.ZstdDecompressor().decompress(s.payload, max_output_size=2 * n)
-            except zstandard.ZstdError as e:
-                raise CorruptDataError(f"an audio block does not decompress: {e}") from None
-            if len(raw) != n * self.bits // 8:
-                raise CorruptDataError("an audio block decoded to the wrong length")
+            raw = zstdio.decompress(s.payload, n * self.bits // 8, "an audio block")
             return from_pcm_bytes(raw, self.bits)
         if s.coder != "model":
             raise CorruptDataError(f"unknown coder '{s.coder}' for an audio block")

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import zstandard
 from tqdm import tqdm
 
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder, Table
-from dulzip.codecs.image import ZSTD_LEVEL, Stream, tile_grid
+from dulzip.codecs.image import Stream, tile_grid
+from dulzip.coding import zstdio
 from dulzip.errors import CorruptDataError
 from dulzip.exact.idf import DEFAULT_TILE
 from dulzip.models.idf import MU_GRID, N_SCALES, Z_LIMIT
@@ -138,7 +138,6 @@ def encode_flow(img: np.ndarray, net, T: int = DEFAULT_TILE, progress: bool = Fa
     H, W, C = img.shape
     grid, shapes = _padded(H, W, T, net.multiple)
     coder = PriorCoder(net.tables)
-    zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     streams: list[Stream | None] = [None] * len(grid)
     batches = _groups(shapes, list(range(len(grid))), BATCH.get(net.device.type, 1))
     with torch.no_grad():
@@ -150,7 +149,7 @@ def encode_flow(img: np.ndarray, net, T: int = DEFAULT_TILE, progress: bool = Fa
                 est = sum(coder.encode(enc, z[j][:, at], mu[j][:, at], k[j][:, at]) for z, mu, k, at in parts)
                 coded = enc.finish()
                 y0, x0, h, w = grid[i]
-                packed = zc.compress(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]).tobytes())
+                packed = zstdio.compress(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]).tobytes())
                 use_zstd = allow_zstd and len(packed) <= len(coded)
                 streams[i] = Stream("zstd", packed, est) if use_zstd else Stream("model", coded, est)
     return streams
@@ -165,14 +164,11 @@ def decode_flow(streams: list[Stream], H: int, W: int, C: int, net, T: int = DEF
     if len(streams) != len(grid):
         raise CorruptDataError(f"image has {len(streams)} streams, expected {len(grid)}")
     img = np.zeros((H, W, C), dtype=np.uint8)
-    dz = zstandard.ZstdDecompressor()
     model_tiles = []
     for i, s in enumerate(streams):
         y0, x0, h, w = grid[i]
         if s.coder == "zstd":
-            raw = dz.decompress(s.payload, max_output_size=h * w * C)
-            if len(raw) != h * w * C:
-                raise CorruptDataError("a zstd image stream has the wrong length")
+            raw = zstdio.decompress(s.payload, h * w * C, "a zstd image stream")
             img[y0:y0 + h, x0:x0 + w] = np.frombuffer(raw, dtype=np.uint8).reshape(h, w, C)
         else:
             model_tiles.append(i)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import zstandard
 from tqdm import tqdm
 
+from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
 from dulzip.errors import CorruptDataError, FormatError
@@ -24,7 +24,6 @@ from dulzip.exact.imagemix import (IMAGE_MIXER_VERSIONS, PARTS, SLOT_BITS_MAX, S
                                    code_known, contexts, predict, update)
 from dulzip.models.pixelcnn import TABLE_BITS
 
-ZSTD_LEVEL = 19
 TABLE_CHUNK = 4096  # symbols per table computation (bounds memory)
 # tiles per batched full pass: on a CPU one at a time is fastest (the gathered windows of a
 # tile stay in cache: 3.5x faster than 16 at a time, measured on 2 cores); a GPU wants more
@@ -115,7 +114,6 @@ def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
     grid = tile_grid(H, W, T)
     x, present = _tiles(img, T, grid)
     streams = []
-    zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     for band in tqdm(bands(H, W, T), disable=not progress, desc="encode", unit="band"):
         b = torch.tensor(band)
         params = torch.empty(len(band), T, T, 12 * K, dtype=torch.int64)  # one band at a time
@@ -158,7 +156,7 @@ def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
             enc.encode(syms.numpy(), tables.numpy())
         coded = enc.finish()
         raw = _band_raw(img, grid, band)
-        packed = zc.compress(raw)
+        packed = zstdio.compress(raw)
         if len(coded) < len(packed) or not allow_zstd:
             streams.append(Stream("model", coded, est))
         else:
@@ -217,14 +215,11 @@ def _open_streams(streams: list[Stream], H: int, W: int, C: int, grid, band_list
     if len(streams) != len(band_list):
         raise CorruptDataError(f"image has {len(streams)} streams, expected {len(band_list)}")
     img = np.zeros((H, W, C), dtype=np.uint8)
-    dz = zstandard.ZstdDecompressor()
     coded = []
     for band, s in zip(band_list, streams):
         if s.coder == "zstd":
             y0, _, h, _ = grid[band[0]]
-            raw = dz.decompress(s.payload, max_output_size=h * W * C)
-            if len(raw) != h * W * C:
-                raise CorruptDataError("a zstd image stream has the wrong length")
+            raw = zstdio.decompress(s.payload, h * W * C, "a zstd image stream")
             img[y0:y0 + h] = np.frombuffer(raw, dtype=np.uint8).reshape(h, W, C)
         else:
             coded.append((band, s))
@@ -486,11 +481,10 @@ def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool
         if k % 256 == 255:
             flush()
     flush()
-    zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     streams = []
     for bi, band in enumerate(band_list):
         coded = encs[bi].finish()
-        packed = zc.compress(_band_raw(img, grid, band))
+        packed = zstdio.compress(_band_raw(img, grid, band))
         if len(coded) < len(packed) or not allow_zstd:
             streams.append(Stream("model", coded, est[bi]))
         else:

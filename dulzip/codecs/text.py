@@ -15,15 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import zstandard
 from tqdm import tqdm
 
 from dulzip.codecs.image import Stream
+from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError
 from dulzip.exact.textmix import MIXER_VERSION, PARTS, SLOT_BITS, BlockState, TextMixer, code_step
 
-ZSTD_LEVEL = 19
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ class TextCoder:
         src = _Encoder(_segments_of(block, lens))
         _run_block(self.net, self.mix, lens, src, bar)
         payload = src.enc.finish()
-        packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(block)
+        packed = zstdio.compress(block)
         if allow_zstd and len(packed) <= len(payload):
             self.mix.restore(snap)
             return Stream("zstd", packed)
@@ -137,10 +136,7 @@ class TextCoder:
 
     def decode_block(self, s: Stream, n: int, bar) -> bytes:
         if s.coder == "zstd":
-            try:
-                part = zstandard.ZstdDecompressor().decompress(s.payload, max_output_size=n)
-            except zstandard.ZstdError as e:
-                raise CorruptDataError(f"a text block does not decompress: {e}") from None
+            part = zstdio.decompress(s.payload, n, "a text block")
             bar.update(n)
         elif s.coder == "model":
             lens = self.layout.segments(n)

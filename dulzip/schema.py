@@ -1,0 +1,322 @@
+"""What a valid .dlz header is, in one place.
+
+A .dlz file is input from anywhere (a download, a damaged disk, an attacker), and its header
+decides what the decoder allocates and loops over. :func:`validate` checks every field of a
+parsed header -- its type, its range, and its relations to the other fields and to the payload
+that follows -- before anything is allocated or decoded; the code past it (api, codecs,
+formats) may trust the header. A malformed header is a :class:`FormatError` that names the
+field. :func:`decode_memory` then says, from the validated header alone, how much memory a
+decode will need, so that a file can be refused before it is decoded (``--max-memory``).
+
+Fields of a newer format are refused by name ("made by a newer dulzip?"), never ignored: a
+decoder that skipped a field it does not know could write a wrong file.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from dulzip.errors import FormatError
+
+KINDS = ("bytes", "text", "png", "pnm", "wav")
+CODERS = ("model", "zstd", "stored")
+MAX_LENGTH = 1 << 50  # an original file's length (1 PiB: a bound, not a promise)
+MAX_SIDE = 1 << 20  # pixels along one side of an image
+MAX_TILE = 1024  # image tile side (the CLI's --tile range; models use 28, 64 or 512)
+MAX_FRAMES = 1 << 40
+MAX_STREAMS = 1 << 20
+MAX_COUNT_BITS = 27  # the adaptive mixers' count tables: at most 2**27 slots
+IMAGE_MIXER_VERSIONS = (1, 2)  # dulzip.exact.imagemix.IMAGE_MIXER_VERSIONS (not imported: no numba here)
+TEXT_MIXER_VERSIONS = (1, 2)  # older ones are refused later with a message that names the version
+DEFAULT_MAX_MEMORY = 4 << 30  # bytes a decode may need before it is refused (--max-memory raises it)
+
+TOP = {"kind", "length", "blake2b", "tool", "model", "layout", "extras", "exact", "output_length",
+       "output_blake2b", "inline", "streams", "model_bits", "note"}
+LAYOUT = {
+    "png": {"height", "width", "channels", "tile", "replicated", "alpha", "mixer"},
+    "text": {"block", "max_streams", "seg_min", "slot_bits", "mixer"},
+    "wav": {"frames", "channels", "bits", "rate", "block", "max_streams", "seg_min", "canonical", "stereo"},
+}
+LAYOUT["pnm"] = LAYOUT["png"]
+EXTRAS = {"png": {"zlib", "idat_sizes", "depth", "palette", "chunks", "filter"}, "pnm": set()}
+SIDE = {"png": ("png.chunks", "png.filters", "png.filters4", "png.ranks"), "pnm": ("pnm.head", "pnm.tail"),
+        "wav": ("wav.prefix", "wav.suffix"), "text": (), "bytes": ()}
+NUMBERED = {"bytes": ("bytes",), "text": ("text",), "png": ("color", "alpha"), "pnm": ("color", "alpha"),
+            "wav": ("audio",)}
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+STREAM_NAME = re.compile(r"([a-z]+)\.(0|[1-9][0-9]{0,6})")
+
+
+def _fail(path: str, what: str) -> FormatError:
+    return FormatError(f"the .dlz header's field '{path}' {what}")
+
+
+def _int(v, path: str, lo: int, hi: int) -> int:
+    if type(v) is not int:
+        raise _fail(path, f"is not an integer ({type(v).__name__})")
+    if not lo <= v <= hi:
+        raise _fail(path, f"is out of range ({v}; {lo}..{hi})")
+    return v
+
+
+def _bool(v, path: str) -> bool:
+    if type(v) is not bool:
+        raise _fail(path, f"is not true or false ({type(v).__name__})")
+    return v
+
+
+def _str(v, path: str, max_len: int = 4096) -> str:
+    if type(v) is not str or len(v) > max_len:
+        raise _fail(path, "is not a string" if type(v) is not str else "is too long")
+    return v
+
+
+def _hex(v, path: str, lengths: tuple[int, ...]) -> str:
+    if type(v) is not str or len(v) not in lengths or any(c not in "0123456789abcdef" for c in v):
+        raise _fail(path, f"is not a hex digest of {' or '.join(str(n // 2) for n in lengths)} bytes")
+    return v
+
+
+def _dict(v, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    if type(v) is not dict:
+        raise _fail(path, "is not a table")
+    for k in v:
+        if k not in allowed:
+            raise FormatError(f"the .dlz header has an unknown field '{path}.{k}' (made by a newer dulzip?)")
+    for k in required:
+        if k not in v:
+            raise _fail(f"{path}.{k}", "is missing")
+    return v
+
+
+def _list(v, path: str, max_len: int) -> list:
+    if type(v) is not list:
+        raise _fail(path, "is not a list")
+    if len(v) > max_len:
+        raise _fail(path, f"has too many entries ({len(v)}; at most {max_len})")
+    return v
+
+
+def validate(h, payload_size: int | None = None) -> dict:
+    """Check a parsed header; ``payload_size``: the bytes that follow it in the file (None when
+    not known: the stream table is then checked as the streams are read). Returns ``h``."""
+    if type(h) is not dict:
+        raise FormatError("the .dlz header is not a table")
+    _dict(h, "", TOP, {"kind", "length", "streams"})
+    kind = h["kind"]
+    if kind not in KINDS:
+        raise FormatError(f"unknown content kind '{kind}' (made by a newer dulzip?)"
+                          if type(kind) is str else "the .dlz header's field 'kind' is not a string")
+    _int(h["length"], "length", 0, MAX_LENGTH)
+    if kind != "bytes" or "blake2b" in h:
+        _hex(h.get("blake2b"), "blake2b", (32,))
+    for key, check in (("tool", lambda v: _str(v, "tool", 256)), ("note", lambda v: _str(v, "note")),
+                       ("model_bits", _model_bits)):
+        if key in h:
+            check(h[key])
+    _model(h, kind)
+    if kind in LAYOUT:
+        _dict(h.get("layout"), "layout", LAYOUT[kind])
+    elif h.get("layout") is not None:
+        raise _fail("layout", f"is not expected in a '{kind}' file")
+    {"png": _image, "pnm": _image, "text": _text, "wav": _audio, "bytes": lambda h: None}[kind](h)
+    _exactness(h, kind)
+    _inline(h, kind)
+    _streams(h, kind, payload_size)
+    return h
+
+
+def _model_bits(v) -> None:
+    if type(v) not in (int, float) or not (math.isfinite(v) and v >= 0):
+        raise _fail("model_bits", "is not a finite number >= 0")
+
+
+def _model(h: dict, kind: str) -> None:
+    m = h.get("model")
+    if kind == "bytes":
+        if m is not None:
+            raise _fail("model", "is not expected in a 'bytes' file")
+        return
+    _dict(m, "model", {"name", "sha256"}, {"name", "sha256"})
+    if type(m["name"]) is not str or not MODEL_NAME.fullmatch(m["name"]):
+        raise _fail("model.name", "is not a model name")
+    _hex(m["sha256"], "model.sha256", tuple(range(16, 65, 2)))
+
+
+def _image(h: dict) -> None:
+    lay = _dict(h["layout"], "layout", LAYOUT["png"], {"height", "width", "channels", "tile"})
+    _int(lay["height"], "layout.height", 1, MAX_SIDE)
+    _int(lay["width"], "layout.width", 1, MAX_SIDE)
+    C = _int(lay["channels"], "layout.channels", 1, 4)
+    _int(lay["tile"], "layout.tile", 1, MAX_TILE)
+    if "replicated" in lay and (_bool(lay["replicated"], "layout.replicated") and C < 3):
+        raise _fail("layout.replicated", "is set on an image without three color channels")
+    if C in (2, 4):
+        if "alpha" not in lay:
+            raise _fail("layout.alpha", "is missing")
+        if lay["alpha"] != "coded":
+            _int(lay["alpha"], "layout.alpha", 0, 255)
+    elif "alpha" in lay:
+        raise _fail("layout.alpha", "is set on an image without alpha")
+    if "mixer" in lay and lay["mixer"] not in IMAGE_MIXER_VERSIONS:
+        raise FormatError(f"the .dlz header names image mixer version {lay['mixer']!r}; this dulzip decodes "
+                          f"versions {', '.join(map(str, IMAGE_MIXER_VERSIONS))} (made by a newer dulzip?)")
+    ex = _dict(h.get("extras"), "extras", EXTRAS[h["kind"]])
+    if h["kind"] == "png":
+        _png_extras(ex, C)
+
+
+def _png_extras(ex: dict, C: int) -> None:
+    z = ex.get("zlib")
+    if z is not None:
+        _list(z, "extras.zlib", 3)
+        if len(z) != 3:
+            raise _fail("extras.zlib", "does not hold three settings")
+        _int(z[0], "extras.zlib.0", 0, 9)
+        _int(z[1], "extras.zlib.1", 1, 9)
+        _int(z[2], "extras.zlib.2", 0, 4)
+    if "idat_sizes" in ex:
+        for i, n in enumerate(_list(ex["idat_sizes"], "extras.idat_sizes", MAX_STREAMS)):
+            _int(n, f"extras.idat_sizes.{i}", 0, (1 << 31) - 1)
+    depth = _int(ex.get("depth", 8), "extras.depth", 1, 8)
+    if depth not in (1, 2, 4, 8) or (depth < 8 and C != 1 and not ex.get("palette")):
+        raise _fail("extras.depth", f"is not a depth this image can have ({depth})")
+    if "palette" in ex:
+        _bool(ex["palette"], "extras.palette")
+    if "chunks" in ex and ex["chunks"] != "standard":
+        raise _fail("extras.chunks", "is not 'standard'")
+    if "filter" in ex and ex["filter"] not in ("pillow", "pillow-optimize"):
+        _int(ex["filter"], "extras.filter", 0, 4)
+
+
+def _text(h: dict) -> None:
+    lay = _dict(h["layout"], "layout", LAYOUT["text"], {"block", "max_streams", "seg_min", "slot_bits"})
+    _int(lay["block"], "layout.block", 1, 1 << 26)
+    _int(lay["max_streams"], "layout.max_streams", 1, 4096)
+    _int(lay["seg_min"], "layout.seg_min", 1, 1 << 26)
+    _int(lay["slot_bits"], "layout.slot_bits", 12, MAX_COUNT_BITS)
+    if "mixer" in lay:
+        _int(lay["mixer"], "layout.mixer", 1, 1 << 16)
+
+
+def _audio(h: dict) -> None:
+    lay = _dict(h["layout"], "layout", LAYOUT["wav"], {"frames", "channels", "bits", "rate", "block",
+                                                       "max_streams", "seg_min"})
+    _int(lay["frames"], "layout.frames", 0, MAX_FRAMES)
+    _int(lay["channels"], "layout.channels", 1, 2)
+    if lay["bits"] not in (8, 16) or type(lay["bits"]) is not int:
+        raise _fail("layout.bits", f"is not 8 or 16 ({lay['bits']!r})")
+    _int(lay["rate"], "layout.rate", 1, (1 << 32) - 1)
+    _int(lay["block"], "layout.block", 1, 1 << 26)
+    _int(lay["max_streams"], "layout.max_streams", 1, 4096)
+    _int(lay["seg_min"], "layout.seg_min", 1, 1 << 26)
+    if "canonical" in lay:
+        _bool(lay["canonical"], "layout.canonical")
+    if lay.get("stereo", "lr") not in ("lr", "side") or (lay.get("stereo") == "side" and lay["channels"] != 2):
+        raise _fail("layout.stereo", f"is not a stereo coding of this file ({lay.get('stereo')!r})")
+
+
+def _exactness(h: dict, kind: str) -> None:
+    if kind not in ("png", "pnm"):
+        for k in ("exact", "output_length", "output_blake2b"):
+            if k in h:
+                raise _fail(k, f"is not expected in a '{kind}' file")
+        return
+    if not _bool(h.get("exact", True), "exact"):
+        _int(h.get("output_length"), "output_length", 0, MAX_LENGTH)
+        _hex(h.get("output_blake2b"), "output_blake2b", (32,))
+    elif "output_length" in h or "output_blake2b" in h:
+        raise _fail("output_length", "is set on a byte-identical file")
+
+
+def _inline(h: dict, kind: str) -> None:
+    if "inline" not in h:
+        return
+    inline = _dict(h["inline"], "inline", set(SIDE[kind]))
+    for k, v in inline.items():
+        if type(v) is not str or len(v) % 2 or any(c not in "0123456789abcdef" for c in v):
+            raise _fail(f"inline.{k}", "is not hex data")
+
+
+def _streams(h: dict, kind: str, payload_size: int | None) -> None:
+    streams = _list(h["streams"], "streams", MAX_STREAMS)
+    names = set()
+    counts = {p: 0 for p in NUMBERED[kind]}
+    total = 0
+    for i, s in enumerate(streams):
+        path = f"streams.{i}"
+        _dict(s, path, {"name", "coder", "size", "crc32"}, {"name", "coder", "size", "crc32"})
+        name = _str(s["name"], f"{path}.name", 64)
+        if s["coder"] not in CODERS:
+            raise _fail(f"{path}.coder", f"is not a known coder ({s['coder']!r}; made by a newer dulzip?)")
+        total += _int(s["size"], f"{path}.size", 0, MAX_LENGTH)
+        _int(s["crc32"], f"{path}.crc32", 0, (1 << 32) - 1)
+        if name in names:
+            raise _fail(f"{path}.name", f"repeats the stream name '{name}'")
+        names.add(name)
+        m = STREAM_NAME.fullmatch(name)
+        if name in SIDE[kind]:
+            if s["coder"] == "model":
+                raise _fail(f"{path}.coder", f"cannot be 'model' for side data '{name}'")
+        elif kind == "bytes" and name == "bytes" and len(streams) == 1:
+            pass
+        elif m and m.group(1) in counts:
+            if int(m.group(2)) != counts[m.group(1)]:
+                raise _fail(f"{path}.name", f"is out of order ('{name}')")
+            counts[m.group(1)] += 1
+        else:
+            raise _fail(f"{path}.name", f"is not a stream of a '{kind}' file ('{name}')")
+        if kind == "bytes" and s["coder"] == "model":
+            raise _fail(f"{path}.coder", "cannot be 'model' in a 'bytes' file")
+    if payload_size is not None and total > payload_size:
+        raise FormatError(f"truncated .dlz file (its streams need {total} bytes; {payload_size} follow the header)")
+    if payload_size is not None and total < payload_size:
+        raise FormatError(f"unexpected bytes after the last stream ({payload_size - total})")
+    _stream_counts(h, kind, counts)
+
+
+def _stream_counts(h: dict, kind: str, counts: dict[str, int]) -> None:
+    """Streams that the layout implies, so that the work a decode does is bounded by the file."""
+    lay = h.get("layout") or {}
+    if kind == "text":
+        want = -(-h["length"] // lay["block"])
+        if counts["text"] != want:
+            raise _fail("streams", f"has {counts['text']} text blocks where the length needs {want}")
+    elif kind == "wav":
+        want = -(-lay["frames"] // lay["block"]) * lay["channels"]
+        if counts["audio"] != want:
+            raise _fail("streams", f"has {counts['audio']} audio blocks where the layout needs {want}")
+    elif kind in ("png", "pnm"):
+        if counts["color"] == 0:
+            raise _fail("streams", "has no color stream")
+        if (lay.get("alpha") == "coded") != (counts["alpha"] > 0):
+            raise _fail("streams", "does not match layout.alpha")
+
+
+def image_sizes(h: dict) -> tuple[int, int]:
+    """(sub-pixels of the image, positions of its padded tiles) of a validated image header."""
+    lay = h["layout"]
+    H, W, C, T = lay["height"], lay["width"], lay["channels"], lay["tile"]
+    return H * W * C, -(-H // T) * -(-W // T) * T * T * C
+
+
+def decode_memory(h: dict, whole: bool = True) -> int:
+    """Bytes a decode of this validated header needs at most (an upper estimate, measured on the
+    shipped models: see tests/test_schema.py); ``whole``: the output is held in memory too
+    (api.decompress), not streamed out (api.decompress_stream)."""
+    kind, length = h["kind"], h["length"]
+    out = length if whole else 0
+    if kind == "bytes":
+        one = [s for s in h["streams"] if s["name"] == "bytes"]
+        piece = length if one else min(length, 1 << 24)
+        return out + 2 * piece
+    if kind == "text":
+        lay = h["layout"]
+        return out + 7 * (1 << lay["slot_bits"]) + 16 * min(length, lay["block"]) + (256 << 20)
+    if kind == "wav":
+        lay = h["layout"]
+        samples = lay["frames"] * lay["channels"]
+        return out + 2 * length + 24 * samples + 64 * min(lay["block"], lay["frames"]) + (256 << 20)
+    n, padded = image_sizes(h)
+    count_table = 3 << min(26, max(16, (64 * n).bit_length()))
+    return out + 2 * length + 64 * n + 200 * padded + count_table + (256 << 20)
