@@ -101,9 +101,20 @@ def _piece_limit(meta: dict, left: int) -> int:
     return left if meta["name"] == "bytes" else min(left, BYTES_CHUNK)
 
 
+def memory_needed(h: dict, whole: bool = True) -> int:
+    """schema.decode_memory for a validated header, with the image codec its model runs under."""
+    flow, configs = False, []
+    if h["kind"] in ("png", "pnm"):
+        from dulzip import zoo
+        cards = [c for c in zoo.all_cards() if c["name"] == h["model"]["name"]]
+        flow = any(c["architecture"] == "idf" for c in cards)
+        configs = [c.get("config") or {} for c in cards]
+    return decode_memory(h, whole, flow, configs)
+
+
 def check_memory(h: dict, opts: Options, whole: bool) -> None:
     """Refuse, before decoding, a file whose decode would need more than ``opts.max_memory``."""
-    need = decode_memory(h, whole)
+    need = memory_needed(h, whole)
     if need > opts.max_memory:
         raise UsageError(f"decoding this file needs about {need / 2**30:.1f} GiB of memory, above the limit of "
                          f"{opts.max_memory / 2**30:.1f} GiB (raise it with --max-memory)")
@@ -651,6 +662,8 @@ def decompress_stream(src, out, opts: Options | None = None) -> int:
     memory), images are decoded whole. Returns the length written; raises (after writing
     part of it) when the checksum does not match: the caller discards ``out`` then."""
     opts = opts or Options()
+    if not src.seekable():  # a pipe or FIFO: the header is checked against the file's size first
+        src = io.BytesIO(src.read())
     start = src.tell()
     h = read_header_file(src)
     kind = h["kind"]

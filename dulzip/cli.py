@@ -1,23 +1,41 @@
 """The ``dulzip`` command: zstd's conventions (see README)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import re
+import signal
 import sys
-import tempfile
+import traceback
 from pathlib import Path
 
 import click
 
 from dulzip import __version__
 from dulzip.errors import DulzipError
+from dulzip.outfile import atomic_output, same_file, writes_through
 
 SUFFIX = ".dlz"
 
 
 class Failure(Exception):
     """One input failed; the message is already user-facing."""
+
+
+class Stopped(BaseException):
+    """A signal (SIGINT, SIGTERM) asked dulzip to stop. Raised in the main thread, and not an
+    Exception nor a KeyboardInterrupt (which click would turn into "Aborted!"), so that every
+    ``with`` block unwinds, temporary files removed, up to ``entry``: exit 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.code = 128 + signum
+        self.message = "interrupted" if signum == signal.SIGINT else "terminated"
+
+
+def _stop(signum, frame) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second one ends at once (the next run removes what it left)
+    raise Stopped(signum)
 
 
 def _check_input(name: str) -> Path:
@@ -36,41 +54,8 @@ def _read_input(name: str) -> bytes:
 STREAM_MIN = 32 << 20  # inputs at least this large stream (text and bytes paths): bounded memory
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path | None, force: bool):
-    """A binary file that becomes ``path`` only when the block completes (a temporary file
-    beside it, flushed, then renamed): never a partial file. None: standard output."""
-    if path is None:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    if path.exists() and not force:
-        raise Failure(f"{path} already exists (use -f to overwrite)")
-    if path.is_dir():
-        raise Failure(f"{path} is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_atomic(path: Path, data: bytes, force: bool) -> None:
     with atomic_output(path, force) as f:
-        f.write(data)
-
-
-def _emit(out: Path | None, data: bytes, force: bool) -> None:
-    with atomic_output(out, force) as f:
         f.write(data)
 
 
@@ -101,15 +86,80 @@ def _run_each(inputs, verbose: int, fn) -> None:
         except KeyboardInterrupt:
             click.echo("dulzip: interrupted", err=True)
             sys.exit(130)
+        except Exception as e:  # a bug (RecursionError too): still one line, and the next file
+            failed += 1
+            _internal_error(e, verbose, name)
     if failed:
         if len(inputs) > 1:
             click.echo(f"dulzip: {failed} of {len(inputs)} files failed", err=True)
         sys.exit(1)
 
 
-def _options(model="auto", exact=False, device="auto", threads=0, progress=False, tile=None):
+def _internal_error(e: BaseException, verbose: int, name: str | None = None) -> None:
+    """A bug, not the user's doing: one line that says so, not a traceback a user would take
+    for the answer; with -v the traceback first (for a bug report)."""
+    if verbose:
+        click.echo("".join(traceback.format_exception(e)).rstrip(), err=True)
+    text = " ".join(str(e).split())[:300]  # one line, whatever the message holds
+    hint = "" if verbose else " (run with -v for a traceback)"
+    where = f"{name}: " if name else ""
+    click.echo(f"dulzip: {where}internal error: {type(e).__name__}: {text}{hint}", err=True)
+
+
+def _check_output(name: str, out: Path | None, force: bool) -> bool:
+    """Refuse, before any work, an output that would lose data: the input itself (through a
+    link too), an existing file without -f, a symbolic link, a directory (see
+    outfile.writes_through). Returns whether ``out`` will be a regular file of ours: only then
+    may --rm delete the source (never after writing into /dev/null, a FIFO or standard output)."""
+    if out is None:
+        return False
+    if name != "-" and same_file(name, out):
+        raise Failure(f"the output {out} is the input file itself; refused")
+    return not writes_through(out, force)
+
+
+def _kept_note(name: str, out: Path, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"dulzip: {name}: source kept ({out} is not a regular file)", err=True)
+
+
+class _Counted:
+    """A file that counts the bytes written to it (the size of a device says nothing)."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def write(self, data) -> int:
+        self.n += memoryview(data).nbytes
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def _options(model="auto", exact=False, device="auto", threads=0, progress=False, tile=None, max_memory=None):
     from dulzip.api import Options
-    return Options(model=model, exact=exact, device=device, threads=threads, tile=tile, progress=progress)
+    opts = Options(model=model, exact=exact, device=device, threads=threads, tile=tile, progress=progress)
+    if max_memory is not None:
+        opts.max_memory = max_memory
+    return opts
+
+
+class ByteSize(click.ParamType):
+    """A size in bytes: 4G, 512M, 1.5GiB, 300000 (K, M, G, T: powers of 1024)."""
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(value).lower())
+        if not m:
+            self.fail(f"{value!r} is not a size (e.g. 4G, 512M)", param, ctx)
+        return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+
+
+MAX_MEMORY = click.option("--max-memory", type=ByteSize(), default=None,
+                          help="Refuse to decode a file that needs more memory than this (default 4G).")
 
 
 def _show_progress(quiet: bool, no_progress: bool) -> bool:
@@ -127,6 +177,7 @@ common = [
     click.option("-q", "--quiet", is_flag=True),
     click.option("-v", "--verbose", count=True),
     click.option("--no-progress", is_flag=True, help="No progress bar."),
+    MAX_MEMORY,
 ]
 
 
@@ -161,45 +212,47 @@ def main() -> None:
 @click.option("--model-only", is_flag=True, hidden=True, help="Never fall back to zstd (tests, benchmarks).")
 @with_common
 def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, remove, keep, device, threads,
-             quiet, verbose, no_progress):
+             quiet, verbose, no_progress, max_memory):
     """Compress files (FILE -> FILE.dlz; '-' reads standard input)."""
     from dulzip import api
     _check_outputs(inputs, output, to_stdout)
     opts = _options(model, exact, device, threads, _show_progress(quiet, no_progress), tile)
     opts.fallback = not model_only
+    verify_opts = _options(device=device, threads=threads, max_memory=max_memory)  # --rm decodes before removing
 
     def one(name: str) -> None:
         to_out = to_stdout or (name == "-" and output is None)
         if to_out and sys.stdout.isatty():
             raise Failure("refusing to write compressed data to a terminal (use -o or redirect)")
         out = None if to_out else (output or Path(name + SUFFIX))
-        if out is not None and out.exists() and not force:
-            raise Failure(f"{out} already exists (use -f to overwrite)")
+        if name != "-":
+            _check_input(name)
+        removes = _check_output(name, out, force) and remove and name != "-"
         if _streams(name):
             size = Path(name).stat().st_size
             with open(name, "rb") as src, atomic_output(out, force) as f:
+                f = _Counted(f)
                 api.compress_stream(src, f, opts, size)
-                if remove and out is not None:  # verify before the source goes
+                if removes:  # verify before the source goes
                     f.flush()
                     with open(f.name, "rb") as check:
-                        api.decompress_stream(check, _Null(), _options(device=device, threads=threads))
-            if not quiet and out is not None:
-                packed = out.stat().st_size
-                click.echo(f"{name}: {size} -> {packed} bytes ({100.0 * packed / max(1, size):.2f}%) {out}", err=True)
-            if remove and out is not None:
-                os.unlink(name)
-            return
-        data = _read_input(name)
-        blob = api.compress(data, opts)
-        if remove and name != "-" and out is not None:
-            if api.decompress(blob, _options(device=device, threads=threads)) != data:
-                raise Failure("verification failed; source kept")
-        _emit(out, blob, force)
+                        api.decompress_stream(check, _Null(), verify_opts)
+            size_in, size_out = size, f.n
+        else:
+            with atomic_output(out, force) as f:  # opened first, as zstd does: an unwritable output fails before the work
+                data = _read_input(name)
+                blob = api.compress(data, opts)
+                if removes and api.decompress(blob, verify_opts) != data:
+                    raise Failure("verification failed; source kept")
+                f.write(blob)
+            size_in, size_out = len(data), len(blob)
         if not quiet and out is not None:
-            ratio = 100.0 * len(blob) / max(1, len(data))
-            click.echo(f"{name}: {len(data)} -> {len(blob)} bytes ({ratio:.2f}%) {out}", err=True)
-        if remove and name != "-" and out is not None:
+            ratio = 100.0 * size_out / max(1, size_in)
+            click.echo(f"{name}: {size_in} -> {size_out} bytes ({ratio:.2f}%) {out}", err=True)
+        if removes:
             os.unlink(name)
+        elif remove and name != "-" and out is not None:
+            _kept_note(name, out, quiet)
 
     _run_each(inputs, verbose, one)
 
@@ -213,30 +266,34 @@ def _decompressed_name(name: str) -> Path:
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @with_common
-def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, quiet, verbose, no_progress):
+def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, quiet, verbose, no_progress,
+               max_memory):
     """Decompress .dlz files (FILE.dlz -> FILE)."""
     from dulzip import api
     _check_outputs(inputs, output, to_stdout)
-    opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress))
+    opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress),
+                    max_memory=max_memory)
 
     def one(name: str) -> None:
         to_out = to_stdout or (name == "-" and output is None)
         out = None if to_out else (output or _decompressed_name(name))
-        if out is not None and out.exists() and not force:
-            raise Failure(f"{out} already exists (use -f to overwrite)")
+        removes = _check_output(name, out, force) and remove and name != "-"
         # into a file: streamed (the temporary file is dropped on any error); into standard
         # output only when large (else decoded whole first, so an error writes nothing)
         if name != "-" and (out is not None or _check_input(name).stat().st_size >= STREAM_MIN):
             with open(name, "rb") as src, atomic_output(out, force) as f:
                 n = api.decompress_stream(src, f, opts)  # checksum verified inside: else nothing is kept
         else:
-            data = api.decompress(_read_input(name), opts)
-            _emit(out, data, force)
+            with atomic_output(out, force) as f:
+                data = api.decompress(_read_input(name), opts)
+                f.write(data)
             n = len(data)
         if not quiet and out is not None and verbose:
             click.echo(f"{name}: {n} bytes -> {out}", err=True)
-        if remove and name != "-" and out is not None:
+        if removes:
             os.unlink(name)
+        elif remove and name != "-" and out is not None:
+            _kept_note(name, out, quiet)
 
     _run_each(inputs, verbose, one)
 
@@ -247,17 +304,20 @@ def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, 
 @click.option("-T", "--threads", type=click.IntRange(0, 1024), default=0)
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--no-progress", is_flag=True)
-def test(inputs, device, threads, quiet, no_progress):
+@click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
+@MAX_MEMORY
+def test(inputs, device, threads, quiet, no_progress, verbose, max_memory):
     """Decode .dlz files and verify them, writing nothing."""
     from dulzip import api
-    opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress))
+    opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress),
+                    max_memory=max_memory)
 
     def one(name: str) -> None:
         data = api.decompress(_read_input(name), opts)
         if not quiet:
             click.echo(f"{name}: OK ({len(data)} bytes)", err=True)
 
-    _run_each(inputs, 0, one)
+    _run_each(inputs, verbose, one)
 
 
 def describe_lines(name: str, blob: bytes) -> list[str]:
@@ -309,7 +369,8 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
 @main.command(name="list")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw header as JSON.")
-def list_cmd(inputs, as_json):
+@click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
+def list_cmd(inputs, as_json, verbose):
     """Show what a .dlz file holds (header, model, bits per dimension)."""
     from dulzip.api import describe
 
@@ -320,11 +381,12 @@ def list_cmd(inputs, as_json):
         else:
             click.echo("\n".join(describe_lines(name, blob)))
 
-    _run_each(inputs, 0, one)
+    _run_each(inputs, verbose, one)
 
 
 @main.command()
-def models():
+@click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
+def models(verbose):
     """List the installed models."""
     from dulzip import zoo
     every = zoo.all_cards()
@@ -384,9 +446,10 @@ def models():
               help="charrnn: bytes of training text whose coding primes the shipped adaptive state (0: none).")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
+@click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
 def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, levels, embed, seg_order,
           resid, time_limit, gray_fraction,
-          device, init_from, export_name, models_dir, prime_bytes, threads, no_progress):
+          device, init_from, export_name, models_dir, prime_bytes, threads, no_progress, verbose):
     """Train a model (resumable) and optionally export it to the model zoo.
 
     MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
@@ -425,7 +488,8 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
 @click.option("-m", "--model", default="auto", show_default=True)
 @click.option("--limit", type=int, default=0, help="Only the first N files.")
 @click.option("-T", "--threads", type=int, default=0)
-def bench(folder, out, name, model, limit, threads):
+@click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
+def bench(folder, out, name, model, limit, threads, verbose):
     """Benchmark on a folder: real .dlz sizes beside baselines, in bits per sample for a folder
     of mostly WAV files, in bits per sub-pixel for images, else in bits per byte (text and other files)."""
     from dulzip.bench.audiorunner import is_wav_folder, run_audio_bench
@@ -444,15 +508,53 @@ def bench(folder, out, name, model, limit, threads):
 
 
 def entry() -> None:
-    """Console entry: ``dulzip -d FILE`` means ``dulzip decompress FILE``; errors are one line."""
+    """Console entry: ``dulzip -d FILE`` means ``dulzip decompress FILE``. Every error is one
+    line and exit 1 (a bug's traceback only with -v); SIGINT and SIGTERM remove the temporary
+    file and exit 130 and 143."""
     argv = sys.argv[1:]
     if argv and argv[0] in ("-d", "--decompress"):
         argv = ["decompress"] + argv[1:]
+    previous = _catch_signals()
     try:
         main.main(args=argv, prog_name="dulzip", standalone_mode=True)
-    except DulzipError as e:  # errors outside the per-file loops
-        click.echo(f"dulzip: {e}", err=True)
+    except Stopped as e:
+        click.echo(f"dulzip: {e.message}", err=True)
+        sys.exit(e.code)
+    except (DulzipError, OSError, MemoryError) as e:  # errors outside the per-file loops
+        click.echo(f"dulzip: {_message(e)}", err=True)
         sys.exit(1)
+    except Exception as e:
+        _internal_error(e, _verbose(argv))
+        sys.exit(1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _catch_signals() -> dict:
+    """SIGINT and SIGTERM raise Stopped, unless whoever started dulzip ignores them (nohup,
+    a background job): returns the handlers replaced."""
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            handler = signal.getsignal(sig)
+            if handler is not None and handler != signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _stop)
+        except ValueError:  # not the main thread: signals stay as they are
+            break
+    return previous
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e) or "out of memory"
+
+
+def _verbose(argv: list[str]) -> bool:
+    """-v anywhere on the command line (for errors outside a command's own handling)."""
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    return any(w == "--verbose" or re.fullmatch(r"-[a-zA-Z]*v[a-zA-Z]*", w) for w in words)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def _dict(v, path: str, allowed: set[str], required: set[str] = frozenset()) -> 
         raise _fail(path, "is not a table")
     for k in v:
         if k not in allowed:
-            raise FormatError(f"the .dlz header has an unknown field '{path}.{k}' (made by a newer dulzip?)")
+            raise FormatError(f"the .dlz header has an unknown field '{path + '.' if path else ''}{k}' "
+                              "(made by a newer dulzip?)")
     for k in required:
         if k not in v:
             raise _fail(f"{path}.{k}", "is missing")
@@ -210,8 +211,10 @@ def _audio(h: dict) -> None:
     _int(lay["block"], "layout.block", 1, 1 << 26)
     _int(lay["max_streams"], "layout.max_streams", 1, 4096)
     _int(lay["seg_min"], "layout.seg_min", 1, 1 << 26)
-    if "canonical" in lay:
-        _bool(lay["canonical"], "layout.canonical")
+    if "canonical" in lay and _bool(lay["canonical"], "layout.canonical"):
+        align = lay["channels"] * lay["bits"] // 8
+        if lay["rate"] * align >= 1 << 32 or 36 + lay["frames"] * align >= 1 << 32:
+            raise _fail("layout.canonical", "is set on audio that a 44-byte WAV header cannot describe")
     if lay.get("stereo", "lr") not in ("lr", "side") or (lay.get("stereo") == "side" and lay["channels"] != 2):
         raise _fail("layout.stereo", f"is not a stereo coding of this file ({lay.get('stereo')!r})")
 
@@ -294,29 +297,57 @@ def _stream_counts(h: dict, kind: str, counts: dict[str, int]) -> None:
 
 
 def image_sizes(h: dict) -> tuple[int, int]:
-    """(sub-pixels of the image, positions of its padded tiles) of a validated image header."""
+    """(sub-pixels of the image, sub-pixels of its padded tiles) of a validated image header."""
     lay = h["layout"]
     H, W, C, T = lay["height"], lay["width"], lay["channels"], lay["tile"]
     return H * W * C, -(-H // T) * -(-W // T) * T * T * C
 
 
-def decode_memory(h: dict, whole: bool = True) -> int:
-    """Bytes a decode of this validated header needs at most (an upper estimate, measured on the
-    shipped models: see tests/test_schema.py); ``whole``: the output is held in memory too
-    (api.decompress), not streamed out (api.decompress_stream)."""
+# What a decode costs, measured on the shipped models (benchmarks/decode_memory.py, whose report
+# shows each estimate beside the real peak): the process itself (interpreter, torch, numba, a
+# model), then per unit of what the header says.
+BASE = 700 << 20
+FLOW = (16, 600 << 20)  # a flow-coded image: bytes per sub-pixel, and the work on one batch of tiles
+AR_PLAN = 2200  # an autoregressive image: bytes per position of one tile for the decode plan (once)
+AR_POSITION = 200  # bytes per position of every tile (levels, means, masks)
+PIXELCNN = {"channels": 128, "layers": 8, "kv": 2, "kw": 2, "kh": 3}  # the shipped shape: the default
+
+
+def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list[dict] = ()) -> int:
+    """Bytes a decode of this validated header needs at most (an upper estimate); ``whole``: the
+    output is held in memory too (api.decompress), not streamed out (api.decompress_stream);
+    ``flow``: an image coded by a flow (passes over tiles, no per-position decoding state);
+    ``configs``: the configurations of the installed versions of the file's model (the largest
+    counts; none: the shipped PixelCNN's)."""
     kind, length = h["kind"], h["length"]
     out = length if whole else 0
     if kind == "bytes":
         one = [s for s in h["streams"] if s["name"] == "bytes"]
         piece = length if one else min(length, 1 << 24)
-        return out + 2 * piece
+        return out + BASE + 2 * piece
     if kind == "text":
         lay = h["layout"]
-        return out + 7 * (1 << lay["slot_bits"]) + 16 * min(length, lay["block"]) + (256 << 20)
+        return out + BASE + 7 * (1 << lay["slot_bits"]) + 64 * min(length, lay["block"])
     if kind == "wav":
         lay = h["layout"]
-        samples = lay["frames"] * lay["channels"]
-        return out + 2 * length + 24 * samples + 64 * min(lay["block"], lay["frames"]) + (256 << 20)
-    n, padded = image_sizes(h)
+        return out + BASE + 2 * length + 32 * lay["frames"] * lay["channels"] + 256 * min(lay["block"], lay["frames"])
+    n, _ = image_sizes(h)
+    if flow:
+        return out + BASE + 2 * length + FLOW[0] * n + FLOW[1]
+    lay = h["layout"]
+    T = lay["tile"]
+    tiles = -(-lay["height"] // T) * -(-lay["width"] // T)
+    state = max(_tile_state(T, c) for c in (list(configs) or [{}]))
     count_table = 3 << min(26, max(16, (64 * n).bit_length()))
-    return out + 2 * length + 64 * n + 200 * padded + count_table + (256 << 20)
+    return out + BASE + 2 * length + AR_PLAN * T * T + tiles * (state + AR_POSITION * T * T) + count_table
+
+
+def _tile_state(T: int, config: dict) -> int:
+    """Bytes of one tile's decoding state in the wavefront stepper (exact.pixelcnn.WaveStepper):
+    the rings of its vertical and horizontal stacks, in float64 at most."""
+    c = {**PIXELCNN, **{k: v for k, v in config.items() if k in PIXELCNN and type(v) is int and 0 < v < 4096}}
+    L, kv, kw, kh = c["layers"], c["kv"], c["kw"], c["kh"]
+    delay, lead = L * kw + 1, (L - 1) * kw
+    rows_v, rows_h = (T - 1 + lead) // delay + kv + 1, -(-T // delay)
+    rings = (rows_v * (T + 2 * kw) + rows_h * (T + kh - 1)) * L * c["channels"]
+    return 8 * rings + 16 * (T + kv) * (T + max(kw, kh) + kw)

@@ -195,3 +195,21 @@ def test_range_decoder_stops_on_garbage():
     with pytest.raises(CorruptDataError, match="ends before"):
         for _ in range(100):
             dec.decode(p[:50])
+
+
+def test_cli_max_memory_refuses_with_one_line(files, tmp_path):
+    from click.testing import CliRunner
+    from dulzip.cli import main
+    p = tmp_path / "x.ppm.dlz"
+    p.write_bytes(files["image"][1])
+    r = CliRunner().invoke(main, ["decompress", "--max-memory", "100M", str(p)])
+    assert r.exit_code == 1 and "max-memory" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.ppm").exists() and sorted(x.name for x in tmp_path.iterdir()) == ["x.ppm.dlz"]
+    r = CliRunner().invoke(main, ["test", "--max-memory", "8G", str(p)])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("text,value", [("4G", 4 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29), ("300000", 300000)])
+def test_byte_sizes(text, value):
+    from dulzip.cli import ByteSize
+    assert ByteSize().convert(text, None, None) == value

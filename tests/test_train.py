@@ -206,3 +206,83 @@ def test_a_wider_model_grown_from_a_checkpoint_computes_the_same():
         grow_into(IDF(IDFConfig(levels=2, couplings=3, hidden=12)), small.state_dict())
     with pytest.raises(ValueError, match="does not fit"):
         grow_into(IDF(IDFConfig(levels=2, couplings=2, hidden=4, prior_hidden=8)), small.state_dict())
+
+
+class _Planted:
+    """Unpickling this runs a shell command: what a hostile checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch '{self.marker}'",)
+
+
+def _hostile(path, marker, how: str) -> None:
+    import pickle
+
+    import torch
+    payload = {"model": {"w": _Planted(marker)}, "step": 0}
+    if how == "torch.save":
+        torch.save(payload, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump(payload, f)
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle.dump"])
+def test_a_hostile_checkpoint_is_refused_never_run(tmp_path, how):
+    from dulzip.errors import FormatError
+    from dulzip.train.export import export_checkpoint
+    from dulzip.train.loop import load_checkpoint
+    ck, marker = tmp_path / "checkpoint.pt", tmp_path / "pwned"
+    _hostile(ck, marker, how)
+    with pytest.raises(FormatError, match="is not a dulzip checkpoint") as e:
+        load_checkpoint(ck)
+    assert "\n" not in str(e.value) and not marker.exists()
+    with pytest.raises(FormatError):
+        export_checkpoint(ck, "x", tmp_path / "models")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(FormatError, match="junk.pt is not a dulzip checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("via", ["--init-from", "resume"])
+def test_dulzip_train_refuses_a_hostile_checkpoint_in_one_line(tmp_path, monkeypatch, capsys, via):
+    """Through the console entry: one line, exit 1, the planted command never run."""
+    import sys
+
+    from dulzip.cli import entry
+    run, marker = tmp_path / "run", tmp_path / "pwned"
+    run.mkdir()
+    ck = run / "checkpoint.pt" if via == "resume" else tmp_path / "foreign.pt"
+    _hostile(ck, marker, "torch.save")
+    argv = ["dulzip", "train", "--data", str(DATA), "--out", str(run), "--steps", "1", "--channels", "4",
+            "--layers", "2", "--no-progress"] + (["--init-from", str(ck)] if via == "--init-from" else [])
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as e:
+        entry()
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1 and "is not a dulzip checkpoint" in err
+    assert not marker.exists()
+
+
+def test_a_saved_checkpoint_loads_as_plain_data(tmp_path):
+    """What save_checkpoint stores (weights, the optimizer's state, the EMA, configs, the RNG
+    state) all loads under weights_only, so resuming keeps working."""
+    import torch
+
+    from dulzip.models.made import MADE, MADEConfig
+    from dulzip.train.loop import TrainConfig, load_checkpoint, save_checkpoint
+    model = MADE(MADEConfig(size=4, hidden=4, mixtures=2))
+    opt = torch.optim.Adam(model.parameters())
+    model.loss(torch.randint(0, 256, (2, 1, 4, 4)), torch.zeros(2, dtype=torch.bool)).backward()
+    opt.step()
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    save_checkpoint(tmp_path / "c.pt", model, opt, ema, 7, 1.5, TrainConfig(data="d", out="o"))
+    ck = load_checkpoint(tmp_path / "c.pt")
+    assert ck["step"] == 7 and ck["arch"] == "made" and ck["train_config"]["scales"] == (1, 2)
+    assert torch.equal(ck["rng"], torch.get_rng_state()) and set(ck["ema"]) == set(ck["model"])
+    opt.load_state_dict(ck["opt"])

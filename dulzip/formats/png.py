@@ -385,9 +385,14 @@ def serialize_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def deserialize_chunks(blob: bytes) -> list[tuple[bytes, bytes]]:
+    """Inverse of :func:`serialize_chunks`; ValueError when ``blob`` is not such a list."""
     out, pos = [], 0
     while pos < len(blob):
+        if pos + 8 > len(blob):
+            raise ValueError("the kept PNG chunks are cut off")
         (n,) = struct.unpack_from(">I", blob, pos)
+        if pos + 8 + n > len(blob):
+            raise ValueError("the kept PNG chunks are cut off")
         out.append((blob[pos + 4:pos + 8], blob[pos + 8:pos + 8 + n]))
         pos += 8 + n
     return out

@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
+import re
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -12,6 +15,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from dulzip.errors import FormatError
 from dulzip.models import charrnn, idf, made, pixelcnn, wavenet
 from dulzip.train.data import AudioSampler, CropSampler, ImageSampler, TextSampler, load_images
 
@@ -93,8 +97,36 @@ def save_checkpoint(path: Path, model, opt, ema: dict, step: int, elapsed: float
 
 
 def load_checkpoint(path: Path) -> dict:
-    # Our own training checkpoints (optimizer state included); shipped weights are safetensors.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """One of our training checkpoints (optimizer state included; shipped weights are
+    safetensors). A checkpoint is a pickle, and unpickling runs whatever code the file names:
+    one passed to --init-from or left in a run folder may come from anyone, so only tensors
+    and plain data are accepted (``weights_only``), which is all ``save_checkpoint`` stores.
+    Anything else is refused with FormatError, never run."""
+    try:
+        with warnings.catch_warnings():  # torch warns of pickle protocols on foreign files
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as e:  # whatever a hostile or damaged file makes the loader raise
+        raise FormatError(f"{path} is not a dulzip checkpoint ({_load_failure(e)})") from None
+    if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
+        raise FormatError(f"{path} is not a dulzip checkpoint (no model weights in it)")
+    return ck
+
+
+def _load_failure(e: Exception) -> str:
+    """Why torch.load refused a file, in a few words (its own message is a paragraph)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    if found:
+        return f"it would import {found[1]}; only tensors and plain data are loaded"
+    if isinstance(e, pickle.UnpicklingError):
+        return "not tensors and plain data"
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
+
+
+class CheckpointMismatch(FormatError, ValueError):
+    """A checkpoint whose tensors do not fit the model asked for (a user's error: one line)."""
 
 
 def grow_into(model: torch.nn.Module, state: dict) -> None:
@@ -108,7 +140,8 @@ def grow_into(model: torch.nn.Module, state: dict) -> None:
     is an error."""
     own = model.state_dict()
     if set(own) != set(state):
-        raise ValueError(f"checkpoint does not fit this model: keys differ ({sorted(set(own) ^ set(state))[:3]})")
+        differ = sorted(set(own) ^ set(state))[:3]
+        raise CheckpointMismatch(f"checkpoint does not fit this model: keys differ ({differ})")
     grown = {}
     for k, new in own.items():
         old = state[k]
@@ -116,7 +149,8 @@ def grow_into(model: torch.nn.Module, state: dict) -> None:
             grown[k] = old
             continue
         if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
-            raise ValueError(f"checkpoint does not fit this model: {k} {tuple(old.shape)} -> {tuple(new.shape)}")
+            raise CheckpointMismatch(f"checkpoint does not fit this model: {k} {tuple(old.shape)} -> "
+                                     f"{tuple(new.shape)}")
         t = new.clone()
         if t.dim() >= 2:
             t[: old.shape[0], old.shape[1]:] = 0  # new inputs of the old units
