@@ -213,3 +213,16 @@ def test_cli_max_memory_refuses_with_one_line(files, tmp_path):
 def test_byte_sizes(text, value):
     from dulzip.cli import ByteSize
     assert ByteSize().convert(text, None, None) == value
+
+
+def test_short_text_from_a_pipe_gets_small_tables():
+    """A 159-byte text from standard input (size unknown) made a file whose decode took 860 MB:
+    its count tables were sized for any length. A text that ends within its first block is now
+    sized to its length, as a file of known size is."""
+    text = b"The quick brown fox jumps over the lazy dog; " * 3 + b"and then some more words.\n"
+    out = io.BytesIO()
+    api.compress_stream(io.BytesIO(text), out, api.Options(device="cpu", threads=1, model="charrnn"))
+    h = unpack(out.getvalue()).header
+    assert h["kind"] == "text" and h["layout"]["slot_bits"] < 20
+    assert decode_memory(h) < 1 << 30
+    assert api.decompress(out.getvalue(), OPTS) == text
