@@ -2,7 +2,7 @@
 the originals byte for byte: the proof that a file made on one device decodes on another.
 
     python benchmarks/check_gpu_files.py runs/gpu/gpu-files.tar --originals data/corpora \\
-        --models models --report benchmarks/results/gpu-to-cpu.json
+        --models dulzip/models_data --report benchmarks/results/gpu-to-cpu.json
 
 Members of the tar are ``<corpus>/<image>.png.dlz``; the original is
 ``<originals>/<corpus>/<image>.png``. Writes a JSON report; exit status 1 if any differs.

@@ -1,4 +1,4 @@
-"""Write measured benchmark results into a model card and regenerate models/README.md.
+"""Write measured benchmark results into a model card (dulzip/models_data/) and regenerate models/README.md.
 
     python benchmarks/update_card.py pixelcnn benchmarks/results/photos-test.json
     python benchmarks/update_card.py charrnn benchmarks/results/prose-test.json --also benchmarks/results/code-test.json
@@ -19,7 +19,9 @@ def render_readme(models: Path) -> str:
     lines = ["# Shipped models", "",
              "Weights are safetensors (integer tensors of the exact runtime, loaded without pickle), "
              "named with their sha256 prefix; each card (`<name>-<sha256 prefix>.json`, beside the weights of the same name) holds the architecture, config, "
-             "parameter count, training data and steps, hardware, and measured results on held-out data.",
+             "parameter count, training data and steps, hardware, and measured results on held-out data. "
+             "Both are in [dulzip/models_data](../dulzip/models_data), package data that every install of "
+             "dulzip carries (a wheel, `pip install .`, a checkout).",
              "", "| model | architecture | parameters | held-out corpus | dulzip bits/sub-pixel | PNG | WebP | "
              "JPEG-XL | zstd -19 | weights |", "|---|---|---|---|---|---|---|---|---|---|"]
     every = [c for c in (json.loads(p.read_text()) for p in sorted(models.glob("*.json"))) if "weights" in c]
@@ -112,7 +114,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("bench_json", type=Path)
-    ap.add_argument("--models", type=Path, default=ROOT / "models")
+    ap.add_argument("--models", type=Path, default=ROOT / "dulzip" / "models_data", help="cards and weights")
+    ap.add_argument("--readme", type=Path, default=ROOT / "models" / "README.md", help="the models' README to rewrite")
     ap.add_argument("--run", type=Path, default=None, help="training run folder (metrics.jsonl)")
     ap.add_argument("--hardware", default=None)
     ap.add_argument("--data", default=None, help="what the training data was")
@@ -137,7 +140,7 @@ def main() -> None:
     if args.description:
         card["description"] = args.description
     card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (args.models / "README.md").write_text(render_readme(args.models))
+    args.readme.write_text(render_readme(args.models))
 
 
 if __name__ == "__main__":

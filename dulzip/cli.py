@@ -441,7 +441,7 @@ def models(verbose):
               help="Start from this checkpoint's weights (fine-tuning); a wider model (e.g. a larger "
                    "--hidden) grows from them, computing the same at first.")
 @click.option("--export", "export_name", default=None, help="Export the result as this model name.")
-@click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: models/).")
+@click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: $DULZIP_MODELS, else the package's models folder, dulzip/models_data/ of a checkout; an installed package: give a folder of your own and point DULZIP_MODELS to it).")
 @click.option("--prime-bytes", type=int, default=1 << 20, show_default=True,
               help="charrnn: bytes of training text whose coding primes the shipped adaptive state (0: none).")
 @click.option("-T", "--threads", type=int, default=0)

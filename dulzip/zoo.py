@@ -1,7 +1,9 @@
-"""Shipped models: names -> weights files in ``models/``, checked by sha256.
+"""Shipped models: names -> weights files in ``dulzip/models_data/``, checked by sha256.
 
-Each model has a card ``models/<name>-<sha256 prefix>.json`` beside its weights (architecture, config, training, measured
+Each model has a card ``<name>-<sha256 prefix>.json`` beside its weights (architecture, config, training, measured
 results, weights file and its sha256) and safetensors weights, loaded without pickle.
+The folder is package data inside the package (not a top-level folder mapped in at build time): a checkout,
+an editable install and a wheel all find it beside this file.
 ``DULZIP_MODELS`` points to another models folder.
 
 A name may have older versions: their cards say ``"retired"`` (and which weights replaced them). New
@@ -25,9 +27,13 @@ from dulzip.errors import ModelMismatchError, UsageError
 from dulzip.models.registry import ARCHITECTURES
 
 
+SHIPPED = Path(__file__).resolve().parent / "models_data"
+
+
 def models_dir() -> Path:
+    """The models folder: ``$DULZIP_MODELS`` if set, else the package's own ``models_data``."""
     env = os.environ.get("DULZIP_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Path(env) if env else SHIPPED
 
 
 def all_cards() -> list[dict]:

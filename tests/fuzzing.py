@@ -775,7 +775,7 @@ def m_model(seed: Seed, rng: random.Random):
 def model_cards() -> list[dict]:
     """Every installed model card (retired versions too), read as ``dulzip.zoo`` reads them but
     without importing it: the fuzzer's parent process stays free of torch."""
-    folder = Path(os.environ.get("DULZIP_MODELS") or ROOT / "models")
+    folder = Path(os.environ.get("DULZIP_MODELS") or ROOT / "dulzip" / "models_data")
     cards = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     return [c for c in cards if isinstance(c, dict) and "weights" in c and "name" in c and "sha256" in c]
 

@@ -17,7 +17,7 @@ def _shipped_round_trip(name: str, data: bytes, model: str = "auto") -> tuple[by
     """Skip without the shipped model; else check its weights against its card, compress
     ``data`` on the model path, check the decode, and return (the .dlz, its header, the sha256)."""
     if name not in zoo.cards():
-        pytest.skip(f"no shipped {name} in models/")
+        pytest.skip(f"no shipped {name} in {zoo.models_dir()}")
     net, digest = zoo.load(name)
     assert digest == zoo.card(name)["sha256"]
     blob = api.compress(data, api.Options(model=model, fallback=False, device="cpu"))
