@@ -34,7 +34,7 @@ sys.exit(code)
 
 def _python(code: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))  # this checkout's dulzip, wherever pytest runs
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, timeout=120, check=False)
 
 
 def dulzip(*args: str) -> tuple[int, bytes, list[str]]:
