@@ -1,6 +1,12 @@
 """Bytes-level compression and decompression: format sniffing, planes, streams, container.
 
 No command-line concerns here (see cli.py); errors are :mod:`dulzip.errors` exceptions.
+
+Start-up: this module imports only what the bytes path needs (the container, its schema, zstd).
+numpy, torch, numba, the codecs, Pillow and tqdm are imported inside the functions that use
+them, once sniffing (:mod:`dulzip.formats.sniff`, :func:`looks_like_text`, model cards as JSON)
+has sent the input to a model: a file that goes to zstd, and ``dulzip list``, never load them
+(tests/test_startup.py).
 """
 from __future__ import annotations
 
@@ -9,24 +15,22 @@ import io
 import tempfile
 import zlib
 from dataclasses import dataclass
-
-import numpy as np
-import torch
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from dulzip import __version__
-from dulzip.codecs.audio import AudioLayout, decode_audio, encode_audio
-from dulzip.codecs.flow import decode_flow, encode_flow
-from dulzip.codecs.image import Stream, decode_planes, encode_planes
-from dulzip.codecs.text import Layout, TextCoder
-from dulzip.exact.textmix import MIXER_VERSION, SLOT_BITS
-from dulzip.exact.imagemix import IMAGE_MIXER_VERSION, slot_bits_for
+from dulzip.coding import zstdio
 from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
                               unpack, write_container)
 from dulzip.errors import CorruptDataError, FormatError, UsageError
-from dulzip.formats import png, pnm, wav
-from dulzip.coding import zstdio
+from dulzip.formats import sniff
 from dulzip.schema import DEFAULT_MAX_MEMORY, decode_memory
+
+if TYPE_CHECKING:  # annotations only: imported where used (start-up)
+    import numpy as np
+
+    from dulzip.codecs.audio import AudioLayout
+    from dulzip.codecs.text import Layout
+    from dulzip.formats import wav
 
 DEFAULT_IMAGE_MODEL = "pixelcnn"
 FLOW_MODEL = "idf"  # images of more than PIXELCNN_MAX_TILES tiles, where installed
@@ -64,6 +68,7 @@ def checksum(data: bytes) -> str:
 
 
 def resolve_device(device: str) -> str:
+    import torch
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -127,6 +132,7 @@ def split_planes(pixels: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray | Non
     Redundancy found before modelling: gray stored as RGB (R = G = B) is coded as gray, a
     constant alpha plane as its value.
     """
+    import numpy as np
     H, W, C = pixels.shape
     layout = {"height": H, "width": W, "channels": C}
     color = pixels[:, :, :3] if C >= 3 else pixels[:, :, :1]
@@ -145,6 +151,7 @@ def split_planes(pixels: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray | Non
 
 
 def join_planes(color: np.ndarray, layout: dict, alpha: np.ndarray | None) -> np.ndarray:
+    import numpy as np
     H, W, C = layout["height"], layout["width"], layout["channels"]
     out = np.empty((H, W, C), dtype=np.uint8)
     nc = 3 if C >= 3 else 1
@@ -156,7 +163,8 @@ def join_planes(color: np.ndarray, layout: dict, alpha: np.ndarray | None) -> np
 
 def _sniff_image(data: bytes, opts: Options):
     """(kind, pixels, extras streams, header extras, exact) for images the model takes, else None."""
-    if data.startswith(png.SIGNATURE):
+    if sniff.looks_like_png(data):
+        from dulzip.formats import png
         try:
             p = png.parse(data)
         except png.NotModelable:
@@ -186,6 +194,9 @@ def _sniff_image(data: bytes, opts: Options):
         else:
             side["png.filters4"] = packed
         return "png", p.pixels, side, extras, p.zlib_params is not None
+    if not sniff.looks_like_pnm(data):
+        return None
+    from dulzip.formats import pnm
     q = pnm.parse(data)
     if q is not None:
         return "pnm", q.pixels, {"pnm.head": q.head, "pnm.tail": q.tail}, {}, True
@@ -193,6 +204,7 @@ def _sniff_image(data: bytes, opts: Options):
 
 
 def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras: dict) -> bytes:
+    from dulzip.formats import png, pnm
     if kind == "png":
         z = tuple(extras["zlib"]) if extras.get("zlib") else None
         H, W, C = pixels.shape
@@ -215,6 +227,8 @@ def choose_image_model(color: np.ndarray) -> str:
     where installed; the PixelCNN up to PIXELCNN_MAX_TILES tiles of 64x64 (e.g. 854x534; its
     decoding stays within about a minute on 2 CPU cores); the integer discrete flow for larger images (a few passes
     each way), for gray ones (and RGB with R = G = B) its gray fine-tuning, where installed."""
+    import numpy as np
+
     from dulzip import zoo
     H, W, C = color.shape
     installed = zoo.cards()
@@ -234,6 +248,7 @@ def choose_image_model(color: np.ndarray) -> str:
 def _image_mixer(layout: dict) -> dict:
     """The image mixer's settings for both sides: its version from the layout, its table size
     from the size of the color planes (one coded channel when gray or replicated, else three)."""
+    from dulzip.exact.imagemix import slot_bits_for
     n = layout["height"] * layout["width"] * (1 if layout.get("replicated") or layout["channels"] < 3 else 3)
     return {"version": layout["mixer"], "slot_bits": slot_bits_for(n)}
 
@@ -241,19 +256,25 @@ def _image_mixer(layout: dict) -> dict:
 def _image_codec(net):
     """(encode, decode) functions of the codec this image model runs under."""
     if getattr(net, "codec", "autoregressive") == "flow":
+        from dulzip.codecs.flow import decode_flow, encode_flow
         return encode_flow, decode_flow
+    from dulzip.codecs.image import decode_planes, encode_planes
     return encode_planes, decode_planes
+
+
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7f"  # not whitespace
+_NOT_ASCII = bytes(range(128, 256))
 
 
 def looks_like_text(data: bytes) -> bool:
     """Text-like input, from its first TEXT_SNIFF bytes: (almost) no control bytes other than
-    whitespace, and either valid UTF-8 or mostly printable ASCII (other 8-bit encodings)."""
+    whitespace, and either valid UTF-8 or mostly printable ASCII (other 8-bit encodings).
+    Counts by ``bytes.translate`` (no numpy: this decides whether a model is loaded at all)."""
     head = data[:TEXT_SNIFF]
     if not head:
         return False
-    a = np.frombuffer(head, dtype=np.uint8)
-    control = np.count_nonzero((a < 32) & ~np.isin(a, (9, 10, 12, 13))) + np.count_nonzero(a == 127)
-    if control > len(a) // 100:
+    control = len(head) - len(head.translate(None, _CONTROL))
+    if control > len(head) // 100:
         return False
     try:
         head.decode("utf-8")
@@ -261,7 +282,7 @@ def looks_like_text(data: bytes) -> bool:
     except UnicodeDecodeError as e:
         if e.start >= len(head) - 3 and e.reason == "unexpected end of data":
             return True  # a character cut by the sniffing window
-    return np.count_nonzero(a < 128) >= 0.9 * len(a)
+    return len(head.translate(None, _NOT_ASCII)) >= 0.9 * len(head)
 
 
 def _add_side(header: dict, payloads: list[bytes], side: dict[str, bytes]) -> None:
@@ -321,6 +342,8 @@ def _model_header(kind: str, data: bytes, name: str, digest: str) -> dict:
 
 
 def _prepare(name: str, opts: Options):
+    import torch
+
     from dulzip import zoo
     device = resolve_device(opts.device)
     if opts.threads:
@@ -329,6 +352,8 @@ def _prepare(name: str, opts: Options):
 
 
 def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
+    from dulzip.codecs.image import encode_planes
+    from dulzip.exact.imagemix import IMAGE_MIXER_VERSION
     kind, pixels, side, extras, exact = sniffed
     color, layout, alpha = split_planes(pixels)
     name = choose_image_model(color) if model == "auto" else model
@@ -399,6 +424,8 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
 
 def _load_for(h: dict, opts: Options):
     """The model a file names, checked against its recorded sha256."""
+    import torch
+
     from dulzip import zoo
     try:
         name, sha = h["model"]["name"], h["model"]["sha256"]
@@ -416,6 +443,8 @@ def _layout_header(layout: Layout) -> dict:
 
 
 def _text_layout(h: dict) -> Layout:
+    from dulzip.codecs.text import Layout
+    from dulzip.exact.textmix import MIXER_VERSION, SLOT_BITS
     try:
         lay = h["layout"]
         layout = Layout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]),
@@ -431,6 +460,7 @@ def _text_layout(h: dict) -> Layout:
 
 
 def _decompress_image(c: Container, opts: Options) -> bytes:
+    from dulzip.codecs.image import Stream, decode_planes
     h = c.header
     try:
         layout, extras = h["layout"], h["extras"]
@@ -483,13 +513,14 @@ def _sniff_audio(data: bytes, opts: Options) -> wav.Wav | None:
     """The parsed WAV when the audio path takes this input (a WAV it models, and an audio
     model asked for or 'auto' with one installed), else None."""
     from dulzip import zoo
-    if not wav.looks_like_wav(data[:12]):
+    if not sniff.looks_like_wav(data[:12]):
         return None
     if opts.model == "auto":
         if SPEECH_MODEL not in zoo.cards():
             return None
     elif _modality(opts.model) != "audio":
         return None
+    from dulzip.formats import wav
     return wav.parse_wav(data)
 
 
@@ -497,6 +528,7 @@ def stereo_mode(samples: np.ndarray, bits: int) -> str:
     """How to code a stereo input (STEREO; under "auto", from the input alone): as left and side
     when the side (right - left) carries less energy than the right channel (correlated
     channels), else left and right as they are."""
+    import numpy as np
     if STEREO != "auto":
         return STEREO
     side = stereo_side(samples, bits)[:, 1].astype(np.float64)
@@ -506,6 +538,7 @@ def stereo_mode(samples: np.ndarray, bits: int) -> str:
 def stereo_side(samples: np.ndarray, bits: int, inverse: bool = False) -> np.ndarray:
     """(frames, 2) samples -> left and side = right - left, wrapped into the sample range (so it
     stays a 16-bit or 8-bit signal and the mapping is exactly invertible); ``inverse``: back."""
+    import numpy as np
     half = 128 if bits == 8 else 32768
     x = samples.astype(np.int64)
     out = x.copy()
@@ -520,6 +553,8 @@ def _audio_layout_header(lay: AudioLayout, w: wav.Wav) -> dict:
 
 
 def _compress_audio(data: bytes, w: wav.Wav, opts: Options) -> bytes:
+    from dulzip.codecs.audio import AudioLayout, encode_audio
+    from dulzip.formats import wav
     from dulzip.train.data import to_levels
     name = choose_audio_model(w.rate) if opts.model == "auto" else opts.model
     net, digest = _prepare(name, opts)
@@ -547,6 +582,11 @@ def _compress_audio(data: bytes, w: wav.Wav, opts: Options) -> bytes:
 
 
 def _decompress_audio(c: Container, opts: Options) -> bytes:
+    import numpy as np
+
+    from dulzip.codecs.audio import AudioLayout, decode_audio
+    from dulzip.codecs.image import Stream
+    from dulzip.formats import wav
     h = c.header
     try:
         lay = h["layout"]
@@ -584,7 +624,7 @@ def _text_model_for(head: bytes, opts: Options) -> str | None:
         return None
     if opts.model != "auto":
         return opts.model if _modality(opts.model) == "text" else None
-    if head.startswith(png.SIGNATURE) or not looks_like_text(head) or DEFAULT_TEXT_MODEL not in zoo.cards():
+    if sniff.looks_like_png(head) or not looks_like_text(head) or DEFAULT_TEXT_MODEL not in zoo.cards():
         return None
     return DEFAULT_TEXT_MODEL
 
@@ -628,6 +668,9 @@ def compress_stream(src, out, opts: Options | None = None, size: int | None = No
             for i, piece in enumerate(pieces(BYTES_CHUNK)):
                 put(f"bytes.{i}", *_zstd_stream(piece))
         else:
+            from tqdm import tqdm
+
+            from dulzip.codecs.text import Layout, TextCoder
             net, digest = _prepare(name, opts)
             if size is None:  # standard input: a text within one block gets tables sized to it
                 head += _read_upto(src, Layout().block - len(head))
@@ -687,6 +730,10 @@ def decompress_stream(src, out, opts: Options | None = None) -> int:
         for meta, data in iter_streams(src, h):
             emit(_unstream(meta, data, _piece_limit(meta, length - written)))
     else:
+        from tqdm import tqdm
+
+        from dulzip.codecs.image import Stream
+        from dulzip.codecs.text import TextCoder
         layout = _text_layout(h)
         name, net = _load_for(h, opts)
         if getattr(net, "modality", "image") != "text":

@@ -18,13 +18,16 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save
+from typing import TYPE_CHECKING
 
 from dulzip.errors import ModelMismatchError, UsageError
 from dulzip.models.registry import ARCHITECTURES
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and safetensors are imported where weights are read or written: the cards (JSON) are
+# all that `dulzip models` and the choice of a model need, and they start in milliseconds
 
 
 SHIPPED = Path(__file__).resolve().parent / "models_data"
@@ -85,6 +88,8 @@ def load_tensors(name: str, folder: str | Path | None = None,
     digest = sha256_file(path)
     if digest != c["sha256"]:
         raise ModelMismatchError(f"weights file {path.name} does not match its card (sha256 {digest[:12]}…)")
+    from safetensors import safe_open
+    from safetensors.torch import load_file
     tensors = load_file(str(path))
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
@@ -127,6 +132,7 @@ def save_weights(tensors: dict[str, torch.Tensor], path: Path, architecture: str
     The same tensors always give the same bytes (so the same sha256): safetensors writes its
     metadata in a hash map's order, which changes from one process to the next, so the header is
     rewritten with the metadata sorted (same tensors, same data offsets)."""
+    from safetensors.torch import save
     raw = save({k: v.contiguous() for k, v in tensors.items()},
                metadata={"architecture": architecture, "config": json.dumps(config, sort_keys=True)})
     n = int.from_bytes(raw[:8], "little")

@@ -14,16 +14,18 @@ the container records that it is not byte-identical.
 """
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
-from PIL import Image
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from dulzip.formats.sniff import PNG_SIGNATURE as SIGNATURE
+
+# Pillow and numba are imported where they are used: a PNG that goes the bytes way (16-bit,
+# interlaced, malformed) never loads numba
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # color type -> samples per pixel (8-bit only)
 ZLIB_SEARCH = [(level, mem, strategy) for level in (6, 9, 5, 7, 8, 4, 3, 2, 1, 0)
                for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED) for mem in (8, 9)]
@@ -207,6 +209,7 @@ def parse(data: bytes) -> ParsedPNG:
     filters = bytes(filtered[::stride + 1])
     if any(f > 4 for f in filters):
         raise NotModelable("bad filter type")
+    from PIL import Image
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
@@ -261,8 +264,18 @@ def _keys(a: np.ndarray) -> np.ndarray:
     return a.astype(np.uint32) @ (1 << 8 * np.arange(a.shape[-1], dtype=np.uint32))
 
 
-@njit(cache=True)
-def _rank_residuals(cls, n, rank, resid, decode):
+def _rank_residuals(cls, n, rank, resid, decode) -> None:
+    """:func:`_rank_residuals_loop`, compiled by numba (at its first use)."""
+    _rank_kernel()(cls, n, rank, resid, decode)
+
+
+@functools.cache
+def _rank_kernel():
+    from numba import njit
+    return njit(cache=True)(_rank_residuals_loop)
+
+
+def _rank_residuals_loop(cls, n, rank, resid, decode):
     """The rank of each pixel whose color the palette repeats (n > 1), in raster order, against a
     prediction: the W pixel's rank when it has the same color, else the N pixel's, else the
     rank that color had last (at first 0). Encoding writes (rank - prediction) mod n into
@@ -402,6 +415,7 @@ def save_png(pixels: np.ndarray) -> bytes:
     """A plain PNG of (H, W, C) pixels (Pillow, level 9, optimize): the benchmark's PNG."""
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]
     arr = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+    from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr), mode).save(buf, format="PNG", compress_level=9, optimize=True)
     return buf.getvalue()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dulzip.formats.sniff import looks_like_wav
+
 PCM = 1
 EXTENSIBLE = 0xFFFE
 # KSDATAFORMAT_SUBTYPE_PCM: the format tag 1 in the first two bytes, then a fixed GUID tail.
@@ -39,11 +41,6 @@ class _Format:
     @property
     def frame_bytes(self) -> int:
         return self.channels * self.bits // 8
-
-
-def looks_like_wav(head: bytes) -> bool:
-    """Cheap sniff on the first 12 bytes: ``RIFF`` size ``WAVE``."""
-    return len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
 
 
 def _parse_fmt(body: bytes) -> _Format | None:
