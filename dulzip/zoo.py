@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 # torch and safetensors are imported where weights are read or written: the cards (JSON) are
 # all that `dulzip models` and the choice of a model need, and they start in milliseconds
-
-
 SHIPPED = Path(__file__).resolve().parent / "models_data"
 
 
