@@ -118,6 +118,16 @@ def _check_output(name: str, out: Path | None, force: bool) -> bool:
     return not writes_through(out, force)
 
 
+def _warn_memory(name: str, blob: bytes) -> None:
+    """Say when the file just made needs more memory to decode than the default limit allows."""
+    from dulzip import api
+    from dulzip.schema import DEFAULT_MAX_MEMORY
+    need = api.memory_needed(api.describe(blob))
+    if need > DEFAULT_MAX_MEMORY:
+        click.echo(f"dulzip: {name}: decoding it will need about {need / 2**30:.1f} GiB, above the default limit: "
+                   f"decompress with --max-memory {-(-need // 2**30)}G", err=True)
+
+
 def _kept_note(name: str, out: Path, quiet: bool) -> None:
     if not quiet:
         click.echo(f"dulzip: {name}: source kept ({out} is not a regular file)", err=True)
@@ -159,7 +169,7 @@ class ByteSize(click.ParamType):
 
 
 MAX_MEMORY = click.option("--max-memory", type=ByteSize(), default=None,
-                          help="Refuse to decode a file that needs more memory than this (default 4G).")
+                          help="Refuse to decode a file that needs more memory than this (default 2G).")
 
 
 def _show_progress(quiet: bool, no_progress: bool) -> bool:
@@ -218,7 +228,8 @@ def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, r
     _check_outputs(inputs, output, to_stdout)
     opts = _options(model, exact, device, threads, _show_progress(quiet, no_progress), tile)
     opts.fallback = not model_only
-    verify_opts = _options(device=device, threads=threads, max_memory=max_memory)  # --rm decodes before removing
+    # --rm decodes before removing: a file just made is trusted whatever its decode needs
+    verify_opts = _options(device=device, threads=threads, max_memory=max_memory or 1 << 62)
 
     def one(name: str) -> None:
         to_out = to_stdout or (name == "-" and output is None)
@@ -246,6 +257,8 @@ def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, r
                     raise Failure("verification failed; source kept")
                 f.write(blob)
             size_in, size_out = len(data), len(blob)
+            if not quiet:
+                _warn_memory(name, blob)
         if not quiet and out is not None:
             ratio = 100.0 * size_out / max(1, size_in)
             click.echo(f"{name}: {size_in} -> {size_out} bytes ({ratio:.2f}%) {out}", err=True)

@@ -28,7 +28,10 @@ MAX_STREAMS = 1 << 20
 MAX_COUNT_BITS = 27  # the adaptive mixers' count tables: at most 2**27 slots
 IMAGE_MIXER_VERSIONS = (1, 2)  # dulzip.exact.imagemix.IMAGE_MIXER_VERSIONS (not imported: no numba here)
 TEXT_MIXER_VERSIONS = (1, 2)  # older ones are refused later with a message that names the version
-DEFAULT_MAX_MEMORY = 4 << 30  # bytes a decode may need before it is refused (--max-memory raises it)
+# bytes a decode may need before it is refused (--max-memory raises it): what a hostile file can
+# make dulzip take. The shipped models' own files stay below it up to 128 PixelCNN tiles (the
+# default's limit) and about 24-megapixel photographs through the flow.
+DEFAULT_MAX_MEMORY = 2 << 30
 
 TOP = {"kind", "length", "blake2b", "tool", "model", "layout", "extras", "exact", "output_length",
        "output_blake2b", "inline", "streams", "model_bits", "note"}
@@ -307,7 +310,7 @@ def image_sizes(h: dict) -> tuple[int, int]:
 # shows each estimate beside the real peak): the process itself (interpreter, torch, numba, a
 # model), then per unit of what the header says.
 BASE = 700 << 20
-FLOW = (16, 600 << 20)  # a flow-coded image: bytes per sub-pixel, and the work on one batch of tiles
+FLOW = (10, 450 << 20)  # a flow-coded image: bytes per sub-pixel, and the work on one batch of tiles
 AR_PLAN = 2200  # an autoregressive image: bytes per position of one tile for the decode plan (once)
 AR_POSITION = 200  # bytes per position of every tile (levels, means, masks)
 PIXELCNN = {"channels": 128, "layers": 8, "kv": 2, "kw": 2, "kh": 3}  # the shipped shape: the default
