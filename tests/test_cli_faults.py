@@ -36,8 +36,16 @@ def env(tmp_path) -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "DULZIP_MODELS": str(models)}
 
 
+def _default_signals() -> None:
+    """A child as a terminal starts it: SIGINT and SIGTERM at their defaults (a test run in the
+    background inherits SIGINT ignored, and dulzip rightly keeps an ignored signal ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def start(env, *args, **kw) -> subprocess.Popen:
     """A run reading standard input from a pipe the test writes (bytes) and closes."""
+    kw.setdefault("preexec_fn", _default_signals)
     return subprocess.Popen(CMD + [str(a) for a in args], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, **kw)
 

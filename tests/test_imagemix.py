@@ -68,7 +68,7 @@ def test_files_of_mixer_version_1_still_decode(tiny_models, monkeypatch):
     from dulzip.container import unpack
     data = ppm(photo(20, 18))
     with monkeypatch.context() as m:
-        m.setattr(api, "IMAGE_MIXER_VERSION", 1)
+        m.setattr(im, "IMAGE_MIXER_VERSION", 1)  # api imports it when an image is coded
         blob = api.compress(data, Options(fallback=False, tile=8))
     assert unpack(blob).header["layout"]["mixer"] == 1
     assert api.decompress(blob) == data
@@ -101,7 +101,7 @@ def test_files_without_a_mixer_still_decode(tiny_models, monkeypatch):
     data = ppm(photo(12, 10))
     real = ci.encode_planes
     with monkeypatch.context() as m:
-        m.setattr(api, "encode_planes", lambda *a, mixer=None, **kw: real(*a, **kw))
+        m.setattr(ci, "encode_planes", lambda *a, mixer=None, **kw: real(*a, **kw))
         c = unpack(api.compress(data, Options(fallback=False, tile=8)))
     del c.header["layout"]["mixer"]
     assert api.decompress(pack(c)) == data
