@@ -36,11 +36,10 @@ import zlib
 from dataclasses import dataclass, field
 
 from dulzip.errors import CorruptDataError, FormatError
-from dulzip.schema import validate
+from dulzip.schema import CODERS, validate
 
 MAGIC = b"DULZ"
 FORMAT_VERSION = 2
-CODERS = ("model", "zstd", "stored")
 MAX_HEADER = 1 << 26
 MAX_DEPTH = 16
 
@@ -245,14 +244,9 @@ def iter_streams(f, header: dict):
     """(meta, payload) of every stream, read one at a time from ``f`` (just past the header),
     each checked against its CRC32; then checks that nothing follows the last one."""
     for i, meta in enumerate(header["streams"]):
-        try:
-            size, crc, coder = int(meta["size"]), int(meta["crc32"]), meta["coder"]
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"stream {i} has a malformed description") from None
-        if coder not in CODERS:
-            raise FormatError(f"stream {i} uses an unknown coder '{coder}'")
-        data = f.read(size) if size >= 0 else b""
-        if size < 0 or len(data) != size:
+        size, crc = meta["size"], meta["crc32"]  # validated with the header (dulzip.schema)
+        data = f.read(size)
+        if len(data) != size:
             raise FormatError(f"truncated .dlz file (stream {i} '{meta.get('name')}' cut off)")
         if zlib.crc32(data) != crc:
             raise CorruptDataError(f"stream {i} ('{meta.get('name')}') is damaged (checksum mismatch)")

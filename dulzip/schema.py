@@ -26,8 +26,7 @@ MAX_TILE = 1024  # image tile side (the CLI's --tile range; models use 28, 64 or
 MAX_FRAMES = 1 << 40
 MAX_STREAMS = 1 << 20
 MAX_COUNT_BITS = 27  # the adaptive mixers' count tables: at most 2**27 slots
-IMAGE_MIXER_VERSIONS = (1, 2)  # dulzip.exact.imagemix.IMAGE_MIXER_VERSIONS (not imported: no numba here)
-TEXT_MIXER_VERSIONS = (1, 2)  # older ones are refused later with a message that names the version
+IMAGE_MIXER_VERSIONS = (1, 2)  # image mixer versions this dulzip decodes: 1 raster order, 2 the wavefront
 # bytes a decode may need before it is refused (--max-memory raises it): what a hostile file can
 # make dulzip take. The shipped models' own files stay below it up to 128 PixelCNN tiles (the
 # default's limit) and about 24-megapixel photographs through the flow.

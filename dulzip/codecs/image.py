@@ -20,7 +20,8 @@ from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
 from dulzip.errors import CorruptDataError, FormatError
-from dulzip.exact.imagemix import (IMAGE_MIXER_VERSIONS, PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
+from dulzip.schema import IMAGE_MIXER_VERSIONS
+from dulzip.exact.imagemix import (PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
                                    code_known, contexts, predict, update)
 from dulzip.models.pixelcnn import TABLE_BITS
 

@@ -41,8 +41,8 @@ from numba import njit
 
 from dulzip.exact.textmix import COUNT_LIMIT, _find, _node_offsets, learn_row, learn_slot
 
+from dulzip.schema import IMAGE_MIXER_VERSIONS  # noqa: E402,F401 (the versions this dulzip decodes)
 IMAGE_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
-IMAGE_MIXER_VERSIONS = (1, 2)  # what this dulzip decodes: 1 raster order; 2 the model's wavefront
 N_CTX = 14
 SLOT_BITS_MAX = 26  # count slots (n0, n1, check): 2**slot_bits of 3 bytes, chosen by image size
 SLOT_BITS_MIN = 16
