@@ -1273,7 +1273,7 @@ def run_cases(cases, workers: int = 2, time_limit: float = TIME_LIMIT, memory_li
               time_budget: float | None = None, found_dir: Path | None = FOUND_DIR, save_per_signature: int = 5,
               base_seed: int = 0, preload: list | None = None, progress=None, backstop: int | None = None,
               seed_names: list[str] | None = None, max_memory: int = DECODE_MEMORY,
-              worker_hooks: bool = False) -> Report:
+              worker_hooks: bool = False, checkpoint=None, checkpoint_every: float = 300.0) -> Report:
     """Run ``cases`` (an iterable of :class:`Case`) in ``workers`` worker processes.
 
     A worker runs one case at a time; the parent notes which and when. A case past
@@ -1288,7 +1288,10 @@ def run_cases(cases, workers: int = 2, time_limit: float = TIME_LIMIT, memory_li
     own test cases (:func:`_test_hook`). ``backstop``: the workers' address-space limit (default:
     the memory limit + 6 GB), a hard brake for the shared machine that turns a runaway allocation
     into a MemoryError (recorded as "memory") before the watchdog's next look. (RLIMIT_AS is not
-    the measure itself: a worker's address space is larger than its resident memory.)"""
+    the measure itself: a worker's address space is larger than its resident memory.)
+    ``checkpoint``: called every ``checkpoint_every`` seconds with a :class:`Report` of the cases
+    finished so far, so that a long run stopped from outside (a session's end) still leaves its
+    counts behind."""
     import multiprocessing as mp
     import tempfile
     from collections import Counter
@@ -1334,8 +1337,17 @@ def run_cases(cases, workers: int = 2, time_limit: float = TIME_LIMIT, memory_li
     known = {blake(f.read_bytes()) for d in (Path(found_dir), REGRESSIONS_DIR) for f in d.glob("*.dlz")} \
         if found_dir is not None else set()
 
+    last_checkpoint = [t0]
+
+    def snapshot() -> Report:
+        return Report(list(results), time.monotonic() - t0, workers, base_seed, time_limit, memory_limit,
+                      baseline, restarts, list(saved), seed_names or [])
+
     def record(w: _Worker, r: Result) -> None:
         results.append(r)
+        if checkpoint is not None and time.monotonic() - last_checkpoint[0] >= checkpoint_every:
+            last_checkpoint[0] = time.monotonic()
+            checkpoint(snapshot())
         if r.failed and found_dir is not None and blake(w.case.blob) not in known:
             sig = r.signature()
             per_sig[sig] += 1
@@ -1439,8 +1451,7 @@ def run_cases(cases, workers: int = 2, time_limit: float = TIME_LIMIT, memory_li
                 w.proc.kill()
         import shutil
         shutil.rmtree(log_dir, ignore_errors=True)
-    return Report(results, time.monotonic() - t0, workers, base_seed, time_limit, memory_limit, baseline,
-                  restarts, saved, seed_names or [])
+    return snapshot()
 
 
 def preload_models(seeds: list[Seed]) -> list[tuple[str, str]]:
@@ -1621,6 +1632,9 @@ def main(argv: list[str] | None = None) -> int:
           "found_dir": a.found, "save_per_signature": a.save_per_signature, "progress": _print_progress(),
           "max_memory": int(a.max_memory * (1 << 30))}
     command = "python -m tests.fuzzing " + " ".join(argv if argv is not None else sys.argv[1:])
+    if a.report:  # a partial report every 5 minutes: a run stopped from outside keeps what it did
+        kw["checkpoint"] = lambda rep: write_report(rep, a.report, command + "  (stopped early: a partial "
+                                                    "report, written while the run was going)")
     if a.files is not None:
         report = run_cases(file_cases(a.files), preload=preload_models(seeds), base_seed=a.seed,
                            seed_names=[s.name for s in seeds], **{**kw, "found_dir": None})
