@@ -10,6 +10,7 @@ sha256) and updates the card; files made with the older weights are then refused
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -27,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    path = reprime(args.name, sample_text(args.data, args.bytes), zoo.models_dir())
+    path = reprime(args.name, sample_text(args.data, args.bytes), zoo.SHIPPED if not os.environ.get("DULZIP_MODELS") else zoo.models_dir())
     print(f"{path} ({time.time() - t0:.0f} s)")
 
 

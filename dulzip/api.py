@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,7 +23,7 @@ from dulzip import __version__
 from dulzip.coding import zstdio
 from dulzip.container import (CODERS, Container, add_stream, iter_streams, pack, read_header, read_header_file,
                               unpack, write_container)
-from dulzip.errors import CorruptDataError, FormatError, UsageError
+from dulzip.errors import CorruptDataError, DulzipWarning, FormatError, UsageError
 from dulzip.formats import sniff
 from dulzip.schema import DEFAULT_MAX_MEMORY, decode_memory
 
@@ -56,11 +58,69 @@ class Options:
     model: str = "auto"  # auto | zstd | a model name
     exact: bool = False  # refuse non-byte-identical re-encoding (PNG): store as bytes instead
     device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch threads for batched passes (0: torch's default)
+    threads: int = 0  # torch threads for batched passes (0: the free cores, see default_threads)
     tile: int | None = None  # image tile size (None: the model's default)
     progress: bool = False
     fallback: bool = True  # False: keep the model path even where zstd would be smaller (tests)
     max_memory: int = DEFAULT_MAX_MEMORY  # bytes a decode may need; a file that needs more is refused
+    level: int | None = None  # 1-3 fast, 4-6 (None) by the input's size, 7-19 maximum ratio (images; LEVELS)
+
+
+def make_options(options: dict) -> Options:
+    """Options from the library's keywords: ``options=Options(...)`` itself, or its fields by
+    name (an unknown name is a TypeError that names it, as for any function)."""
+    given = dict(options)
+    base = given.pop("options", None)
+    if base is not None:
+        if given:
+            raise TypeError(f"give either options= or its fields, not both ({', '.join(given)})")
+        return base
+    try:
+        return Options(**given)
+    except TypeError as e:
+        raise TypeError(f"{e}".replace("Options.__init__()", "dulzip")) from None
+
+
+# what a compression level means (images: the only kind with more than one coder today)
+LEVELS = {"fast": range(1, 4), "default": range(4, 7), "best": range(7, 20)}
+
+
+def level_name(level: int | None) -> str:
+    return next((k for k, r in LEVELS.items() if level in r), "default")
+
+
+def default_threads() -> int:
+    """CPU threads for a run that was not told: the cores this process may use, less those
+    busy (the 1-minute load average), at least one. torch's own default (every core) makes a
+    busy machine oversubscribed: its threads spin waiting for each other (35 KB of text took
+    20-28 s of CPU with it, 5.7 s with one thread). Output never depends on it."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+def _set_threads(opts: Options) -> None:
+    import torch
+    torch.set_num_threads(opts.threads or default_threads())
+
+
+def as_bytes(data, what: str = "data") -> bytes:
+    """Any bytes-like object (bytes, bytearray, memoryview, array, a numpy buffer) as bytes;
+    a clear TypeError for str (which has no one byte encoding) and anything else."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        raise TypeError(f"dulzip compresses bytes, not str: encode the text first (e.g. {what}.encode('utf-8'))")
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError(f"{what} must be a bytes-like object, not {type(data).__name__}") from None
 
 
 def checksum(data: bytes) -> str:
@@ -221,12 +281,14 @@ def _rebuild_image(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras
     return pnm.build(side["pnm.head"], pixels, side["pnm.tail"])
 
 
-def choose_image_model(color: np.ndarray) -> str:
+def choose_image_model(color: np.ndarray, level: int | None = None) -> str:
     """The default model for these color planes, from the input alone (never the hardware):
     for 28x28 gray images (digits) MADE, its binarized variant when every level is 0 or 255,
     where installed; the PixelCNN up to PIXELCNN_MAX_TILES tiles of 64x64 (e.g. 854x534; its
     decoding stays within about a minute on 2 CPU cores); the integer discrete flow for larger images (a few passes
-    each way), for gray ones (and RGB with R = G = B) its gray fine-tuning, where installed."""
+    each way), for gray ones (and RGB with R = G = B) its gray fine-tuning, where installed.
+    ``level``: fast levels (1-3) take the flow for every image size, the best ones (7-19) the
+    PixelCNN for every size (its decoding time grows with the image: minutes for photographs)."""
     import numpy as np
 
     from dulzip import zoo
@@ -237,7 +299,8 @@ def choose_image_model(color: np.ndarray) -> str:
             return "made-binary"
         if "made" in installed:
             return "made"
-    if -(-H // DEFAULT_TILE) * -(-W // DEFAULT_TILE) > PIXELCNN_MAX_TILES:
+    big = -(-H // DEFAULT_TILE) * -(-W // DEFAULT_TILE) > PIXELCNN_MAX_TILES
+    if level_name(level) == "fast" or (big and level_name(level) == "default"):
         if C == 1 and GRAY_FLOW_MODEL in installed:
             return GRAY_FLOW_MODEL
         if FLOW_MODEL in installed:
@@ -313,8 +376,15 @@ def _modality(name: str) -> str:
 
 
 def compress(data: bytes, opts: Options | None = None) -> bytes:
-    """Compress a whole file's bytes to a .dlz container."""
+    """Compress a whole file's bytes (any bytes-like object) to a .dlz container.
+
+    A model named in ``opts.model`` that cannot code this input (an image model on text, an
+    audio model on a JPEG) is a UsageError, never a silent zstd file; under 'auto', an input
+    whose model is not installed goes to zstd with a :class:`DulzipWarning`. A model that did
+    worse than zstd gives way to zstd (never worse than zstd), with a warning when it was asked
+    for by name."""
     opts = opts or Options()
+    data = as_bytes(data)
     model = opts.model
     if model == "zstd":
         return pack(_bytes_container(data))
@@ -328,12 +398,37 @@ def compress(data: bytes, opts: Options | None = None) -> bytes:
     else:
         sniffed = _sniff_image(data, opts)
         if sniffed is None:
+            if model != "auto":
+                raise UsageError(_cannot_code(model, data))
             return pack(_bytes_container(data))
         blob = _compress_image(data, sniffed, model, opts)
+        if blob is None:
+            return pack(_bytes_container(data))
     if not opts.fallback:
         return blob
     fallback = pack(_bytes_container(data))  # where the model did worse than zstd: exactly the zstd file
-    return blob if len(blob) < len(fallback) else fallback
+    if len(blob) < len(fallback):
+        return blob
+    if model != "auto":
+        warnings.warn(f"model '{model}' made {len(blob):,} bytes, zstd {len(fallback):,}: the zstd file is kept "
+                      "(never worse than zstd)", DulzipWarning, stacklevel=2)
+    return fallback
+
+
+def _cannot_code(model: str, data: bytes) -> str:
+    """Why the model named cannot code this input, in words."""
+    modality = _modality(model)
+    what = ("a WAV" if sniff.looks_like_wav(data[:12]) else "a PNG" if sniff.looks_like_png(data)
+            else "a PNM image" if sniff.looks_like_pnm(data) else "text" if looks_like_text(data[:TEXT_SNIFF])
+            else "not an image, WAV or text")
+    takes = {"image": "8-bit PNG and PNM images it can model", "audio": "8/16-bit PCM WAV files"}.get(modality, modality)
+    return (f"model '{model}' codes {takes}; this input is {what} that it cannot code "
+            "(use -m auto, or -m zstd)")
+
+
+def _missing(kind: str, name: str) -> None:
+    warnings.warn(f"the {kind} model '{name}' is not installed: stored with zstd (dulzip models lists "
+                  "what is installed)", DulzipWarning, stacklevel=3)
 
 
 def _model_header(kind: str, data: bytes, name: str, digest: str) -> dict:
@@ -342,21 +437,22 @@ def _model_header(kind: str, data: bytes, name: str, digest: str) -> dict:
 
 
 def _prepare(name: str, opts: Options):
-    import torch
-
     from dulzip import zoo
     device = resolve_device(opts.device)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    _set_threads(opts)
     return zoo.load(name, device)
 
 
-def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
+def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
     from dulzip.codecs.image import encode_planes
     from dulzip.exact.imagemix import IMAGE_MIXER_VERSION
     kind, pixels, side, extras, exact = sniffed
     color, layout, alpha = split_planes(pixels)
-    name = choose_image_model(color) if model == "auto" else model
+    name = choose_image_model(color, opts.level) if model == "auto" else model
+    from dulzip import zoo
+    if model == "auto" and name not in zoo.cards():
+        _missing("image", name)
+        return None
     net, digest = _prepare(name, opts)
     if getattr(net, "modality", "image") != "image":
         raise UsageError(f"model '{name}' is not an image model")
@@ -390,7 +486,7 @@ def _compress_image(data: bytes, sniffed, model: str, opts: Options) -> bytes:
 def decompress(blob: bytes, opts: Options | None = None) -> bytes:
     """Restore the original bytes from a .dlz container; raises on any mismatch."""
     opts = opts or Options()
-    c = unpack(blob)
+    c = unpack(as_bytes(blob, "blob"))
     h = c.header
     kind, length = h["kind"], h["length"]
     check_memory(h, opts, whole=True)
@@ -424,16 +520,13 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
 
 def _load_for(h: dict, opts: Options):
     """The model a file names, checked against its recorded sha256."""
-    import torch
-
     from dulzip import zoo
     try:
         name, sha = h["model"]["name"], h["model"]["sha256"]
     except (KeyError, TypeError):
         raise FormatError("the .dlz header lacks its model") from None
     device = resolve_device(opts.device)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    _set_threads(opts)
     return name, zoo.load(name, device, expect_sha256=sha)[0]
 
 
@@ -515,13 +608,20 @@ def _sniff_audio(data: bytes, opts: Options) -> wav.Wav | None:
     from dulzip import zoo
     if not sniff.looks_like_wav(data[:12]):
         return None
-    if opts.model == "auto":
-        if SPEECH_MODEL not in zoo.cards():
-            return None
-    elif _modality(opts.model) != "audio":
+    explicit = opts.model != "auto"
+    if explicit and _modality(opts.model) != "audio":
         return None
     from dulzip.formats import wav
-    return wav.parse_wav(data)
+    w = wav.parse_wav(data)
+    if w is None:
+        if explicit:
+            raise UsageError(f"model '{opts.model}' codes 8/16-bit PCM WAV files; this WAV is of another "
+                             "kind (use -m auto, or -m zstd)")
+        return None
+    if not explicit and SPEECH_MODEL not in zoo.cards():
+        _missing("audio", SPEECH_MODEL)
+        return None
+    return w
 
 
 def stereo_mode(samples: np.ndarray, bits: int) -> str:
@@ -624,16 +724,19 @@ def _text_model_for(head: bytes, opts: Options) -> str | None:
         return None
     if opts.model != "auto":
         return opts.model if _modality(opts.model) == "text" else None
-    if sniff.looks_like_png(head) or not looks_like_text(head) or DEFAULT_TEXT_MODEL not in zoo.cards():
+    if sniff.looks_like_png(head) or not looks_like_text(head):
+        return None
+    if DEFAULT_TEXT_MODEL not in zoo.cards():
+        _missing("text", DEFAULT_TEXT_MODEL)
         return None
     return DEFAULT_TEXT_MODEL
 
 
-def compress_stream(src, out, opts: Options | None = None, size: int | None = None) -> None:
+def compress_stream(src, out, opts: Options | None = None, size: int | None = None) -> dict:
     """Compress a binary file ``src`` of any size into ``out`` with bounded memory: text by
     blocks through the text model, anything else by zstd in 16 MB pieces. Stream payloads are
     spooled to a temporary file while the input is read once; then the header, then them.
-    ``size``: the input's length if known (for the progress bar)."""
+    ``size``: the input's length if known (for the progress bar). Returns the header written."""
     opts = opts or Options()
     head = src.read(TEXT_SNIFF)
     name = _text_model_for(head, opts)
@@ -673,7 +776,7 @@ def compress_stream(src, out, opts: Options | None = None, size: int | None = No
             from dulzip.codecs.text import Layout, TextCoder
             net, digest = _prepare(name, opts)
             if size is None:  # standard input: a text within one block gets tables sized to it
-                head += _read_upto(src, Layout().block - len(head))
+                head += read_upto(src, Layout().block - len(head))
                 size = len(head) if len(head) < Layout().block else None
             layout = Layout.for_length(size)
             coder = TextCoder(net, layout)
@@ -686,9 +789,10 @@ def compress_stream(src, out, opts: Options | None = None, size: int | None = No
         header.update(length=total, blake2b=h.hexdigest(), streams=metas)
         spool.seek(0)
         write_container(out, header, spool)
+    return header
 
 
-def _read_upto(src, n: int) -> bytes:
+def read_upto(src, n: int) -> bytes:
     """Up to ``n`` bytes of ``src`` (fewer only at its end; a pipe returns short reads)."""
     parts, got = [], 0
     while got < n:
@@ -753,5 +857,5 @@ def decompress_stream(src, out, opts: Options | None = None) -> int:
 
 def describe(blob: bytes) -> dict:
     """Header of a .dlz file plus sizes, without decoding (for ``dulzip list``)."""
-    header, _ = read_header(blob)
+    header, _ = read_header(as_bytes(blob, "blob"))
     return header

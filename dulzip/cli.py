@@ -6,14 +6,18 @@ import os
 import re
 import signal
 import sys
+import time
 import traceback
+import warnings
 from pathlib import Path
 
 import click
 
 from dulzip import __version__
-from dulzip.errors import DulzipError
-from dulzip.outfile import atomic_output, same_file, writes_through
+from dulzip.errors import DulzipError, DulzipWarning
+from dulzip.argv import translate
+from dulzip.dlzfile import STREAM_MIN
+from dulzip.outfile import Counted, atomic_output, same_file, writes_through
 
 SUFFIX = ".dlz"
 
@@ -51,9 +55,6 @@ def _read_input(name: str) -> bytes:
     return sys.stdin.buffer.read() if name == "-" else _check_input(name).read_bytes()
 
 
-STREAM_MIN = 32 << 20  # inputs at least this large stream (text and bytes paths): bounded memory
-
-
 def write_atomic(path: Path, data: bytes, force: bool) -> None:
     with atomic_output(path, force) as f:
         f.write(data)
@@ -61,11 +62,11 @@ def write_atomic(path: Path, data: bytes, force: bool) -> None:
 
 def _streams(name: str) -> bool:
     """Compress this input in a stream: a large regular file that is neither an image nor a WAV."""
+    from dulzip.formats.sniff import modelled_whole
     if name == "-" or not Path(name).is_file() or Path(name).stat().st_size < STREAM_MIN:
         return False
     with open(name, "rb") as f:
-        head = f.read(12)
-    return not (head.startswith((b"\x89PNG", b"P5", b"P6")) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE"))
+        return not modelled_whole(f.read(12))
 
 
 class _Null:
@@ -73,12 +74,54 @@ class _Null:
         pass
 
 
-def _run_each(inputs, verbose: int, fn) -> None:
-    """Run ``fn`` on every input; go on past failures, report each, exit 1 if any failed."""
+def _inputs(inputs, recursive: bool, compressed: bool, quiet: bool) -> list[str]:
+    """The files to work on. None named: standard input ('-'), unless it is a terminal (zstd's
+    rule: nobody types compressed data). ``recursive`` (-r): a folder stands for the regular
+    files under it (symbolic links not followed), in a stable order; when ``compressed`` (to
+    decompress, test or list) only the .dlz ones, else every file but those, which already are
+    (zstd skips files with its suffix too, and says so with -v)."""
+    if not inputs:
+        if sys.stdin.isatty():
+            raise click.UsageError("no input files, and standard input is a terminal (dulzip --help)")
+        return ["-"]
+    if not recursive:
+        return list(inputs)
+    out = []
+    for name in inputs:
+        if name == "-" or not os.path.isdir(name) or os.path.islink(name):
+            out.append(name)
+            continue
+        for root, dirs, files in os.walk(name):
+            dirs.sort()
+            for f in sorted(files):
+                path = os.path.join(root, f)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                if f.endswith(SUFFIX) != compressed:
+                    if not compressed and not quiet:
+                        click.echo(f"dulzip: {path}: already has the {SUFFIX} suffix; ignored", err=True)
+                    continue
+                out.append(path)
+    return out
+
+
+def _run_each(inputs, verbose: int, fn, quiet: bool = False) -> None:
+    """Run ``fn`` on every input; go on past failures, report each, exit 1 if any failed.
+    Warnings (:class:`DulzipWarning`) raised on the way are printed as one line each, with the
+    input's name, unless ``quiet``."""
     failed = 0
     for name in inputs:
         try:
-            fn(name)
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always", DulzipWarning)
+                try:
+                    fn(name)
+                finally:
+                    for w in said:
+                        if issubclass(w.category, DulzipWarning) and not quiet:
+                            click.echo(f"dulzip: {name}: {w.message}", err=True)
+                        elif not issubclass(w.category, DulzipWarning):
+                            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         except (Failure, DulzipError, OSError, MemoryError) as e:
             failed += 1
             msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or "out of memory"
@@ -133,20 +176,6 @@ def _kept_note(name: str, out: Path, quiet: bool) -> None:
         click.echo(f"dulzip: {name}: source kept ({out} is not a regular file)", err=True)
 
 
-class _Counted:
-    """A file that counts the bytes written to it (the size of a device says nothing)."""
-
-    def __init__(self, f):
-        self.f, self.n = f, 0
-
-    def write(self, data) -> int:
-        self.n += memoryview(data).nbytes
-        return self.f.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-
 def _options(model="auto", exact=False, device="auto", threads=0, progress=False, tile=None, max_memory=None):
     from dulzip.api import Options
     opts = Options(model=model, exact=exact, device=device, threads=threads, tile=tile, progress=progress)
@@ -197,37 +226,59 @@ def with_common(f):
     return f
 
 
-def _check_outputs(inputs, output, to_stdout) -> None:
+def _check_outputs(inputs, output, to_stdout) -> tuple[Path | None, bool]:
+    """(output file, to standard output): ``-o -`` is standard output, as in zstd."""
+    if output is not None and str(output) == "-":
+        output, to_stdout = None, True
     if output is not None and len(inputs) > 1:
         raise click.UsageError("-o takes one input file")
     if output is not None and to_stdout:
         raise click.UsageError("-o and -c exclude each other")
+    return output, to_stdout
+
+
+RECURSIVE = click.option("-r", "--recursive", is_flag=True, help="Work on the files inside the folders named.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="dulzip")
+@click.version_option(__version__, "-V", "--version", prog_name="dulzip")
 def main() -> None:
-    """Lossless compression with exact-integer neural models (PixelCNN and MADE for images, a
-    char-RNN mixed with adaptive context models for text) and a range coder.
+    """Lossless compression with exact-integer neural models (PixelCNN, a flow and MADE for
+    images, a char-RNN mixed with adaptive context models for text, a WaveNet for WAV audio)
+    and a range coder; anything else through zstd.
 
-    dulzip compress photo.png  ->  photo.png.dlz;  dulzip decompress photo.png.dlz  ->  photo.png
+    \b
+    dulzip photo.png               -> photo.png.dlz (also: dulzip compress photo.png)
+    dulzip -d photo.png.dlz        -> photo.png     (also: dulzip decompress ...)
+    dulzip -dc x.dlz | less        to standard output; cat x | dulzip > x.dlz
+    dulzip -t x.dlz / -l x.dlz     verify / list;  -r: the files in folders
+
+    As with zstd: -d, -c, -f, -k, -q, -v, -o, -T combine anywhere (-dcf), -# is a level.
     """
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("-m", "--model", default="auto", show_default=True, help="Model name, 'auto' or 'zstd'.")
+@click.option("--level", type=click.IntRange(1, 19), default=None, metavar="N",
+              help="Speed against ratio, also -1 .. -19, --fast (1), --best (9): 1-3 fast (images: the flow, "
+                   "seconds), 4-6 by the input's size (the default: the PixelCNN up to 128 tiles of 64x64, the "
+                   "flow above), 7-19 the most compact (images: the PixelCNN at every size, minutes for "
+                   "photographs). Text and audio have one coder each: the same at every level.")
 @click.option("--exact", is_flag=True, help="Refuse re-encoding (PNG): store such files as bytes.")
 @click.option("--tile", type=click.IntRange(4, 1024), default=None, help="Image tile size (default: the model's, 64; idf 256).")
 @click.option("--model-only", is_flag=True, hidden=True, help="Never fall back to zstd (tests, benchmarks).")
+@RECURSIVE
 @with_common
-def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, remove, keep, device, threads,
-             quiet, verbose, no_progress, max_memory):
-    """Compress files (FILE -> FILE.dlz; '-' reads standard input)."""
+def compress(inputs, model, level, exact, tile, model_only, recursive, output, to_stdout, force, remove, keep,
+             device, threads, quiet, verbose, no_progress, max_memory):
+    """Compress files (FILE -> FILE.dlz; none or '-': standard input to standard output)."""
     from dulzip import api
-    _check_outputs(inputs, output, to_stdout)
+    inputs = _inputs(inputs, recursive, False, quiet)
+    output, to_stdout = _check_outputs(inputs, output, to_stdout)
     opts = _options(model, exact, device, threads, _show_progress(quiet, no_progress), tile)
     opts.fallback = not model_only
+    opts.level = level
     # --rm decodes before removing: a file just made is trusted whatever its decode needs
     verify_opts = _options(device=device, threads=threads, max_memory=max_memory or 1 << 62)
 
@@ -239,35 +290,72 @@ def compress(inputs, model, exact, tile, model_only, output, to_stdout, force, r
         if name != "-":
             _check_input(name)
         removes = _check_output(name, out, force) and remove and name != "-"
+        like = _stat(name)  # the output takes the input's mode and times (as they were before reading)
+        t0 = time.perf_counter()
         if _streams(name):
             size = Path(name).stat().st_size
-            with open(name, "rb") as src, atomic_output(out, force) as f:
-                f = _Counted(f)
-                api.compress_stream(src, f, opts, size)
+            with open(name, "rb") as src, atomic_output(out, force, like) as f:
+                f = Counted(f)
+                header = api.compress_stream(src, f, opts, size)
                 if removes:  # verify before the source goes
                     f.flush()
                     with open(f.name, "rb") as check:
                         api.decompress_stream(check, _Null(), verify_opts)
             size_in, size_out = size, f.n
         else:
-            with atomic_output(out, force) as f:  # opened first, as zstd does: an unwritable output fails before the work
+            with atomic_output(out, force, like) as f:  # opened first, as zstd does: an unwritable output fails before the work
                 data = _read_input(name)
                 blob = api.compress(data, opts)
                 if removes and api.decompress(blob, verify_opts) != data:
                     raise Failure("verification failed; source kept")
                 f.write(blob)
             size_in, size_out = len(data), len(blob)
+            header = api.describe(blob)
             if not quiet:
                 _warn_memory(name, blob)
-        if not quiet and out is not None:
-            ratio = 100.0 * size_out / max(1, size_in)
-            click.echo(f"{name}: {size_in} -> {size_out} bytes ({ratio:.2f}%) {out}", err=True)
+        if not quiet and header.get("exact") is False:
+            click.echo(f"dulzip: {name}: decompresses to the same image, not the same bytes (its zlib stream is "
+                       "re-encoded: no zlib setting reproduces it); --exact stores such files byte for byte", err=True)
+        if verbose or (not quiet and out is not None):
+            click.echo(_summary(name, header, size_in, size_out, out, time.perf_counter() - t0, verbose), err=True)
         if removes:
             os.unlink(name)
         elif remove and name != "-" and out is not None:
             _kept_note(name, out, quiet)
 
-    _run_each(inputs, verbose, one)
+    _run_each(inputs, verbose, one, quiet)
+
+
+def _stat(name: str) -> os.stat_result | None:
+    try:
+        return None if name == "-" else os.stat(name)
+    except OSError:
+        return None  # reported when it is opened
+
+
+def _dims(h: dict) -> tuple[int, str]:
+    """(symbols the model coded, their name) of a header: sub-pixels, samples or bytes."""
+    lay = h.get("layout") or {}
+    if "height" in lay:
+        return lay["height"] * lay["width"] * lay["channels"], "bits/sub-pixel"
+    if "frames" in lay:
+        return lay["frames"] * lay["channels"], "bits/sample"
+    return int(h.get("length") or 0), "bits/byte"
+
+
+def _summary(name: str, h: dict, size_in: int, size_out: int, out: Path | None, seconds: float,
+             verbose: int) -> str:
+    """One line per file, as zstd prints: sizes and ratio; with -v the coder, bits per
+    dimension and time as well."""
+    where = out if out is not None else "stdout"
+    line = f"{name}: {size_in:,} -> {size_out:,} bytes ({100.0 * size_out / max(1, size_in):.2f}%) {where}"
+    if not verbose:
+        return line
+    model = (h.get("model") or {}).get("name") or "zstd"
+    n, unit = _dims(h)
+    rate = f", {8 * size_out / n:.3f} {unit}" if n else ""
+    speed = f", {size_in / 2**20 / seconds:.2f} MiB/s" if seconds > 0 and size_in else ""
+    return f"{line}  [{model}, {h.get('kind')}{rate}, {seconds:.2f} s{speed}]"
 
 
 def _decompressed_name(name: str) -> Path:
@@ -277,13 +365,15 @@ def _decompressed_name(name: str) -> Path:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
+@RECURSIVE
 @with_common
-def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, quiet, verbose, no_progress,
-               max_memory):
-    """Decompress .dlz files (FILE.dlz -> FILE)."""
+def decompress(inputs, recursive, output, to_stdout, force, remove, keep, device, threads, quiet, verbose,
+               no_progress, max_memory):
+    """Decompress .dlz files (FILE.dlz -> FILE; none or '-': standard input to standard output)."""
     from dulzip import api
-    _check_outputs(inputs, output, to_stdout)
+    inputs = _inputs(inputs, recursive, True, quiet)
+    output, to_stdout = _check_outputs(inputs, output, to_stdout)
     opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress),
                     max_memory=max_memory)
 
@@ -291,37 +381,42 @@ def decompress(inputs, output, to_stdout, force, remove, keep, device, threads, 
         to_out = to_stdout or (name == "-" and output is None)
         out = None if to_out else (output or _decompressed_name(name))
         removes = _check_output(name, out, force) and remove and name != "-"
+        like = _stat(name)  # the .dlz file kept the original's mode and times
+        t0 = time.perf_counter()
         # into a file: streamed (the temporary file is dropped on any error); into standard
         # output only when large (else decoded whole first, so an error writes nothing)
         if name != "-" and (out is not None or _check_input(name).stat().st_size >= STREAM_MIN):
-            with open(name, "rb") as src, atomic_output(out, force) as f:
+            with open(name, "rb") as src, atomic_output(out, force, like) as f:
                 n = api.decompress_stream(src, f, opts)  # checksum verified inside: else nothing is kept
         else:
-            with atomic_output(out, force) as f:
+            with atomic_output(out, force, like) as f:
                 data = api.decompress(_read_input(name), opts)
                 f.write(data)
             n = len(data)
-        if not quiet and out is not None and verbose:
-            click.echo(f"{name}: {n} bytes -> {out}", err=True)
+        if verbose:
+            where = out if out is not None else "stdout"
+            click.echo(f"{name}: {n:,} bytes -> {where} ({time.perf_counter() - t0:.2f} s)", err=True)
         if removes:
             os.unlink(name)
         elif remove and name != "-" and out is not None:
             _kept_note(name, out, quiet)
 
-    _run_each(inputs, verbose, one)
+    _run_each(inputs, verbose, one, quiet)
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
+@RECURSIVE
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("-T", "--threads", type=click.IntRange(0, 1024), default=0)
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--no-progress", is_flag=True)
 @click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
 @MAX_MEMORY
-def test(inputs, device, threads, quiet, no_progress, verbose, max_memory):
+def test(inputs, recursive, device, threads, quiet, no_progress, verbose, max_memory):
     """Decode .dlz files and verify them, writing nothing."""
     from dulzip import api
+    inputs = _inputs(inputs, recursive, True, quiet)
     opts = _options(device=device, threads=threads, progress=_show_progress(quiet, no_progress),
                     max_memory=max_memory)
 
@@ -380,12 +475,14 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
 
 
 @main.command(name="list")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
+@RECURSIVE
 @click.option("--json", "as_json", is_flag=True, help="Print the raw header as JSON.")
 @click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
-def list_cmd(inputs, as_json, verbose):
+def list_cmd(inputs, recursive, as_json, verbose):
     """Show what a .dlz file holds (header, model, bits per dimension)."""
     from dulzip.api import describe
+    inputs = _inputs(inputs, recursive, True, False)
 
     def one(name: str) -> None:
         blob = _read_input(name)
@@ -403,16 +500,17 @@ def models(verbose):
     """List the installed models."""
     from dulzip import zoo
     every = zoo.all_cards()
-    cards = {c["name"]: c for c in every if not c.get("retired")}
+    cards = zoo.cards()
     if not cards:
-        click.echo(f"no models in {zoo.models_dir()}")
+        click.echo("no models in " + ", ".join(str(d) for d in zoo.models_dirs()))
     for name, c in cards.items():
         res = c.get("results", {})
         unit, label = next(((u, lab) for u, lab in (("bpb", "bits/byte"), ("bps", "bits/sample")) if u in res),
                            ("bpsp", "bits/sub-pixel"))
         v = next((v for k, v in res.get(unit, {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
-                   f"{c['weights']}" + (f"  {v:.3f} {label} on {res.get('corpus', '?')} (held out)" if v else ""))
+                   f"{c['weights']}" + (f"  {v:.3f} {label} on {res.get('corpus', '?')} (held out)" if v else "")
+                   + ("" if Path(c["_folder"]) == zoo.SHIPPED and not verbose else f"  in {c['_folder']}"))
     for c in every:
         if c.get("retired"):
             click.echo(f"{c['name']:<12} older version {c['weights']}, kept to decode the files made with it")
@@ -454,7 +552,8 @@ def models(verbose):
               help="Start from this checkpoint's weights (fine-tuning); a wider model (e.g. a larger "
                    "--hidden) grows from them, computing the same at first.")
 @click.option("--export", "export_name", default=None, help="Export the result as this model name.")
-@click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: $DULZIP_MODELS, else the package's models folder, dulzip/models_data/ of a checkout; an installed package: give a folder of your own and point DULZIP_MODELS to it).")
+@click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: the first folder of $DULZIP_MODELS, else ~/.local/share/dulzip/models, "
+                   "where dulzip looks for models first; to ship a model with the package: dulzip/models_data).")
 @click.option("--prime-bytes", type=int, default=1 << 20, show_default=True,
               help="charrnn: bytes of training text whose coding primes the shipped adaptive state (0: none).")
 @click.option("-T", "--threads", type=int, default=0)
@@ -520,16 +619,23 @@ def bench(folder, out, name, model, limit, threads, verbose):
         click.echo(f"wrote {p}")
 
 
+PASSTHROUGH = {"models", "train", "bench"}  # commands whose options are their own (no zstd letters)
+
+
 def entry() -> None:
-    """Console entry: ``dulzip -d FILE`` means ``dulzip decompress FILE``. Every error is one
+    """Console entry: zstd's command line (``dulzip FILE``, ``dulzip -dc FILE``; see
+    dulzip.argv) mapped onto the subcommands. Every error is one
     line and exit 1 (a bug's traceback only with -v); SIGINT and SIGTERM remove the temporary
     file and exit 130 and 143."""
     argv = sys.argv[1:]
-    if argv and argv[0] in ("-d", "--decompress"):
-        argv = ["decompress"] + argv[1:]
     previous = _catch_signals()
     try:
-        main.main(args=argv, prog_name="dulzip", standalone_mode=True)
+        try:
+            args = argv if set(argv[:1]) & PASSTHROUGH else translate(argv, set(main.commands))
+        except DulzipError as e:
+            click.echo(f"dulzip: {e}", err=True)
+            sys.exit(2)
+        main.main(args=args, prog_name="dulzip", standalone_mode=True)
     except Stopped as e:
         click.echo(f"dulzip: {e.message}", err=True)
         sys.exit(e.code)

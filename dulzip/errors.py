@@ -19,3 +19,9 @@ class ModelMismatchError(DulzipError):
 
 class UsageError(DulzipError):
     """A request that cannot be carried out as asked (exit 1, like any other failure)."""
+
+
+class DulzipWarning(UserWarning):
+    """Something a user should know that does not stop the work: a model that is not installed
+    (the input went to zstd instead), an asked-for model that did worse than zstd. The CLI
+    prints each as one line (unless -q); a library user filters them with :mod:`warnings`."""

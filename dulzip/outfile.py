@@ -72,10 +72,12 @@ def _through(mode: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path | None, force: bool):
+def atomic_output(path: Path | None, force: bool, like: str | Path | os.stat_result | None = None):
     """A binary file that becomes ``path`` only when the block completes: never a partial
     file, whatever ends the block (an error, Ctrl-C, SIGTERM turned into an exception). None:
-    standard output. A device or FIFO is written through (see ``writes_through``)."""
+    standard output. A device or FIFO is written through (see ``writes_through``).
+    ``like``: a regular file (or its stat) whose permission bits, times and (where allowed)
+    owner the new file takes before it is published, as gzip, xz and zstd do (see :func:`copy_metadata`)."""
     if path is None:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
@@ -91,11 +93,46 @@ def atomic_output(path: Path | None, force: bool):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if like is not None:
+            copy_metadata(like, tmp)
         _publish(tmp, path, force)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def copy_metadata(source: str | Path | os.stat_result, target: Path) -> None:
+    """Give ``target`` the permission bits (setuid, setgid and sticky included), access and
+    modification times (to the nanosecond) and, where the process may, the owner and group of
+    ``source`` (a path, or its ``os.stat`` taken before it was read: reading changes its access
+    time): an executable comes back executable, ``make`` and backups see the original's time.
+    Only for a regular ``source`` (standard input has none of it to give). The owner first:
+    chown clears the setuid bit, chmod then restores it."""
+    try:
+        st = source if isinstance(source, os.stat_result) else os.stat(source)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    with contextlib.suppress(OSError):  # only root (or the owner, for the group) may
+        os.chown(target, st.st_uid, st.st_gid)
+    os.chmod(target, stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+class Counted:
+    """A file that counts the bytes written to it (the size of a device or pipe says nothing)."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def write(self, data) -> int:
+        self.n += memoryview(data).nbytes
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
 
 
 def _open_through(path: Path):

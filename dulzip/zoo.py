@@ -4,7 +4,10 @@ Each model has a card ``<name>-<sha256 prefix>.json`` beside its weights (archit
 results, weights file and its sha256) and safetensors weights, loaded without pickle.
 The folder is package data inside the package (not a top-level folder mapped in at build time): a checkout,
 an editable install and a wheel all find it beside this file.
-``DULZIP_MODELS`` points to another models folder.
+Models are looked for in the user's models folder (``$XDG_DATA_HOME/dulzip/models``, by default
+``~/.local/share/dulzip/models``: where ``dulzip train --export`` puts them), then in the package's
+own; a name in the first hides the same name in the second. ``DULZIP_MODELS`` (folders separated by
+``:``) replaces both.
 
 A name may have older versions: their cards say ``"retired"`` (and which weights replaced them). New
 files are always made with the current version; a file names the sha256 of the weights it was made
@@ -31,27 +34,50 @@ if TYPE_CHECKING:
 SHIPPED = Path(__file__).resolve().parent / "models_data"
 
 
-def models_dir() -> Path:
-    """The models folder: ``$DULZIP_MODELS`` if set, else the package's own ``models_data``."""
+def user_models_dir() -> Path:
+    """The user's own models folder (XDG base directories): ``train --export`` writes there."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "dulzip" / "models"
+
+
+def models_dirs() -> list[Path]:
+    """Where models are looked for, first first: ``$DULZIP_MODELS`` (``:``-separated) if set,
+    else the user's models folder and then the package's own ``models_data``."""
     env = os.environ.get("DULZIP_MODELS")
-    return Path(env) if env else SHIPPED
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [user_models_dir(), SHIPPED]
+
+
+def models_dir() -> Path:
+    """Where a model is exported unless told otherwise: the first folder of the search path."""
+    return models_dirs()[0]
 
 
 def all_cards() -> list[dict]:
-    """Every model card in the models folder, retired versions included."""
+    """Every model card in the models folders, retired versions included; each card knows its
+    folder (``_folder``), where its weights are."""
     out = []
-    d = models_dir()
-    if d.is_dir():
-        for p in sorted(d.glob("*.json")):
-            card = json.loads(p.read_text())
-            if isinstance(card, dict) and "weights" in card and "name" in card:
-                out.append(card)
+    for d in models_dirs():
+        if d.is_dir():
+            for p in sorted(d.glob("*.json")):
+                try:
+                    card = json.loads(p.read_text())
+                except (OSError, ValueError):
+                    continue  # not a card (a stray or half-written file): not a model
+                if isinstance(card, dict) and "weights" in card and "name" in card:
+                    out.append({**card, "_folder": str(d)})
     return out
 
 
 def cards() -> dict[str, dict]:
-    """The current version of each model, by name (what new files are made with)."""
-    return {c["name"]: c for c in all_cards() if not c.get("retired")}
+    """The current version of each model, by name (what new files are made with); a name in an
+    earlier folder of the search path wins."""
+    out: dict[str, dict] = {}
+    for c in all_cards():
+        if not c.get("retired"):
+            out.setdefault(c["name"], c)
+    return out
 
 
 def versions(name: str) -> list[dict]:
@@ -80,7 +106,7 @@ def load_tensors(name: str, folder: str | Path | None = None,
     """(integer tensors, architecture, config, sha256) of a shipped model (its current version, or
     the version of card ``c``), checked against its card."""
     c = c or card(name)
-    path = Path(folder or models_dir()) / c["weights"]
+    path = Path(folder or c.get("_folder") or models_dir()) / c["weights"]
     if not path.is_file():
         raise ModelMismatchError(f"weights of model '{name}' not found: {path}")
     digest = sha256_file(path)
@@ -102,7 +128,7 @@ def _load_cached(folder: str, card_json: str, device: str, mtime: float):
 
 
 def _load(c: dict, device: str):
-    folder = models_dir()
+    folder = Path(c.get("_folder") or models_dir())
     path = folder / c["weights"]
     mtime = path.stat().st_mtime if path.exists() else 0.0
     return _load_cached(str(folder), json.dumps(c, sort_keys=True), device, mtime)

@@ -44,6 +44,7 @@ Command line (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import hashlib
 import io
@@ -438,12 +439,18 @@ SIZE_VALUES = (0, 1, 2, 3, 4096, 65536, 1 << 20, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 
                2 ** 63 - 1, -1, -2 ** 31)
 
 
+NODE_DEPTH = 32  # _nodes looks no deeper: a mutant may already hold a nesting bomb (m_nesting's values)
+
+
 def _nodes(tree, path=()):
-    """Every (path, value) below ``tree`` (dict keys and list indices), the tree itself excluded."""
+    """Every (path, value) below ``tree`` (dict keys and list indices) down to NODE_DEPTH levels,
+    the tree itself excluded. (A second mutation of a header whose first one planted a value
+    nested thousands deep must not end the whole run in a RecursionError.)"""
     items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
     for k, v in items:
         yield path + (k,), v
-        yield from _nodes(v, path + (k,))
+        if len(path) < NODE_DEPTH:
+            yield from _nodes(v, path + (k,))
 
 
 def _get(tree, path):
@@ -469,7 +476,7 @@ def mutate_value(v, rng: random.Random, key=None):
     """A changed value for ``v`` (of its own type or another): (new value, what was done)."""
     r = rng.random()
     if r < 0.3:  # another type, or an edge value of any type
-        new = rng.choice(OTHER_VALUES + EDGE_INTS)
+        new = copy.deepcopy(rng.choice(OTHER_VALUES + EDGE_INTS))  # a copy: set into itself, no cycle
         return new, f"-> {_short(new)}"
     if isinstance(v, bool):
         return (not v), "-> negated"
@@ -509,7 +516,7 @@ def mutate_value(v, rng: random.Random, key=None):
             del new[k]
             return new, f"key {k} removed"
         return {}, "dict emptied"
-    return rng.choice(OTHER_VALUES), "replaced"
+    return copy.deepcopy(rng.choice(OTHER_VALUES)), "replaced"
 
 
 class Mutant:
@@ -611,7 +618,7 @@ def m_key_add(seed: Seed, rng: random.Random):
     path = rng.choice(dicts)
     d = _get(m.header, path)
     k = rng.choice(("zz-unknown", "", "\u00e9", "streams", "inline") + KEYS)
-    v = rng.choice(OTHER_VALUES + EDGE_INTS)
+    v = copy.deepcopy(rng.choice(OTHER_VALUES + EDGE_INTS))
     what = "replaced" if k in d else "added"
     d[k] = v
     return m.bytes(), f"key {_show(path + (k,))} {what}: {_short(v)}"
@@ -670,7 +677,7 @@ def m_stream_field(seed: Seed, rng: random.Random):
         new = rng.choice((st[i]["crc32"] ^ 1, -1, 2 ** 32, None))
         st[i]["crc32"] = new
     else:
-        new = rng.choice(OTHER_VALUES)
+        new = copy.deepcopy(rng.choice(OTHER_VALUES))
         st[i]["zz-unknown"] = new
     return m.bytes(), f"streams/{i}/{field_} -> {_short(new)}"
 

@@ -50,7 +50,7 @@ def test_wheel_carries_the_shipped_models(wheel):
     assert shipped_files() and {f"dulzip/models_data/{n}" for n in shipped_files()} <= names
     for card in SHIPPED.glob("*.json"):  # every card's weights are in the folder, hence in the wheel
         assert f"dulzip/models_data/{json.loads(card.read_text())['weights']}" in names
-    assert {"dulzip/__main__.py", "dulzip/zoo.py", "dulzip/models/pixelcnn.py"} <= names
+    assert {"dulzip/__main__.py", "dulzip/zoo.py", "dulzip/models/pixelcnn.py", "dulzip/py.typed"} <= names
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "dulzip = dulzip.cli:entry" in zipfile.ZipFile(wheel).read(entry).decode()
 

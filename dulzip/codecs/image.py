@@ -327,6 +327,17 @@ def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray, a: int, b: int) -> N
            st.x, st.slots, st.sets, st.dots, st.rows, a, b)
 
 
+def _by_positions(order: list, progress: bool, desc: str):
+    """The steps of ``order``, with a progress bar (and its time estimate) that counts pixel
+    positions, not steps: a wavefront's steps grow from one position to T and shrink again, so a
+    bar by steps would run fast at both ends and stall in the middle."""
+    with tqdm(total=sum(len(rows) for rows, _ in order), disable=not progress, desc=desc, unit="pos",
+              unit_scale=True) as bar:
+        for step in order:
+            yield step
+            bar.update(len(step[0]))
+
+
 def decode_order(net, T: int, version: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The positions of a tile in the image mixer's order: steps of (rows, cols) arrays, rows
     ascending. The network computes a step's positions of every tile at once; the mixer codes
@@ -449,7 +460,7 @@ def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool
 
     steps: dict[int, Step] = {}
     order = decode_order(net, T, mix.version)
-    for k, (rows, cols) in enumerate(tqdm(order, disable=not progress, desc="encode", unit="step")):
+    for k, (rows, cols) in enumerate(_by_positions(order, progress, "encode")):
         for r in rows:
             if int(r) not in tables:
                 row_tables(int(r))
@@ -515,7 +526,7 @@ def _decode_mixed(streams: list[Stream], H: int, W: int, C: int, net, T: int, pr
     stepper = _stepper(net, n, T, present.to(net.device), mix.version)
     steps: dict[int, Step] = {}
     with _loop(None):
-        for rows, cols in tqdm(decode_order(net, T, mix.version), disable=not progress, desc="decode", unit="step"):
+        for rows, cols in _by_positions(decode_order(net, T, mix.version), progress, "decode"):
             tile, j, gb = _elements(pres, rows, cols)
             if not len(tile):
                 continue

@@ -23,3 +23,9 @@ def looks_like_pnm(data: bytes) -> bool:
 def looks_like_wav(head: bytes) -> bool:
     """Cheap sniff on the first 12 bytes: ``RIFF`` size ``WAVE``."""
     return len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+
+
+def modelled_whole(head: bytes) -> bool:
+    """Whether an input starting with ``head`` is one the models take whole (an image or a WAV):
+    such inputs are read into memory; any other large input is compressed as a stream."""
+    return looks_like_png(head) or looks_like_pnm(head) or looks_like_wav(head[:12])
