@@ -13,7 +13,7 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from dulzip.codecs.image import Stream
+from dulzip.codecs.stream import Stream
 from dulzip.codecs.text import Layout, decode_text
 from dulzip.exact.charrnn import ExactCharRNN
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dulzip import api
+from dulzip import api, transforms
 from dulzip.formats.wav import canonical_prefix, parse_wav, sample_bytes
 
 
@@ -40,11 +40,11 @@ def main() -> None:
     for name, data in pairs(args.folder):
         row = {"file": name, "samples": (len(data) - 44) // 2}
         for mode in ("lr", "side"):
-            api.STEREO = mode
+            transforms.STEREO = mode
             blob = api.compress(data)
             assert api.decompress(blob) == data, name
             row[mode] = 8 * len(blob) / row["samples"]
-        api.STEREO = "auto"  # the default: a choice from the input alone, between the two files above
+        transforms.STEREO = "auto"  # the default: a choice from the input alone, between the two files above
         row["auto"] = row[api.stereo_mode(parse_wav(data).samples, 16)]
         rows.append(row)
         print(json.dumps(row))

@@ -55,11 +55,6 @@ def _read_input(name: str) -> bytes:
     return sys.stdin.buffer.read() if name == "-" else _check_input(name).read_bytes()
 
 
-def write_atomic(path: Path, data: bytes, force: bool) -> None:
-    with atomic_output(path, force) as f:
-        f.write(data)
-
-
 def _streams(name: str) -> bool:
     """Compress this input in a stream: a large regular file that is neither an image nor a WAV."""
     from dulzip.formats.sniff import modelled_whole
@@ -519,8 +514,8 @@ def models(verbose):
 @main.command()
 @click.option("--data", type=click.Path(exists=True, file_okay=False), required=True,
               help="Folder of training images (text: any files; audio: WAV files).")
-@click.option("--out", type=click.Path(), default="runs/pixelcnn", show_default=True,
-              help="Run folder (checkpoint, metrics.jsonl); training resumes from it.")
+@click.option("--out", type=click.Path(), default=None,
+              help="Run folder (checkpoint, metrics.jsonl); training resumes from it. Default: runs/ARCH.")
 @click.option("--steps", type=int, default=1300, show_default=True)
 @click.option("--warmup", type=int, default=100, show_default=True)
 @click.option("--batch", type=int, default=32, show_default=True)
@@ -572,7 +567,7 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
     from dulzip.models.wavenet import WaveNetConfig
     from dulzip.train.loop import TrainConfig, train_model
     seq = seq or (2048 if arch == "wavenet" else 256)
-    tcfg = TrainConfig(data=data, out=out, steps=steps, warmup=warmup, batch=batch, crop=crop, seq=seq, lr=lr,
+    tcfg = TrainConfig(data=data, out=out or f"runs/{arch}", steps=steps, warmup=warmup, batch=batch, crop=crop, seq=seq, lr=lr,
                        threads=threads, init_from=init_from, device=device, time_limit=time_limit,
                        gray_fraction=gray_fraction)
     mcfg = {"made": lambda: MADEConfig(hidden=hidden or 500, layers=layers or 2),

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export, n_params
+from dulzip.models import n_params
+from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export
 from dulzip.zoo import save_weights
 
 DATA = Path(__file__).parent / "data"
@@ -78,7 +79,7 @@ def write_text_model(folder: Path, name: str = "charrnn", seed: int = 0, prime: 
     from dulzip.exact.charrnn import ExactCharRNN
     from dulzip.models.charrnn import CharRNN, CharRNNConfig
     from dulzip.models.charrnn import export as export_text
-    from dulzip.models.charrnn import n_params as text_params
+    from dulzip.models import n_params as text_params
     torch.manual_seed(seed)
     m = CharRNN(CharRNNConfig(**TINY_TEXT)).eval()
     with torch.no_grad():
@@ -125,7 +126,7 @@ def tiny_wavenet(seed: int = 0, cfg: dict = TINY_AUDIO):
 
 def write_audio_model(folder: Path, name: str = "wavenet", seed: int = 0, cfg: dict = TINY_AUDIO) -> str:
     from dulzip.models.wavenet import export as export_audio
-    from dulzip.models.wavenet import n_params as audio_params
+    from dulzip.models import n_params as audio_params
     m = tiny_wavenet(seed, cfg)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.safetensors"

@@ -166,14 +166,15 @@ def _streamed(data: bytes, chunk: int) -> bytes:
     """The streamed bytes path (what `dulzip compress` does for files of 32 MB or more) with a tiny
     piece size, so several ``bytes.N`` streams follow each other in one small file."""
     from dulzip import api
-    real = api.BYTES_CHUNK
-    api.BYTES_CHUNK = chunk
+    from dulzip.kinds import bytes as bytes_kind
+    real = bytes_kind.BYTES_CHUNK
+    bytes_kind.BYTES_CHUNK = chunk
     try:
         out = io.BytesIO()
         api.compress_stream(io.BytesIO(data), out, api.Options(model="zstd"), len(data))
         return out.getvalue()
     finally:
-        api.BYTES_CHUNK = real
+        bytes_kind.BYTES_CHUNK = real
 
 
 def as_version1(blob: bytes) -> bytes:

@@ -22,7 +22,9 @@ from dulzip.codecs.flow import PriorCoder, decode_flow, encode_flow
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import DulzipError, ModelMismatchError
 from dulzip.exact.idf import ExactIDF
-from dulzip.models.idf import IDF, IDFConfig, export, logistic_bits, n_params, plan, squeeze, unsqueeze
+from dulzip.kinds import image as image_kind
+from dulzip.models import n_params
+from dulzip.models.idf import IDF, IDFConfig, export, logistic_bits, plan, squeeze, unsqueeze
 from dulzip.zoo import save_weights
 from tests.conftest import photo, write_model
 
@@ -173,7 +175,7 @@ def test_api_round_trip_png(idf_models, c):
 
 
 def test_default_model_by_image_size(idf_models, monkeypatch):
-    monkeypatch.setattr(api, "PIXELCNN_MAX_TILES", 2)
+    monkeypatch.setattr(image_kind, "PIXELCNN_MAX_TILES", 2)
     small, large = photo(65, 33), photo(65, 129)  # 2 tiles of 64x64; 6
     assert api.choose_image_model(photo(64, 128)) == "pixelcnn"  # 2
     assert api.choose_image_model(small) == "pixelcnn"

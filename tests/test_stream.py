@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from dulzip import api, cli
 from dulzip.codecs.text import Layout
 from dulzip.errors import DulzipError
+from dulzip.kinds import bytes as bytes_kind
 from tests.test_text import PROSE
 
 
@@ -41,7 +42,7 @@ def test_text_streams_block_by_block(text_models, small_blocks):
 
 @pytest.mark.parametrize("data", [b"", b"x", bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8))])
 def test_bytes_stream_in_pieces(text_models, monkeypatch, data):
-    monkeypatch.setattr(api, "BYTES_CHUNK", 1000)
+    monkeypatch.setattr(bytes_kind, "BYTES_CHUNK", 1000)
     blob = _stream_round_trip(data, api.Options(model="zstd"))
     assert [s["name"] for s in api.describe(blob)["streams"]] == [f"bytes.{i}" for i in range(-(-len(data) // 1000))]
 
@@ -76,7 +77,7 @@ class _Sink:
 
 
 def test_memory_does_not_grow_with_the_input(text_models, monkeypatch):
-    monkeypatch.setattr(api, "BYTES_CHUNK", 1 << 20)
+    monkeypatch.setattr(bytes_kind, "BYTES_CHUNK", 1 << 20)
     small, large = _peak(4 << 20), _peak(16 << 20)
     assert large < 1.5 * small + (1 << 20) and large < 8 << 20, (small, large)
 

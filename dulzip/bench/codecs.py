@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import zstandard
 from PIL import Image
+
+from dulzip.coding import zstdio
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def png(img: np.ndarray) -> bytes:
 
 
 def zstd19(img: np.ndarray) -> bytes:
-    return zstandard.ZstdCompressor(level=19).compress(np.ascontiguousarray(img).tobytes())
+    return zstdio.compress(np.ascontiguousarray(img).tobytes())
 
 
 def image_codecs() -> list[Codec]:

@@ -9,6 +9,8 @@ from typing import Callable
 
 import zstandard
 
+from dulzip.coding import zstdio
+
 try:
     import brotli
 except ImportError:
@@ -70,6 +72,6 @@ def text_codecs() -> list[ByteCodec]:
     out.append(ByteCodec("bzip2 -9", lambda d: bz2.compress(d, 9), bz2.decompress))
     if pyppmd is not None:
         out.append(ByteCodec("PPMd (7z -m0=PPMd -mx=9)", _ppmd, _unppmd))
-    out.append(ByteCodec("zstd -19", zstandard.ZstdCompressor(level=19).compress,
+    out.append(ByteCodec("zstd -19", zstdio.compress,
                          zstandard.ZstdDecompressor().decompress))
     return out

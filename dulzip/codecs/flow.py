@@ -21,7 +21,8 @@ import torch
 from tqdm import tqdm
 
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder, Table
-from dulzip.codecs.image import Stream, tile_grid
+from dulzip.codecs.image import tile_grid
+from dulzip.codecs.stream import Stream
 from dulzip.coding import zstdio
 from dulzip.errors import CorruptDataError
 from dulzip.exact.idf import DEFAULT_TILE

@@ -10,7 +10,6 @@ zstd instead.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,25 +17,18 @@ from tqdm import tqdm
 
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
+from dulzip.codecs.stream import Stream
 from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
 from dulzip.errors import CorruptDataError, FormatError
-from dulzip.schema import IMAGE_MIXER_VERSIONS
 from dulzip.exact.imagemix import (PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
                                    code_known, contexts, predict, update)
 from dulzip.models.pixelcnn import TABLE_BITS
+from dulzip.schema import IMAGE_MIXER_VERSIONS
 
 TABLE_CHUNK = 4096  # symbols per table computation (bounds memory)
 # tiles per batched full pass: on a CPU one at a time is fastest (the gathered windows of a
 # tile stay in cache: 3.5x faster than 16 at a time, measured on 2 cores); a GPU wants more
 TILE_CHUNK = {"cpu": 1, "cuda": 16}
-
-
-@dataclass
-class Stream:
-    """One coded stream: its coder ('model' or 'zstd') and payload."""
-    coder: str
-    payload: bytes
-    est_bits: float = 0.0  # the model's own -log2 p of this stream (model streams)
 
 
 def tile_grid(H: int, W: int, T: int) -> list[tuple[int, int, int, int]]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dulzip.codecs.image import Stream
+from dulzip.codecs.stream import Stream
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNM_MAGICS = (b"P5", b"P6")  # binary PGM and PPM, the ones dulzip.formats.pnm parses
+TEXT_SNIFF = 1 << 16  # bytes looked at to tell text from binary
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7f"  # not whitespace
+_NOT_ASCII = bytes(range(128, 256))
 
 
 def looks_like_png(data: bytes) -> bool:
@@ -29,3 +32,22 @@ def modelled_whole(head: bytes) -> bool:
     """Whether an input starting with ``head`` is one the models take whole (an image or a WAV):
     such inputs are read into memory; any other large input is compressed as a stream."""
     return looks_like_png(head) or looks_like_pnm(head) or looks_like_wav(head[:12])
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Text-like input, from its first TEXT_SNIFF bytes: (almost) no control bytes other than
+    whitespace, and either valid UTF-8 or mostly printable ASCII (other 8-bit encodings).
+    Counts by ``bytes.translate`` (no numpy: this decides whether a model is loaded at all)."""
+    head = data[:TEXT_SNIFF]
+    if not head:
+        return False
+    control = len(head) - len(head.translate(None, _CONTROL))
+    if control > len(head) // 100:
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError as e:
+        if e.start >= len(head) - 3 and e.reason == "unexpected end of data":
+            return True  # a character cut by the sniffing window
+    return len(head.translate(None, _NOT_ASCII)) >= 0.9 * len(head)

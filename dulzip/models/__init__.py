@@ -1,0 +1,8 @@
+"""The float models (training side): one module per family; see registry.py for their names."""
+from __future__ import annotations
+
+
+def n_params(model) -> int:
+    """Trainable parameters of a float module (a family whose weights are partly masked, as
+    MADE's, counts its own way)."""
+    return sum(p.numel() for p in model.parameters())

@@ -107,9 +107,6 @@ class CharRNN(nn.Module):
         return bits.mean()
 
 
-def n_params(model: CharRNN) -> int:
-    return sum(p.numel() for p in model.parameters())
-
 
 def export(model: CharRNN) -> dict[str, torch.Tensor]:
     """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.charrnn.ExactCharRNN`.

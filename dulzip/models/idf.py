@@ -245,9 +245,6 @@ def logistic_bits(z: torch.Tensor, mu: torch.Tensor, ls: torch.Tensor) -> torch.
     return bits + 16.0 * escape
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
 
 def scale_tables() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Integer tables of every prior class (phase p of the mean in 1/MU_GRID, scale class k).

@@ -203,9 +203,6 @@ def mixture_bits(y: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
     return -torch.log2(p)
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
 
 
 def export(model: PixelCNN) -> dict[str, torch.Tensor]:

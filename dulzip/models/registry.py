@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 ARCHITECTURES: dict[str, "Architecture"] = {}
+UNITS = {"image": "bits/sub-pixel", "text": "bits/byte", "audio": "bits/sample"}  # a modality's bits per dimension
 
 
 @dataclass(frozen=True)

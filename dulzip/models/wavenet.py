@@ -247,9 +247,6 @@ def mixture_bits(logits, mu, log_s, x: torch.Tensor, step: int = 1) -> torch.Ten
     return -logp / math.log(2)
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
 
 def export(model: WaveNet) -> dict[str, torch.Tensor]:
     """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.wavenet.ExactWaveNet`."""

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from dulzip.errors import FormatError
-from dulzip.models import charrnn, idf, made, pixelcnn, wavenet
+from dulzip.models import charrnn, idf, made, n_params, pixelcnn, wavenet
 from dulzip.train.data import AudioSampler, CropSampler, ImageSampler, TextSampler, load_images
 
 
@@ -31,17 +31,17 @@ class Trainable:
 
 
 TRAINABLE = {
-    "pixelcnn": Trainable(pixelcnn.PixelCNN, pixelcnn.PixelCNNConfig, pixelcnn.export, pixelcnn.n_params,
+    "pixelcnn": Trainable(pixelcnn.PixelCNN, pixelcnn.PixelCNNConfig, pixelcnn.export, n_params,
                           lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
                                                                 t.gray_fraction, seed, dev)),
-    "idf": Trainable(idf.IDF, idf.IDFConfig, idf.export, idf.n_params,  # gray as codecs.flow codes it
+    "idf": Trainable(idf.IDF, idf.IDFConfig, idf.export, n_params,  # gray as codecs.flow codes it
                      lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
                                                            t.gray_fraction, seed, dev, packed_gray=True)),
     "made": Trainable(made.MADE, made.MADEConfig, made.export, made.n_params,  # whole small gray images
                       lambda t, cfg, seed, dev: ImageSampler(t.data, cfg.size, seed, dev)),
-    "charrnn": Trainable(charrnn.CharRNN, charrnn.CharRNNConfig, charrnn.export, charrnn.n_params,
+    "charrnn": Trainable(charrnn.CharRNN, charrnn.CharRNNConfig, charrnn.export, n_params,
                          lambda t, cfg, seed, dev: TextSampler(t.data, t.seq, t.segment, seed, dev)),
-    "wavenet": Trainable(wavenet.WaveNet, wavenet.WaveNetConfig, wavenet.export, wavenet.n_params,
+    "wavenet": Trainable(wavenet.WaveNet, wavenet.WaveNetConfig, wavenet.export, n_params,
                          lambda t, cfg, seed, dev: AudioSampler(t.data, t.seq, seed, dev)),
 }
 
@@ -160,8 +160,9 @@ def grow_into(model: torch.nn.Module, state: dict) -> None:
 
 
 def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
-    """Train (or resume) a PixelCNN or a MADE (by the type of ``mcfg``); returns the checkpoint
-    path. Metrics go to metrics.jsonl.
+    """Train (or resume) a model of any family in TRAINABLE (by the type of ``mcfg``); returns
+    the checkpoint path. Metrics go to metrics.jsonl: the loss in bits per dimension of the
+    family's data (``bits``, with its ``unit``: bits/sub-pixel, bits/byte or bits/sample).
 
     The checkpoint keeps the raw weights, the optimizer and an exponential moving average of
     the weights (``ema``), which is what gets exported.
@@ -198,6 +199,8 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     sampler = arch.sampler(tcfg, model.cfg, tcfg.seed + step, dev)
+    from dulzip.models.registry import ARCHITECTURES, UNITS
+    unit = UNITS[ARCHITECTURES[arch_of(model.cfg)].modality]
     log = open(out / "metrics.jsonl", "a")
     bar = tqdm(total=tcfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     model.train()
@@ -231,9 +234,9 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
         loss_v = loss.item()
         ema_loss = loss_v if ema_loss is None else 0.98 * ema_loss + 0.02 * loss_v
         bar.update(1)
-        bar.set_postfix(bpsp=f"{ema_loss:.3f}")
+        bar.set_postfix(bits=f"{ema_loss:.3f}")
         if step % 20 == 0:
-            log.write(json.dumps({"step": step, "bpsp": round(loss_v, 4), "ema": round(ema_loss, 4),
+            log.write(json.dumps({"step": step, "bits": round(loss_v, 4), "unit": unit, "ema": round(ema_loss, 4),
                                   "lr": lr, "time": round(time.time() - t0, 1)}) + "\n")
             log.flush()
         if step % tcfg.checkpoint_every == 0 or time.time() - last_ckpt > 120:

@@ -1,0 +1,125 @@
+"""WAV audio: the pipeline from a file to coded sample blocks and back.
+
+A WAV the audio model takes (8/16-bit PCM, mono or stereo) is split into its header (re-created
+when canonical, else kept as side data) and its samples; stereo is coded as left and side when
+the channels are correlated (:mod:`dulzip.transforms`); the model is chosen by sample rate.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dulzip.container import Container, add_stream, pack
+from dulzip.errors import FormatError, UsageError
+from dulzip.formats import sniff
+from dulzip.kinds.common import add_side, load_for, missing, modality, model_header, prepare, read_side
+from dulzip.transforms import stereo_mode, stereo_side
+
+if TYPE_CHECKING:
+    from dulzip.codecs.audio import AudioLayout
+    from dulzip.formats import wav
+    from dulzip.options import Options
+
+KINDS = ("wav",)
+SPEECH_MODEL = "wavenet"  # audio sampled at up to SPEECH_RATE Hz
+MUSIC_MODEL = "wavenet-music"  # faster sample rates, where installed
+SPEECH_RATE = 16000
+
+
+def choose_audio_model(rate: int) -> str:
+    """The default audio model, from the input alone: the speech model for sample rates up to
+    SPEECH_RATE, the music model above (where installed, else the speech model)."""
+    from dulzip import zoo
+    if rate > SPEECH_RATE and MUSIC_MODEL in zoo.cards():
+        return MUSIC_MODEL
+    return SPEECH_MODEL
+
+
+def sniff_wav(data: bytes, opts: Options) -> wav.Wav | None:
+    """The parsed WAV when the audio path takes this input (a WAV it models, and an audio
+    model asked for or 'auto' with one installed), else None."""
+    from dulzip import zoo
+    if not sniff.looks_like_wav(data[:12]):
+        return None
+    explicit = opts.model != "auto"
+    if explicit and modality(opts.model) != "audio":
+        return None
+    from dulzip.formats import wav
+    w = wav.parse_wav(data)
+    if w is None:
+        if explicit:
+            raise UsageError(f"model '{opts.model}' codes 8/16-bit PCM WAV files; this WAV is of another "
+                             "kind (use -m auto, or -m zstd)")
+        return None
+    if not explicit and SPEECH_MODEL not in zoo.cards():
+        missing("audio", SPEECH_MODEL)
+        return None
+    return w
+
+
+def layout_header(lay: AudioLayout, w: wav.Wav) -> dict:
+    return {"frames": len(w.samples), "channels": w.channels, "bits": w.bits, "rate": w.rate,
+            "block": lay.block, "max_streams": lay.streams, "seg_min": lay.seg_min}
+
+
+def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
+    from dulzip.codecs.audio import AudioLayout, encode_audio
+    from dulzip.formats import wav
+    from dulzip.train.data import to_levels
+    name = choose_audio_model(w.rate) if opts.model == "auto" else opts.model
+    net, digest = prepare(name, opts)
+    if getattr(net, "modality", "image") != "audio":
+        raise UsageError(f"model '{name}' is not an audio model")
+    layout = AudioLayout.for_model(net)
+    header = model_header("wav", data, name, digest)
+    header.update(layout=layout_header(layout, w), streams=[])
+    payloads: list[bytes] = []
+    if not w.suffix and w.prefix == wav.canonical_prefix(w.rate, w.bits, w.channels, len(w.samples)):
+        header["layout"]["canonical"] = True  # the usual 44-byte header: re-created, not stored
+    else:
+        add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
+    samples = w.samples
+    if w.channels == 2 and stereo_mode(w.samples, w.bits) == "side":
+        header["layout"]["stereo"] = "side"
+        samples = stereo_side(samples, w.bits)
+    est = 0.0
+    streams = encode_audio(to_levels(samples, w.bits), w.bits, net, layout, opts.progress, opts.fallback)
+    for i, s in enumerate(streams):
+        add_stream(header, payloads, f"audio.{i}", s.coder, s.payload)
+        est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
+    header["model_bits"] = round(est)
+    return pack(Container(header, payloads))
+
+
+def decompress(c: Container, opts: Options) -> bytes:
+    import numpy as np
+
+    from dulzip.codecs.audio import AudioLayout, decode_audio
+    from dulzip.codecs.stream import Stream
+    from dulzip.formats import wav
+    h = c.header
+    try:
+        lay = h["layout"]
+        frames, channels, bits, rate = (int(lay[k]) for k in ("frames", "channels", "bits", "rate"))
+        layout = AudioLayout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]))
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("the .dlz header lacks the audio layout") from None
+    if frames < 0 or channels not in (1, 2) or bits not in (8, 16) or min(layout.block, layout.streams,
+                                                                         layout.seg_min) < 1:
+        raise FormatError("the .dlz header has an invalid audio layout")
+    name, net = load_for(h, opts)
+    if getattr(net, "modality", "image") != "audio":
+        raise FormatError(f"model '{name}' is not an audio model")
+    side = read_side(c, ("wav",))
+    if lay.get("canonical"):
+        side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
+    streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads) if m["name"].startswith("audio.")]
+    levels = decode_audio(streams, frames, channels, bits, net, layout, opts.progress)
+    samples = ((levels - 128) // 256 if bits == 8 else levels).astype(np.int16)
+    if lay.get("stereo") == "side" and channels == 2:
+        samples = stereo_side(samples, bits, inverse=True)
+    elif lay.get("stereo", "lr") != "lr":
+        raise FormatError(f"unknown stereo coding '{lay.get('stereo')}'")
+    try:
+        return wav.build_wav(wav.Wav(side["wav.prefix"], samples, side["wav.suffix"], rate, bits, channels))
+    except KeyError:
+        raise FormatError("the .dlz file lacks the WAV header") from None
