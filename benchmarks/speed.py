@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", type=Path, required=True, help="PREFIX: writes PREFIX.md and PREFIX.json")
     a = ap.parse_args()
-    paths = inputs(a.out.parent / "speed-inputs")
+    a.out = a.out.resolve()
+    paths = inputs(Path(tempfile.mkdtemp(prefix="dulzip-speed-")))
     cases = {name: (paths[key], opts) for name, (key, opts) in CASES.items()}
     env = {**os.environ, "DULZIP_MODELS": str(ROOT / "dulzip" / "models_data")}
     results = {}
