@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dulzip.container import Container, add_stream, pack
+from dulzip.container import Container, pack
 from dulzip.errors import FormatError, UsageError
 from dulzip.formats import sniff
-from dulzip.kinds.common import add_side, load_for, missing, modality, model_header, prepare, read_side
+from dulzip.kinds.common import (add_coded, add_side, coded_streams, load_for, missing, modality, model_header,
+                                 prepare, read_side)
 from dulzip.transforms import stereo_mode, stereo_side
 
 if TYPE_CHECKING:
@@ -81,12 +82,8 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     if w.channels == 2 and stereo_mode(w.samples, w.bits) == "side":
         header["layout"]["stereo"] = "side"
         samples = stereo_side(samples, w.bits)
-    est = 0.0
     streams = encode_audio(to_levels(samples, w.bits), w.bits, net, layout, opts.progress, opts.fallback)
-    for i, s in enumerate(streams):
-        add_stream(header, payloads, f"audio.{i}", s.coder, s.payload)
-        est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
-    header["model_bits"] = round(est)
+    header["model_bits"] = round(add_coded(header, payloads, "audio", streams))
     return pack(Container(header, payloads))
 
 
@@ -94,7 +91,6 @@ def decompress(c: Container, opts: Options) -> bytes:
     import numpy as np
 
     from dulzip.codecs.audio import AudioLayout, decode_audio
-    from dulzip.codecs.stream import Stream
     from dulzip.formats import wav
     h = c.header
     try:
@@ -112,7 +108,7 @@ def decompress(c: Container, opts: Options) -> bytes:
     side = read_side(c, ("wav",))
     if lay.get("canonical"):
         side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
-    streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads) if m["name"].startswith("audio.")]
+    streams = coded_streams(c, "audio")
     levels = decode_audio(streams, frames, channels, bits, net, layout, opts.progress)
     samples = ((levels - 128) // 256 if bits == 8 else levels).astype(np.int16)
     if lay.get("stereo") == "side" and channels == 2:

@@ -119,3 +119,20 @@ def cannot_code(model: str, data: bytes) -> str:
 def missing(kind: str, name: str) -> None:
     warnings.warn(f"the {kind} model '{name}' is not installed: stored with zstd (dulzip models lists "
                   "what is installed)", DulzipWarning, stacklevel=3)
+
+
+def add_coded(header: dict, payloads: list[bytes], prefix: str, streams, est: float = 0.0) -> float:
+    """Add a codec's streams as ``PREFIX.0``, ``PREFIX.1``...; returns ``est`` plus their size
+    in bits by the model's own estimate where the model coded them, else their real size (the
+    header's ``model_bits``: what ``dulzip list`` compares the file with; added one stream at a
+    time, in order, so that the float sum is the same whatever the caller's planes)."""
+    for i, s in enumerate(streams):
+        add_stream(header, payloads, f"{prefix}.{i}", s.coder, s.payload)
+        est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
+    return est
+
+
+def coded_streams(c: Container, prefix: str) -> list:
+    """The streams ``PREFIX.N`` of a file, in order, as the codecs take them."""
+    from dulzip.codecs.stream import Stream
+    return [Stream(m["coder"], d) for m, d in zip(c.header["streams"], c.payloads) if m["name"].startswith(prefix + ".")]

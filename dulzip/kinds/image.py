@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dulzip.container import Container, add_stream, pack
+from dulzip.container import Container, pack
 from dulzip.errors import CorruptDataError, FormatError, UsageError
 from dulzip.formats import sniff as sniffing
-from dulzip.kinds.common import add_side, checksum, load_for, missing, model_header, prepare, read_side
+from dulzip.kinds.common import (add_coded, add_side, checksum, coded_streams, load_for, missing, model_header,
+                                 prepare, read_side)
 from dulzip.options import level_name
 from dulzip.transforms import join_planes, split_planes
 
@@ -169,16 +170,14 @@ def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
     for plane_name, plane in (("color", color), ("alpha", alpha)):
         if plane is None:
             continue
-        for i, s in enumerate(encode(plane, net, layout["tile"], opts.progress, allow_zstd=opts.fallback, **kw)):
-            add_stream(header, payloads, f"{plane_name}.{i}", s.coder, s.payload)
-            est += s.est_bits if s.coder == "model" else 8 * len(s.payload)
+        est = add_coded(header, payloads, plane_name,
+                        encode(plane, net, layout["tile"], opts.progress, allow_zstd=opts.fallback, **kw), est)
     header["model_bits"] = round(est)
     return pack(Container(header, payloads))
 
 
 def decompress(c: Container, opts: Options) -> bytes:
     from dulzip.codecs.image import decode_planes
-    from dulzip.codecs.stream import Stream
     h = c.header
     try:
         layout, extras = h["layout"], h["extras"]
@@ -195,8 +194,7 @@ def decompress(c: Container, opts: Options) -> bytes:
     side = read_side(c, ("png", "pnm"))
     planes = {}
     for plane_name in ("color", "alpha"):
-        streams = [Stream(m["coder"], d) for m, d in zip(h["streams"], c.payloads)
-                   if m["name"].startswith(plane_name + ".")]
+        streams = coded_streams(c, plane_name)
         if not streams:
             continue
         nc = 1 if plane_name == "alpha" or layout.get("replicated") or C < 3 else 3
