@@ -223,13 +223,3 @@ def test_random_images_hypothesis(tiny_models, h, w, c, seed):
     data = ppm(img)
     blob = api.compress(data, Options(fallback=False, tile=4))
     assert api.decompress(blob) == data
-
-
-def test_table_chunks_never_split_a_block(tiny_models, monkeypatch):
-    """Regression: a band whose symbol count is not a multiple of the chunk size (tiles per
-    band not dividing it) must still interleave bucket and in-bucket symbols per block."""
-    import dulzip.codecs.image as ci
-    monkeypatch.setattr(ci, "TABLE_CHUNK", 7)
-    data = ppm(photo(9, 20))  # tile 8: 3 tiles per band, blocks of 3 rows, chunks of 7
-    blob = api.compress(data, Options(fallback=False, tile=8))
-    assert api.decompress(blob) == data

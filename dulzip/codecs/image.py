@@ -15,17 +15,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dulzip.codecs.stream import Stream
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
-from dulzip.codecs.stream import Stream
 from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
 from dulzip.errors import CorruptDataError, FormatError
 from dulzip.exact.imagemix import (PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
                                    code_known, contexts, predict, update)
-from dulzip.models.pixelcnn import TABLE_BITS
 from dulzip.schema import IMAGE_MIXER_VERSIONS
 
-TABLE_CHUNK = 4096  # symbols per table computation (bounds memory)
 # tiles per batched full pass: on a CPU one at a time is fastest (the gathered windows of a
 # tile stay in cache: 3.5x faster than 16 at a time, measured on 2 cores); a GPU wants more
 TILE_CHUNK = {"cpu": 1, "cuda": 16}
@@ -93,93 +91,17 @@ def _band_raw(img: np.ndarray, grid, band: list[int]) -> bytes:
 
 def encode_planes(img: np.ndarray, net, T: int, progress: bool = False,
                   allow_zstd: bool = True, mixer: dict | None = None, parts: tuple[str, ...] = PARTS) -> list[Stream]:
-    """Encode (H, W, C) uint8 planes, C in {1, 3}. One batched likelihood pass, then coding.
+    """Encode (H, W, C) uint8 planes, C in {1, 3}, through the adaptive mixer
+    (:mod:`dulzip.exact.imagemix`): one batched likelihood pass per band of tiles, then coding.
 
     ``allow_zstd=False`` keeps every band model-coded (tests of the model path). ``mixer``
-    (``{"version", "slot_bits"}``): code through the adaptive mixer (:mod:`dulzip.exact.imagemix`);
-    None: the model's tables directly (files of format 1). ``parts``: of the mixer (measurements).
+    (``{"version", "slot_bits"}``) is required: files coded with the model's tables alone are
+    no longer written (:mod:`dulzip.codecs.image_tables` still decodes them). ``parts``: of the
+    mixer (measurements).
     """
-    if mixer is not None:
-        return _encode_mixed(img, net, T, progress, allow_zstd, mixer, parts)
-    H, W, C = img.shape
-    K = net.cfg.mixtures
-    luts = {k: v.cpu() for k, v in net.luts.items()}
-    grid = tile_grid(H, W, T)
-    x, present = _tiles(img, T, grid)
-    streams = []
-    for band in tqdm(bands(H, W, T), disable=not progress, desc="encode", unit="band"):
-        b = torch.tensor(band)
-        params = torch.empty(len(band), T, T, 12 * K, dtype=torch.int64)  # one band at a time
-        chunk = TILE_CHUNK.get(net.device.type, 1)
-        with torch.no_grad():
-            for i in range(0, len(band), chunk):
-                t = b[i:i + chunk]
-                params[i:i + chunk] = net.full_pass(x[t], present[t]).cpu()
-        pr = present[b, 0]  # (nb, T, T)
-        # nonzero on (T, T, nb) lists (r, c, tile in band) in lexicographic order
-        r_idx, c_idx, t_local = torch.nonzero(pr.permute(1, 2, 0).contiguous(), as_tuple=True)
-        tile_idx = b[t_local]
-        pos_params = params[t_local, r_idx, c_idx]  # (n, 12K)
-        levels = x[tile_idx, :, r_idx, c_idx]  # (n, 3)
-        enc = RangeEncoder()
-        est = 0.0
-        # channels interleave as (position, channel, tile)
-        order = _interleave(r_idx * T + c_idx, C)
-        for j, k in _chunks(order[:, 2].contiguous()):
-            sel = order[j:k]
-            n_idx, ch, block = sel[:, 0], sel[:, 1], sel[:, 2]
-            sym = levels[n_idx, ch]
-            bucket = sym // BUCKET
-            coarse = torch.empty(len(sel), 256 // BUCKET, dtype=torch.int64)
-            fine = torch.empty(len(sel), BUCKET, dtype=torch.int64)
-            for c in range(C):
-                m = ch == c
-                if m.any():
-                    cm = ChannelModel(pos_params[n_idx[m]], c, levels[n_idx[m]], K, luts)
-                    coarse[m] = cm.coarse()
-                    fine[m] = cm.fine(bucket[m])
-            rows = torch.arange(len(sel))
-            # P(level) = coarse[bucket] / 2**TABLE_BITS * fine[level] / coarse[bucket]
-            est -= float(torch.log2(fine[rows, sym % BUCKET].double() / (1 << TABLE_BITS)).sum())
-            # per (position group, channel) block: all bucket symbols, then all in-bucket symbols
-            key = torch.cat([block * 2, block * 2 + 1])
-            perm = torch.sort(key, stable=True).indices
-            syms = torch.cat([bucket, sym % BUCKET])[perm]
-            tables = torch.cat([coarse, fine])[perm]
-            enc.encode(syms.numpy(), tables.numpy())
-        coded = enc.finish()
-        raw = _band_raw(img, grid, band)
-        packed = zstdio.compress(raw)
-        if len(coded) < len(packed) or not allow_zstd:
-            streams.append(Stream("model", coded, est))
-        else:
-            streams.append(Stream("zstd", packed, est))
-    return streams
-
-
-def _chunks(block: torch.Tensor) -> list[tuple[int, int]]:
-    """Split rows (sorted by ``block``) into pieces of about TABLE_CHUNK rows that never cut a
-    block: inside a block, all bucket symbols precede all in-bucket symbols, as in decoding."""
-    out, j, n = [], 0, len(block)
-    while j < n:
-        k = min(n, j + TABLE_CHUNK)
-        if k < n:
-            start = int(torch.searchsorted(block, block[k:k + 1]))  # first row of the block at k
-            k = start if start > j else int(torch.searchsorted(block, block[k:k + 1], right=True))
-        out.append((j, k))
-        j = k
-    return out
-
-
-def _interleave(group: torch.Tensor, C: int) -> torch.Tensor:
-    """(n*C, 3) rows (position index, channel, block) in decode order: position group, then
-    channel, then tile. ``group`` (n,) is non-decreasing; a block is one (group, channel) pair."""
-    n = len(group)
-    pos = torch.arange(n).repeat(C)
-    ch = torch.arange(C).repeat_interleave(n)
-    block = group.repeat(C) * C + ch
-    order = torch.argsort(block * max(n, 1) + pos)
-    return torch.stack([pos[order], ch[order], block[order]], dim=1)
+    if mixer is None:
+        raise ValueError("encode_planes needs the image mixer's settings (files without it are decode-only)")
+    return _encode_mixed(img, net, T, progress, allow_zstd, mixer, parts)
 
 
 @contextmanager
@@ -193,13 +115,6 @@ def _loop(threads: int | None = 1):
             yield
     finally:
         torch.set_num_threads(before)
-
-
-def _positions(T: int, progress: bool):
-    """(row, column) of a tile in decode order, with a progress bar by rows."""
-    for r in tqdm(range(T), disable=not progress, desc="decode", unit="row"):
-        for c in range(T):
-            yield r, c
 
 
 def _open_streams(streams: list[Stream], H: int, W: int, C: int, grid, band_list):
@@ -221,60 +136,12 @@ def _open_streams(streams: list[Stream], H: int, W: int, C: int, grid, band_list
 
 def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
                   progress: bool = False, mixer: dict | None = None) -> np.ndarray:
-    """Inverse of :func:`encode_planes`: every model-coded tile decoded in one batched loop."""
-    if mixer is not None:
-        return _decode_mixed(streams, H, W, C, net, T, progress, mixer)
-    K = net.cfg.mixtures
-    luts = {k: v.cpu() for k, v in net.luts.items()}
-    grid = tile_grid(H, W, T)
-    img, coded = _open_streams(streams, H, W, C, grid, bands(H, W, T))
-    model_tiles: list[int] = []
-    decoders: list[tuple[list[int], RangeDecoder]] = []
-    for band, s in coded:
-        rows = list(range(len(model_tiles), len(model_tiles) + len(band)))
-        model_tiles.extend(band)
-        decoders.append((rows, RangeDecoder(s.payload)))
-    if not model_tiles:
-        return img
-    B = len(model_tiles)
-    present = _presence(T, grid)[model_tiles]
-    pres_dev = present.to(net.device)
-    stepper = net.stepper(B, T, pres_dev)
-    out = torch.zeros(B, 3, T, T, dtype=torch.int64)
-    present_np = present[:, 0].numpy().astype(bool)
-    band_rows = [(np.array(rows), dec) for rows, dec in decoders]
-    with _loop():
-        for r, c in _positions(T, progress):
-            active = present_np[:, r, c]
-            if not active.any():
-                continue
-            split = split_params(stepper.params(r, c).cpu(), K, luts)
-            pix = torch.zeros(B, 3, dtype=torch.int64)
-            for ch in range(C):
-                cm = ChannelModel(None, ch, pix, K, luts, split)
-                coarse = cm.coarse().numpy()
-                bucket = np.zeros(B, dtype=np.int64)
-                parts = []
-                for rows, dec in band_rows:
-                    sel = rows[active[rows]]
-                    if len(sel):
-                        bucket[sel] = dec.decode(coarse[sel])
-                        parts.append((sel, dec))
-                fine = cm.fine(torch.from_numpy(bucket)).numpy()
-                level = bucket * BUCKET
-                for sel, dec in parts:
-                    level[sel] += dec.decode(fine[sel])
-                pix[:, ch] = torch.from_numpy(level)
-            if C == 1:
-                pix[:, 1] = pix[:, 0]
-                pix[:, 2] = pix[:, 0]
-            pix = pix * torch.from_numpy(active)[:, None]
-            stepper.set(r, c, pix.to(net.device))
-            out[:, :, r, c] = pix
-    for i, t in enumerate(model_tiles):
-        y0, x0, h, w = grid[t]
-        img[y0:y0 + h, x0:x0 + w] = out[i, :C, :h, :w].permute(1, 2, 0).numpy()
-    return img
+    """Inverse of :func:`encode_planes`: every model-coded tile decoded in one batched loop.
+    ``mixer`` None: a file coded with the model's tables alone (:mod:`.image_tables`)."""
+    if mixer is None:
+        from dulzip.codecs.image_tables import decode_tables
+        return decode_tables(streams, H, W, C, net, T, progress)
+    return _decode_mixed(streams, H, W, C, net, T, progress, mixer)
 
 
 # -- through the adaptive mixer ----------------------------------------------------------------
