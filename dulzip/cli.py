@@ -156,11 +156,11 @@ def _check_output(name: str, out: Path | None, force: bool) -> bool:
     return not writes_through(out, force)
 
 
-def _warn_memory(name: str, blob: bytes) -> None:
+def _warn_memory(name: str, header: dict) -> None:
     """Say when the file just made needs more memory to decode than the default limit allows."""
     from dulzip import api
     from dulzip.schema import DEFAULT_MAX_MEMORY
-    need = api.memory_needed(api.describe(blob))
+    need = api.memory_needed(header)
     if need > DEFAULT_MAX_MEMORY:
         click.echo(f"dulzip: {name}: decoding it will need about {need / 2**30:.1f} GiB, above the default limit: "
                    f"decompress with --max-memory {-(-need // 2**30)}G", err=True)
@@ -307,7 +307,7 @@ def compress(inputs, model, level, exact, tile, model_only, recursive, output, t
             size_in, size_out = len(data), len(blob)
             header = api.describe(blob)
             if not quiet:
-                _warn_memory(name, blob)
+                _warn_memory(name, header)
         if not quiet and header.get("exact") is False:
             click.echo(f"dulzip: {name}: decompresses to the same image, not the same bytes (its zlib stream is "
                        "re-encoded: no zlib setting reproduces it); --exact stores such files byte for byte", err=True)
@@ -437,8 +437,8 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
     m = h.get("model")
     lines.append(f"  model:     {m['name']} (weights sha256 {m['sha256'][:12]}…)" if m else "  model:     none")
     lay = h.get("layout") or {}
+    dims, _ = _dims(h)
     if "height" in lay:
-        dims = lay["height"] * lay["width"] * lay["channels"]
         extra = []
         if lay.get("replicated"):
             extra.append("gray stored as RGB: coded once")
@@ -455,7 +455,7 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
         lines.append(f"  text:      {8 * len(blob) / h['length']:.4f} bits/byte (file); blocks of up to "
                      f"{lay.get('block')} bytes: {coders.count('model')} by the model, {coders.count('zstd')} by zstd")
     if h.get("kind") == "wav" and "frames" in lay:
-        n = lay["frames"] * lay["channels"]
+        n = dims
         coders = [st["coder"] for st in h.get("streams", []) if st["name"].startswith("audio.")]
         lines.append(f"  audio:     {lay['frames']} frames, {lay['channels']} channel(s), {lay['bits']}-bit, "
                      f"{lay['rate']} Hz; blocks: {coders.count('model')} by the model, {coders.count('zstd')} by zstd")

@@ -21,6 +21,7 @@ import os
 import tempfile
 from typing import IO, Any, BinaryIO, Union
 
+from dulzip.options import make_options
 from dulzip.outfile import Counted
 
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
@@ -29,18 +30,13 @@ SPOOL = 32 << 20  # bytes a writer or reader keeps in memory before its spool go
 STREAM_MIN = 32 << 20  # inputs of at least this size that are neither images nor WAVs are streamed (the CLI's too)
 
 
-def _options(options: dict):
-    from dulzip.api import make_options
-    return make_options(options)
-
-
 def compress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:
     """Compress ``src`` (a path or a binary file object read from its position) into ``dst`` (a
     path, written whole or not at all, or a binary file object); returns the bytes written.
     ``options``: :class:`dulzip.api.Options` fields (``model``, ``level``, ``threads``...)."""
     from dulzip import api
     from dulzip.formats.sniff import modelled_whole
-    opts = _options(options)
+    opts = make_options(options)
     with _reader(src) as f:
         head = api.read_upto(f, STREAM_MIN)
         with _writer(dst) as out:
@@ -59,7 +55,7 @@ def decompress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:
     written whole or not at all); returns the bytes of the original. Text and bytes files
     stream in bounded memory."""
     from dulzip import api
-    opts = _options(options)
+    opts = make_options(options)
     with _reader(src) as f, _writer(dst) as out:
         return api.decompress_stream(f, out, opts)
 
@@ -91,7 +87,7 @@ class DlzReader(io.BufferedIOBase):
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)
         try:
             with _reader(file) as f:
-                api.decompress_stream(f, self._spool, _options(options))
+                api.decompress_stream(f, self._spool, make_options(options))
         except BaseException:
             self._spool.close()
             raise
@@ -143,7 +139,7 @@ class DlzWriter(io.BufferedIOBase):
         if kind == "x" and not hasattr(file, "write") and os.path.exists(file):
             raise FileExistsError(f"{file} already exists")
         self._file, self._kind, self._options = file, kind, options
-        _options(dict(options))  # unknown option names fail now, not on close
+        make_options(dict(options))  # unknown option names fail now, not on close
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)
         self._failed = False
 

@@ -440,18 +440,12 @@ SIZE_VALUES = (0, 1, 2, 3, 4096, 65536, 1 << 20, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 
                2 ** 63 - 1, -1, -2 ** 31)
 
 
-NODE_DEPTH = 32  # _nodes looks no deeper: a mutant may already hold a nesting bomb (m_nesting's values)
-
-
 def _nodes(tree, path=()):
-    """Every (path, value) below ``tree`` (dict keys and list indices) down to NODE_DEPTH levels,
-    the tree itself excluded. (A second mutation of a header whose first one planted a value
-    nested thousands deep must not end the whole run in a RecursionError.)"""
+    """Every (path, value) below ``tree`` (dict keys and list indices), the tree itself excluded."""
     items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
     for k, v in items:
         yield path + (k,), v
-        if len(path) < NODE_DEPTH:
-            yield from _nodes(v, path + (k,))
+        yield from _nodes(v, path + (k,))
 
 
 def _get(tree, path):

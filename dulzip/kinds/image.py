@@ -138,12 +138,12 @@ def image_codec(net):
 
 
 def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
+    from dulzip import zoo
     from dulzip.codecs.image import encode_planes
     from dulzip.exact.imagemix import IMAGE_MIXER_VERSION
     kind, pixels, side, extras, exact = sniffed
     color, layout, alpha = split_planes(pixels)
     name = choose_image_model(color, opts.level) if model == "auto" else model
-    from dulzip import zoo
     if model == "auto" and name not in zoo.cards():
         missing("image", name)
         return None
