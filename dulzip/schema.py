@@ -305,7 +305,7 @@ def image_sizes(h: dict) -> tuple[int, int]:
     return H * W * C, -(-H // T) * -(-W // T) * T * T * C
 
 
-# What a decode costs, measured on the shipped models (benchmarks/decode_memory.py, whose report
+# What a decode costs, measured on the shipped models (benchmarks/measure/decode_memory.py, whose report
 # shows each estimate beside the real peak): the process itself (interpreter, torch, numba, a
 # model), then per unit of what the header says.
 BASE = 700 << 20

@@ -5,7 +5,7 @@ bytes a WAV stores, so all of them code the same thing: the audio, without the W
 Each encode is decoded again and compared with the input; a difference raises
 ``RoundTripError``. FLAC and WavPack are the reference command-line tools, looked up in the
 folder named by the environment variable ``DULZIP_TOOLS`` (default ``/work/tools/usr/bin``,
-where ``benchmarks/audio_tools.sh`` unpacks them, run with that tree's libraries) and then on
+where ``benchmarks/corpora/audio_tools.sh`` unpacks them, run with that tree's libraries) and then on
 PATH; a codec whose tool is missing is unavailable, not an error.
 """
 from __future__ import annotations

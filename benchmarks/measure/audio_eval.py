@@ -2,7 +2,7 @@
 WAVs, cut into segments as the codec cuts them: to compare runs before exporting one. The
 shipped numbers come from real files (`dulzip bench`), not from this.
 
-    python benchmarks/audio_eval.py runs/audio-gpu2/float-s64.pt data/audio/speech-test
+    python benchmarks/measure/audio_eval.py runs/audio-gpu2/float-s64.pt data/audio/speech-test
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 stereo WAVs made from the left/right sample pairs of the held-out music (FluidR3 ships many
 instruments as L/R pairs), real .dlz sizes, verified by decoding.
 
-    python benchmarks/stereo_test.py data/audio/music-test --out benchmarks/results/stereo-test
+    python benchmarks/experiments/stereo_test.py data/audio/music-test --out benchmarks/results/stereo-test
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def main() -> None:
     n = sum(r["samples"] for r in rows)
     total = {m: sum(r[m] * r["samples"] for r in rows) / n for m in ("lr", "side", "auto")}
     lines = ["# Stereo: left/right or left/side", "",
-             f"Command: `python benchmarks/stereo_test.py {args.folder} --out {args.out}`", "",
+             f"Command: `python benchmarks/experiments/stereo_test.py {args.folder} --out {args.out}`", "",
              "Stereo WAVs made from the left/right sample pairs of the held-out music (44.1 kHz, 16-bit), "
              "coded by `wavenet-music`; bits per sample of real .dlz files (verified by decoding). "
              "'lr': both channels as they are; 'side': left, then right - left wrapped into 16 bits; "

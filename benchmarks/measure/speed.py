@@ -5,20 +5,19 @@ change meant to be faster must show it, on the same machine in the same run. Eac
 in its own process (its own code, imported from its folder; the models of the checkout that runs
 this script, so the bitstreams compare). Times are the median of ``--runs`` runs, single thread.
 
-    python benchmarks/speed.py --checkouts BEFORE_DIR . --out benchmarks/results/speed-refactor
+    python benchmarks/measure/speed.py --checkouts BEFORE_DIR . --out benchmarks/results/speed-refactor
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import tempfile
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 
 # (name, how to make the input, options): one per coder, sizes that take about a second or more
@@ -97,7 +96,7 @@ def main() -> None:
     lines = ["# Encode and decode time by coder", "",
              f"Median of {a.runs} runs, one thread, on {os.cpu_count()} CPU cores; "
              "each checkout in its own process, the same models and inputs. "
-             f"Made by `python benchmarks/speed.py --checkouts {' '.join(map(str, a.checkouts))} --out {a.out}`.", "",
+             f"Made by `python benchmarks/measure/speed.py --checkouts {' '.join(map(str, a.checkouts))} --out {a.out}`.", "",
              "| coder | " + " | ".join(f"{commits[c]} encode s | {commits[c]} decode s | {commits[c]} bytes" for c in cols)
              + " |", "|---|" + "---:|---:|---:|" * len(cols)]
     for name in CASES:

@@ -2,7 +2,7 @@
 each cropped to a multiple of 2**levels: how far training has come, and what the exact coder's
 real files (`dulzip bench -m idf`) are compared against.
 
-    python benchmarks/flow_eval.py runs/idf/checkpoint.pt data/corpora/photos-test
+    python benchmarks/measure/flow_eval.py runs/idf/checkpoint.pt data/corpora/photos-test
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 must not grow it. Each run is a fresh process; its peak resident set size (ru_maxrss of the
 child) is read after it exits.
 
-    python benchmarks/stream_memory.py --text data/text/prose-test/bible.txt --text-sizes 1 2 4 \\
+    python benchmarks/measure/stream_memory.py --text data/text/prose-test/bible.txt --text-sizes 1 2 4 \\
         --binary-sizes 64 256 1024 --out benchmarks/results/stream-memory
 
 Text inputs are the first N MB of --text (repeated if shorter); binary inputs are N MB of a
@@ -71,7 +71,7 @@ def main() -> None:
                 for _ in range(n):
                     f.write(pattern)
             rows.append(_measure(p, "binary", n))
-    cmd = "python benchmarks/stream_memory.py " + " ".join(sys.argv[1:])
+    cmd = "python benchmarks/measure/stream_memory.py " + " ".join(sys.argv[1:])
     args.out.with_suffix(".json").write_text(json.dumps({"command": cmd, "runs": rows}, indent=2) + "\n")
     lines = ["# Peak memory against input size", "", f"Command: `{cmd}`", "",
              "Fresh process per command, 2 threads; peak resident set size of that process (ru_maxrss from wait4).", "",

@@ -2,7 +2,7 @@
 # Unpack the baseline audio codecs (FLAC and WavPack reference tools, with their libraries)
 # from Debian packages into a folder, without installing them (no root needed).
 #
-#     sh benchmarks/audio_tools.sh [DIR]     # default DIR: /work/tools
+#     sh benchmarks/corpora/audio_tools.sh [DIR]     # default DIR: /work/tools
 #
 # dulzip/bench/audiocodecs.py then finds flac, wavpack and wvunpack in DIR/usr/bin (or in the
 # folder named by the environment variable DULZIP_TOOLS) and runs them with

@@ -1,7 +1,7 @@
 """What each part of the text coder brings: the same held-out text coded with parts of the
 mixer switched off (real range-coded sizes, model path forced), in bits per byte.
 
-    python benchmarks/text_ablation.py data/text/prose-test data/text/code-test --max-bytes 65536 \\
+    python benchmarks/experiments/text_ablation.py data/text/prose-test data/text/code-test --max-bytes 65536 \\
         --out benchmarks/results/text-ablation
 
 Parts: the char-RNN, the order-k contexts, the word contexts, the column contexts, the match
@@ -58,7 +58,7 @@ def main() -> None:
         print(name, rows[name], flush=True)
     for c in text_codecs():
         rows[c.name] = {"bpb": 8 * sum(len(c.encode(t)) for t in texts.values()) / n}
-    report = {"command": "python benchmarks/text_ablation.py " + " ".join(str(f) for f in args.folders)
+    report = {"command": "python benchmarks/experiments/text_ablation.py " + " ".join(str(f) for f in args.folders)
               + f" --max-bytes {args.max_bytes} --out {args.out}", "model": args.model, "weights_sha256": digest,
               "files": list(texts), "bytes": n, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

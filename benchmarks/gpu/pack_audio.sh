@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The pack that benchmarks/gpu_audio_session.py trains from on a lent GPU: the audio corpora
+# The pack that benchmarks/gpu/session.py --modality audio trains from on a lent GPU: the audio corpora
 # as FLAC (speech-train, the first 8 files of speech-test, every 12th file of music-train: about
 # 25 MB, within what
 # travels to the GPU machine) and a flac binary with its libraries to restore them there.
-#   bash benchmarks/gpu_audio_pack.sh data/audio /work/tools .carry/audio/pack.tar
+#   bash benchmarks/gpu/pack_audio.sh data/audio /work/tools .carry/audio/pack.tar
 set -euo pipefail
 src=$(realpath "${1:-data/audio}"); tools=${2:-/work/tools}; out=${3:-.carry/audio/pack.tar}
 tmp=$(mktemp -d)

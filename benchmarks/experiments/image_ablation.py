@@ -1,7 +1,7 @@
 """What each part of the image coder brings: held-out photographs coded with parts of the
 adaptive mixer switched off (real range-coded sizes, model path forced), in bits per sub-pixel.
 
-    python benchmarks/image_ablation.py data/corpora/photos-test --crop 256 \\
+    python benchmarks/experiments/image_ablation.py data/corpora/photos-test --crop 256 \\
         --out benchmarks/results/image-ablation
 
 Parts: the network's probabilities as a mixer input ("net", with its two refinements), the
@@ -61,7 +61,7 @@ def main() -> None:
             size += sum(len(s.payload) for s in streams)
         rows[name] = {"bpsp": 8 * size / n, "seconds": round(time.time() - t0, 1)}
         print(name, rows[name], flush=True)
-    command = ("python benchmarks/image_ablation.py " + " ".join(str(f) for f in args.folders)
+    command = ("python benchmarks/experiments/image_ablation.py " + " ".join(str(f) for f in args.folders)
                + f" --crop {args.crop} --out {args.out}")
     report = {"command": command, "model": args.model, "weights_sha256": digest, "image_mixer": IMAGE_MIXER_VERSION,
               "images": {k: list(a.shape) for k, a in images.items()}, "sub_pixels": n, "results": rows}

@@ -1,8 +1,8 @@
 """Write measured benchmark results into a model card (dulzip/models_data/) and regenerate models/README.md.
 
-    python benchmarks/update_card.py pixelcnn benchmarks/results/photos-test.json
-    python benchmarks/update_card.py charrnn benchmarks/results/prose-test.json --also benchmarks/results/code-test.json
-    python benchmarks/update_card.py wavenet benchmarks/results/speech-test.json
+    python benchmarks/release/update_card.py pixelcnn benchmarks/results/photos-test.json
+    python benchmarks/release/update_card.py charrnn benchmarks/results/prose-test.json --also benchmarks/results/code-test.json
+    python benchmarks/release/update_card.py wavenet benchmarks/results/speech-test.json
 
 Numbers come only from the benchmark JSON given (made by ``dulzip bench``).
 """
@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def render_readme(models: Path) -> str:

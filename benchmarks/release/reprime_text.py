@@ -1,6 +1,6 @@
 """Re-make a shipped text model's adaptive starting state with this version's mixer.
 
-    python benchmarks/reprime_text.py charrnn --data data/text/train --bytes 1048576
+    python benchmarks/release/reprime_text.py charrnn --data data/text/train --bytes 1048576
 
 The char-RNN's weights are kept; the mixer weights, maps and refinements it starts every file
 with are learned afresh by coding about ``--bytes`` of training text (an equal piece from the

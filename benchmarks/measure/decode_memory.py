@@ -4,7 +4,7 @@ The estimate is what lets dulzip refuse a hostile file before decoding it (``--m
 so it must stay above what a real decode takes. Each case is compressed here, then decoded in a
 fresh process whose peak RSS (VmHWM: the interpreter, torch and the model included) is read.
 
-    python benchmarks/decode_memory.py --out benchmarks/results/decode-memory
+    python benchmarks/measure/decode_memory.py --out benchmarks/results/decode-memory
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from dulzip import api  # noqa: E402
@@ -108,7 +108,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     lines = ["# Decode memory: peak RSS against the estimate that --max-memory checks", "",
-             "`python benchmarks/decode_memory.py` (fresh process per decode, 2 threads, CPU; the estimate must "
+             "`python benchmarks/measure/decode_memory.py` (fresh process per decode, 2 threads, CPU; the estimate must "
              "stay above the peak)", "", "| case | input bytes | peak RSS (MiB) | estimate (MiB) | estimate / peak |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['case']} | {r['input_bytes']:,} | {r['peak_rss'] / 2**20:.0f} | {r['estimate'] / 2**20:.0f} | "

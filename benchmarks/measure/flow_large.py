@@ -2,7 +2,7 @@
 pixels): wall time and peak memory of compress and decompress, each a fresh process on 2
 threads, and the real file size beside PNG's.
 
-    python benchmarks/flow_large.py /tmp/debs/mb/usr/share/backgrounds/mate/nature/LadyBird.jpg \\
+    python benchmarks/measure/flow_large.py /tmp/debs/mb/usr/share/backgrounds/mate/nature/LadyBird.jpg \\
         --out benchmarks/results/flow-large
 
 Each input (any format Pillow reads) is first written as an RGB PNG (Pillow, level 9, optimize):
@@ -51,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         rows = [measure(p, Path(d)) for p in args.images]
-    cmd = "python benchmarks/flow_large.py " + " ".join(sys.argv[1:])
+    cmd = "python benchmarks/measure/flow_large.py " + " ".join(sys.argv[1:])
     args.out.with_suffix(".json").write_text(json.dumps({"command": cmd, "rows": rows}, indent=1) + "\n")
     lines = [f"# Large photographs, default model choice ({cmd.split(' --out')[0]})", "",
              "Each a fresh process on 2 CPU threads; peak resident memory of the process.", "",

@@ -1,7 +1,7 @@
 """Raster against wavefront decoding order (image mixer versions 1 and 2): the same benchmarks
 at two commits, side by side, per image and per corpus (markdown + JSON + a plot).
 
-    python benchmarks/order_report.py d8343f1 HEAD photos-test photos-512 photos-test2 \
+    python benchmarks/experiments/order_report.py d8343f1 HEAD photos-test photos-512 photos-test2 \
         graphics-test photos-test-gray --out benchmarks/results/decode-order
 
 Numbers come only from the ``dulzip bench`` JSON files under benchmarks/results at each commit
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/decode-order"))
     args = ap.parse_args()
     before, after = _commit(args.before), _commit(args.after)
-    report = {"command": "python benchmarks/order_report.py " + " ".join([args.before, args.after, *args.corpora])
+    report = {"command": "python benchmarks/experiments/order_report.py " + " ".join([args.before, args.after, *args.corpora])
               + f" --out {args.out}", "before": before, "after": after, "corpora": []}
     lines = [f"# Decoding order: raster (image mixer version 1, commit {before}) against wavefront (version 2, "
              f"commit {after})", "",

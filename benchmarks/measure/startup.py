@@ -6,7 +6,7 @@ is run as its console script runs (``dulzip.cli:entry``), from a checkout: this 
 ``--before`` another (the version before imports were made lazy), each with its own models folder.
 
     git worktree add /tmp/wt-before e1a564e
-    python benchmarks/startup.py --before /tmp/wt-before --out benchmarks/results/startup
+    python benchmarks/measure/startup.py --before /tmp/wt-before --out benchmarks/results/startup
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENTRY = "from dulzip.cli import entry; entry()"  # what the `dulzip` console script does
 
 
@@ -134,7 +134,7 @@ def markdown(meta: dict, rows: list[dict], labels: list[str]) -> str:
             "| command | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     out += ["| " + r["command"] + " | " + " | ".join(cell(r, k, "cpu_s") for k in keys) + " |" for r in rows]
     out += ["", ("zstd and xz rows: `zstd -19`/`xz -9` on the same file, `-d` to decompress, `-l` to list "
-                 "(`dulzip models` has none). Made by `python benchmarks/startup.py --before CHECKOUT`."), ""]
+                 "(`dulzip models` has none). Made by `python benchmarks/measure/startup.py --before CHECKOUT`."), ""]
     return "\n".join(out)
 
 

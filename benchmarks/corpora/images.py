@@ -4,7 +4,7 @@ Reproducible: the same package versions give the same PNG files. Photographs (JP
 packages) are reduced by an integer box filter (PIL ``Image.reduce``) to a long side of at
 most 1000 px, which removes the JPEG artefacts, and stored as 8-bit RGB PNG.
 
-    python benchmarks/corpora.py --out data/corpora
+    python benchmarks/corpora/images.py --out data/corpora
 
 writes ``photos-train/``, ``photos-test/`` (held out: never used for training),
 ``photos-test2/`` (held out, from another source: Ubuntu wallpaper-contest photographs),
@@ -25,10 +25,14 @@ from __future__ import annotations
 import argparse
 import glob
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from debs import fetch_deb  # noqa: E402  (a script folder)
 
 # Whole photographs held out from training (by name), so benchmark numbers are on unseen data.
 HELD_OUT_MATE = {"Dune", "LadyBird", "Storm"}
@@ -50,18 +54,6 @@ def reduce_photo(img: Image.Image) -> Image.Image:
         factor += 1
     img = img.convert("RGB")
     return img.reduce(factor) if factor > 1 else img
-
-
-def fetch_deb(pkg: str, workdir: Path) -> Path:
-    """apt-get download PKG and unpack it (no install needed). Returns the unpack root."""
-    root = workdir / pkg
-    if root.exists():
-        return root
-    subprocess.run(["apt-get", "download", pkg], cwd=workdir, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deb = sorted(workdir.glob(f"{pkg}_*.deb"))[-1]
-    subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
-    return root
 
 
 def extra_train_photos(cache: Path) -> list[tuple[str, Path, int]]:
@@ -207,19 +199,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def deb_corpus_main(build, default_out: str, description: str) -> None:
-    """The command line of a corpus script built from .deb packages: ``--out``, ``--work``
-    (where the packages are downloaded and unpacked; a temporary folder by default)."""
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--out", type=Path, default=Path(default_out))
-    ap.add_argument("--work", type=Path, default=None,
-                    help="folder for the downloaded and unpacked .deb files (default: a temporary one)")
-    args = ap.parse_args()
-    if args.work is None:
-        with tempfile.TemporaryDirectory() as work:
-            build(args.out, Path(work))
-    else:
-        args.work.mkdir(parents=True, exist_ok=True)
-        build(args.out, args.work)

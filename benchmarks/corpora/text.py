@@ -3,7 +3,7 @@
 Reproducible: the same package versions give the same files (sources are read in sorted
 order, nothing random).
 
-    python benchmarks/text_corpora.py --out data/text [--work DIR]
+    python benchmarks/corpora/text.py --out data/text [--work DIR]
 
 writes, under ``--out``:
 
@@ -35,7 +35,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpora import deb_corpus_main, fetch_deb  # noqa: E402  (benchmarks/ is a script folder)
+from debs import deb_corpus_main, fetch_deb  # noqa: E402  (a script folder)
 
 # Held out from training, so benchmark numbers are on unseen text.
 HELD_OUT_FORTUNES = ("cookie", "computers", "songs-poems", "definitions")  # of package fortunes

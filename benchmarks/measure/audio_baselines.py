@@ -1,6 +1,6 @@
 """Bits per sample of the baseline audio codecs (FLAC, WavPack, zstd, xz) on folders of WAV files.
 
-    python benchmarks/audio_baselines.py data/audio/speech-test data/audio/music-test [--files 5] [--json OUT]
+    python benchmarks/measure/audio_baselines.py data/audio/speech-test data/audio/music-test [--files 5] [--json OUT]
 
 Prints a Markdown table per folder: the total over all its files (coded bytes * 8 / samples,
 a sample being one channel of one frame) and the first ``--files`` files by name. Every

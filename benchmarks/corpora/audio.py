@@ -3,7 +3,7 @@
 Reproducible: the same package versions give the same files (sources are read in sorted
 order, nothing random).
 
-    python benchmarks/audio_corpora.py --out data/audio [--work DIR]
+    python benchmarks/corpora/audio.py --out data/audio [--work DIR]
 
 writes, under ``--out``:
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpora import deb_corpus_main, fetch_deb  # noqa: E402  (benchmarks/ is a script folder)
+from debs import deb_corpus_main, fetch_deb  # noqa: E402  (a script folder)
 
 # Held out from training, so benchmark numbers are on unseen audio.
 HELD_OUT_SPEECH_PREFIXES = ("confbridge-", "queue-")  # top-level prompt files of asterisk-core-sounds-en

@@ -1,0 +1,36 @@
+"""Corpora from Debian packages: download and unpack a .deb without installing it, and the
+command line shared by the corpus scripts (images.py, text.py, audio.py)."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def fetch_deb(pkg: str, workdir: Path) -> Path:
+    """apt-get download PKG and unpack it (no install needed). Returns the unpack root."""
+    root = workdir / pkg
+    if root.exists():
+        return root
+    subprocess.run(["apt-get", "download", pkg], cwd=workdir, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deb = sorted(workdir.glob(f"{pkg}_*.deb"))[-1]
+    subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def deb_corpus_main(build, default_out: str, description: str) -> None:
+    """The command line of a corpus script built from .deb packages: ``--out``, ``--work``
+    (where the packages are downloaded and unpacked; a temporary folder by default)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--out", type=Path, default=Path(default_out))
+    ap.add_argument("--work", type=Path, default=None,
+                    help="folder for the downloaded and unpacked .deb files (default: a temporary one)")
+    args = ap.parse_args()
+    if args.work is None:
+        with tempfile.TemporaryDirectory() as work:
+            build(args.out, Path(work))
+    else:
+        args.work.mkdir(parents=True, exist_ok=True)
+        build(args.out, args.work)
