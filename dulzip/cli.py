@@ -16,7 +16,7 @@ import click
 from dulzip import __version__
 from dulzip.errors import DulzipError, DulzipWarning
 from dulzip.argv import translate
-from dulzip.dlzfile import STREAM_MIN
+from dulzip.formats import sniff
 from dulzip.outfile import Counted, atomic_output, same_file, writes_through
 
 SUFFIX = ".dlz"
@@ -56,12 +56,12 @@ def _read_input(name: str) -> bytes:
 
 
 def _streams(name: str) -> bool:
-    """Compress this input in a stream: a large regular file that is neither an image nor a WAV."""
-    from dulzip.formats.sniff import modelled_whole
-    if name == "-" or not Path(name).is_file() or Path(name).stat().st_size < STREAM_MIN:
+    """Compress this input in a stream (``sniff.streamed``; standard input and special files
+    are read whole)."""
+    if name == "-" or not Path(name).is_file():
         return False
     with open(name, "rb") as f:
-        return not modelled_whole(f.read(12))
+        return sniff.streamed(f.read(12), Path(name).stat().st_size)
 
 
 class _Null:
@@ -380,7 +380,7 @@ def decompress(inputs, recursive, output, to_stdout, force, remove, keep, device
         t0 = time.perf_counter()
         # into a file: streamed (the temporary file is dropped on any error); into standard
         # output only when large (else decoded whole first, so an error writes nothing)
-        if name != "-" and (out is not None or _check_input(name).stat().st_size >= STREAM_MIN):
+        if name != "-" and (out is not None or _check_input(name).stat().st_size >= sniff.STREAM_MIN):
             with open(name, "rb") as src, atomic_output(out, force, like) as f:
                 n = api.decompress_stream(src, f, opts)  # checksum verified inside: else nothing is kept
         else:

@@ -27,7 +27,6 @@ from dulzip.outfile import Counted
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
 SPOOL = 32 << 20  # bytes a writer or reader keeps in memory before its spool goes to disk
-STREAM_MIN = 32 << 20  # inputs of at least this size that are neither images nor WAVs are streamed (the CLI's too)
 
 
 def compress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:
@@ -35,13 +34,13 @@ def compress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:
     path, written whole or not at all, or a binary file object); returns the bytes written.
     ``options``: :class:`dulzip.api.Options` fields (``model``, ``level``, ``threads``...)."""
     from dulzip import api
-    from dulzip.formats.sniff import modelled_whole
+    from dulzip.formats import sniff
     opts = make_options(options)
     with _reader(src) as f:
-        head = api.read_upto(f, STREAM_MIN)
+        head = api.read_upto(f, sniff.STREAM_MIN)
         with _writer(dst) as out:
-            if len(head) < STREAM_MIN or modelled_whole(head):
-                data = head + f.read() if len(head) == STREAM_MIN else head
+            if not sniff.streamed(head, len(head)):
+                data = head + f.read() if len(head) == sniff.STREAM_MIN else head
                 blob = api.compress(data, opts)
                 out.write(blob)
                 return len(blob)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from dulzip.schema import DEFAULT_MAX_MEMORY
+from dulzip.errors import UsageError
+from dulzip.schema import DEFAULT_MAX_MEMORY, IMAGE_MIXER_VERSIONS
 
 
 @dataclass
@@ -22,6 +23,20 @@ class Options:
     fallback: bool = True  # False: keep the model path even where zstd would be smaller (tests)
     max_memory: int = DEFAULT_MAX_MEMORY  # bytes a decode may need; a file that needs more is refused
     level: int | None = None  # 1-3 fast, 4-6 (None) by the input's size, 7-19 maximum ratio (images; LEVELS)
+    # how a stereo WAV is coded: "auto" (by the input: transforms.stereo_mode), "lr" or "side"; to measure
+    # what each choice costs (benchmarks/experiments/stereo_test.py): every choice decodes
+    stereo: str = "auto"
+    # the image mixer version to write (None: the current one); an older one only to make the files
+    # that prove older versions keep decoding (tests)
+    image_mixer: int | None = None
+
+    def __post_init__(self):
+        """A choice that would write a file no dulzip decodes is refused here, before any work."""
+        if self.stereo not in ("auto", "lr", "side"):
+            raise UsageError(f"stereo must be auto, lr or side, not {self.stereo!r}")
+        if self.image_mixer is not None and self.image_mixer not in IMAGE_MIXER_VERSIONS:
+            raise UsageError(f"image mixer version {self.image_mixer} does not exist "
+                             f"(versions: {', '.join(map(str, IMAGE_MIXER_VERSIONS))})")
 
 
 def make_options(options: dict) -> Options:

@@ -8,9 +8,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-STEREO = "auto"  # "lr": channels as they are; "side": left and right - left; "auto": by the input (stereo-test.md)
-
-
 def split_planes(pixels: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray | None]:
     """(H, W, C) -> (color planes (H, W, 1|3), layout, alpha plane to code or None).
 
@@ -46,13 +43,14 @@ def join_planes(color: np.ndarray, layout: dict, alpha: np.ndarray | None) -> np
     return out
 
 
-def stereo_mode(samples: np.ndarray, bits: int) -> str:
-    """How to code a stereo input (STEREO; under "auto", from the input alone): as left and side
-    when the side (right - left) carries less energy than the right channel (correlated
-    channels), else left and right as they are."""
+def stereo_mode(samples: np.ndarray, bits: int, choice: str = "auto") -> str:
+    """How to code a stereo input: ``choice`` ("lr": channels as they are; "side": left and
+    right - left), or under "auto", from the input alone: as left and side when the side
+    carries less energy than the right channel (correlated channels), else left and right
+    (benchmarks/results/stereo-test.md)."""
     import numpy as np
-    if STEREO != "auto":
-        return STEREO
+    if choice != "auto":
+        return choice
     side = stereo_side(samples, bits)[:, 1].astype(np.float64)
     return "side" if side @ side < samples[:, 1].astype(np.float64) @ samples[:, 1] else "lr"
 

@@ -292,3 +292,12 @@ def test_stereo_mode_follows_the_input(audio_models):
     for samples, mode in ((correlated, "side"), (independent, "lr")):
         blob = _round_trip(make_wav(samples))
         assert api.describe(blob)["layout"].get("stereo", "lr") == mode
+
+
+@pytest.mark.parametrize("choice", ["lr", "side"])
+def test_a_forced_stereo_choice_is_kept_and_decodes(audio_models, choice):
+    left = speech(2000)[:, 0]
+    data = make_wav(np.stack([left, np.roll(left, 777)], axis=1))
+    blob = api.compress(data, api.Options(stereo=choice, fallback=False))
+    assert api.describe(blob)["layout"].get("stereo", "lr") == choice
+    assert api.decompress(blob) == data

@@ -64,12 +64,10 @@ def test_the_orders_visit_every_position_once_after_its_context():
     assert len(ci.decode_order(net, 64, 2)) == (reach + 2) * 63 + 1  # against 4096 in raster order
 
 
-def test_files_of_mixer_version_1_still_decode(tiny_models, monkeypatch):
+def test_files_of_mixer_version_1_still_decode(tiny_models):
     from dulzip.container import unpack
     data = ppm(photo(20, 18))
-    with monkeypatch.context() as m:
-        m.setattr(im, "IMAGE_MIXER_VERSION", 1)  # api imports it when an image is coded
-        blob = api.compress(data, Options(fallback=False, tile=8))
+    blob = api.compress(data, Options(fallback=False, tile=8, image_mixer=1))
     assert unpack(blob).header["layout"]["mixer"] == 1
     assert api.decompress(blob) == data
 

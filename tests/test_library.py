@@ -96,8 +96,8 @@ def test_compress_file_paths_and_file_objects(tmp_path, tiny_models):
 
 
 def test_compress_file_streams_large_inputs(monkeypatch):
-    from dulzip import dlzfile
-    monkeypatch.setattr(dlzfile, "STREAM_MIN", 4096)
+    from dulzip.formats import sniff
+    monkeypatch.setattr(sniff, "STREAM_MIN", 4096)
     called = []
     from dulzip import api
     real = api.compress_stream
@@ -182,3 +182,9 @@ def test_exported_models_are_found_without_configuration(tmp_path, monkeypatch):
     if "pixelcnn" in shipped:
         write_model(zoo.models_dir(), "pixelcnn")
         assert zoo.cards()["pixelcnn"]["_folder"] == str(zoo.models_dir())
+
+
+@pytest.mark.parametrize("field", [{"stereo": "mid"}, {"image_mixer": 99}, {"image_mixer": 0}])
+def test_an_option_that_would_write_an_undecodable_file_is_refused(field):
+    with pytest.raises(dulzip.UsageError):
+        dulzip.Options(**field)

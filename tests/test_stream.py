@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from dulzip import api, cli
 from dulzip.codecs.text import Layout
 from dulzip.errors import DulzipError
+from dulzip.formats import sniff
 from dulzip.kinds import bytes as bytes_kind
 from tests.test_text import PROSE
 
@@ -83,7 +84,7 @@ def test_memory_does_not_grow_with_the_input(text_models, monkeypatch):
 
 
 def test_cli_streams_large_inputs(text_models, small_blocks, monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "STREAM_MIN", 1000)
+    monkeypatch.setattr(sniff, "STREAM_MIN", 1000)
     src = tmp_path / "notes.txt"
     src.write_bytes(PROSE * 4)
     r = CliRunner().invoke(cli.main, ["compress", "-m", "charrnn", str(src)], catch_exceptions=False)

@@ -40,12 +40,10 @@ def main() -> None:
     for name, data in pairs(args.folder):
         row = {"file": name, "samples": (len(data) - 44) // 2}
         for mode in ("lr", "side"):
-            transforms.STEREO = mode
-            blob = api.compress(data)
+            blob = api.compress(data, api.Options(stereo=mode))
             assert api.decompress(blob) == data, name
             row[mode] = 8 * len(blob) / row["samples"]
-        transforms.STEREO = "auto"  # the default: a choice from the input alone, between the two files above
-        row["auto"] = row[api.stereo_mode(parse_wav(data).samples, 16)]
+        row["auto"] = row[transforms.stereo_mode(parse_wav(data).samples, 16)]  # the default: from the input alone
         rows.append(row)
         print(json.dumps(row))
     n = sum(r["samples"] for r in rows)

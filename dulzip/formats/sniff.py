@@ -34,6 +34,16 @@ def modelled_whole(head: bytes) -> bool:
     return looks_like_png(head) or looks_like_pnm(head) or looks_like_wav(head[:12])
 
 
+STREAM_MIN = 32 << 20  # inputs of at least this size that are neither images nor WAVs are streamed
+
+
+def streamed(head: bytes, size: int) -> bool:
+    """Whether to compress an input of ``size`` bytes that starts with ``head`` (its first 12
+    bytes at least) as a stream, in bounded memory, rather than whole. The one rule for the CLI
+    and the library alike."""
+    return size >= STREAM_MIN and not modelled_whole(head)
+
+
 def looks_like_text(data: bytes) -> bool:
     """Text-like input, from its first TEXT_SNIFF bytes: (almost) no control bytes other than
     whitespace, and either valid UTF-8 or mostly printable ASCII (other 8-bit encodings).

@@ -79,7 +79,7 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     else:
         add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
     samples = w.samples
-    if w.channels == 2 and stereo_mode(w.samples, w.bits) == "side":
+    if w.channels == 2 and stereo_mode(w.samples, w.bits, opts.stereo) == "side":
         header["layout"]["stereo"] = "side"
         samples = stereo_side(samples, w.bits)
     streams = encode_audio(to_levels(samples, w.bits), w.bits, net, layout, opts.progress, opts.fallback)
@@ -93,15 +93,9 @@ def decompress(c: Container, opts: Options) -> bytes:
     from dulzip.codecs.audio import AudioLayout, decode_audio
     from dulzip.formats import wav
     h = c.header
-    try:
-        lay = h["layout"]
-        frames, channels, bits, rate = (int(lay[k]) for k in ("frames", "channels", "bits", "rate"))
-        layout = AudioLayout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]))
-    except (KeyError, TypeError, ValueError):
-        raise FormatError("the .dlz header lacks the audio layout") from None
-    if frames < 0 or channels not in (1, 2) or bits not in (8, 16) or min(layout.block, layout.streams,
-                                                                         layout.seg_min) < 1:
-        raise FormatError("the .dlz header has an invalid audio layout")
+    lay = h["layout"]  # its fields' types and ranges checked by dulzip.schema with the header
+    frames, channels, bits, rate = (lay[k] for k in ("frames", "channels", "bits", "rate"))
+    layout = AudioLayout(block=lay["block"], streams=lay["max_streams"], seg_min=lay["seg_min"])
     name, net = load_for(h, opts)
     if getattr(net, "modality", "image") != "audio":
         raise FormatError(f"model '{name}' is not an audio model")

@@ -162,7 +162,7 @@ def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
         header["output_blake2b"] = checksum(output)
     kw = {}
     if encode is encode_planes:  # autoregressive models code through the adaptive image mixer
-        layout["mixer"] = IMAGE_MIXER_VERSION
+        layout["mixer"] = opts.image_mixer or IMAGE_MIXER_VERSION
         kw["mixer"] = image_mixer(layout)
     payloads: list[bytes] = []
     add_side(header, payloads, side)
@@ -179,13 +179,8 @@ def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
 def decompress(c: Container, opts: Options) -> bytes:
     from dulzip.codecs.image import decode_planes
     h = c.header
-    try:
-        layout, extras = h["layout"], h["extras"]
-        H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
-    except (KeyError, TypeError):
-        raise FormatError("the .dlz header lacks the image layout") from None
-    if not (isinstance(H, int) and isinstance(W, int) and H > 0 and W > 0 and C in (1, 2, 3, 4) and T > 0):
-        raise FormatError("the .dlz header has an invalid image layout")
+    layout, extras = h["layout"], h["extras"]  # types and ranges checked by dulzip.schema with the header
+    H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
     name, net = load_for(h, opts)
     if getattr(net, "modality", "image") != "image":
         raise FormatError(f"model '{name}' is not an image model")

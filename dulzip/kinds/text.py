@@ -41,12 +41,9 @@ def layout_header(layout: Layout) -> dict:
 def layout_of(h: dict) -> Layout:
     from dulzip.codecs.text import Layout
     from dulzip.exact.textmix import MIXER_VERSION, SLOT_BITS
-    try:
-        lay = h["layout"]
-        layout = Layout(block=int(lay["block"]), streams=int(lay["max_streams"]), seg_min=int(lay["seg_min"]),
-                        slot_bits=int(lay["slot_bits"]), mixer=int(lay.get("mixer", 1)))
-    except (KeyError, TypeError, ValueError):
-        raise FormatError("the .dlz header lacks the text layout") from None
+    lay = h["layout"]  # its fields' types and ranges checked by dulzip.schema with the header
+    layout = Layout(block=lay["block"], streams=lay["max_streams"], seg_min=lay["seg_min"],
+                    slot_bits=lay["slot_bits"], mixer=lay.get("mixer", 1))
     if layout.mixer != MIXER_VERSION:
         raise FormatError(f"this file's text was coded by version {layout.mixer} of the text mixer; this dulzip "
                           f"decodes version {MIXER_VERSION}: decode it with the dulzip version that wrote it")
