@@ -68,7 +68,7 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     from dulzip.train.data import to_levels
     name = choose_audio_model(w.rate) if opts.model == "auto" else opts.model
     net, digest = prepare(name, opts)
-    if getattr(net, "modality", "image") != "audio":
+    if net.modality != "audio":
         raise UsageError(f"model '{name}' is not an audio model")
     layout = AudioLayout.for_model(net)
     header = model_header("wav", data, name, digest)
@@ -103,7 +103,7 @@ def decompress(c: Container, opts: Options) -> bytes:
                                                                          layout.seg_min) < 1:
         raise FormatError("the .dlz header has an invalid audio layout")
     name, net = load_for(h, opts)
-    if getattr(net, "modality", "image") != "audio":
+    if net.modality != "audio":
         raise FormatError(f"model '{name}' is not an audio model")
     side = read_side(c, ("wav",))
     if lay.get("canonical"):
