@@ -245,7 +245,7 @@ def decompress_stream(src, out, opts: Options | None = None) -> int:
         from dulzip.codecs.text import TextCoder
         layout = text.layout_of(h)
         name, net = load_for(h, opts)
-        if getattr(net, "modality", "image") != "text":
+        if net.modality != "text":
             raise FormatError(f"model '{name}' is not a text model")
         coder = TextCoder(net, layout)
         blocks = iter(layout.blocks(length))

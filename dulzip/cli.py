@@ -489,26 +489,54 @@ def list_cmd(inputs, recursive, as_json, verbose):
     _run_each(inputs, verbose, one)
 
 
+RESULT_KEYS = {"image": "bpsp", "text": "bpb", "audio": "bps"}  # a model card's results, by modality
+
+
 @main.command()
 @click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
 def models(verbose):
     """List the installed models."""
     from dulzip import zoo
+    from dulzip.models import registry
     every = zoo.all_cards()
     cards = zoo.cards()
     if not cards:
         click.echo("no models in " + ", ".join(str(d) for d in zoo.models_dirs()))
     for name, c in cards.items():
         res = c.get("results", {})
-        unit, label = next(((u, lab) for u, lab in (("bpb", "bits/byte"), ("bps", "bits/sample")) if u in res),
-                           ("bpsp", "bits/sub-pixel"))
-        v = next((v for k, v in res.get(unit, {}).items() if k.startswith("dulzip")), None)
+        family = registry.declared().get(c["architecture"])  # the results' unit is its modality's
+        modality = family.modality if family else "image"
+        label = registry.UNITS[modality]
+        v = next((v for k, v in res.get(RESULT_KEYS[modality], {}).items() if k.startswith("dulzip")), None)
         click.echo(f"{name:<12} {c['architecture']:<10} {c.get('parameters', 0):>9} params  "
                    f"{c['weights']}" + (f"  {v:.3f} {label} on {res.get('corpus', '?')} (held out)" if v else "")
                    + ("" if Path(c["_folder"]) == zoo.SHIPPED and not verbose else f"  in {c['_folder']}"))
     for c in every:
         if c.get("retired"):
             click.echo(f"{c['name']:<12} older version {c['weights']}, kept to decode the files made with it")
+
+
+class _FamilyChoice(click.Choice):
+    """``--arch``'s choices: the registered model families (dulzip.models.registry), scanned
+    when the option is used or shown rather than when dulzip starts."""
+
+    @property
+    def choices(self):
+        from dulzip.models import registry
+        return tuple(registry.names())
+
+    @choices.setter
+    def choices(self, _):  # click.Choice.__init__ assigns them
+        pass
+
+
+class _ArchOption(click.Option):
+    """``--arch``'s help: each family's summary, from its declaration."""
+
+    def get_help_record(self, ctx):
+        from dulzip.models import registry
+        self.help = "; ".join(f"{d.name}: {d.summary}" for d in registry.declared().values()) + "."
+        return super().get_help_record(ctx)
 
 
 @main.command()
@@ -527,10 +555,7 @@ def models(verbose):
 @click.option("--layers", type=int, default=None,
               help="Gated layers (pixelcnn 6, wavenet 10), hidden layers (made 2) or couplings per level (idf 4).")
 @click.option("--head", type=int, default=None, help="Hidden units of the output head (pixelcnn 96, wavenet 64).")
-@click.option("--arch", type=click.Choice(["pixelcnn", "idf", "made", "charrnn", "wavenet"]), default="pixelcnn",
-              show_default=True,
-              help="pixelcnn, idf: photographs (random crops; idf: --crop a multiple of 2**levels); made: small gray images (whole, e.g. 28x28 digits); "
-                   "charrnn: text (byte streams); wavenet: WAV audio (windows of samples).")
+@click.option("--arch", cls=_ArchOption, type=_FamilyChoice(()), default="pixelcnn", show_default=True)
 @click.option("--hidden", type=int, default=None,
               help="MADE: units per hidden layer (500); charrnn: LSTM units (256); idf: network channels (48).")
 @click.option("--levels", type=int, default=3, show_default=True, help="idf: levels (squeeze, couplings, split).")
@@ -560,30 +585,20 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
     """Train a model (resumable) and optionally export it to the model zoo.
 
     MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
-    from dulzip.models.charrnn import CharRNNConfig
-    from dulzip.models.idf import IDFConfig
-    from dulzip.models.made import MADEConfig
-    from dulzip.models.pixelcnn import PixelCNNConfig
-    from dulzip.models.wavenet import WaveNetConfig
+    from dulzip.models import registry
     from dulzip.train.loop import TrainConfig, train_model
-    seq = seq or (2048 if arch == "wavenet" else 256)
+    family = registry.family(arch)
+    seq = seq or family.train_defaults.get("seq", 256)
     tcfg = TrainConfig(data=data, out=out or f"runs/{arch}", steps=steps, warmup=warmup, batch=batch, crop=crop, seq=seq, lr=lr,
                        threads=threads, init_from=init_from, device=device, time_limit=time_limit,
                        gray_fraction=gray_fraction)
-    mcfg = {"made": lambda: MADEConfig(hidden=hidden or 500, layers=layers or 2),
-            "charrnn": lambda: CharRNNConfig(embed=embed, hidden=hidden or 256),
-            "wavenet": lambda: WaveNetConfig(channels=channels or 32, layers=layers or 10, head=head or 64,
-                                             skip=2 * (channels or 32), seg_order=seg_order, resid=resid),
-            "idf": lambda: IDFConfig(levels=levels, couplings=layers or 4, hidden=hidden or 48,
-                                     prior_hidden=hidden or 48),
-            "pixelcnn": lambda: PixelCNNConfig(channels=channels or 48, layers=layers or 6, head=head or 96)}[arch]()
-    ckpt = train_model(tcfg, mcfg,
-                          progress=not no_progress and sys.stderr.isatty())
+    mcfg = family.options(click.get_current_context().params)  # the family's defaults where not given
+    ckpt = train_model(tcfg, mcfg, progress=not no_progress and sys.stderr.isatty())
     if export_name:
         from dulzip import zoo
         from dulzip.train.export import export_checkpoint
         from dulzip.train.export import sample_text
-        text = sample_text(data, prime_bytes) if arch == "charrnn" and prime_bytes else None
+        text = sample_text(data, prime_bytes) if family.modality == "text" and prime_bytes else None
         path = export_checkpoint(ckpt, export_name, models_dir or zoo.models_dir(), prime_text=text)
         click.echo(f"exported {path}")
 

@@ -124,7 +124,7 @@ def load_tensors(name: str, folder: str | Path | None = None,
 def _load_cached(folder: str, card_json: str, device: str, mtime: float):
     c = json.loads(card_json)
     tensors, arch, config, digest = load_tensors(c["name"], folder, c)
-    return ARCHITECTURES[arch].runtime(tensors, config, device), digest
+    return ARCHITECTURES[arch].load_runtime(tensors, config, device), digest
 
 
 def _load(c: dict, device: str):

@@ -199,3 +199,111 @@ def test_exact_bits_track_float_model():
         exact_bits -= torch.log2(pmf[torch.arange(len(prev)), prev[:, ch]].double() / (1 << 20)).sum().item()
     assert abs(exact_bits - float_bits) / float_bits < 0.03
 
+
+
+# -- every family, through the registry, on its shipped model ---------------------------------
+# A batched (encoder-side) pass equals itself across batch sizes and thread counts, and the
+# decoder-side stepping equals it; small inputs, so each family takes a few seconds.
+
+def _shipped(name: str, monkeypatch):
+    """The shipped model of a family (the one whose card's name is the family's)."""
+    from dulzip import zoo
+    monkeypatch.setenv("DULZIP_MODELS", str(zoo.SHIPPED))
+    if zoo.cards().get(name, {}).get("architecture") != name:
+        pytest.skip(f"no shipped {name} model")
+    net, _ = zoo.load(name)
+    return net
+
+
+def _same_across_batches_and_threads(run, inputs):
+    """run(batch) of the whole batch equals run of each item alone, with 1 and 2 threads."""
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            outs.append(run(inputs))
+        torch.set_num_threads(1)
+        alone = [run([x[i:i + 1] for x in inputs]) for i in range(inputs[0].shape[0])]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(outs[0], torch.cat(alone))
+    return outs[0]
+
+
+def _autoregressive_image(net):
+    T = net.fixed_tile or 6
+    x, present = _tiles(3, T, seed=1)
+    if net.gray_only:
+        x[:, 1:] = x[:, :1]
+    full = _same_across_batches_and_threads(lambda a: net.full_pass(*a) * a[1][:, 0, :, :, None], [x, present])
+    m = present[:, 0].bool()
+    st = net.stepper(3, T, present)
+    n = min(T * T, 40)  # the first positions in raster order (MADE recomputes its layers each step)
+    for i in range(n):
+        r, c = divmod(i, T)
+        assert torch.equal(st.params(r, c)[m[:, r, c]], full[:, r, c][m[:, r, c]]), (r, c)
+        st.set(r, c, x[:, :, r, c])
+    if net.wave_delay is not None:
+        assert torch.equal(full[m], _wavefront(net, x, present)[m])
+
+
+def _flow(net):
+    f = net.multiple
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 256, (2, 3, 2 * f, f), generator=g)
+    parts = net.forward(x)
+    flat = lambda a: torch.cat([t.flatten(1) for p in net.forward(a[0]) for t in p[:3]], 1)  # noqa: E731
+    _same_across_batches_and_threads(flat, [x])
+    calls = iter(parts)
+
+    def decode(mu, k, pos):  # the decoder's parameters are the encoder's, part by part
+        z, mu_e, k_e, pos_e = next(calls)
+        assert torch.equal(pos, pos_e) and torch.equal(mu * pos, mu_e * pos) and torch.equal(k * pos, k_e * pos)
+        return z * pos
+    assert torch.equal(net.inverse(2, 2 * f, f, decode), x)
+
+
+def _text(net):
+    g = torch.Generator().manual_seed(3)
+    data = torch.randint(0, 256, (3, 24), generator=g)
+
+    def run(a):
+        (seq,) = a
+        B = seq.shape[0]
+        state, prev, out = net.start(B), net.start_symbols(B), []
+        for t in range(seq.shape[1]):
+            state, w = net.step(state, prev)
+            out.append(torch.from_numpy(w))
+            prev = seq[:, t].numpy()
+        return torch.stack(out, 1)
+    steps = _same_across_batches_and_threads(run, [data])
+    H = net.cfg.hidden  # the torch path (a GPU's) computes the same integers
+    state, prev = (torch.zeros(3, H), torch.zeros(3, H, dtype=torch.int64)), torch.from_numpy(net.start_symbols(3))
+    for t in range(data.shape[1]):
+        state, w = net.step_torch(state, prev)
+        assert torch.equal(w.cpu(), steps[:, t]), t
+        prev = data[:, t]
+
+
+def _audio(net):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randint(-3000, 3000, (3, 40), generator=g).cumsum(1).clamp(-32768, 32767)
+    full = _same_across_batches_and_threads(lambda a: torch.cat(net.params_full(a[0]), -1), [x])
+    for start, step in ((net.start, net.step), (net.start_torch, net.step_torch)):
+        state = start(3)
+        for t in range(x.shape[1]):
+            prev = x[:, t - 1] if t else torch.zeros(3, dtype=torch.int64)
+            assert torch.equal(torch.cat(step(state, prev), -1).cpu(), full[:, t]), t
+
+
+CHECKS = {("image", "autoregressive"): _autoregressive_image, ("image", "flow"): _flow,
+          ("text", "autoregressive"): _text, ("audio", "autoregressive"): _audio}
+
+
+@pytest.mark.parametrize("family", __import__("dulzip.models.registry").models.registry.names())
+def test_every_family_is_exact(family, monkeypatch):
+    from dulzip.models import registry
+    fam = registry.family(family)
+    CHECKS[fam.modality, fam.codec](_shipped(family, monkeypatch))

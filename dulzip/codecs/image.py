@@ -235,7 +235,7 @@ class _RasterStepper:
 
 def _wave_delay(net, version: int) -> int | None:
     """The wavefront's delay where this file's order is the model's wavefront, else None (raster)."""
-    return getattr(net, "wave_delay", None) if version >= 2 else None
+    return net.wave_delay if version >= 2 else None
 
 
 def _stepper(net, B: int, T: int, present: torch.Tensor, version: int):

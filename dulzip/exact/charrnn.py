@@ -20,6 +20,8 @@ from dulzip.models.charrnn import CELL_MAX, EXP_SIZE, START, CharRNNConfig
 
 
 class ExactCharRNN:
+    """A :class:`dulzip.exact.runtime.TextRuntime`."""
+
     modality = "text"
 
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):

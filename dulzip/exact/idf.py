@@ -47,7 +47,7 @@ class ExactNet:
 
 class ExactIDF:
     """``forward`` (encoder) and ``inverse`` (decoder) of the flow, on (B, 3, H, W) integer
-    images whose H and W are multiples of ``multiple``."""
+    images whose H and W are multiples of ``multiple``. A :class:`dulzip.exact.runtime.FlowRuntime`."""
 
     modality = "image"
     codec = "flow"

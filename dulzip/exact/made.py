@@ -16,11 +16,20 @@ from dulzip.models.pixelcnn import MU_MAX, MU_MIN
 
 
 class ExactMADE:
+    """An :class:`dulzip.exact.runtime.AutoregressiveImageRuntime` with a fixed tile and no
+    wavefront (its decoder steps in raster order)."""
+
+    modality = "image"
+    codec = "autoregressive"
+    fixed_tile: int  # the model's size: tiles must be this size
+    default_tile = 64  # unused (the fixed tile wins); as ExactPixelCNN's
+    gray_only = True
+    wave_delay = None
+
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = MADEConfig(**config)
         self.device = torch.device(device)
-        self.fixed_tile = self.cfg.size  # tiles must be this size
-        self.gray_only = True
+        self.fixed_tile = self.cfg.size
         t = {k: v.to(self.device) for k, v in tensors.items()}
         self.hidden = [QLinear.from_tensors(t, f"h{i}").to(self.device) for i in range(self.cfg.layers)]
         self.out = QLinear.from_tensors(t, "out").to(self.device)

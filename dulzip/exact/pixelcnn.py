@@ -38,9 +38,13 @@ def gather(buf: torch.Tensor, row0: int, nr: int, col0: int, nc: int, kr: int, k
 
 
 class ExactPixelCNN:
-    """Integer PixelCNN loaded from exported tensors (no float in the probability path)."""
+    """Integer PixelCNN loaded from exported tensors (no float in the probability path).
+    An :class:`dulzip.exact.runtime.AutoregressiveImageRuntime`."""
 
+    modality = "image"
+    codec = "autoregressive"
     fixed_tile: int | None = None  # any tile size
+    default_tile = 64  # = kinds.image.DEFAULT_TILE, which sizes the choice of model before loading one (tested)
     gray_only = False
 
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):

@@ -32,6 +32,8 @@ def _shift(h: torch.Tensor, d: int) -> torch.Tensor:
 
 
 class ExactWaveNet:
+    """An :class:`dulzip.exact.runtime.AudioRuntime`."""
+
     modality = "audio"
 
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):

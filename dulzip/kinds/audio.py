@@ -68,7 +68,7 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     from dulzip.train.data import to_levels
     name = choose_audio_model(w.rate) if opts.model == "auto" else opts.model
     net, digest = prepare(name, opts)
-    if getattr(net, "modality", "image") != "audio":
+    if net.modality != "audio":
         raise UsageError(f"model '{name}' is not an audio model")
     layout = AudioLayout.for_model(net)
     header = model_header("wav", data, name, digest)
@@ -97,7 +97,7 @@ def decompress(c: Container, opts: Options) -> bytes:
     frames, channels, bits, rate = (lay[k] for k in ("frames", "channels", "bits", "rate"))
     layout = AudioLayout(block=lay["block"], streams=lay["max_streams"], seg_min=lay["seg_min"])
     name, net = load_for(h, opts)
-    if getattr(net, "modality", "image") != "audio":
+    if net.modality != "audio":
         raise FormatError(f"model '{name}' is not an audio model")
     side = read_side(c, ("wav",))
     if lay.get("canonical"):

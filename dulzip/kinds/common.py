@@ -95,8 +95,8 @@ def unstream(meta: dict, data: bytes, limit: int) -> bytes:
 
 def modality(name: str) -> str:
     from dulzip import zoo
-    from dulzip.models.registry import ARCHITECTURES
-    return ARCHITECTURES[zoo.card(name)["architecture"]].modality
+    from dulzip.models import registry
+    return registry.modality(zoo.card(name)["architecture"])
 
 
 def cannot_code(model: str, data: bytes) -> str:

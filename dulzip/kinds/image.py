@@ -20,6 +20,7 @@ from dulzip.transforms import join_planes, split_planes
 if TYPE_CHECKING:
     import numpy as np
 
+    from dulzip.exact.runtime import ImageRuntime
     from dulzip.options import Options
 
 KINDS = ("png", "pnm")
@@ -128,9 +129,9 @@ def image_mixer(layout: dict) -> dict:
     return {"version": layout["mixer"], "slot_bits": slot_bits_for(n)}
 
 
-def image_codec(net):
+def image_codec(net: ImageRuntime):
     """(encode, decode) functions of the codec this image model runs under."""
-    if getattr(net, "codec", "autoregressive") == "flow":
+    if net.codec == "flow":
         from dulzip.codecs.flow import decode_flow, encode_flow
         return encode_flow, decode_flow
     from dulzip.codecs.image import decode_planes, encode_planes
@@ -148,12 +149,12 @@ def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
         missing("image", name)
         return None
     net, digest = prepare(name, opts)
-    if getattr(net, "modality", "image") != "image":
+    if net.modality != "image":
         raise UsageError(f"model '{name}' is not an image model")
     if net.gray_only and color.shape[2] != 1:
         raise UsageError(f"model '{name}' codes gray images only")
     encode, _ = image_codec(net)
-    layout["tile"] = net.fixed_tile or opts.tile or getattr(net, "default_tile", DEFAULT_TILE)
+    layout["tile"] = net.fixed_tile or opts.tile or net.default_tile
     output = data if exact else rebuild(kind, pixels, side, extras)
     header = model_header(kind, data, name, digest)
     header.update({"exact": exact, "layout": layout, "extras": extras})
@@ -182,7 +183,7 @@ def decompress(c: Container, opts: Options) -> bytes:
     layout, extras = h["layout"], h["extras"]  # types and ranges checked by dulzip.schema with the header
     H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
     name, net = load_for(h, opts)
-    if getattr(net, "modality", "image") != "image":
+    if net.modality != "image":
         raise FormatError(f"model '{name}' is not an image model")
     if net.fixed_tile not in (None, T):
         raise FormatError(f"the .dlz header's tile size {T} does not fit model '{name}'")

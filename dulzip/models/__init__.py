@@ -1,4 +1,5 @@
-"""The float models (training side): one module per family; see registry.py for their names."""
+"""The float models (training side): one module per family, each ending in its ``FAMILY``
+declaration (found by registry.py, which names them)."""
 from __future__ import annotations
 
 

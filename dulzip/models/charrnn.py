@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, fake_quant, fake_quant_weights
+from dulzip.models.registry import Family
 
 START = 256  # the input symbol before a segment's first byte
 GATE_ONE = 256  # sigmoid / tanh outputs in 1/256
@@ -143,3 +144,10 @@ def lstm_luts() -> dict[str, torch.Tensor]:
 
 EXP_BITS = 20  # the most probable byte weighs 2**EXP_BITS before the floor of 1 per byte
 EXP_SIZE = 24 * LOGIT_SCALE  # logits more than 24 nats below the best weigh 0 (then the floor)
+
+
+FAMILY = Family(
+    name="charrnn", modality="text", runtime="dulzip.exact.charrnn:ExactCharRNN",
+    config=CharRNNConfig, module=CharRNN, export=export, sampler="dulzip.train.data:text_windows",
+    options=lambda o: CharRNNConfig(embed=o["embed"], hidden=o["hidden"] or 256),
+    summary="text (byte streams)")

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, WMAX, fake_quant, fake_quant_weights
+from dulzip.models.registry import Family
 
 CENTER = 128  # pixels enter the flow as level - 128
 TMAX = 511  # translations are clamped to [-TMAX, TMAX]
@@ -301,3 +302,11 @@ def export(model: IDF) -> dict[str, torch.Tensor]:
     flat, starts, R = scale_tables()
     t["tab.flat"], t["tab.start"], t["tab.radius"] = flat, starts, R
     return t
+
+
+FAMILY = Family(
+    name="idf", modality="image", codec="flow", runtime="dulzip.exact.idf:ExactIDF",
+    config=IDFConfig, module=IDF, export=export, sampler="dulzip.train.data:photo_crops_packed_gray",
+    options=lambda o: IDFConfig(levels=o["levels"], couplings=o["layers"] or 4, hidden=o["hidden"] or 48,
+                                prior_hidden=o["hidden"] or 48),
+    summary="photographs (random crops, --crop a multiple of 2**levels; gray as codecs.flow codes it)")

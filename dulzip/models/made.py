@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, fake_quant, fake_quant_weights
 from dulzip.models.pixelcnn import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE,
                                     mixture_bits)
+from dulzip.models.registry import Family
 
 # Levels per unit of the network's mean output. Unlike the PixelCNN (whose direct path carries
 # the means and the network adds small corrections), MADE's network moves means across the
@@ -154,3 +155,10 @@ def export(model: MADE) -> dict[str, torch.Tensor]:
                            name="direct", wmax=SKIP_WMAX))
     t.update(mixture_luts())
     return t
+
+
+FAMILY = Family(
+    name="made", modality="image", runtime="dulzip.exact.made:ExactMADE",
+    config=MADEConfig, module=MADE, export=export, n_params=n_params, sampler="dulzip.train.data:whole_images",
+    options=lambda o: MADEConfig(hidden=o["hidden"] or 500, layers=o["layers"] or 2),
+    summary="small gray images (whole, e.g. 28x28 digits)")

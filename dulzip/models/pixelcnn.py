@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, SKIP_WMAX, fake_quant, fake_quant_weights
+from dulzip.models.registry import Family
 
 # Head parameter grids (integer units), shared with dulzip.coding.tables.
 MU_SCALE = 16  # means in 1/16 pixel level
@@ -234,3 +235,10 @@ def export(model: PixelCNN) -> dict[str, torch.Tensor]:
     t.update(gate_luts())
     t.update(mixture_luts())
     return t
+
+
+FAMILY = Family(
+    name="pixelcnn", modality="image", runtime="dulzip.exact.pixelcnn:ExactPixelCNN",
+    config=PixelCNNConfig, module=PixelCNN, export=export, sampler="dulzip.train.data:photo_crops",
+    options=lambda o: PixelCNNConfig(channels=o["channels"] or 48, layers=o["layers"] or 6, head=o["head"] or 96),
+    summary="photographs (random crops)")

@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, fake_quant, fake_quant_weights
+from dulzip.models.registry import Family
 
 LEVELS = 65536
 # head parameter grids (integer units), shared with the exact runtime and its tables
@@ -273,3 +274,11 @@ def export(model: WaveNet) -> dict[str, torch.Tensor]:
     t.update(gate_luts())
     t.update(audio_luts())
     return t
+
+
+FAMILY = Family(
+    name="wavenet", modality="audio", runtime="dulzip.exact.wavenet:ExactWaveNet",
+    config=WaveNetConfig, module=WaveNet, export=export, sampler="dulzip.train.data:audio_windows",
+    options=lambda o: WaveNetConfig(channels=o["channels"] or 32, layers=o["layers"] or 10, head=o["head"] or 64,
+                                    skip=2 * (o["channels"] or 32), seg_order=o["seg_order"], resid=o["resid"]),
+    train_defaults={"seq": 2048}, summary="WAV audio (windows of samples)")

@@ -203,3 +203,29 @@ class AudioSampler:
         x = self.data[pos[:, None] + torch.arange(self.seq, device=dev)]
         flip = torch.rand(n, 1, generator=self.gen, device=dev) < 0.5
         return torch.where(flip, (-1 - x), x), None  # -1 - x: the 16-bit range maps onto itself
+
+
+# The families' samplers (Family.sampler "dulzip.train.data:NAME"): (TrainConfig, model config,
+# seed, device) -> a sampler with .batch(n).
+
+def photo_crops(t, cfg, seed: int, device) -> CropSampler:
+    """Random crops of photographs, a fraction made gray (R = G = B)."""
+    return CropSampler(load_images(t.data, tuple(t.scales)), t.crop, t.gray_fraction, seed, device)
+
+
+def photo_crops_packed_gray(t, cfg, seed: int, device) -> CropSampler:
+    """As :func:`photo_crops`, gray crops packed as codecs.flow codes gray."""
+    return CropSampler(load_images(t.data, tuple(t.scales)), t.crop, t.gray_fraction, seed, device, packed_gray=True)
+
+
+def whole_images(t, cfg, seed: int, device) -> ImageSampler:
+    """Whole small gray images of the model's size (e.g. 28x28 digits)."""
+    return ImageSampler(t.data, cfg.size, seed, device)
+
+
+def text_windows(t, cfg, seed: int, device) -> TextSampler:
+    return TextSampler(t.data, t.seq, t.segment, seed, device)
+
+
+def audio_windows(t, cfg, seed: int, device) -> AudioSampler:
+    return AudioSampler(t.data, t.seq, seed, device)

@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dulzip.train.loop import TRAINABLE, load_checkpoint
+from dulzip.models.registry import ARCHITECTURES
+from dulzip.train.loop import load_checkpoint
 from dulzip.zoo import save_weights
 
 
@@ -33,7 +34,7 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     model ships with (see dulzip.codecs.text.prime)."""
     ck = load_checkpoint(Path(ckpt_path))
     arch = ck.get("arch", "pixelcnn")
-    a = TRAINABLE[arch]
+    a = ARCHITECTURES[arch]
     cfg = a.config(**ck["model_config"])
     model = a.module(cfg)
     model.load_state_dict(ck.get("ema", ck["model"]))  # the moving average of the weights
@@ -43,8 +44,7 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     tensors = a.export(model)
     if prime_text:
         from dulzip.codecs.text import prime
-        from dulzip.models.registry import ARCHITECTURES
-        tensors.update(prime(ARCHITECTURES[arch].runtime(tensors, asdict(cfg), "cpu"), prime_text))
+        tensors.update(prime(a.load_runtime(tensors, asdict(cfg), "cpu"), prime_text))
     return _install(tensors, name, out_dir, arch, asdict(cfg), card, prime_text, {
         "parameters": a.n_params(model), "training_steps": ck["step"], "train_config": ck["train_config"]})
 
@@ -53,11 +53,10 @@ def reprime(name: str, prime_text: bytes, out_dir: str | Path) -> Path:
     """A shipped text model with its adaptive starting state made afresh on ``prime_text`` by
     this version's mixer (the network's weights unchanged): new weights file, the card kept."""
     from dulzip.codecs.text import prime
-    from dulzip.models.registry import ARCHITECTURES
     from dulzip.zoo import load_tensors
     tensors, arch, cfg, _ = load_tensors(name, out_dir)
     tensors = {k: v for k, v in tensors.items() if not k.startswith("prime.")}
-    tensors.update(prime(ARCHITECTURES[arch].runtime(tensors, cfg, "cpu"), prime_text))
+    tensors.update(prime(ARCHITECTURES[arch].load_runtime(tensors, cfg, "cpu"), prime_text))
     return _install(tensors, name, Path(out_dir), arch, cfg, None, prime_text, {})
 
 

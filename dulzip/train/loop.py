@@ -10,44 +10,17 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 from dulzip.errors import FormatError
-from dulzip.models import charrnn, idf, made, n_params, pixelcnn, wavenet
-from dulzip.train.data import AudioSampler, CropSampler, ImageSampler, TextSampler, load_images
-
-
-@dataclass(frozen=True)
-class Trainable:
-    """What training and export need of an architecture (the float module has ``loss``)."""
-    module: Callable  # config -> float module
-    config: type
-    export: Callable  # module -> integer tensors
-    n_params: Callable  # module -> parameter count
-    sampler: Callable  # (TrainConfig, config, seed, device) -> sampler with .batch(n)
-
-
-TRAINABLE = {
-    "pixelcnn": Trainable(pixelcnn.PixelCNN, pixelcnn.PixelCNNConfig, pixelcnn.export, n_params,
-                          lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
-                                                                t.gray_fraction, seed, dev)),
-    "idf": Trainable(idf.IDF, idf.IDFConfig, idf.export, n_params,  # gray as codecs.flow codes it
-                     lambda t, cfg, seed, dev: CropSampler(load_images(t.data, tuple(t.scales)), t.crop,
-                                                           t.gray_fraction, seed, dev, packed_gray=True)),
-    "made": Trainable(made.MADE, made.MADEConfig, made.export, made.n_params,  # whole small gray images
-                      lambda t, cfg, seed, dev: ImageSampler(t.data, cfg.size, seed, dev)),
-    "charrnn": Trainable(charrnn.CharRNN, charrnn.CharRNNConfig, charrnn.export, n_params,
-                         lambda t, cfg, seed, dev: TextSampler(t.data, t.seq, t.segment, seed, dev)),
-    "wavenet": Trainable(wavenet.WaveNet, wavenet.WaveNetConfig, wavenet.export, n_params,
-                         lambda t, cfg, seed, dev: AudioSampler(t.data, t.seq, seed, dev)),
-}
+from dulzip.models import registry
 
 
 def arch_of(mcfg) -> str:
-    return next(name for name, a in TRAINABLE.items() if isinstance(mcfg, a.config))
+    """The family name of a model config (a checkpoint records it)."""
+    return registry.family_of(mcfg).name
 
 
 @dataclass
@@ -160,7 +133,7 @@ def grow_into(model: torch.nn.Module, state: dict) -> None:
 
 
 def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
-    """Train (or resume) a model of any family in TRAINABLE (by the type of ``mcfg``); returns
+    """Train (or resume) a model of any registered family (by the type of ``mcfg``); returns
     the checkpoint path. Metrics go to metrics.jsonl: the loss in bits per dimension of the
     family's data (``bits``, with its ``unit``: bits/sub-pixel, bits/byte or bits/sample).
 
@@ -179,7 +152,7 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
     step, elapsed = 0, 0.0
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        arch = TRAINABLE[ck.get("arch", "pixelcnn")]
+        arch = registry.family(ck.get("arch", "pixelcnn"))
         model = arch.module(arch.config(**ck["model_config"])).to(dev)
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
@@ -188,7 +161,7 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         torch.set_rng_state(ck["rng"])
     else:
-        arch = TRAINABLE[arch_of(mcfg)]
+        arch = registry.family_of(mcfg)
         model = arch.module(mcfg)
         if tcfg.init_from:
             grow_into(model, load_checkpoint(Path(tcfg.init_from))["model"])
@@ -198,9 +171,8 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
         model = model.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    sampler = arch.sampler(tcfg, model.cfg, tcfg.seed + step, dev)
-    from dulzip.models.registry import ARCHITECTURES, UNITS
-    unit = UNITS[ARCHITECTURES[arch_of(model.cfg)].modality]
+    sampler = arch.make_sampler(tcfg, model.cfg, tcfg.seed + step, dev)
+    unit = registry.UNITS[arch.modality]
     log = open(out / "metrics.jsonl", "a")
     bar = tqdm(total=tcfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     model.train()
