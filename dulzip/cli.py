@@ -614,9 +614,9 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
 def bench(folder, out, name, model, limit, threads, verbose):
     """Benchmark on a folder: real .dlz sizes beside baselines, in bits per sample for a folder
     of mostly WAV files, in bits per sub-pixel for images, else in bits per byte (text and other files)."""
-    from dulzip.bench.audiorunner import is_wav_folder, run_audio_bench
-    from dulzip.bench.runner import _images, run_bench
-    from dulzip.bench.textrunner import run_text_bench
+    from dulzip.bench.audio import is_wav_folder, run_audio_bench
+    from dulzip.bench.images import _images, run_bench
+    from dulzip.bench.text import run_text_bench
     if is_wav_folder(Path(folder)):
         run = run_audio_bench
     else:

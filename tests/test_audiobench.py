@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from dulzip import api
-from dulzip.bench.audiorunner import DLZ, is_wav_folder, run_audio_bench
+from dulzip.bench.audio import is_wav_folder, run_audio_bench
+from dulzip.bench.common import DLZ
 from dulzip.cli import main
 
 

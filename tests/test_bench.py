@@ -5,7 +5,8 @@ import json
 
 from PIL import Image
 
-from dulzip.bench.runner import DLZ, run_bench
+from dulzip.bench.common import DLZ
+from dulzip.bench.images import run_bench
 from tests.conftest import photo
 
 
@@ -37,7 +38,8 @@ def test_bench_compresses_palette_pngs_as_given(tiny_models, tmp_path):
     import zlib
 
     from dulzip import api
-    from dulzip.bench.runner import INPUT, _same_image, timed_round_trip
+    from dulzip.bench.common import _same_image, timed_round_trip
+    from dulzip.bench.images import INPUT
     from dulzip.formats import png as pngfmt
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -71,7 +73,7 @@ def test_bench_bilevel_images_are_given_to_png_as_1_bit():
 
     import numpy as np
 
-    from dulzip.bench.codecs import png
+    from dulzip.bench.baselines import png
     a = (np.random.default_rng(0).random((28, 28, 1)) < 0.3).astype(np.uint8) * 255
     img = Image.open(io.BytesIO(png(a)))
     assert img.mode == "1" and (np.asarray(img.convert("L"))[:, :, None] == a).all()

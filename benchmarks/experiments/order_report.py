@@ -15,7 +15,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from dulzip.bench.runner import bar_plot
+from dulzip.bench.common import bar_plot
 
 DLZ = "dulzip (.dlz file)"
 

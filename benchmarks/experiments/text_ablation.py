@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from dulzip import zoo
-from dulzip.bench.textcodecs import text_codecs
+from dulzip.bench.baselines import text_baselines
 from dulzip.codecs.text import Layout, encode_text
 from dulzip.exact.textmix import PARTS
 
@@ -56,7 +56,7 @@ def main() -> None:
                    for t in texts.values())
         rows[name] = {"bpb": 8 * size / n, "seconds": round(time.time() - t0, 1)}
         print(name, rows[name], flush=True)
-    for c in text_codecs():
+    for c in text_baselines():
         rows[c.name] = {"bpb": 8 * sum(len(c.encode(t)) for t in texts.values()) / n}
     report = {"command": "python benchmarks/experiments/text_ablation.py " + " ".join(str(f) for f in args.folders)
               + f" --max-bytes {args.max_bytes} --out {args.out}", "model": args.model, "weights_sha256": digest,

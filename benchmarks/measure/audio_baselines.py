@@ -4,7 +4,7 @@
 
 Prints a Markdown table per folder: the total over all its files (coded bytes * 8 / samples,
 a sample being one channel of one frame) and the first ``--files`` files by name. Every
-encode is decoded and compared (``dulzip.bench.audiocodecs``). Files that are not WAVs dulzip
+encode is decoded and compared (``dulzip.bench.baselines``). Files that are not WAVs dulzip
 models are listed and left out.
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dulzip.bench.audiocodecs import AudioCodec, audio_codecs
+from dulzip.bench.baselines import Baseline, audio_baselines
 from dulzip.formats.wav import parse_wav
 
 
-def measure(path: Path, codecs: list[AudioCodec]) -> dict | None:
+def measure(path: Path, codecs: list[Baseline]) -> dict | None:
     """Samples and coded bytes per codec of one WAV; None when it is not a WAV we model."""
     w = parse_wav(path.read_bytes())
     if w is None:
@@ -27,7 +27,7 @@ def measure(path: Path, codecs: list[AudioCodec]) -> dict | None:
             "channels": w.channels, "bytes": {c.name: c.compressed_size(w) for c in codecs}}
 
 
-def bench_folder(folder: Path, codecs: list[AudioCodec]) -> dict:
+def bench_folder(folder: Path, codecs: list[Baseline]) -> dict:
     files = sorted(folder.glob("*.wav"))
     with ThreadPoolExecutor() as pool:
         rows = list(pool.map(lambda f: measure(f, codecs), files))
@@ -38,7 +38,7 @@ def bench_folder(folder: Path, codecs: list[AudioCodec]) -> dict:
             "skipped": [f.name for f, r in zip(files, rows) if r is None]}
 
 
-def markdown(result: dict, codecs: list[AudioCodec], n_files: int) -> str:
+def markdown(result: dict, codecs: list[Baseline], n_files: int) -> str:
     names = [c.name for c in codecs]
     lines = [f"### {result['folder']}: {len(result['files'])} files, {result['samples']:,} samples", "",
              "| file | samples | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=5, help="files shown one by one per folder")
     ap.add_argument("--json", type=Path, default=None, help="also write every number here")
     args = ap.parse_args()
-    all_codecs = audio_codecs()
+    all_codecs = audio_baselines()
     for c in all_codecs:
         if not c.available:
             print(f"{c.name}: unavailable ({c.missing})")

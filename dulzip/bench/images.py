@@ -7,10 +7,8 @@ verified against the original), and each baseline codec on the same pixels. Writ
 """
 from __future__ import annotations
 
-import io
 import json
-import platform
-import time
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +16,9 @@ import torch
 from PIL import Image
 
 from dulzip import __version__, api
-from dulzip.bench.codecs import image_codecs, png
+from dulzip.bench.baselines import image_baselines, png
+from dulzip.bench.common import DLZ, bar_plot, command, machine, timed_round_trip
 from dulzip.train.data import IMAGE_SUFFIXES
-
-DLZ = "dulzip (.dlz file)"
-
 
 def _images(folder: Path, limit: int) -> list[Path]:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -64,8 +60,12 @@ def bench_image(path: Path, model: str, threads: int, as_given: bool = False) ->
     row = {"image": path.name, "height": H, "width": W, "channels": C, "bpsp": {}}
     if as_given:
         row["bpsp"][INPUT] = 8 * len(png_file) / dims
-    for codec in image_codecs():
-        row["bpsp"][codec.name] = 8 * len(codec.encode(img)) / dims
+    row["seconds"] = {}  # each baseline's (encode, decode) seconds
+    for codec in image_baselines():
+        if codec.available:
+            coded, enc, dec = codec.code(img)
+            row["bpsp"][codec.name] = 8 * len(coded) / dims
+            row["seconds"][codec.name] = [round(enc, 4), round(dec, 4)]
     blob, row["encode_s"], row["decode_s"] = timed_round_trip(png_file, api.Options(model=model, threads=threads),
                                                               path.name)
     h = api.describe(blob)
@@ -77,33 +77,19 @@ def bench_image(path: Path, model: str, threads: int, as_given: bool = False) ->
     return row
 
 
-def timed_round_trip(data: bytes, opts: api.Options, name: str) -> tuple[bytes, float, float]:
-    """(.dlz bytes, compress seconds, decompress seconds), the decoded bytes checked."""
-    t0 = time.perf_counter()
-    blob = api.compress(data, opts)
-    t1 = time.perf_counter()
-    out = api.decompress(blob, opts)
-    t2 = time.perf_counter()
-    if out != data and not _same_image(out, data, blob):
-        raise RuntimeError(f"{name}: round trip failed")
-    return blob, t1 - t0, t2 - t1
-
-
-def _same_image(out: bytes, data: bytes, blob: bytes) -> bool:
-    """A PNG that dulzip re-encodes (its zlib stream could not be reproduced; the container
-    says so) comes back with the same pixels and mode, not the same bytes."""
-    if api.describe(blob).get("exact", True):
-        return False
-    a, b = Image.open(io.BytesIO(out)), Image.open(io.BytesIO(data))
-    return a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
-
-
 def summarize(rows: list[dict]) -> dict:
     dims = sum(r["height"] * r["width"] * r["channels"] for r in rows)
     names = list(rows[0]["bpsp"])
     total = {n: sum(r["bpsp"][n] * r["height"] * r["width"] * r["channels"] for r in rows) / dims for n in names}
     return {"bpsp": total, "encode_s": sum(r["encode_s"] for r in rows),
             "decode_s": sum(r["decode_s"] for r in rows), "subpixels": dims}
+
+
+def _short(name: str) -> str:
+    """A column's short name: the codec without its settings, but JPEG-XL's effort kept."""
+    base = name.split(" (")[0].replace(" lossless", "")
+    effort = re.search(r"\((e\d)\)", name)
+    return f"{base} {effort.group(1)}" if effort else base
 
 
 def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Path]:
@@ -113,7 +99,7 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
     js = out / f"{name}.json"
     js.write_text(json.dumps({"meta": meta, "images": rows, "total": total}, indent=2) + "\n")
     md = out / f"{name}.md"
-    short = [n.split(" (")[0] for n in names]
+    short = [_short(n) for n in names]
     lines = [f"# Benchmark: {name}", "", f"Command: `{meta['command']}`  ", f"dulzip {meta['version']}, "
              f"model `{meta['model']}`, {meta['machine']}, torch threads {meta['threads']}", "",
              "Bits per sub-pixel (lower is better); the dulzip column is the real .dlz file size of the "
@@ -134,49 +120,25 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
     if len(used) > 1:  # `-m auto` chose per image
         lines += ["", "Models used: " + "; ".join(
             f"{u}: " + ", ".join(r["image"] for r in rows if (r.get("dlz_model") or "zstd") == u) for u in used) + "."]
+    timed = [n for n in names if n in rows[0].get("seconds", {})]
+    if timed:
+        lines += ["", "Time in all, seconds (each codec in this process, one image after another; dulzip: "
+                  "the whole compress and decompress calls):", "", "| codec | encode s | decode s |", "|---|---|---|"]
+        lines += [f"| {n} | {sum(r['seconds'][n][0] for r in rows):.2f} | {sum(r['seconds'][n][1] for r in rows):.2f} |"
+                  for n in timed]
+        lines.append(f"| {DLZ} | {total['encode_s']:.2f} | {total['decode_s']:.2f} |")
     p = total["bpsp"]
     png_name = INPUT if INPUT in names else next(n for n in names if n.startswith("PNG"))
     versus = "the input files" if png_name == INPUT else "PNG"
     per_image = total["subpixels"] / len(rows)
     lines += ["", f"dulzip vs {versus}: {100 * (1 - p[DLZ] / p[png_name]):+.1f}% smaller in total.", "",
-              "Bits per image on average: " + ", ".join(f"{n.split(' (')[0]} {p[n] * per_image:.1f}" for n in names)
+              "Bits per image on average: " + ", ".join(f"{_short(n)} {p[n] * per_image:.1f}" for n in names)
               + "."]
     md.write_text("\n".join(lines) + "\n")
     plot = bar_plot(out / f"{name}.png", [r["image"].rsplit(".", 1)[0] for r in rows],
-                    {n.split(" (")[0]: [r["bpsp"][n] for r in rows] for n in names}, "bits per sub-pixel",
+                    {_short(n): [r["bpsp"][n] for r in rows] for n in names}, "bits per sub-pixel",
                     f"{name}: lossless, lower is better")
     return [p for p in (md, js, plot) if p]
-
-
-def bar_plot(path: Path, labels: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> Path | None:
-    """Grouped bars (one group per label, one bar per series); None without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
-    w = 0.8 / len(series)
-    for i, (n, v) in enumerate(series.items()):
-        ax.bar(np.arange(len(labels)) + i * w, v, w, label=n)
-    ax.set_xticks(np.arange(len(labels)) + 0.4 - w / 2, labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def machine() -> str:
-    return f"{platform.machine()}, {torch.get_num_threads()} threads, {platform.processor() or 'cpu'}"
-
-
-def command() -> str:
-    import sys
-    return "dulzip bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "dulzip bench"
 
 
 def run_bench(folder: Path, out: Path, name: str, model: str, limit: int = 0, threads: int = 0) -> list[Path]:

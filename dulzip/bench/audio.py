@@ -13,11 +13,10 @@ from pathlib import Path
 import torch
 
 from dulzip import __version__, api
-from dulzip.bench.audiocodecs import AudioCodec, audio_codecs
-from dulzip.bench.runner import bar_plot, command, machine, timed_round_trip
+from dulzip.bench.baselines import Baseline, audio_baselines
+from dulzip.bench.common import DLZ, bar_plot, command, machine, timed_round_trip
 from dulzip.formats.wav import Wav, parse_wav, sample_bytes
 
-DLZ = "dulzip (.dlz file)"
 SUFFIX = ".wav"
 WARM_FRAMES = 2000  # frames of the untimed warm-up round trip
 
@@ -51,7 +50,7 @@ def warm_up(w: Wav, opts: api.Options) -> None:
     api.decompress(api.compress(buf.getvalue(), opts), opts)
 
 
-def bench_file(path: Path, codecs: list[AudioCodec], model: str, threads: int, warm: set[str]) -> dict | None:
+def bench_file(path: Path, codecs: list[Baseline], model: str, threads: int, warm: set[str]) -> dict | None:
     """Sizes, bits per sample and speeds of one WAV; None when it is not a WAV dulzip models
     (the baselines are given the parsed samples, so there is nothing to compare). ``warm``: the
     models warmed up so far (this file's is added)."""
@@ -156,7 +155,7 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
 
 def run_audio_bench(folder: Path, out: Path, name: str, model: str, limit: int = 0, threads: int = 0) -> list[Path]:
     """Benchmark the first ``limit`` (0: all) WAV files of ``folder``; the report paths written."""
-    codecs = audio_codecs()
+    codecs = audio_baselines()
     available = [c for c in codecs if c.available]
     files = wav_files(folder)
     rows, skipped, warm = [], [], set()

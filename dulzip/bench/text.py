@@ -10,20 +10,18 @@ from pathlib import Path
 import torch
 
 from dulzip import __version__, api
-from dulzip.bench.runner import bar_plot, command, machine, timed_round_trip
-from dulzip.bench.textcodecs import text_codecs
-
-DLZ = "dulzip (.dlz file)"
+from dulzip.bench.baselines import text_baselines
+from dulzip.bench.common import DLZ, bar_plot, command, machine, timed_round_trip
 
 
 def bench_file(path: Path, model: str, threads: int) -> dict:
     data = path.read_bytes()
     row = {"file": path.name, "bytes": len(data), "bpb": {}}
-    for codec in text_codecs():
-        packed = codec.encode(data)
-        if codec.decode(packed) != data:
-            raise RuntimeError(f"{path.name}: {codec.name} round trip failed")
+    row["seconds"] = {}  # each baseline's (encode, decode) seconds
+    for codec in text_baselines():
+        packed, enc, dec = codec.code(data)
         row["bpb"][codec.name] = 8 * len(packed) / max(1, len(data))
+        row["seconds"][codec.name] = [round(enc, 4), round(dec, 4)]
     blob, row["encode_s"], row["decode_s"] = timed_round_trip(data, api.Options(model=model, threads=threads),
                                                               path.name)
     h = api.describe(blob)
