@@ -7,10 +7,10 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from dulzip.codecs.image import ChannelModel
-from dulzip.coding.tables import coarse_table, fine_table, mixture_cum, mixture_luts, mixture_pmf
 from dulzip.exact.pixelcnn import ExactPixelCNN
-from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export, mixture_bits
+from dulzip.heads.logistic import (ChannelModel, coarse_table, fine_table, mixture_bits, mixture_cum, mixture_luts,
+                                   mixture_pmf)
+from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export
 from dulzip.zoo import save_weights
 from safetensors.torch import load_file
 from tests.conftest import photo, tiny_model

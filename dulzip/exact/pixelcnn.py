@@ -22,7 +22,8 @@ import torch
 
 from dulzip.exact.layers import QLinear, gate_table, table_gate
 from dulzip.exact.quant import ACT
-from dulzip.models.pixelcnn import MU_MAX, MU_MIN, PixelCNNConfig
+from dulzip.heads.logistic import MU_MAX, MU_MIN
+from dulzip.models.pixelcnn import PixelCNNConfig
 
 
 def gather(buf: torch.Tensor, row0: int, nr: int, col0: int, nc: int, kr: int, kc: int) -> torch.Tensor:

@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, fake_quant, fake_quant_weights
-from dulzip.models.pixelcnn import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE,
-                                    mixture_bits)
+from dulzip.heads.logistic import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE,
+                                   mixture_bits, mixture_luts)
 
 # Levels per unit of the network's mean output. Unlike the PixelCNN (whose direct path carries
 # the means and the network adds small corrections), MADE's network moves means across the
@@ -132,7 +132,6 @@ def n_params(model: nn.Module) -> int:
 
 def export(model: MADE) -> dict[str, torch.Tensor]:
     """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.made.ExactMADE`."""
-    from dulzip.coding.tables import mixture_luts
     from dulzip.exact.layers import export_linear
 
     cfg = model.cfg
