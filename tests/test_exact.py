@@ -7,6 +7,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from dulzip.exact.layers import exact_matmul
 from dulzip.exact.pixelcnn import ExactPixelCNN
 from dulzip.heads.logistic import (ChannelModel, coarse_table, fine_table, mixture_bits, mixture_cum, mixture_luts,
                                    mixture_pmf)
@@ -199,3 +200,25 @@ def test_exact_bits_track_float_model():
         exact_bits -= torch.log2(pmf[torch.arange(len(prev)), prev[:, ch]].double() / (1 << 20)).sum().item()
     assert abs(exact_bits - float_bits) / float_bits < 0.03
 
+
+def test_exact_matmul_turns_tf32_off_inside_only():
+    """The runtimes' passes run with full-precision CUDA matmuls, and the caller's TF32 setting
+    is back afterwards, after an error too (building a runtime used to switch TF32 off for
+    the whole process). Off CUDA there is nothing to do."""
+    mm = torch.backends.cuda.matmul
+    if not hasattr(mm, "fp32_precision"):
+        pytest.skip("torch < 2.9 has only the legacy allow_tf32 setting")
+    before = mm.fp32_precision
+    cuda = torch.device("cuda")
+    try:
+        mm.fp32_precision = "tf32"
+        with exact_matmul(cuda):
+            assert mm.fp32_precision == "ieee"
+        assert mm.fp32_precision == "tf32"
+        with pytest.raises(ValueError), exact_matmul(cuda):
+            raise ValueError
+        assert mm.fp32_precision == "tf32"
+        with exact_matmul(torch.device("cpu")):
+            assert mm.fp32_precision == "tf32"
+    finally:
+        mm.fp32_precision = before
