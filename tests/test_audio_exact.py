@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from dulzip.codecs.audio import AudioCoder, AudioLayout
-from dulzip.coding.tables import audio_coarse_table, audio_cum, audio_cum_cpu, audio_fine_table, audio_luts
 from dulzip.exact.wavenet import ExactWaveNet
 from dulzip.formats.wav import parse_wav
-from dulzip.models.wavenet import LOGIT_MAX, LOGIT_MIN, LS_MAX, LS_MIN, WaveNet, WaveNetConfig, export
+from dulzip.heads.audio import (LOGIT_MAX, LOGIT_MIN, LS_MAX, LS_MIN, audio_coarse_table, audio_cum, audio_cum_cpu,
+                                audio_fine_table, audio_luts)
+from dulzip.models.wavenet import WaveNet, WaveNetConfig, export
 from tests.conftest import DATA
 
 SHORT = WaveNetConfig(cycle=6)  # dilations 1..32, 1..8: every queue wraps within 200 steps

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
-from dulzip.coding.tables import mixture_luts, mixture_pmf
+from dulzip.heads.logistic import mixture_luts, mixture_pmf
 
 
 def test_coded_size_close_to_model_estimate():

@@ -7,10 +7,11 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from dulzip.codecs.image import ChannelModel
-from dulzip.coding.tables import coarse_table, fine_table, mixture_cum, mixture_luts, mixture_pmf
+from dulzip.exact.layers import exact_matmul
 from dulzip.exact.pixelcnn import ExactPixelCNN
-from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export, mixture_bits
+from dulzip.heads.logistic import (ChannelModel, coarse_table, fine_table, mixture_bits, mixture_cum, mixture_luts,
+                                   mixture_pmf)
+from dulzip.models.pixelcnn import PixelCNN, PixelCNNConfig, export
 from dulzip.zoo import save_weights
 from safetensors.torch import load_file
 from tests.conftest import photo, tiny_model
@@ -307,3 +308,26 @@ def test_every_family_is_exact(family, monkeypatch):
     from dulzip.models import registry
     fam = registry.family(family)
     CHECKS[fam.modality, fam.codec](_shipped(family, monkeypatch))
+
+
+def test_exact_matmul_turns_tf32_off_inside_only():
+    """The runtimes' passes run with full-precision CUDA matmuls, and the caller's TF32 setting
+    is back afterwards, after an error too (building a runtime used to switch TF32 off for
+    the whole process). Off CUDA there is nothing to do."""
+    mm = torch.backends.cuda.matmul
+    if not hasattr(mm, "fp32_precision"):
+        pytest.skip("torch < 2.9 has only the legacy allow_tf32 setting")
+    before = mm.fp32_precision
+    cuda = torch.device("cuda")
+    try:
+        mm.fp32_precision = "tf32"
+        with exact_matmul(cuda):
+            assert mm.fp32_precision == "ieee"
+        assert mm.fp32_precision == "tf32"
+        with pytest.raises(ValueError), exact_matmul(cuda):
+            raise ValueError
+        assert mm.fp32_precision == "tf32"
+        with exact_matmul(torch.device("cpu")):
+            assert mm.fp32_precision == "tf32"
+    finally:
+        mm.fp32_precision = before

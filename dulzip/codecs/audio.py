@@ -10,7 +10,7 @@ them: fitted by the encoder, as zigzag LEB128 varints); one the model codes wors
 with zstd.
 
 A 16-bit sample is coded as its high byte, then its low byte, both tables taken from the same
-integer CDF over the 65536 levels (:func:`dulzip.coding.tables.audio_cum`); an 8-bit sample is
+integer CDF over the 65536 levels (:func:`dulzip.heads.audio.audio_cum`); an 8-bit sample is
 its high byte alone.
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dulzip.codecs.stream import Stream
 from dulzip.codecs.text import Layout
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
-from dulzip.coding.tables import audio_coarse_table, audio_fine_table
 from dulzip.errors import CorruptDataError
-from dulzip.models.wavenet import SEG_MAX, TABLE_BITS, segment_lpc
+from dulzip.heads.audio import TABLE_BITS, audio_coarse_table, audio_fine_table
+from dulzip.models.wavenet import SEG_MAX, segment_lpc
 
 STEP_CHUNK = 128  # time steps whose tables are made at once when encoding (bounds memory)
 PASS_SAMPLES = 1 << 13  # samples per batched network pass when encoding (bounds memory)

@@ -18,10 +18,10 @@ from tqdm import tqdm
 from dulzip.codecs.stream import Stream
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
-from dulzip.coding.tables import BUCKET, EXP_SIZE, coarse_table, condition_means, fine_table
 from dulzip.errors import CorruptDataError, FormatError
 from dulzip.exact.imagemix import (PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
                                    code_known, contexts, predict, update)
+from dulzip.heads.logistic import BUCKET, ChannelModel, mean_levels, split_params
 from dulzip.schema import IMAGE_MIXER_VERSIONS
 
 # tiles per batched full pass: on a CPU one at a time is fastest (the gathered windows of a
@@ -57,31 +57,6 @@ def _tiles(img: np.ndarray, T: int, grid) -> tuple[torch.Tensor, torch.Tensor]:
     for i, (y, x0, h, w) in enumerate(grid):
         x[i, :, :h, :w] = t[:, y:y + h, x0:x0 + w]
     return x, _presence(T, grid)
-
-
-def split_params(p: torch.Tensor, K: int, luts) -> tuple[torch.Tensor, ...]:
-    """(N, 12K) head integers -> logits, means, log-scales, coefficients, each (N, 3, K)."""
-    p = p.view(-1, 4, 3, K)
-    return p[:, 0], p[:, 1], p[:, 2], luts["lut.coef"][p[:, 3] + 128]
-
-
-class ChannelModel:
-    """The integer distribution of one channel at N positions, given the known channels.
-
-    ``split``: the output of :func:`split_params` for ``params`` when the caller already has it
-    (the decode loop splits once per position, not once per channel).
-    """
-
-    def __init__(self, params: torch.Tensor | None, ch: int, prev: torch.Tensor, K: int, luts, split=None):
-        logits, mu, log_s, coef = split if split is not None else split_params(params, K, luts)
-        self.args = (logits[:, ch], condition_means(mu, coef, ch, prev), log_s[:, ch])
-        self.luts = luts
-
-    def coarse(self) -> torch.Tensor:
-        return coarse_table(*self.args, self.luts)
-
-    def fine(self, bucket: torch.Tensor) -> torch.Tensor:
-        return fine_table(*self.args, bucket, self.luts)
 
 
 def _band_raw(img: np.ndarray, grid, band: list[int]) -> bytes:
@@ -145,14 +120,6 @@ def decode_planes(streams: list[Stream], H: int, W: int, C: int, net, T: int,
 
 
 # -- through the adaptive mixer ----------------------------------------------------------------
-def mean_levels(cm: ChannelModel, luts) -> torch.Tensor:
-    """The mixture's mean (1/16 level) of a channel model: its component means weighted as in
-    its tables (integers)."""
-    logits, mu, _ = cm.args
-    w = luts["lut.exp"][(logits.max(dim=1, keepdim=True).values - logits).clamp(max=EXP_SIZE - 1)]
-    return torch.div((w * mu).sum(dim=1), w.sum(dim=1), rounding_mode="floor")
-
-
 def _cumulative(table: torch.Tensor) -> np.ndarray:
     out = np.zeros((table.shape[0], table.shape[1] + 1), dtype=np.int64)
     np.cumsum(table.numpy(), axis=1, out=out[:, 1:])

@@ -11,11 +11,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dulzip.codecs.image import (ChannelModel, _loop, _open_streams, _presence, bands, split_params,
-                                 tile_grid)
+from dulzip.codecs.image import _loop, _open_streams, _presence, bands, tile_grid
 from dulzip.codecs.stream import Stream
 from dulzip.coding.rangecoder import RangeDecoder
-from dulzip.coding.tables import BUCKET
+from dulzip.heads.logistic import BUCKET, ChannelModel, split_params
 
 
 def _positions(T: int, progress: bool):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dulzip.errors import CorruptDataError
-from dulzip.exact.layers import QLinear
+from dulzip.exact.layers import QLinear, exact_matmul
 from dulzip.models.idf import (CENTER, IN_CLAMP, MU_CLAMP, T_FRAC, TMAX, IDFConfig, checkerboard, plan,
                                second_half_input, unsqueeze, walk)
 
@@ -58,8 +58,6 @@ class ExactIDF:
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = IDFConfig(**config)
         self.device = torch.device(device)
-        if self.device.type == "cuda":  # exact anyway (operands of at most 11 bits), but never rely on TF32
-            torch.backends.cuda.matmul.allow_tf32 = False
         self.steps = plan(self.cfg)
         self.multiple = 2 ** self.cfg.levels
         t = {k: v.to(self.device) for k, v in tensors.items()}
@@ -95,33 +93,35 @@ class ExactIDF:
         """(B, 3, H, W) levels -> the parts [(z, mean in 1/MU_GRID, scale class, positions)] in
         decoding order: the top first, then the splits from the last to the first, each as its
         two checkerboard halves. A part codes z at its (H, W) positions only, every channel."""
-        splits, h = walk(self.steps, x.to(self.device, torch.int64) - CENTER, self._translation,
-                         self._split_parts)
-        mu, k, every = self._top(h.shape[0], *h.shape[2:])
-        return [(h, mu, k, every)] + [p for parts in reversed(splits) for p in parts]
+        with exact_matmul(self.device):
+            splits, h = walk(self.steps, x.to(self.device, torch.int64) - CENTER, self._translation,
+                             self._split_parts)
+            mu, k, every = self._top(h.shape[0], *h.shape[2:])
+            return [(h, mu, k, every)] + [p for parts in reversed(splits) for p in parts]
 
     def inverse(self, B: int, H: int, W: int,
                 decode: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """The image from its parts, each obtained as ``decode(mean, scale class, positions)`` -> z
         (0 outside the positions), in the order ``forward`` lists them."""
-        f = self.multiple
-        h = decode(*self._top(B, H // f, W // f)).to(self.device)
-        ci, pi = len(self.couplings), len(self.priors)
-        for s in reversed(self.steps):
-            if s[0] == "split":
-                pi -= 1
-                first = checkerboard(*h.shape[-2:], self.device)
-                z1 = decode(*self._params(self.priors[pi], h), first).to(self.device)
-                mu2, k2 = self._params(self.priors2[pi], second_half_input(h, z1, first))
-                z = torch.where(first, z1, decode(mu2, k2, ~first).to(self.device))
-                h = torch.cat([h, z], dim=1)
-            elif s[0] == "couple":
-                ci -= 1
-                h = h.flip(1)
-                a, b = h[:, :s[1]], h[:, s[1]:]
-                h = torch.cat([a, b - self._translation(ci, a)], dim=1)
-            else:
-                h = unsqueeze(h)
+        with exact_matmul(self.device):
+            f = self.multiple
+            h = decode(*self._top(B, H // f, W // f)).to(self.device)
+            ci, pi = len(self.couplings), len(self.priors)
+            for s in reversed(self.steps):
+                if s[0] == "split":
+                    pi -= 1
+                    first = checkerboard(*h.shape[-2:], self.device)
+                    z1 = decode(*self._params(self.priors[pi], h), first).to(self.device)
+                    mu2, k2 = self._params(self.priors2[pi], second_half_input(h, z1, first))
+                    z = torch.where(first, z1, decode(mu2, k2, ~first).to(self.device))
+                    h = torch.cat([h, z], dim=1)
+                elif s[0] == "couple":
+                    ci -= 1
+                    h = h.flip(1)
+                    a, b = h[:, :s[1]], h[:, s[1]:]
+                    h = torch.cat([a, b - self._translation(ci, a)], dim=1)
+                else:
+                    h = unsqueeze(h)
         x = h + CENTER
         if bool(((x < 0) | (x > 255)).any()):
             raise CorruptDataError("a flow-coded image decodes to levels outside 0..255")

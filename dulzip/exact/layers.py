@@ -3,6 +3,7 @@ requantization, lookup-table nonlinearities. Identical results on any device, ba
 thread count or evaluation order, because every intermediate is an exact integer."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +11,43 @@ import torch
 from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, SHIFT, WMAX, weight_scale
 
 F32_EXACT = 2 ** 24  # float32 represents every integer below this exactly
+
+
+@contextmanager
+def exact_matmul(device: torch.device):
+    """Full float32 precision for CUDA matmuls inside the block, the caller's setting restored
+    after (nothing to do on another ``device``).
+
+    A float32 :class:`QLinear` is exact because its load-time bound keeps every partial sum
+    within float32's 24 bits; TF32 keeps only 11 significant bits of each operand. Today's
+    operands fit in 11 bits (int8 activations, 12-bit skip weights, flow inputs within +-1023),
+    but nothing checks that, so the runtimes do not rely on it. PyTorch's default is full
+    precision; an application may turn TF32 on. The runtimes' passes run inside this block
+    rather than switching TF32 off for the whole process when one is built (which changed the
+    matmuls of the rest of the program). Torch >= 2.9 names the setting ``fp32_precision``
+    (and refuses reads through the old ``allow_tf32`` once the new one is set), older ones
+    ``allow_tf32``.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    mm = torch.backends.cuda.matmul
+    new = hasattr(mm, "fp32_precision")
+    before = mm.fp32_precision if new else mm.allow_tf32
+    if before in ("ieee", False):
+        yield
+        return
+    if new:
+        mm.fp32_precision = "ieee"
+    else:
+        mm.allow_tf32 = False
+    try:
+        yield
+    finally:
+        if new:
+            mm.fp32_precision = before
+        else:
+            mm.allow_tf32 = before
 
 
 @dataclass

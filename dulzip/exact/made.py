@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from dulzip.exact.layers import QLinear
+from dulzip.heads.logistic import MU_MAX, MU_MIN
 from dulzip.models.made import MADEConfig
-from dulzip.models.pixelcnn import MU_MAX, MU_MIN
 
 
 class ExactMADE:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from dulzip.exact.layers import QLinear, gate_table, table_gate
+from dulzip.exact.layers import QLinear, exact_matmul, gate_table, table_gate
 from dulzip.exact.quant import ACT
-from dulzip.models.pixelcnn import MU_MAX, MU_MIN, PixelCNNConfig
+from dulzip.heads.logistic import MU_MAX, MU_MIN
+from dulzip.models.pixelcnn import PixelCNNConfig
 
 
 def gather(buf: torch.Tensor, row0: int, nr: int, col0: int, nc: int, kr: int, kc: int) -> torch.Tensor:
@@ -50,8 +51,6 @@ class ExactPixelCNN:
     def __init__(self, tensors: dict[str, torch.Tensor], config: dict, device: str | torch.device = "cpu"):
         self.cfg = PixelCNNConfig(**config)
         self.device = torch.device(device)
-        if self.device.type == "cuda":  # exact anyway (11-bit operands), but never rely on TF32
-            torch.backends.cuda.matmul.allow_tf32 = False
         t = {k: v.to(self.device) for k, v in tensors.items()}
         L = self.cfg.layers
         self.v = [QLinear.from_tensors(t, f"v{i}").to(self.device) for i in range(L)]
@@ -157,22 +156,23 @@ class ExactPixelCNN:
     # -- the two directions --------------------------------------------------------------
     def full_pass(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Tiles (B,3,T,T) levels and presence (B,1,T,T) -> head parameters (B,T,T,12K) int64."""
-        B, _, T, _ = x.shape
-        bufs = self.new_buffers(B, T)
-        present = present.to(self.device)
-        bufs["mask"][:] = present.to(self.dtype)
-        self.set_pixels(bufs, x.to(self.device), present)
-        # only the block of rows and columns where some tile has pixels (a partial tile at the image's
-        # edge, a thin image): activations at absent positions are masked to zero in any case, and
-        # nothing present depends on the rows below it, so the block's outputs are the same
-        where = present[:, 0].bool()
-        nr, nc = (int(a.nonzero().max()) + 1 if bool(a.any()) else 1 for a in (where.any(dim=(0, 2)), where.any(dim=(0, 1))))
-        for i in range(self.cfg.layers):
-            self._vertical(bufs, i, 0, nr, nc)
-            self._horizontal(bufs, i, 0, nr, 0, nc)
-        y = torch.zeros(B, T, T, 12 * self.cfg.mixtures, dtype=torch.int64, device=self.device)
-        y[:, :nr, :nc] = self._head(bufs, 0, nr, 0, nc)
-        return y
+        with exact_matmul(self.device):
+            B, _, T, _ = x.shape
+            bufs = self.new_buffers(B, T)
+            present = present.to(self.device)
+            bufs["mask"][:] = present.to(self.dtype)
+            self.set_pixels(bufs, x.to(self.device), present)
+            # only the block of rows and columns where some tile has pixels (a partial tile at the image's
+            # edge, a thin image): activations at absent positions are masked to zero in any case, and
+            # nothing present depends on the rows below it, so the block's outputs are the same
+            where = present[:, 0].bool()
+            nr, nc = (int(a.nonzero().max()) + 1 if bool(a.any()) else 1 for a in (where.any(dim=(0, 2)), where.any(dim=(0, 1))))
+            for i in range(self.cfg.layers):
+                self._vertical(bufs, i, 0, nr, nc)
+                self._horizontal(bufs, i, 0, nr, 0, nc)
+            y = torch.zeros(B, T, T, 12 * self.cfg.mixtures, dtype=torch.int64, device=self.device)
+            y[:, :nr, :nc] = self._head(bufs, 0, nr, 0, nc)
+            return y
 
     def stepper(self, B: int, T: int, present: torch.Tensor) -> "Stepper":
         return Stepper(self, B, T, present)
@@ -199,20 +199,21 @@ class Stepper:
     def params(self, r: int, c: int) -> torch.Tensor:
         """Head parameters (B, 12K) at (r, c); all positions before it must be set."""
         net = self.net
-        if r != self.row:
-            if r != self.row + 1:
-                raise ValueError("rows must be decoded in order")
-            self.bufs["shift"] = r
-            for v in self.bufs["v"]:  # drop the oldest row of each vertical layer
-                v[:, :, :-1] = v[:, :, 1:].clone()
-            for h in self.bufs["h"]:
-                h.zero_()
+        with exact_matmul(net.device):
+            if r != self.row:
+                if r != self.row + 1:
+                    raise ValueError("rows must be decoded in order")
+                self.bufs["shift"] = r
+                for v in self.bufs["v"]:  # drop the oldest row of each vertical layer
+                    v[:, :, :-1] = v[:, :, 1:].clone()
+                for h in self.bufs["h"]:
+                    h.zero_()
+                for i in range(net.cfg.layers):
+                    net._vertical(self.bufs, i, r, 1)
+                self.row = r
             for i in range(net.cfg.layers):
-                net._vertical(self.bufs, i, r, 1)
-            self.row = r
-        for i in range(net.cfg.layers):
-            net._horizontal(self.bufs, i, r, 1, c, 1)
-        return net._head(self.bufs, r, 1, c, 1)[:, 0, 0]
+                net._horizontal(self.bufs, i, r, 1, c, 1)
+            return net._head(self.bufs, r, 1, c, 1)[:, 0, 0]
 
     def set(self, r: int, c: int, pixel: torch.Tensor) -> None:
         """Record decoded levels (B, 3) at (r, c)."""
@@ -302,14 +303,15 @@ class WaveStepper:
         """Head parameters (B, n, 12K) at (rows[k], cols[k]): every position of one step, rows
         ascending (all positions of earlier steps must be set)."""
         net, c = self.net, self.net.cfg
-        s = self._step_of(rows, cols)
-        y = net.head2(net.head1(self.h[-1].index_select(1, s.h_out).view(-1, c.channels)))
-        fv = self._window(self.inp, s.skip_v, c.kv * (2 * c.kw + 1))
-        fh = self._window(self.inp, s.h_inp, c.kh)
-        skip = net.skip(torch.cat([fv, fh], dim=-1))
-        K3 = 3 * c.mixtures
-        y[:, K3:2 * K3] = (y[:, K3:2 * K3] + skip).clamp(MU_MIN, MU_MAX)
-        return y.view(self.B, len(s.rows), -1)
+        with exact_matmul(net.device):
+            s = self._step_of(rows, cols)
+            y = net.head2(net.head1(self.h[-1].index_select(1, s.h_out).view(-1, c.channels)))
+            fv = self._window(self.inp, s.skip_v, c.kv * (2 * c.kw + 1))
+            fh = self._window(self.inp, s.h_inp, c.kh)
+            skip = net.skip(torch.cat([fv, fh], dim=-1))
+            K3 = 3 * c.mixtures
+            y[:, K3:2 * K3] = (y[:, K3:2 * K3] + skip).clamp(MU_MIN, MU_MAX)
+            return y.view(self.B, len(s.rows), -1)
 
     def set(self, rows, cols, pixels: torch.Tensor) -> None:
         """Record decoded levels (B, n, 3) at the step's positions (rows[k], cols[k]), the

@@ -21,7 +21,8 @@ from numba import njit
 
 from dulzip.exact.layers import QLinear, lut_gate
 from dulzip.exact.quant import QMAX, QMIN, SHIFT
-from dulzip.models.wavenet import COEF_BITS, EXP_SIZE, LS_MIN, SEG_BITS, SEG_MAX, WaveNetConfig
+from dulzip.heads.audio import EXP_SIZE, LS_MIN
+from dulzip.models.wavenet import COEF_BITS, SEG_BITS, SEG_MAX, WaveNetConfig
 
 F64_EXACT = 2 ** 53
 

@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, fake_quant, fake_quant_weights
-from dulzip.models.pixelcnn import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE,
-                                    mixture_bits)
+from dulzip.heads.logistic import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE,
+                                   mixture_bits, mixture_luts)
 from dulzip.models.registry import Family
 
 # Levels per unit of the network's mean output. Unlike the PixelCNN (whose direct path carries
@@ -133,7 +133,6 @@ def n_params(model: nn.Module) -> int:
 
 def export(model: MADE) -> dict[str, torch.Tensor]:
     """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.made.ExactMADE`."""
-    from dulzip.coding.tables import mixture_luts
     from dulzip.exact.layers import export_linear
 
     cfg = model.cfg

@@ -17,20 +17,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, SKIP_WMAX, fake_quant, fake_quant_weights
+# the head (grids, loss, tables) is the image head's: PixelCNN and MADE share it
+from dulzip.heads.logistic import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE,
+                                   mixture_bits, mixture_luts)
 from dulzip.models.registry import Family
 
-# Head parameter grids (integer units), shared with dulzip.coding.tables.
-MU_SCALE = 16  # means in 1/16 pixel level
-MU_MIN, MU_MAX = -1024, 5120
-LS_SCALE = 32  # log-scales (natural log, pixel levels) in 1/32
-LS_MIN, LS_MAX = -128, 192
-LOGIT_SCALE = 16
-LOGIT_MIN, LOGIT_MAX = -2048, 2047
-COEF_SCALE = 128  # channel-conditioning coefficients in 1/128
 # initial conditioning: G on R's residual, B on R's and G's residuals (pre-tanh values)
 COEF_INIT = torch.atanh(torch.tensor([0.8, 0.3, 0.6]))
 MU_HEAD = 2.0  # levels per unit of the network's mean correction (the direct path gives 128)
-TABLE_BITS = 20  # integer PMF tables sum to 2**TABLE_BITS, every symbol >= 1
 
 
 @dataclass
@@ -172,43 +166,8 @@ class PixelCNN(nn.Module):
             self.head2.bias[9 * K:] = COEF_INIT.repeat_interleave(K)
 
 
-def head_params(y: torch.Tensor, K: int):
-    """Split raw head output (B,12K,H,W) into quantized (logits, mu0, log_s, coef), each (B,3,K,H,W)."""
-    B, _, H, W = y.shape
-    y = y.view(B, 4, 3, K, H, W)
-    logits = fake_quant(y[:, 0], LOGIT_SCALE, LOGIT_MIN, LOGIT_MAX)
-    mu = fake_quant(127.5 + 128.0 * y[:, 1], MU_SCALE, MU_MIN, MU_MAX)
-    log_s = fake_quant(y[:, 2], LS_SCALE, LS_MIN, LS_MAX)
-    coef = fake_quant(torch.tanh(fake_quant(y[:, 3], PRE, QMIN, QMAX)), COEF_SCALE, -128, 128)
-    return logits, mu, log_s, coef
-
-
-def mixture_bits(y: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
-    """−log2 p of each sub-pixel under the discretized logistic mixtures (float, for training)."""
-    logits, mu, log_s, coef = head_params(y, K)
-    xf = x.float().unsqueeze(2)  # (B,3,1,H,W)
-    # channel conditioning on the previous channels' residuals (x - mean), per component
-    m_r = mu[:, 0]
-    m_g = fake_quant(mu[:, 1] + coef[:, 0] * (xf[:, 0] - m_r), MU_SCALE, -1e9, 1e9)
-    m_b = mu[:, 2] + coef[:, 1] * (xf[:, 0] - m_r) + coef[:, 2] * (xf[:, 1] - m_g)
-    means = torch.stack([m_r, m_g, m_b], dim=1)
-    means = fake_quant(means, MU_SCALE, -1e9, 1e9)
-    inv_s = torch.exp(-log_s)
-    up = torch.where(xf >= 255, torch.ones_like(means), torch.sigmoid((xf + 0.5 - means) * inv_s))
-    lo = torch.where(xf <= 0, torch.zeros_like(means), torch.sigmoid((xf - 0.5 - means) * inv_s))
-    pk = (up - lo).clamp_min(0)
-    pi = torch.softmax(logits, dim=2)
-    p = (pi * pk).sum(dim=2)
-    floor = 2.0 ** -TABLE_BITS
-    p = p * (1 - 256 * floor) + floor  # as the integer tables: every symbol has mass >= 1
-    return -torch.log2(p)
-
-
-
-
 def export(model: PixelCNN) -> dict[str, torch.Tensor]:
     """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.pixelcnn.ExactPixelCNN`."""
-    from dulzip.coding.tables import mixture_luts
     from dulzip.exact.layers import export_linear, gate_luts
 
     cfg = model.cfg

@@ -30,20 +30,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.exact.quant import ACT, PRE, QMAX, QMIN, fake_quant, fake_quant_weights
+from dulzip.heads.audio import (LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE, LS_MAX, LS_MIN, LS_SCALE, MU_SCALE, audio_luts,
+                                mixture_bits)
 from dulzip.models.registry import Family
 
-LEVELS = 65536
-# head parameter grids (integer units), shared with the exact runtime and its tables
-LOGIT_SCALE = 16  # mixture and filter-gate logits in 1/16 nats
-LOGIT_MIN, LOGIT_MAX = -2048, 2047
-LS_SCALE = 32  # log-scales (natural log, in levels) in 1/32
-LS_MIN, LS_MAX = -64, 336  # scales from e**-2 to e**10.5 levels
-MU_SCALE = 8  # means in 1/8 level
 COEF_BITS = 12  # linear-path coefficients in 1/2**12
 COEF_MAX = 8 << COEF_BITS  # |coefficient| < 8
-TABLE_BITS = 31  # the 16-bit PMF sums to 2**31 with every level >= 1
-W_BITS = 12  # the most probable component (or filter) weighs 2**W_BITS
-EXP_SIZE = 512  # logits more than 32 nats below the best weigh 0
 SEG_BITS = 12  # a segment's own predictor: coefficients in 1/2**12 (as FLAC's 12-15 bits)
 SEG_MAX = 1 << 18  # |coefficient| < 64
 
@@ -225,33 +217,8 @@ class WaveNet(nn.Module):
         return self.bits(x, seg).mean()
 
 
-def mixture_bits(logits, mu, log_s, x: torch.Tensor, step: int = 1) -> torch.Tensor:
-    """Bits of levels ``x`` (B, L) under discretized logistic mixtures (B, L, K); the edge
-    levels take the tails; every level has mass >= 2**-TABLE_BITS as in the integer tables.
-    ``step``: the level spacing (256 for 8-bit audio, whose levels are multiples of 256)."""
-    xf = x.float().unsqueeze(-1)
-    inv = torch.exp(-log_s)
-    half = step / 2
-    plus = (xf + half - mu) * inv
-    minus = (xf - half - mu) * inv
-    cdf_delta = torch.sigmoid(plus) - torch.sigmoid(minus)
-    mid = (xf - mu) * inv
-    log_pdf_mid = mid - log_s - 2 * F.softplus(mid) + math.log(step)  # tails: a gradient everywhere
-    inner = torch.where(cdf_delta > 1e-6, torch.log(cdf_delta.clamp_min(1e-12)), log_pdf_mid)
-    lo_edge = F.logsigmoid(plus)  # all mass below the top edge of the lowest level
-    hi_edge = -F.softplus(minus)  # all mass above the bottom edge of the highest level
-    logp = torch.where(xf - half < -32768, lo_edge, torch.where(xf + half > 32767, hi_edge, inner))
-    logp = torch.logsumexp(torch.log_softmax(logits, dim=-1) + logp, dim=-1)
-    n = LEVELS // step
-    floor = math.log(2.0 ** -TABLE_BITS)
-    logp = torch.logaddexp(logp + math.log1p(-n * 2.0 ** -TABLE_BITS), torch.full_like(logp, floor))
-    return -logp / math.log(2)
-
-
-
 def export(model: WaveNet) -> dict[str, torch.Tensor]:
     """Float (fake-quantized) module -> integer tensors for :class:`dulzip.exact.wavenet.ExactWaveNet`."""
-    from dulzip.coding.tables import audio_luts
     from dulzip.exact.layers import export_linear, gate_luts
 
     cfg = model.cfg
