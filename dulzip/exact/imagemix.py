@@ -37,8 +37,6 @@ The counts, maps, APMs, mixing layers and their learning are the shared kernel
 """
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numpy as np
 from numba import njit
 
@@ -47,7 +45,7 @@ from dulzip.exact.cm.apm import APM_BUCKETS
 from dulzip.exact.cm.counts import context_inputs, map_prior, new_counts, node_offsets
 from dulzip.exact.cm.luts import ST_MAX, tables
 from dulzip.exact.cm.mixer import learn, mix
-from dulzip.exact.cm.state import MixerState, new_scratch
+from dulzip.exact.cm.state import MixerState, new_scratch, typed_namedtuple
 
 from dulzip.schema import IMAGE_MIXER_VERSIONS  # noqa: E402,F401 (the versions this dulzip decodes)
 IMAGE_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
@@ -62,6 +60,7 @@ N_ACT = 16  # activity classes
 N_MIX = 2  # first-layer mixers: weight sets by (channel, node), and by (channel, bit, activity)
 _W2 = 3 * 256  # the first weight set of the second mixer
 _APM2 = 3 * 256 * N_ACT * APM_BUCKETS  # the first APM row of the refinement per (channel, node, mean level / 4)
+N_APM_ROWS = 2  # APM rows that learn each bit: the network's two refinements
 PARTS = ("net", "contexts", "refine")  # what can be switched off (to measure what each brings)
 
 
@@ -104,7 +103,7 @@ class ImageMixer:
 
 # A step's image-only scratch beside the kernel's Scratch: each sub-pixel's activity class,
 # the network's mean as a level, and (1 - p, p) in 1/65536 (the coder's table)
-PixelStep = namedtuple("PixelStep", ["qa", "md", "pq"])
+PixelStep = typed_namedtuple("PixelStep", ["qa", "md", "pq"], __name__)
 
 
 class Step:
@@ -112,7 +111,7 @@ class Step:
     image's own (``px``); ``ctx``, ``chk``, ``node``, ``p``, ``qa``, ``md``, ``pq`` name their arrays."""
 
     def __init__(self, n: int):
-        self.sc = new_scratch(n, N_CTX, N_INPUTS, N_MIX, 2)
+        self.sc = new_scratch(n, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
         self.px = PixelStep(qa=np.empty(n, dtype=np.int64), md=np.empty(n, dtype=np.int64),
                             pq=np.empty((n, 2), dtype=np.float64))
         self.ctx, self.chk, self.node, self.p = self.sc.base, self.sc.chk, self.sc.node, self.sc.p
@@ -216,7 +215,7 @@ def predict(j, ch, S, sc, px, cc, cf, start, stop):
             m1 = cf[k, lo + w] - cf[k, lo + w // 2]
         pn = min(max((m1 << 16) // m, 1), 65535)
         sc.x[k, 0] = stretch[pn] * on[0]
-        context_inputs(S, sc, k, nd, 1)
+        context_inputs(S, sc, k, nd, 1, N_CTX)
         a = px.qa[k]
         rb = cm_apm.input_bucket(stretch[pn])
         r1 = ((ch * 256 + nd) * N_ACT + a) * APM_BUCKETS + rb
@@ -228,7 +227,7 @@ def predict(j, ch, S, sc, px, cc, cf, start, stop):
         sc.sets[k, 0] = s1
         sc.sets[k, 1] = _W2 + (ch * 8 + j) * N_ACT + a
         sc.fsel[k] = s1
-        df = mix(S, sc, k, 1)
+        df = mix(S, sc, k, 1, N_MIX, N_INPUTS)
         p = min(max(S.squash[df + ST_MAX], 1), 65535)
         sc.p[k] = p
         px.pq[k, 0] = 65536 - p
@@ -242,7 +241,7 @@ def update(bits, S, sc, start, stop):
     """Learn from the coded bits of sub-pixels start..stop - 1, one after another (the same order
     on both sides)."""
     for k in range(start, stop):
-        learn(S, sc, k, bits[k])
+        learn(S, sc, k, bits[k], N_MIX, N_INPUTS, N_CTX, N_APM_ROWS)
 
 
 @njit(cache=True)

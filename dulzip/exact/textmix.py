@@ -36,8 +36,6 @@ words, columns), the match model, the choice of weight sets and the final refine
 """
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numpy as np
 import torch
 from numba import njit
@@ -49,7 +47,7 @@ from dulzip.exact.cm.counts import P1 as _P1
 from dulzip.exact.cm.luts import ST_MAX, tables
 from dulzip.exact.cm.maps import ratio
 from dulzip.exact.cm.mixer import learn, mix
-from dulzip.exact.cm.state import MixerState, new_scratch
+from dulzip.exact.cm.state import MixerState, new_scratch, typed_namedtuple
 
 MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (a file records the version it was made with)
 ORDERS = (0, 1, 2, 3, 4, 5, 6, 8, 12, 16)  # byte contexts: the last k bytes
@@ -88,10 +86,10 @@ _ORDER_BITS = (1 << N_ORDERS) - 1  # of the mask of seen contexts: the orders'
 # A step's text-only scratch beside the kernel's Scratch (row k: active segment k): the char-RNN's
 # cumulative byte weights, the match model's predicted byte (-1: none), length bucket and
 # stretched confidence, the previous byte, the two previous bytes hashed, the current word hashed
-ByteStep = namedtuple("ByteStep", ["cum", "predicted", "mbucket", "mconf", "prev_byte", "ctx2", "wkey"])
+ByteStep = typed_namedtuple("ByteStep", ["cum", "predicted", "mbucket", "mconf", "prev_byte", "ctx2", "wkey"], __name__)
 # A block's arrays (see BlockState), as one argument of the njit functions
-BlockArrays = namedtuple("BlockArrays", ["hist", "lens", "last8", "word", "prev_word", "lines", "match_table",
-                                         "match_ptr", "match_len"])
+BlockArrays = typed_namedtuple("BlockArrays", ["hist", "lens", "last8", "word", "prev_word", "lines",
+                                               "match_table", "match_ptr", "match_len"], __name__)
 
 
 def mixer_luts() -> dict[str, torch.Tensor]:
@@ -309,7 +307,7 @@ def _predict(j, S, sc, tb):
         m = tb.cum[k, lo + w] - tb.cum[k, lo]
         m1 = tb.cum[k, lo + w] - tb.cum[k, lo + w // 2]
         sc.x[k, 0] = stretch[max((m1 << 16) // m, 1)] * on[0]
-        known = context_inputs(S, sc, k, nd, 1)
+        known = context_inputs(S, sc, k, nd, 1, N_CTX)
         seen = 0  # how many order contexts have been seen before
         for c in range(N_ORDERS):
             seen += (known >> c) & 1
@@ -337,7 +335,7 @@ def _predict(j, S, sc, tb):
         sc.sets[k, 2] = MIX_OFF[2] + seen * 8 + j
         sc.sets[k, 3] = MIX_OFF[3] + wseen * 8 + j
         sc.fsel[k] = seen * 256 + nd
-        dot = mix(S, sc, k, on[5])
+        dot = mix(S, sc, k, on[5], N_MIX, N_INPUTS)
         # the final refinement: the mixed probability per (previous byte, node) and per hashed
         # (two previous bytes, node), interpolated between 33 steps of its logit
         lo, fr = cm_apm.interp_bucket(dot)
@@ -357,7 +355,7 @@ def _update(j, bits, S, sc, tb, match_stats):
     the kernel's tables, then the match model's confidence."""
     for k in range(sc.node.shape[0]):
         b = bits[k]
-        learn(S, sc, k, b)
+        learn(S, sc, k, b, N_MIX, N_INPUTS, N_CTX, N_APM_ROWS)
         pb = tb.predicted[k]
         if pb >= 0 and (sc.sets[k, 0] & 1):
             mb = tb.mbucket[k]

@@ -39,19 +39,19 @@ def new_table(squash: np.ndarray, n_contexts: int) -> np.ndarray:
     return np.tile(prior_row(squash), (n_contexts, 1))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def input_bucket(st):
     """The bucket nearest to logit st (1/256 units)."""
     return (min(max(st, -4096), 4096) + 4096 + 128) >> 8
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def read(apm, row, stretch):
     """Row ``row``'s probability, stretched (a mixer input)."""
     return stretch[ratio(np.int64(apm[row, 0]), np.int64(apm[row, 1]))]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def interp_bucket(st):
     """(lo, fr): logit st (|st| <= ST_MAX) lies between buckets lo and lo + 1, fr/256 of the way."""
     lo = (st + 4096) >> 8
@@ -61,7 +61,7 @@ def interp_bucket(st):
     return lo, fr
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def interp(apm, row, fr):
     """The probability (1/65536) between rows ``row`` and ``row + 1``, fr/256 of the way."""
     return (ratio(np.int64(apm[row, 0]), np.int64(apm[row, 1])) * (256 - fr)

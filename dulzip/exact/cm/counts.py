@@ -52,7 +52,7 @@ def map_prior(n_ctx: int) -> np.ndarray:
     return np.broadcast_to(prior, (n_ctx, *prior.shape)).reshape(-1, 2).astype(np.int64).copy()
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def find(counts, sl, ck):
     """The slot of a (context, node) whose check byte is ck: sl or sl ^ 16 (the same node in the
     neighbouring bucket); if neither holds it, the one with fewer counts is taken over (reset)."""
@@ -69,7 +69,7 @@ def find(counts, sl, ck):
     return sl
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def learn_slot(counts, maps, c, sl, b):
     """Bit b seen in slot sl of context kind c: the kind's map learns what followed the slot's
     (n0, n1) state; the seen bit's count grows, the other forgets part of itself (nonstationary)."""
@@ -92,15 +92,15 @@ def learn_slot(counts, maps, c, sl, b):
     counts[3 * sl + 1] = n1
 
 
-@njit(cache=True)
-def context_inputs(S, sc, k, nd, x0):
-    """Inputs x0 .. x0 + n_ctx - 1 of element k at node nd: each context's slot (found or taken
+@njit(cache=True, inline="always")
+def context_inputs(S, sc, k, nd, x0, n_ctx):
+    """Inputs x0 .. x0 + n_ctx - 1 of element k at node nd (n_ctx: the number of contexts): each context's slot (found or taken
     over, kept in ``sc.slots`` for the update) read through its kind's map, stretched, times
     the context's switch ``S.ctx_on``. Returns a mask whose bit c is set where context c's slot
     held counts (had been seen), for mixers that choose weight sets by it."""
     counts = S.counts
     seen = 0
-    for c in range(sc.base.shape[1]):
+    for c in range(n_ctx):
         sl = find(counts, sc.base[k, c] ^ S.node_hash[nd], (sc.chk[k, c] ^ nd) & 255)
         sc.slots[k, c] = sl
         n0 = np.int64(counts[3 * sl])

@@ -6,13 +6,13 @@ from __future__ import annotations
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ratio(hits, total):
     """(2 hits + 1) / (2 total + 2) in 1/65536: a count-based probability, never 0 or 1."""
     return ((2 * hits + 1) << 16) // (2 * total + 2)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def learn_row(table, a, b, limit):
     """Bit b seen by row a of an adaptive map of (hits, total) rows, halved past ``limit``
     (so that it keeps adapting)."""

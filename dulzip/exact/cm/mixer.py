@@ -8,6 +8,11 @@ The second layer weighs their logits by the set ``sc.fsel[k]`` of ``S.weights_f`
 carry 16 fractional bits and are clamped to +-ST_MAX; weights learn by gradient steps on coding
 cost, err = bit - p (1/65536), in integers, in a fixed order: encoder and decoder compute the
 same weights bit for bit.
+
+The sizes (n_mix mixers, n_in inputs, n_ctx contexts, n_rows APM rows per element) are the
+arrays' (``Scratch``), passed again as arguments: every function here is inlined into its
+caller (``inline="always"``), where the mixer's module constants make them compile-time
+constants, so the loops are unrolled and vectorised as if written out in the mixer.
 """
 from __future__ import annotations
 
@@ -19,11 +24,10 @@ from dulzip.exact.cm.luts import ST_MAX
 from dulzip.exact.cm.maps import learn_row
 
 
-@njit(cache=True)
-def layer1(S, sc, k):
+@njit(cache=True, inline="always")
+def layer1(S, sc, k, n_mix, n_in):
     """The first layer's logits of element k into ``sc.dots[k, :n_mix]``."""
-    n_in = sc.x.shape[1]
-    for mi in range(sc.sets.shape[1]):
+    for mi in range(n_mix):
         ws = sc.sets[k, mi]
         dot = 0
         for i in range(n_in):
@@ -31,33 +35,31 @@ def layer1(S, sc, k):
         sc.dots[k, mi] = min(max(dot >> 16, -ST_MAX), ST_MAX)
 
 
-@njit(cache=True)
-def layer2(S, sc, k):
+@njit(cache=True, inline="always")
+def layer2(S, sc, k, n_mix):
     """The second layer's logit of element k (from the first layer's, weight set ``sc.fsel[k]``)."""
     fs = sc.fsel[k]
     dot = 0
-    for mi in range(sc.sets.shape[1]):
+    for mi in range(n_mix):
         dot += sc.dots[k, mi] * S.weights_f[fs, mi]
     return min(max(dot >> 16, -ST_MAX), ST_MAX)
 
 
-@njit(cache=True)
-def mix(S, sc, k, second):
+@njit(cache=True, inline="always")
+def mix(S, sc, k, second, n_mix, n_in):
     """Both layers for element k (``second`` 0: the first mixer's logit stands for the second
     layer's, which then still learns); the final logit, also kept in ``sc.dots[k, n_mix]``."""
-    layer1(S, sc, k)
-    dot = layer2(S, sc, k) if second else sc.dots[k, 0]
-    sc.dots[k, sc.sets.shape[1]] = dot
+    layer1(S, sc, k, n_mix, n_in)
+    dot = layer2(S, sc, k, n_mix) if second else sc.dots[k, 0]
+    sc.dots[k, n_mix] = dot
     return dot
 
 
-@njit(cache=True)
-def learn(S, sc, k, b):
+@njit(cache=True, inline="always")
+def learn(S, sc, k, b, n_mix, n_in, n_ctx, n_rows):
     """Element k's coded bit b teaches everything that predicted it: the first layer's weight
     sets, the second layer's, every context's slot and map, and the APM rows in ``sc.rows[k]``;
     then b is appended to the element's node."""
-    n_mix = sc.sets.shape[1]
-    n_in = sc.x.shape[1]
     lr = S.lr
     for mi in range(n_mix):
         ws = sc.sets[k, mi]
@@ -68,8 +70,8 @@ def learn(S, sc, k, b):
     fs = sc.fsel[k]
     for mi in range(n_mix):
         S.weights_f[fs, mi] += (sc.dots[k, mi] * err * S.lr_f) >> 18
-    for c in range(sc.slots.shape[1]):
+    for c in range(n_ctx):
         learn_slot(S.counts, S.maps, c, sc.slots[k, c], b)
-    for r in range(sc.rows.shape[1]):
+    for r in range(n_rows):
         learn_row(S.apm, sc.rows[k, r], b, APM_LIMIT)
     sc.node[k] = 2 * sc.node[k] + b

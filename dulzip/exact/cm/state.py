@@ -35,9 +35,42 @@ from collections import namedtuple
 
 import numpy as np
 
-MixerState = namedtuple("MixerState", ["counts", "maps", "node_hash", "ctx_on", "on", "weights", "weights_f",
-                                       "apm", "stretch", "squash", "lr", "lr_f"])
-Scratch = namedtuple("Scratch", ["node", "base", "chk", "slots", "x", "sets", "fsel", "dots", "rows", "p"])
+from numba.core.typing.typeof import typeof_impl
+
+
+class _Typed:
+    """A namedtuple whose numba type is worked out once per instance (kept in its __dict__): numba
+    types a plain namedtuple argument field by field at every call, 10 us and more for these,
+    which the decoders pay at every bit (their fields are arrays that keep their types)."""
+
+
+def _typeof_once(val, c):
+    tp = val.__dict__.get("_numba_type")
+    if tp is None:
+        tp = val.__dict__["_numba_type"] = typeof_impl.dispatch(tuple)(val, c)
+    return tp
+
+
+class MixerState(_Typed, namedtuple("MixerState", ["counts", "maps", "node_hash", "ctx_on", "on", "weights",
+                                                   "weights_f", "apm", "stretch", "squash", "lr", "lr_f"])):
+    """A mixer's adaptive state (see the module's docstring)."""
+
+
+class Scratch(_Typed, namedtuple("Scratch", ["node", "base", "chk", "slots", "x", "sets", "fsel", "dots", "rows",
+                                             "p"])):
+    """A step's scratch (see the module's docstring)."""
+
+
+def typed_namedtuple(name: str, fields: list[str], module: str) -> type:
+    """A namedtuple class for a mixer's own scratch, typed once per instance as MixerState is;
+    bind it to ``name`` in ``module`` (numba's cache finds the class there)."""
+    cls = type(name, (_Typed, namedtuple(name, fields)), {"__doc__": f"{name}{tuple(fields)}", "__module__": module})
+    typeof_impl.register(cls)(_typeof_once)
+    return cls
+
+
+typeof_impl.register(MixerState)(_typeof_once)
+typeof_impl.register(Scratch)(_typeof_once)
 
 
 def new_scratch(n: int, n_ctx: int, n_inputs: int, n_mix: int, n_rows: int) -> Scratch:
