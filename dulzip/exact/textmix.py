@@ -367,6 +367,14 @@ def _update(j, bits, S, sc, tb, match_stats):
 
 
 @njit(cache=True)
+def _learn_then_predict(j, bits, S, sc, tb, match_stats):
+    """Learn bit j - 1, then predict bit j: the decoder's one call per bit (a call from Python
+    costs some microseconds, eight times per step)."""
+    _update(j - 1, bits, S, sc, tb, match_stats)
+    _predict(j, S, sc, tb)
+
+
+@njit(cache=True)
 def _code_known(bits, probs, S, sc, tb, match_stats):
     """The eight decisions of a step whose bits are known (the encoder): probabilities into ``probs``."""
     for j in range(8):
@@ -400,10 +408,13 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
         _code_known(bits, probs, S, sc, tb, mix.match_stats)
         coder.take(bits, probs)
     else:
+        _predict(0, S, sc, tb)
         for j in range(8):
-            _predict(j, S, sc, tb)
             bits = np.asarray(coder(sc.p), dtype=np.int64)
-            _update(j, bits, S, sc, tb, mix.match_stats)
+            if j < 7:
+                _learn_then_predict(j + 1, bits, S, sc, tb, mix.match_stats)
+            else:
+                _update(j, bits, S, sc, tb, mix.match_stats)
     byte = sc.node - 256
     _end_byte(t, act, byte, tb.predicted, blk.arrays, max(blk.S, 1))
     return byte
