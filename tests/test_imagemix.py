@@ -14,12 +14,6 @@ from tests.conftest import photo
 from tests.test_roundtrip import ppm
 
 
-def test_lookup_tables_match_the_correctly_rounded_ones():
-    fast, slow = im._luts_float(), im._luts_decimal()
-    assert im._digest(*fast) == im._digest(*slow) == im.LUT_SHA256
-    assert all((a == b).all() for a, b in zip(im.luts(), slow))
-
-
 def test_slot_bits_follow_the_image_size_within_bounds():
     assert im.slot_bits_for(1) == im.SLOT_BITS_MIN
     assert im.slot_bits_for(10 ** 9) == im.SLOT_BITS_MAX

@@ -19,8 +19,7 @@ from dulzip.codecs.stream import Stream
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError, FormatError
-from dulzip.exact.imagemix import (PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step,
-                                   code_known, contexts, predict, update)
+from dulzip.exact.imagemix import PARTS, SLOT_BITS_MAX, SLOT_BITS_MIN, ImageMixer, Step, contexts
 from dulzip.heads.logistic import BUCKET, ChannelModel, mean_levels, split_params
 from dulzip.schema import IMAGE_MIXER_VERSIONS
 
@@ -143,14 +142,11 @@ def check_mixer(mixer: dict, parts: tuple[str, ...] = PARTS) -> ImageMixer:
 
 def _mix_step(mix: ImageMixer, st: Step, ch: int, cc, cf, j: int, a: int, b: int) -> None:
     """Bit j's probabilities of sub-pixels a..b-1 into ``st.p`` and ``st.pq``."""
-    predict(j, ch, st.md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf,
-            mix.apm1, mix.apm2, mix.stretch, mix.squash, mix.on, mix.node_hash, st.x, st.slots, st.sets,
-            st.dots, st.rows, st.p, st.pq, a, b)
+    mix.predict(st, ch, cc, cf, j, a, b)
 
 
 def _mix_learn(mix: ImageMixer, st: Step, bits: np.ndarray, a: int, b: int) -> None:
-    update(bits, st.node, mix.counts, mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.squash,
-           st.x, st.slots, st.sets, st.dots, st.rows, a, b)
+    mix.learn(st, bits, a, b)
 
 
 def _by_positions(order: list, progress: bool, desc: str):
@@ -311,9 +307,7 @@ def _encode_mixed(img: np.ndarray, net, T: int, progress: bool, allow_zstd: bool
             contexts(pix, mean, pres, tile, rs, cs, ch, mix.slot_bits, st.ctx, st.chk, st.qa, st.md)
             bits = np.empty((8, len(tile)), dtype=np.int64)
             probs = np.empty((8, len(tile)), dtype=np.int64)
-            code_known(ch, pix[tile, ch, rs, cs], st.md, cc, cf, st.ctx, st.chk, st.qa, st.node, mix.counts,
-                       mix.maps, mix.w1, mix.w2, mix.wf, mix.apm1, mix.apm2, mix.stretch, mix.squash, mix.on,
-                       mix.node_hash, st.x, st.slots, st.sets, st.dots, st.rows, st.p, st.pq, bits, probs, gb)
+            mix.code_known(st, ch, pix[tile, ch, rs, cs], cc, cf, bits, probs, gb)
             for bi, idx in mine:
                 pieces[bi].append((bits[:, idx].ravel(), probs[:, idx].ravel()))
         if k % 256 == 255:

@@ -30,75 +30,38 @@ every tile's probability at that position is computed first, then the state lear
 bits, tile after tile (a fixed order, the same on both sides). Every
 quantity is an integer, so the encoder and the decoder compute the same probabilities on any
 machine.
+
+The counts, maps, APMs, mixing layers and their learning are the shared kernel
+(:mod:`dulzip.exact.cm`); this module holds what is the image's own: its contexts
+(:func:`contexts`), the network's inputs and the choice of weight sets and APM rows.
 """
 from __future__ import annotations
-
-import hashlib
-from functools import lru_cache
 
 import numpy as np
 from numba import njit
 
-from dulzip.exact.textmix import COUNT_LIMIT, _find, _node_offsets, learn_row, learn_slot
+from dulzip.exact.cm import apm as cm_apm
+from dulzip.exact.cm.apm import APM_BUCKETS
+from dulzip.exact.cm.counts import context_inputs, map_prior, new_counts, node_offsets
+from dulzip.exact.cm.luts import ST_MAX, tables
+from dulzip.exact.cm.mixer import learn, mix
+from dulzip.exact.cm.state import MixerState, new_scratch, typed_namedtuple
 
 from dulzip.schema import IMAGE_MIXER_VERSIONS  # noqa: E402,F401 (the versions this dulzip decodes)
 IMAGE_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
+assert IMAGE_MIXER_VERSION in IMAGE_MIXER_VERSIONS  # the version it writes is one it decodes
 N_CTX = 14
 SLOT_BITS_MAX = 26  # count slots (n0, n1, check): 2**slot_bits of 3 bytes, chosen by image size
 SLOT_BITS_MIN = 16
-APM_LIMIT = 1023
-APM_BUCKETS = 33
-APM_PRIOR = 32
-ST_MAX = 4095
 LR = 6  # mixer learning rate: weights change by LR * x * err / 2**18 per bit
 LR_F = 2
 N_INPUTS = 1 + N_CTX + 2 + 1  # network, contexts, the network refined twice, bias
 N_ACT = 16  # activity classes
+N_MIX = 2  # first-layer mixers: weight sets by (channel, node), and by (channel, bit, activity)
+_W2 = 3 * 256  # the first weight set of the second mixer
+_APM2 = 3 * 256 * N_ACT * APM_BUCKETS  # the first APM row of the refinement per (channel, node, mean level / 4)
+N_APM_ROWS = 2  # APM rows that learn each bit: the network's two refinements
 PARTS = ("net", "contexts", "refine")  # what can be switched off (to measure what each brings)
-# sha256 of the stretch table then the squash table (int64, little-endian), as built by
-# _luts_decimal: the fast float64 build is used only when it gives exactly these
-LUT_SHA256 = "2cd1afa69f6f333c221a37038be499aa28bb85a9bd58d47ddbf4187ebd78fbce"
-
-
-def _luts_float() -> tuple[np.ndarray, np.ndarray]:
-    p = (np.arange(1 << 16, dtype=np.float64) + 0.5) / (1 << 16)
-    st = np.arange(-ST_MAX, ST_MAX + 1, dtype=np.float64) / 256
-    # exact-ok: checked against LUT_SHA256 (else rebuilt with correctly rounded decimals)
-    stretch = np.clip(np.round(256 * np.log(p / (1 - p))), -ST_MAX, ST_MAX).astype(np.int64)  # exact-ok
-    squash = np.clip(np.round(65536 / (1 + np.exp(-st))), 1, 65535).astype(np.int64)  # exact-ok
-    return stretch, squash
-
-
-def _luts_decimal() -> tuple[np.ndarray, np.ndarray]:
-    """The same tables from correctly rounded decimal arithmetic (slow: about 2 s)."""
-    from decimal import ROUND_HALF_EVEN, Context, Decimal
-    ctx = Context(prec=34)
-    one, half = Decimal(1), Decimal("0.5")
-
-    def rnd(d):
-        return int(d.to_integral_value(rounding=ROUND_HALF_EVEN))
-    stretch = []
-    for i in range(1 << 16):
-        p = ctx.divide(Decimal(i) + half, 65536)
-        stretch.append(min(max(rnd(256 * ctx.ln(ctx.divide(p, one - p))), -ST_MAX), ST_MAX))
-    squash = [min(max(rnd(ctx.divide(65536, one + ctx.exp(ctx.divide(Decimal(-s), 256)))), 1), 65535)
-              for s in range(-ST_MAX, ST_MAX + 1)]
-    return np.array(stretch, dtype=np.int64), np.array(squash, dtype=np.int64)
-
-
-def _digest(stretch: np.ndarray, squash: np.ndarray) -> str:
-    return hashlib.sha256(stretch.astype("<i8").tobytes() + squash.astype("<i8").tobytes()).hexdigest()
-
-
-@lru_cache(maxsize=1)
-def luts() -> tuple[np.ndarray, np.ndarray]:
-    """(stretch, squash): p in 1/65536 -> logit in 1/256, and back; the same integers everywhere."""
-    tables = _luts_float()
-    if _digest(*tables) != LUT_SHA256:
-        tables = _luts_decimal()
-        if _digest(*tables) != LUT_SHA256:
-            raise RuntimeError("the image mixer's lookup tables do not match their checksum")
-    return tables
 
 
 def slot_bits_for(n_symbols: int) -> int:
@@ -112,42 +75,47 @@ class ImageMixer:
     def __init__(self, slot_bits: int, parts: tuple[str, ...] = PARTS, version: int = IMAGE_MIXER_VERSION):
         self.version = version  # the decode order (see dulzip.codecs.image.decode_order); the rest is the same
         self.slot_bits = slot_bits
-        self.node_hash = _node_offsets(slot_bits)
         self.on = np.array([p in parts for p in PARTS], dtype=np.int64)
-        self.stretch, self.squash = luts()
-        self.counts = np.zeros((1 << slot_bits) * 3, dtype=np.uint8)
-        n = np.arange(COUNT_LIMIT + 2)
-        n0, n1 = np.meshgrid(n, n, indexing="ij")
-        prior = np.stack([(4 * (2 * n1 + 1)) // (2 * (n0 + n1) + 2), np.full_like(n0, 4)], axis=-1)
-        self.maps = np.broadcast_to(prior, (N_CTX, *prior.shape)).reshape(-1, 2).astype(np.int64).copy()
-        self.w1 = np.zeros((3 * 256, N_INPUTS), dtype=np.int64)  # by (channel, node)
-        self.w2 = np.zeros((3 * 8 * N_ACT, N_INPUTS), dtype=np.int64)  # by (channel, bit, activity)
-        self.w1[:, 0] = 1 << 16  # start by trusting the network
-        self.w2[:, 0] = 1 << 16
-        self.wf = np.full((3 * 256, 2), 1 << 15, dtype=np.int64)
-        b = np.arange(APM_BUCKETS, dtype=np.int64)
-        centre = self.squash[np.clip(b * 256 - 4096, -ST_MAX, ST_MAX) + ST_MAX]
-        row = np.stack([(centre * APM_PRIOR + 32768) >> 16, np.full_like(centre, APM_PRIOR)], axis=-1).astype(np.int32)
-        self.apm1 = np.tile(row, (3 * 256 * N_ACT, 1))  # the network refined per (channel, node, activity)
-        self.apm2 = np.tile(row, (3 * 256 * 64, 1))  # per (channel, node, mean level / 4)
+        stretch, squash = tables()
+        weights = np.zeros((_W2 + 3 * 8 * N_ACT, N_INPUTS), dtype=np.int64)  # by (channel, node), (channel, bit, activity)
+        weights[:, 0] = 1 << 16  # start by trusting the network
+        self.state = MixerState(
+            counts=new_counts(slot_bits), maps=map_prior(N_CTX), node_hash=node_offsets(slot_bits),
+            ctx_on=np.full(N_CTX, self.on[1], dtype=np.int64), on=self.on, weights=weights,
+            weights_f=np.full((3 * 256, N_MIX), 1 << 15, dtype=np.int64),  # by (channel, node)
+            # the network refined per (channel, node, activity), then per (channel, node, mean level / 4)
+            apm=cm_apm.new_table(squash, 3 * 256 * N_ACT + 3 * 256 * 64),
+            stretch=stretch, squash=squash, lr=LR, lr_f=LR_F)
+
+    def predict(self, st: "Step", ch: int, cc: np.ndarray, cf: np.ndarray, j: int, a: int, b: int) -> None:
+        """Bit j's probabilities of sub-pixels a..b-1 into ``st.p`` and ``st.pq``."""
+        predict(j, ch, self.state, st.sc, st.px, cc, cf, a, b)
+
+    def learn(self, st: "Step", bits: np.ndarray, a: int, b: int) -> None:
+        """Learn the coded bits of sub-pixels a..b-1, one after another."""
+        update(bits, self.state, st.sc, a, b)
+
+    def code_known(self, st: "Step", ch: int, levels: np.ndarray, cc: np.ndarray, cf: np.ndarray,
+                   bits: np.ndarray, probs: np.ndarray, groups: np.ndarray) -> None:
+        """See :func:`code_known`."""
+        code_known(ch, levels, self.state, st.sc, st.px, cc, cf, bits, probs, groups)
+
+
+# A step's image-only scratch beside the kernel's Scratch: each sub-pixel's activity class,
+# the network's mean as a level, and (1 - p, p) in 1/65536 (the coder's table)
+PixelStep = typed_namedtuple("PixelStep", ["qa", "md", "pq"], __name__)
 
 
 class Step:
-    """Scratch of one coding step (one sub-pixel of n tiles)."""
+    """Scratch of one coding step (one sub-pixel of n tiles): the kernel's (``sc``) and the
+    image's own (``px``); ``ctx``, ``chk``, ``node``, ``p``, ``qa``, ``md``, ``pq`` name their arrays."""
 
     def __init__(self, n: int):
-        self.ctx = np.empty((n, N_CTX), dtype=np.int64)
-        self.chk = np.empty((n, N_CTX), dtype=np.int64)
-        self.qa = np.empty(n, dtype=np.int64)
-        self.md = np.empty(n, dtype=np.int64)  # the network's mean, as a level
-        self.node = np.ones(n, dtype=np.int64)
-        self.x = np.empty((n, N_INPUTS), dtype=np.int64)
-        self.slots = np.empty((n, N_CTX), dtype=np.int64)
-        self.sets = np.empty((n, 2), dtype=np.int64)
-        self.dots = np.empty((n, 3), dtype=np.int64)
-        self.rows = np.empty((n, 2), dtype=np.int64)
-        self.p = np.empty(n, dtype=np.int64)
-        self.pq = np.empty((n, 2), dtype=np.float64)  # (1 - p, p) in 1/65536: the coder's table
+        self.sc = new_scratch(n, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
+        self.px = PixelStep(qa=np.empty(n, dtype=np.int64), md=np.empty(n, dtype=np.int64),
+                            pq=np.empty((n, 2), dtype=np.float64))
+        self.ctx, self.chk, self.node, self.p = self.sc.base, self.sc.chk, self.sc.node, self.sc.p
+        self.qa, self.md, self.pq = self.px
 
 
 @njit(cache=True)
@@ -227,17 +195,13 @@ def contexts(pix, mean, present, tiles, rows, cols, ch, slot_bits, ctx, chk, qa,
 
 
 @njit(cache=True)
-def _ratio(hits, total):
-    return ((2 * hits + 1) << 16) // (2 * total + 2)
-
-
-@njit(cache=True)
-def predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch, squash,
-            on, node_hash, x, slots, sets, dots, rows, p, pq, start, stop):
+def predict(j, ch, S, sc, px, cc, cf, start, stop):
     """Probabilities (1/65536) that bit j of sub-pixels start..stop - 1 is 1. cc: (n, 17)
     cumulative bucket counts; cf: (n, 17) cumulative in-bucket counts (read from bit 4 on)."""
+    on = S.on
+    stretch = S.stretch
     for k in range(start, stop):
-        nd = node[k]
+        nd = sc.node[k]
         if j < 4:
             w = 1 << (4 - j)
             lo = (nd << (4 - j)) - 16
@@ -250,67 +214,38 @@ def predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm
             m = cf[k, lo + w] - cf[k, lo]
             m1 = cf[k, lo + w] - cf[k, lo + w // 2]
         pn = min(max((m1 << 16) // m, 1), 65535)
-        x[k, 0] = stretch[pn] * on[0]
-        for i in range(N_CTX):
-            sl = _find(counts, ctx[k, i] ^ node_hash[nd], (chk[k, i] ^ nd) & 255)
-            slots[k, i] = sl
-            r = (i << 10) + (np.int64(counts[3 * sl]) << 5) + counts[3 * sl + 1]
-            x[k, 1 + i] = stretch[_ratio(maps[r, 0], maps[r, 1])] * on[1]
-        a = qa[k]
-        rb = (min(max(stretch[pn], -4096), 4096) + 4096 + 128) >> 8
+        sc.x[k, 0] = stretch[pn] * on[0]
+        context_inputs(S, sc, k, nd, 1, N_CTX)
+        a = px.qa[k]
+        rb = cm_apm.input_bucket(stretch[pn])
         r1 = ((ch * 256 + nd) * N_ACT + a) * APM_BUCKETS + rb
-        r2 = ((ch * 256 + nd) * 64 + (md[k] >> 2)) * APM_BUCKETS + rb
-        x[k, 1 + N_CTX] = stretch[_ratio(np.int64(apm1[r1, 0]), np.int64(apm1[r1, 1]))] * on[2] * on[0]
-        x[k, 2 + N_CTX] = stretch[_ratio(np.int64(apm2[r2, 0]), np.int64(apm2[r2, 1]))] * on[2] * on[0]
-        x[k, 3 + N_CTX] = 256
+        r2 = _APM2 + ((ch * 256 + nd) * 64 + (px.md[k] >> 2)) * APM_BUCKETS + rb
+        sc.x[k, 1 + N_CTX] = cm_apm.read(S.apm, r1, stretch) * on[2] * on[0]
+        sc.x[k, 2 + N_CTX] = cm_apm.read(S.apm, r2, stretch) * on[2] * on[0]
+        sc.x[k, 3 + N_CTX] = 256
         s1 = ch * 256 + nd
-        s2 = (ch * 8 + j) * N_ACT + a
-        d1 = 0
-        d2 = 0
-        for i in range(N_INPUTS):
-            d1 += x[k, i] * w1[s1, i]
-            d2 += x[k, i] * w2[s2, i]
-        d1 = min(max(d1 >> 16, -ST_MAX), ST_MAX)
-        d2 = min(max(d2 >> 16, -ST_MAX), ST_MAX)
-        df = min(max((d1 * wf[s1, 0] + d2 * wf[s1, 1]) >> 16, -ST_MAX), ST_MAX)
-        p[k] = min(max(squash[df + ST_MAX], 1), 65535)
-        pq[k, 0] = 65536 - p[k]
-        pq[k, 1] = p[k]
-        sets[k, 0] = s1
-        sets[k, 1] = s2
-        dots[k, 0] = d1
-        dots[k, 1] = d2
-        dots[k, 2] = df
-        rows[k, 0] = r1
-        rows[k, 1] = r2
+        sc.sets[k, 0] = s1
+        sc.sets[k, 1] = _W2 + (ch * 8 + j) * N_ACT + a
+        sc.fsel[k] = s1
+        df = mix(S, sc, k, 1, N_MIX, N_INPUTS)
+        p = min(max(S.squash[df + ST_MAX], 1), 65535)
+        sc.p[k] = p
+        px.pq[k, 0] = 65536 - p
+        px.pq[k, 1] = p
+        sc.rows[k, 0] = r1
+        sc.rows[k, 1] = r2
 
 
 @njit(cache=True)
-def update(bits, node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, sets, dots, rows, start, stop):
+def update(bits, S, sc, start, stop):
     """Learn from the coded bits of sub-pixels start..stop - 1, one after another (the same order
     on both sides)."""
     for k in range(start, stop):
-        b = bits[k]
-        s1 = sets[k, 0]
-        s2 = sets[k, 1]
-        e1 = (b << 16) - squash[dots[k, 0] + ST_MAX]
-        e2 = (b << 16) - squash[dots[k, 1] + ST_MAX]
-        for i in range(N_INPUTS):
-            w1[s1, i] += (x[k, i] * e1 * LR) >> 18
-            w2[s2, i] += (x[k, i] * e2 * LR) >> 18
-        ef = (b << 16) - squash[dots[k, 2] + ST_MAX]
-        wf[s1, 0] += (dots[k, 0] * ef * LR_F) >> 18
-        wf[s1, 1] += (dots[k, 1] * ef * LR_F) >> 18
-        for i in range(N_CTX):
-            learn_slot(counts, maps, i, slots[k, i], b)
-        for a, table in ((rows[k, 0], apm1), (rows[k, 1], apm2)):
-            learn_row(table, a, b, APM_LIMIT)
-        node[k] = 2 * node[k] + b
+        learn(S, sc, k, bits[k], N_MIX, N_INPUTS, N_CTX, N_APM_ROWS)
 
 
 @njit(cache=True)
-def code_known(ch, levels, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch,
-               squash, on, node_hash, x, slots, sets, dots, rows, p, pq, bits, probs, groups):
+def code_known(ch, levels, S, sc, px, cc, cf, bits, probs, groups):
     """The eight decisions of a step whose levels are known (the encoder): the bits and their
     probabilities into ``bits`` and ``probs`` (8, n). Each bit is predicted and learnt group by
     group: ``groups`` (g, 2) holds each group's (start, stop)."""
@@ -318,9 +253,8 @@ def code_known(ch, levels, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2,
         for g in range(len(groups)):
             a = groups[g, 0]
             b = groups[g, 1]
-            predict(j, ch, md, cc, cf, ctx, chk, qa, node, counts, maps, w1, w2, wf, apm1, apm2, stretch, squash,
-                    on, node_hash, x, slots, sets, dots, rows, p, pq, a, b)
+            predict(j, ch, S, sc, px, cc, cf, a, b)
             for k in range(a, b):
                 bits[j, k] = (levels[k] >> (7 - j)) & 1
-                probs[j, k] = p[k]
-            update(bits[j], node, counts, maps, w1, w2, wf, apm1, apm2, squash, x, slots, sets, dots, rows, a, b)
+                probs[j, k] = sc.p[k]
+            update(bits[j], S, sc, a, b)
