@@ -25,6 +25,7 @@ CASES = {
     "image pixelcnn (ladybird 128x128 crop)": ("ladybird128", {"model": "pixelcnn"}),
     "image idf (ladybird 256x256)": ("ladybird", {"model": "idf"}),
     "text charrnn (8 KB of README)": ("text", {}),
+    "text charrnn (64 KB of the project's docs)": ("text64", {}),
     "audio wavenet (speech, 1 s at 8 kHz)": ("speech", {}),
 }
 
@@ -58,13 +59,16 @@ def inputs(folder: Path) -> dict[str, str]:
     img.crop((64, 64, 192, 192)).save(folder / "ladybird128.png")
     img.save(folder / "ladybird.png")
     (folder / "text.txt").write_bytes((ROOT / "README.md").read_bytes()[:8192])
+    docs = b"".join((ROOT / p).read_bytes() for p in ("README.md", "ARCHITECTURE.md", "benchmarks/README.md",
+                                                      "models/README.md", "CHANGELOG.md"))
+    (folder / "text64.txt").write_bytes((docs * 4)[:65536])
     from dulzip.formats import wav
     w = wav.parse_wav((DATA / "asterisk-confbridge-participants.wav").read_bytes())
     n = min(len(w.samples), 8000)
     (folder / "speech.wav").write_bytes(wav.canonical_prefix(w.rate, w.bits, w.channels, n)
                                         + wav.sample_bytes(w.samples[:n], w.bits))
     return {"ladybird128": str(folder / "ladybird128.png"), "ladybird": str(folder / "ladybird.png"),
-            "text": str(folder / "text.txt"), "speech": str(folder / "speech.wav")}
+            "text": str(folder / "text.txt"), "text64": str(folder / "text64.txt"), "speech": str(folder / "speech.wav")}
 
 
 def main() -> None:

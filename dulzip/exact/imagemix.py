@@ -198,10 +198,11 @@ def contexts(pix, mean, present, tiles, rows, cols, ch, slot_bits, ctx, chk, qa,
 def predict(j, ch, S, sc, px, cc, cf, start, stop):
     """Probabilities (1/65536) that bit j of sub-pixels start..stop - 1 is 1. cc: (n, 17)
     cumulative bucket counts; cf: (n, 17) cumulative in-bucket counts (read from bit 4 on)."""
-    on = S.on
-    stretch = S.stretch
+    on, stretch, squash, apm = S.on, S.stretch, S.squash, S.apm  # fields read once: see dulzip.exact.cm.state
+    node, x, sets, fsel, p_out, rows = sc.node, sc.x, sc.sets, sc.fsel, sc.p, sc.rows
+    qa, md, pq = px.qa, px.md, px.pq
     for k in range(start, stop):
-        nd = sc.node[k]
+        nd = node[k]
         if j < 4:
             w = 1 << (4 - j)
             lo = (nd << (4 - j)) - 16
@@ -214,26 +215,26 @@ def predict(j, ch, S, sc, px, cc, cf, start, stop):
             m = cf[k, lo + w] - cf[k, lo]
             m1 = cf[k, lo + w] - cf[k, lo + w // 2]
         pn = min(max((m1 << 16) // m, 1), 65535)
-        sc.x[k, 0] = stretch[pn] * on[0]
+        x[k, 0] = stretch[pn] * on[0]
         context_inputs(S, sc, k, nd, 1, N_CTX)
-        a = px.qa[k]
+        a = qa[k]
         rb = cm_apm.input_bucket(stretch[pn])
         r1 = ((ch * 256 + nd) * N_ACT + a) * APM_BUCKETS + rb
-        r2 = _APM2 + ((ch * 256 + nd) * 64 + (px.md[k] >> 2)) * APM_BUCKETS + rb
-        sc.x[k, 1 + N_CTX] = cm_apm.read(S.apm, r1, stretch) * on[2] * on[0]
-        sc.x[k, 2 + N_CTX] = cm_apm.read(S.apm, r2, stretch) * on[2] * on[0]
-        sc.x[k, 3 + N_CTX] = 256
+        r2 = _APM2 + ((ch * 256 + nd) * 64 + (md[k] >> 2)) * APM_BUCKETS + rb
+        x[k, 1 + N_CTX] = cm_apm.read(apm, r1, stretch) * on[2] * on[0]
+        x[k, 2 + N_CTX] = cm_apm.read(apm, r2, stretch) * on[2] * on[0]
+        x[k, 3 + N_CTX] = 256
         s1 = ch * 256 + nd
-        sc.sets[k, 0] = s1
-        sc.sets[k, 1] = _W2 + (ch * 8 + j) * N_ACT + a
-        sc.fsel[k] = s1
+        sets[k, 0] = s1
+        sets[k, 1] = _W2 + (ch * 8 + j) * N_ACT + a
+        fsel[k] = s1
         df = mix(S, sc, k, 1, N_MIX, N_INPUTS)
-        p = min(max(S.squash[df + ST_MAX], 1), 65535)
-        sc.p[k] = p
-        px.pq[k, 0] = 65536 - p
-        px.pq[k, 1] = p
-        sc.rows[k, 0] = r1
-        sc.rows[k, 1] = r2
+        p = min(max(squash[df + ST_MAX], 1), 65535)
+        p_out[k] = p
+        pq[k, 0] = 65536 - p
+        pq[k, 1] = p
+        rows[k, 0] = r1
+        rows[k, 1] = r2
 
 
 @njit(cache=True)
@@ -254,7 +255,8 @@ def code_known(ch, levels, S, sc, px, cc, cf, bits, probs, groups):
             a = groups[g, 0]
             b = groups[g, 1]
             predict(j, ch, S, sc, px, cc, cf, a, b)
+            p = sc.p
             for k in range(a, b):
                 bits[j, k] = (levels[k] >> (7 - j)) & 1
-                probs[j, k] = sc.p[k]
+                probs[j, k] = p[k]
             update(bits[j], S, sc, a, b)

@@ -128,6 +128,8 @@ class TextMixer:
         self.weights[:, 1 + N_CTX] = 1 << 15
         self.weights_f = np.full(((N_ORDERS + 1) * 256, N_MIX), (1 << 16) // N_MIX, dtype=np.int64)
         self.apm = cm_apm.new_table(self.squash, 4 * 65536)
+        self._state = None  # the kernel's view of the tables (made on first use, again after a restore)
+        self._steps: dict[int, tuple] = {}  # a step's scratch by the number of segments it codes
         for name, t in (prime or {}).items():
             target = self._part(name.removeprefix("prime."))
             target[...] = t.cpu().numpy().reshape(target.shape)
@@ -142,10 +144,21 @@ class TextMixer:
         return getattr(self, name)
 
     def state(self) -> MixerState:
-        """The kernel's view of the current tables (made anew after a restore replaced them)."""
-        return MixerState(counts=self.counts, maps=self.maps, node_hash=self.node_hash, ctx_on=self.ctx_on,
-                          on=self.on_vec, weights=self.weights, weights_f=self.weights_f, apm=self.apm,
-                          stretch=self.stretch, squash=self.squash, lr=LR, lr_f=LR_F)
+        """The kernel's view of the current tables (made once, anew after a restore replaced them:
+        numba types a new namedtuple at its first call, so the decode loop reuses one)."""
+        if self._state is None:
+            self._state = MixerState(counts=self.counts, maps=self.maps, node_hash=self.node_hash, ctx_on=self.ctx_on,
+                                     on=self.on_vec, weights=self.weights, weights_f=self.weights_f, apm=self.apm,
+                                     stretch=self.stretch, squash=self.squash, lr=LR, lr_f=LR_F)
+        return self._state
+
+    def step_scratch(self, n: int) -> tuple:
+        """(Scratch, ByteStep) for a step of n segments, made once per n (reset by the step)."""
+        if n not in self._steps:
+            sc = new_scratch(n, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
+            tb = ByteStep(np.zeros((n, 257), dtype=np.int64), *(np.empty(n, dtype=np.int64) for _ in range(6)))
+            self._steps[n] = (sc, tb)
+        return self._steps[n]
 
     def primed_state(self) -> dict[str, torch.Tensor]:
         """What a model ships as its adaptive state's start (all but the file-specific counts)."""
@@ -167,6 +180,7 @@ class TextMixer:
             if a is None:  # the counts, all zeros when the snapshot was taken
                 self.counts_used = False
             setattr(self, k, np.zeros_like(getattr(self, k)) if a is None else a)
+        self._state = None
 
 
 def _bytes_counts(table: np.ndarray) -> np.ndarray:
@@ -297,68 +311,70 @@ def _end_byte(t, act, byte, predicted, bk, S):
 def _predict(j, S, sc, tb):
     """Probabilities (1/65536) that bit j of each segment's byte is 1, into ``sc.p``; keeps what
     the update needs."""
-    on = S.on
-    stretch = S.stretch
-    n = sc.node.shape[0]
+    on, stretch, squash, apm = S.on, S.stretch, S.squash, S.apm
+    node, x, rows, sets, fsel, p = sc.node, sc.x, sc.rows, sc.sets, sc.fsel, sc.p
+    cum, predicted, mconf, prev_byte, wkey, ctx2 = tb.cum, tb.predicted, tb.mconf, tb.prev_byte, tb.wkey, tb.ctx2
+    n = node.shape[0]
     for k in range(n):
-        nd = sc.node[k]
+        nd = node[k]
         w = 1 << (8 - j)
         lo = (nd << (8 - j)) - 256
-        m = tb.cum[k, lo + w] - tb.cum[k, lo]
-        m1 = tb.cum[k, lo + w] - tb.cum[k, lo + w // 2]
-        sc.x[k, 0] = stretch[max((m1 << 16) // m, 1)] * on[0]
+        m = cum[k, lo + w] - cum[k, lo]
+        m1 = cum[k, lo + w] - cum[k, lo + w // 2]
+        x[k, 0] = stretch[max((m1 << 16) // m, 1)] * on[0]
         known = context_inputs(S, sc, k, nd, 1, N_CTX)
         seen = 0  # how many order contexts have been seen before
         for c in range(N_ORDERS):
             seen += (known >> c) & 1
         wseen = (known >> _C_WORD) & 31  # which word contexts and the first column context have
         has = 0
-        pb = tb.predicted[k]
+        pb = predicted[k]
         if pb >= 0 and ((pb + 256) >> (8 - j)) == nd:
             has = 1
-            sc.x[k, N_CTX + 1] = (tb.mconf[k] if (pb >> (7 - j)) & 1 else -tb.mconf[k]) * on[3]
+            x[k, N_CTX + 1] = (mconf[k] if (pb >> (7 - j)) & 1 else -mconf[k]) * on[3]
         else:
-            sc.x[k, N_CTX + 1] = 0
-        sc.x[k, N_CTX + 2] = 256
+            x[k, N_CTX + 1] = 0
+        x[k, N_CTX + 2] = 256
         # the char-RNN's probability refined per (previous byte, node) and per hashed (current
         # word, node): APMs of its logit read at the nearest of 33 steps
-        rb = cm_apm.input_bucket(sc.x[k, 0])
-        sc.rows[k, 2] = (2 * 65536 + (tb.prev_byte[k] << 8) + nd) * APM_BUCKETS + rb
-        sc.rows[k, 3] = (3 * 65536 + ((tb.wkey[k] ^ (nd * 0x9E3B)) & 0xFFFF)) * APM_BUCKETS + rb
+        rb = cm_apm.input_bucket(x[k, 0])
+        rows[k, 2] = (2 * 65536 + (prev_byte[k] << 8) + nd) * APM_BUCKETS + rb
+        rows[k, 3] = (3 * 65536 + ((wkey[k] ^ (nd * 0x9E3B)) & 0xFFFF)) * APM_BUCKETS + rb
         for r in range(2):
-            sc.x[k, N_CTX + 3 + r] = cm_apm.read(S.apm, sc.rows[k, 2 + r], stretch) * on[0]
+            x[k, N_CTX + 3 + r] = cm_apm.read(apm, rows[k, 2 + r], stretch) * on[0]
         # first layer: mixers whose weight sets are chosen by the node (and match), the
         # previous byte, how many order contexts have been seen and which word and column
         # contexts have (and the bit position); the second layer's by the orders seen and the node
-        sc.sets[k, 0] = 2 * nd + has
-        sc.sets[k, 1] = MIX_OFF[1] + tb.prev_byte[k]
-        sc.sets[k, 2] = MIX_OFF[2] + seen * 8 + j
-        sc.sets[k, 3] = MIX_OFF[3] + wseen * 8 + j
-        sc.fsel[k] = seen * 256 + nd
+        sets[k, 0] = 2 * nd + has
+        sets[k, 1] = MIX_OFF[1] + prev_byte[k]
+        sets[k, 2] = MIX_OFF[2] + seen * 8 + j
+        sets[k, 3] = MIX_OFF[3] + wseen * 8 + j
+        fsel[k] = seen * 256 + nd
         dot = mix(S, sc, k, on[5], N_MIX, N_INPUTS)
         # the final refinement: the mixed probability per (previous byte, node) and per hashed
         # (two previous bytes, node), interpolated between 33 steps of its logit
         lo, fr = cm_apm.interp_bucket(dot)
-        ar = ((tb.prev_byte[k] << 8) + nd) * APM_BUCKETS + lo
-        ar2 = _APM2 + ((tb.ctx2[k] ^ (nd * 0x9E3B)) & 0xFFFF) * APM_BUCKETS + lo
-        sc.rows[k, 0] = ar + (fr >= 128)  # the nearer bucket learns
-        sc.rows[k, 1] = ar2 + (fr >= 128)
-        pa = cm_apm.interp(S.apm, ar, fr)
+        ar = ((prev_byte[k] << 8) + nd) * APM_BUCKETS + lo
+        ar2 = _APM2 + ((ctx2[k] ^ (nd * 0x9E3B)) & 0xFFFF) * APM_BUCKETS + lo
+        rows[k, 0] = ar + (fr >= 128)  # the nearer bucket learns
+        rows[k, 1] = ar2 + (fr >= 128)
+        pa = cm_apm.interp(apm, ar, fr)
         if on[6]:
-            pa = (pa + cm_apm.interp(S.apm, ar2, fr)) >> 1
-        sc.p[k] = min(max((S.squash[dot + ST_MAX] * (4 - APM_W * on[4]) + APM_W * on[4] * pa) >> 2, 1), 65535)
+            pa = (pa + cm_apm.interp(apm, ar2, fr)) >> 1
+        p[k] = min(max((squash[dot + ST_MAX] * (4 - APM_W * on[4]) + APM_W * on[4] * pa) >> 2, 1), 65535)
 
 
 @njit(cache=True)
 def _update(j, bits, S, sc, tb, match_stats):
     """Learn from the coded bits, segment after segment (a fixed order: the same on both sides):
     the kernel's tables, then the match model's confidence."""
+    predicted, mbucket, sets = tb.predicted, tb.mbucket, sc.sets  # fields read once: see dulzip.exact.cm.state
     for k in range(sc.node.shape[0]):
         b = bits[k]
         learn(S, sc, k, b, N_MIX, N_INPUTS, N_CTX, N_APM_ROWS)
-        pb = tb.predicted[k]
-        if pb >= 0 and (sc.sets[k, 0] & 1):
-            mb = tb.mbucket[k]
+        pb = predicted[k]
+        if pb >= 0 and (sets[k, 0] & 1):
+            mb = mbucket[k]
             match_stats[mb, 0] += ((pb >> (7 - j)) & 1) == b
             match_stats[mb, 1] += 1
             if match_stats[mb, 1] > MAP_LIMIT:
@@ -394,11 +410,10 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     one call per step instead of eight.
     """
     n = len(act)
-    cum = np.zeros((n, 257), dtype=np.int64)
-    np.cumsum(rnn_weights, axis=1, out=cum[:, 1:])
-    sc = new_scratch(n, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
-    wkey = ((blk.arrays.word[act] * _P1) >> np.uint64(48)).astype(np.int64)  # the current word, hashed to 16 bits
-    tb = ByteStep(cum, *(np.empty(n, dtype=np.int64) for _ in range(5)), wkey)
+    sc, tb = mix.step_scratch(n)
+    np.cumsum(rnn_weights, axis=1, out=tb.cum[:, 1:])
+    tb.wkey[:] = (blk.arrays.word[act] * _P1) >> np.uint64(48)  # the current word, hashed to 16 bits
+    sc.node[:] = 1
     S = mix.state()
     _begin_byte(t, act, blk.arrays, max(blk.S, 1), mix.match_stats, mix.stretch, mix.slot_bits, sc, tb)
     mix.counts_used = True

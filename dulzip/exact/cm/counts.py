@@ -98,15 +98,16 @@ def context_inputs(S, sc, k, nd, x0, n_ctx):
     over, kept in ``sc.slots`` for the update) read through its kind's map, stretched, times
     the context's switch ``S.ctx_on``. Returns a mask whose bit c is set where context c's slot
     held counts (had been seen), for mixers that choose weight sets by it."""
-    counts = S.counts
+    counts, maps, stretch, ctx_on, base, chk, slots, x = S.counts, S.maps, S.stretch, S.ctx_on, sc.base, sc.chk, sc.slots, sc.x
+    nh = S.node_hash[nd]
     seen = 0
     for c in range(n_ctx):
-        sl = find(counts, sc.base[k, c] ^ S.node_hash[nd], (sc.chk[k, c] ^ nd) & 255)
-        sc.slots[k, c] = sl
+        sl = find(counts, base[k, c] ^ nh, (chk[k, c] ^ nd) & 255)
+        slots[k, c] = sl
         n0 = np.int64(counts[3 * sl])
         n1 = np.int64(counts[3 * sl + 1])
         if n0 + n1 > 0:
             seen |= 1 << c
         r = (c << 10) + (n0 << 5) + n1
-        sc.x[k, x0 + c] = S.stretch[ratio(S.maps[r, 0], S.maps[r, 1])] * S.ctx_on[c]
+        x[k, x0 + c] = stretch[ratio(maps[r, 0], maps[r, 1])] * ctx_on[c]
     return seen

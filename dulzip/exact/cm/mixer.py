@@ -27,21 +27,23 @@ from dulzip.exact.cm.maps import learn_row
 @njit(cache=True, inline="always")
 def layer1(S, sc, k, n_mix, n_in):
     """The first layer's logits of element k into ``sc.dots[k, :n_mix]``."""
+    x, weights, sets, dots = sc.x, S.weights, sc.sets, sc.dots
     for mi in range(n_mix):
-        ws = sc.sets[k, mi]
+        ws = sets[k, mi]
         dot = 0
         for i in range(n_in):
-            dot += sc.x[k, i] * S.weights[ws, i]
-        sc.dots[k, mi] = min(max(dot >> 16, -ST_MAX), ST_MAX)
+            dot += x[k, i] * weights[ws, i]
+        dots[k, mi] = min(max(dot >> 16, -ST_MAX), ST_MAX)
 
 
 @njit(cache=True, inline="always")
 def layer2(S, sc, k, n_mix):
     """The second layer's logit of element k (from the first layer's, weight set ``sc.fsel[k]``)."""
     fs = sc.fsel[k]
+    dots, weights_f = sc.dots, S.weights_f
     dot = 0
     for mi in range(n_mix):
-        dot += sc.dots[k, mi] * S.weights_f[fs, mi]
+        dot += dots[k, mi] * weights_f[fs, mi]
     return min(max(dot >> 16, -ST_MAX), ST_MAX)
 
 
@@ -60,18 +62,20 @@ def learn(S, sc, k, b, n_mix, n_in, n_ctx, n_rows):
     """Element k's coded bit b teaches everything that predicted it: the first layer's weight
     sets, the second layer's, every context's slot and map, and the APM rows in ``sc.rows[k]``;
     then b is appended to the element's node."""
-    lr = S.lr
+    lr, lr_f = S.lr, S.lr_f
+    x, weights, weights_f, squash, sets, dots = sc.x, S.weights, S.weights_f, S.squash, sc.sets, sc.dots
+    counts, maps, slots, apm, rows = S.counts, S.maps, sc.slots, S.apm, sc.rows
     for mi in range(n_mix):
-        ws = sc.sets[k, mi]
-        err = (b << 16) - S.squash[sc.dots[k, mi] + ST_MAX]
+        ws = sets[k, mi]
+        err = (b << 16) - squash[dots[k, mi] + ST_MAX]
         for i in range(n_in):
-            S.weights[ws, i] += (sc.x[k, i] * err * lr) >> 18
-    err = (b << 16) - S.squash[sc.dots[k, n_mix] + ST_MAX]
+            weights[ws, i] += (x[k, i] * err * lr) >> 18
+    err = (b << 16) - squash[dots[k, n_mix] + ST_MAX]
     fs = sc.fsel[k]
     for mi in range(n_mix):
-        S.weights_f[fs, mi] += (sc.dots[k, mi] * err * S.lr_f) >> 18
+        weights_f[fs, mi] += (dots[k, mi] * err * lr_f) >> 18
     for c in range(n_ctx):
-        learn_slot(S.counts, S.maps, c, sc.slots[k, c], b)
+        learn_slot(counts, maps, c, slots[k, c], b)
     for r in range(n_rows):
-        learn_row(S.apm, sc.rows[k, r], b, APM_LIMIT)
+        learn_row(apm, rows[k, r], b, APM_LIMIT)
     sc.node[k] = 2 * sc.node[k] + b

@@ -2,6 +2,11 @@
 namedtuple of numpy arrays (numba passes them to njit functions as one argument and reads
 their fields as if they were separate ones).
 
+Read each field into a local once per function, before its loops (``x, weights = sc.x,
+S.weights``): numba takes a reference on an array each time it reads one out of a tuple, and
+inside a per-bit loop those reference counts cost the text decoder about a quarter of its
+mixing time (measured: 2.2 s -> 1.8 s of kernel time on 196 KB of text).
+
 MixerState (lives across the symbols of a file; its arrays are updated in place):
 
 - counts: uint8 (slots * 3,), the shared hash table of (n0, n1, check) slots (:mod:`.counts`)
