@@ -164,3 +164,19 @@ def test_memory_estimate_is_linear_and_fits_large_photographs():
     one, four = (decode_memory(validate(_header(512 * k, 512 * k))) for k in (1, 2))
     fixed = decode_memory(validate(_header(8, 8)))
     assert four - fixed <= 4 * (one - fixed)
+
+
+def test_mixer_conditions_means_as_the_model_does():
+    """The mixer's channel conditioning (njit, per pixel) gives the integers of the model's
+    :func:`dulzip.models.pyramid.condition`, clamps included."""
+    from dulzip.exact.pyramidmix import condition as mixer_condition
+    from dulzip.models.pyramid import condition
+    rng = np.random.default_rng(0)
+    n = 2000
+    mu = torch.from_numpy(rng.integers(-256, 2297, (n, 3)))
+    coef = torch.from_numpy(rng.integers(-128, 129, (n, 3)))
+    x = torch.from_numpy(rng.integers(0, 256, (n, 3)))
+    want = condition(mu, coef, x).numpy()
+    o = np.concatenate([mu.numpy(), np.zeros((n, 3), dtype=np.int64), coef.numpy()], axis=1)
+    got = np.array([[mixer_condition(o[i], ch, x[i, 0].item(), x[i, 1].item()) for ch in range(3)] for i in range(n)])
+    assert (got == want).all()

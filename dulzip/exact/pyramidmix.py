@@ -49,7 +49,7 @@ from dulzip.schema import PYRAMID_MIXER_VERSIONS  # the versions this dulzip dec
 PYRAMID_MIXER_VERSION = 1  # bumped whenever what the mixer computes changes (files record it)
 assert PYRAMID_MIXER_VERSION in PYRAMID_MIXER_VERSIONS  # the version it writes is one it decodes
 N_CTX = 10
-N_INPUTS = 1 + N_CTX + 2 + 1  # the network, the contexts, the network refined twice, a bias
+N_INPUTS = 1 + N_CTX + 2 + 1 + 1  # the network, the contexts, the network refined twice, a bias, the moved PMF
 N_MIX = 2
 N_APM_ROWS = 2
 SLOT_BITS_MIN, SLOT_BITS_MAX = 16, 24
@@ -66,7 +66,7 @@ N_GROUPS = 13  # phase and level classes: anchors, then (min(s, 3), phase)
 N_ACT = 12  # activity classes
 _W2 = N_NODES * 3 * N_GROUPS  # the first weight set of the second mixer
 _APM2 = N_NODES * 3 * N_ACT * APM_BUCKETS  # the first APM row per (decision, channel, scale class)
-PARTS = ("net", "contexts", "refine")  # what can be switched off (to measure what each brings)
+PARTS = ("net", "contexts", "refine", "moved")  # what can be switched off (to measure what each brings)
 _ACT_EDGES = (0, 1, 2, 3, 5, 7, 10, 14, 20, 28, 40)  # class q: spread above edges[q - 1], up to edges[q]
 MODE_ENCODE, MODE_DECODE, MODE_KNOWN = 0, 1, 2  # what a stream's pixels do (known: a zstd stream's)
 
@@ -124,11 +124,18 @@ def mass(cum, st, base, r, la, lb):
 
 
 @njit(cache=True, inline="always")
-def _signed_mass(cum, st, base, r, pred, pos, a, b):
-    """Mass of the residual magnitudes a..b on side ``pos`` (1: e > 0) of pred."""
+def _levels(cum, pm, la, lb):
+    """The mass of levels la..lb under the network's PMF and under the same PMF moved by the
+    local bias (``pm``: (start, base, radius) of each)."""
+    return mass(cum, pm[0], pm[1], pm[2], la, lb), mass(cum, pm[3], pm[4], pm[2], la, lb)
+
+
+@njit(cache=True, inline="always")
+def _signed(cum, pm, pred, pos, a, b):
+    """:func:`_levels` of the residual magnitudes a..b on side ``pos`` (1: e > 0) of pred."""
     if pos:
-        return mass(cum, st, base, r, pred + a, pred + b)
-    return mass(cum, st, base, r, pred - b, pred - a)
+        return _levels(cum, pm, pred + a, pred + b)
+    return _levels(cum, pm, pred - b, pred - a)
 
 
 @njit(cache=True, inline="always")
@@ -162,10 +169,11 @@ def _set_ctx(sc, c, h, slot_bits):
 
 @njit(cache=True)
 def neighbours(g, y, x, out):
-    """The 4 nearest known pixels of (y, x) at its level into ``out`` (4, 2) as (row, column),
+    """The 4 nearest known pixels of (y, x) at its level into ``out[:4]`` (row, column),
     (-1, -1) where absent or not known yet: D the cell's diagonal corners, H and V the axis
     neighbours at distance d, the anchors W, N, NW and NE (NE only where already coded: in an
-    earlier tile row, or within the tile)."""
+    earlier tile row, or within the tile); then ``out[4:6]`` the pixels of the same group
+    before it, W and N (a cell away: the errors of the same network there)."""
     phase, s, L, H, W, T = g.geo[0], g.geo[1], g.geo[2], g.geo[4], g.geo[5], g.geo[6]
     if phase == 0:
         A = 1 << L
@@ -187,34 +195,39 @@ def neighbours(g, y, x, out):
             out[1, 0], out[1, 1] = y + d, x
             out[2, 0], out[2, 1] = y, x - d
             out[3, 0], out[3, 1] = y, x + d
-    for k in range(4):
+    step = 1 << L if phase == 0 else 2 << s
+    out[4, 0], out[4, 1] = y, x - step
+    out[5, 0], out[5, 1] = y - step, x
+    for k in range(6):
         if not (0 <= out[k, 0] < H and 0 <= out[k, 1] < W):
             out[k, 0] = -1
             out[k, 1] = -1
 
 
 @njit(cache=True)
-def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info):
+def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info, v, h):
     """Hash the sub-pixel's contexts into ``sc.base[0]``, ``sc.chk[0]``; ``info`` gets its
-    activity class and phase-level class (weight sets, APM rows)."""
+    activity class and phase-level class (weight sets, APM rows). ``v`` (12,) and ``h``
+    (N_CTX,): work arrays (levels and errors of the neighbours; hashes)."""
     img = g.img
     netp = g.netp
     phase, s = g.geo[0], g.geo[1]
-    v = np.zeros(4, dtype=np.int64)
-    en = np.zeros(4, dtype=np.int64)
     n = 0
     tot = 0
-    for k in range(4):
+    for k in range(6):  # levels v[k], the network's errors there v[6 + k]
+        v[k] = -1
+        v[6 + k] = 0
         if nb[k, 0] >= 0:
             v[k] = img[ch, nb[k, 0], nb[k, 1]]
-            en[k] = v[k] - netp[ch, nb[k, 0], nb[k, 1]]
-            tot += v[k]
-            n += 1
+            v[6 + k] = v[k] - netp[ch, nb[k, 0], nb[k, 1]]
+            if k < 4:
+                tot += v[k]
+                n += 1
     mean = (tot + n // 2) // n if n else pred
     lo = 255
     hi = 0
     for k in range(4):
-        if nb[k, 0] < 0:
+        if v[k] < 0:
             v[k] = mean
         lo = min(lo, v[k])
         hi = max(hi, v[k])
@@ -224,18 +237,18 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info):
     info[0] = qa
     info[1] = grp
     dm = min(max(pred - mean, -32), 32)
-    esum = min(max(en[0] + en[1] + en[2] + en[3], -63), 63)
-    qs = (_qe(en[0]) * 7 + _qe(en[1])) * 49 + _qe(en[2]) * 7 + _qe(en[3])
+    esum = min(max(v[6] + v[7] + v[8] + v[9], -63), 63)
+    qs = (_qe(v[6]) * 7 + _qe(v[7])) * 49 + _qe(v[8]) * 7 + _qe(v[9])
+    eW, eN = min(max(v[10], -15), 15), min(max(v[11], -15), 15)  # in the group, before (y, x)
     base = np.uint64(ch + 1)
-    h = np.empty(N_CTX, dtype=np.uint64)
-    h[0] = _mixh(_mixh(_mixh(base, 1), grp), ls)
+    h[0] = _mixh(_mixh(_mixh(base, 1), eW), eN)
     h[1] = _mixh(_mixh(_mixh(_mixh(base, 2), _qe(eR)), _qe(eG)), ls >> 2)
     h[2] = _mixh(_mixh(_mixh(base, 3), min(max(eR, -20), 20)), min(max(eG, -20), 20))
     h[3] = _mixh(_mixh(_mixh(base, 4), qs), n)
     h[4] = _mixh(_mixh(_mixh(base, 5), qa), dm >> 1)
     h[5] = _mixh(_mixh(_mixh(base, 6), pred >> 2), spread >> 2)
     h[6] = _mixh(_mixh(_mixh(_mixh(_mixh(base, 7), v[0] >> 4), v[1] >> 4), v[2] >> 4), v[3] >> 4)
-    h[7] = _mixh(_mixh(_mixh(_mixh(base, 8), grp), qa), ls >> 1)
+    h[7] = _mixh(_mixh(_mixh(_mixh(_mixh(base, 8), _qe(eW)), _qe(eN)), _qe(esum)), grp)
     h[8] = _mixh(_mixh(_mixh(base, 9), esum >> 1), ls >> 2)
     h[9] = _mixh(_mixh(_mixh(_mixh(base, 10), dm), _qe(eR)), qa >> 1)
     for c in range(N_CTX):
@@ -243,14 +256,16 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info):
 
 
 @njit(cache=True, inline="always")
-def _decide(S, sc, cd, bd, nd, kind, m1, m, bit, ch, info, ls):
-    """One decision: the network's probability m1 / m of a 1, mixed; coded into (or decoded
-    from) stream bd, or only learnt where its pixels are known; returns the bit."""
+def _decide(S, sc, cd, bd, nd, kind, one, every, bit, ch, info, ls):
+    """One decision: the network's probability of a 1 (the masses of the "1" side and of all
+    that is possible, under the network's PMF and the moved one: ``one``, ``every``), mixed;
+    coded into (or decoded from) stream bd, or only learnt where its pixels are known;
+    returns the bit."""
     stretch = S.stretch
     on = S.on
-    pn = min(max((m1 << 16) // m, 1), 65535)
-    sn = stretch[pn]
+    sn = stretch[min(max((one[0] << 16) // every[0], 1), 65535)]
     sc.x[0, 0] = sn * on[0]
+    sc.x[0, 4 + N_CTX] = stretch[min(max((one[1] << 16) // every[1], 1), 65535)] * on[0] * on[3]
     context_inputs(S, sc, 0, nd, 1, N_CTX)
     qa = info[0]
     rb = cm_apm.input_bucket(sn)
@@ -277,15 +292,18 @@ def _decide(S, sc, cd, bd, nd, kind, m1, m, bit, ch, info, ls):
 
 
 @njit(cache=True, inline="always")
-def _subpixel(S, sc, cd, bd, ch, v, pred, mu, ls, g, info):
+def _subpixel(S, sc, cd, bd, ch, v, pred, mu, ls, g, info, bias, pm):
     """The decisions of one sub-pixel (level v where known: encoder, zstd streams); returns
-    its level."""
+    its level. ``bias``: the local bias of the network's mean (1/8 level) for the moved PMF."""
     cum, start, radius = g.cum, g.start, g.radius
-    base = mu >> 3
-    st = start[(mu & 7) * N_SCALES + ls]
-    r = radius[ls]
+    pm[0] = start[(mu & 7) * N_SCALES + ls]
+    pm[1] = mu >> 3
+    pm[2] = radius[ls]
+    mu2 = min(max(mu + bias, MU_LO), MU_HI)
+    pm[3] = start[(mu2 & 7) * N_SCALES + ls]
+    pm[4] = mu2 >> 3
     e = v - pred
-    zero = _decide(S, sc, cd, bd, 1, 0, mass(cum, st, base, r, pred, pred), mass(cum, st, base, r, 0, 255),
+    zero = _decide(S, sc, cd, bd, 1, 0, _levels(cum, pm, pred, pred), _levels(cum, pm, 0, 255),
                    1 if e == 0 else 0, ch, info, ls)
     if zero:
         return pred
@@ -294,17 +312,16 @@ def _subpixel(S, sc, cd, bd, ch, v, pred, mu, ls, g, info):
     elif pred == 255:
         pos = 0
     else:
-        mp = mass(cum, st, base, r, pred + 1, 255)
-        pos = _decide(S, sc, cd, bd, 2, 1, mp, mp + mass(cum, st, base, r, 0, pred - 1), 1 if e > 0 else 0,
+        up = _levels(cum, pm, pred + 1, 255)
+        down = _levels(cum, pm, 0, pred - 1)
+        pos = _decide(S, sc, cd, bd, 2, 1, up, (up[0] + down[0], up[1] + down[1]), 1 if e > 0 else 0,
                       ch, info, ls)
     top = 255 - pred if pos else pred  # the largest magnitude on this side (>= 1)
     mag = abs(e)
     k = 0
     while (2 << k) <= top:  # class k + 1 is possible: is the class above k?
-        m = _signed_mass(cum, st, base, r, pred, pos, 1 << k, top)
-        m1 = _signed_mass(cum, st, base, r, pred, pos, 2 << k, top)
-        if not _decide(S, sc, cd, bd, ND_UNARY + pos * 8 + k, 2 + k, m1, m, 1 if mag >= (2 << k) else 0,
-                       ch, info, ls):
+        if not _decide(S, sc, cd, bd, ND_UNARY + pos * 8 + k, 2 + k, _signed(cum, pm, pred, pos, 2 << k, top),
+                       _signed(cum, pm, pred, pos, 1 << k, top), 1 if mag >= (2 << k) else 0, ch, info, ls):
             break
         k += 1
     lo = 1 << k
@@ -312,9 +329,8 @@ def _subpixel(S, sc, cd, bd, ch, v, pred, mu, ls, g, info):
         if lo + (1 << b) > top:
             continue  # a 1 would leave the range: the bit is 0, not coded
         hi = min(lo + (2 << b) - 1, top)
-        m = _signed_mass(cum, st, base, r, pred, pos, lo, hi)
-        m1 = _signed_mass(cum, st, base, r, pred, pos, lo + (1 << b), hi)
-        if _decide(S, sc, cd, bd, ND_LOW + (pos * 8 + k) * 8 + b, 9 + b, m1, m, (mag >> b) & 1, ch, info, ls):
+        if _decide(S, sc, cd, bd, ND_LOW + (pos * 8 + k) * 8 + b, 9 + b, _signed(cum, pm, pred, pos, lo + (1 << b), hi),
+                   _signed(cum, pm, pred, pos, lo, hi), (mag >> b) & 1, ch, info, ls):
             lo += 1 << b
     return pred + lo if pos else pred - lo
 
@@ -340,8 +356,11 @@ def code_pixels(S, sc, g, cd, a, b):
     caller empties it and calls again), or -1 when a stream read past its end (damaged)."""
     C = g.geo[3]
     slot_bits = _log2(S.counts.shape[0] // 3)
-    nb = np.empty((4, 2), dtype=np.int64)
+    nb = np.empty((6, 2), dtype=np.int64)
     info = np.zeros(2, dtype=np.int64)
+    v = np.zeros(12, dtype=np.int64)
+    h = np.zeros(N_CTX, dtype=np.uint64)
+    pm = np.zeros(5, dtype=np.int64)
     cap = cd.out.shape[1] - 256
     for i in range(a, b):
         bd = g.band[i]
@@ -357,8 +376,9 @@ def code_pixels(S, sc, g, cd, a, b):
             mu = condition(o, ch, R, G)
             ls = o[3 + ch]
             pred = min(max((mu + 4) >> 3, 0), 255)
-            contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info)
-            lv = _subpixel(S, sc, cd, bd, ch, np.int64(g.img[ch, y, x]), pred, mu, ls, g, info)
+            contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info, v, h)
+            bias = 2 * (v[6] + v[7] + v[8] + v[9]) + 2 * (v[10] + v[11])  # the network's errors around, 1/8 level
+            lv = _subpixel(S, sc, cd, bd, ch, np.int64(g.img[ch, y, x]), pred, mu, ls, g, info, bias, pm)
             if cd.mode[bd] == MODE_DECODE:
                 if cd.st[bd, 4] > 0:
                     return -1
