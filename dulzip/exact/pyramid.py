@@ -53,7 +53,7 @@ class ExactPyramid:
         self.device = torch.device(device)
         t = {k: v.to(self.device) for k, v in tensors.items()}
         self.nets = [ExactPhaseNet(t, f"phase{p}", self.cfg.layers, self.device) for p in range(N_PHASES)]
-        self.tables = (tensors["tab.flat"].cpu(), tensors["tab.start"].cpu(), tensors["tab.radius"].cpu())
+        self.tables = tuple(tensors[f"tab.{k}"].cpu() for k in ("flat", "start", "radius"))  # as the flow's
 
     def predict(self, x: torch.Tensor, phase: int) -> torch.Tensor:
         """x: int64 (B, 17, h, w) from :func:`dulzip.models.pyramid.group_inputs` -> int64
