@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from dulzip.exact.pyramid import ExactPyramid
 from dulzip.models.idf import LS_GRID, LS_OFF, MU_GRID, N_SCALES, logistic_bits
-from dulzip.models.pyramid import (MU_HI, MU_LO, N_IN, N_OUT, Pyramid, PyramidConfig, condition, export,
+from dulzip.models.pyramid import (MU_HI, MU_LO, N_IN, N_OUT, TILE, Pyramid, PyramidConfig, condition, export,
                                    group_inputs, group_targets, groups, levels, put_slot, slot_plane)
 from dulzip.zoo import save_weights
 from tests.conftest import photo
@@ -128,11 +128,11 @@ def test_exact_outputs_are_the_float_models():
     with torch.no_grad():
         fl = float(m.loss(img))
     bits = 0.0
-    for s, phase in groups(levels(64)):
+    for s, phase in groups(levels(TILE)):  # the crop as the loss codes it: part of a tile
         out = net.predict(group_inputs(img, None, s, phase), phase)
-        tgt, _ = group_targets(img, None, s, phase)
+        tgt, at = group_targets(img, None, s, phase)
         mu = condition(out[:, :3], out[:, 6:], tgt).double() / MU_GRID
-        bits += float(logistic_bits(tgt.double(), mu, (out[:, 3:6].double() - LS_OFF) / LS_GRID).sum())
+        bits += float((logistic_bits(tgt.double(), mu, (out[:, 3:6].double() - LS_OFF) / LS_GRID) * at).sum())
     assert abs(bits / img.numel() - fl) < 0.005 * fl
 
 
@@ -145,6 +145,19 @@ def test_loss_counts_one_channel_of_gray_crops():
         both = float(m.loss(torch.cat([img, gray]), torch.tensor([False, True])))
         rgb = float(m.loss(img, torch.tensor([False])))
     assert abs(both - (3 * rgb + a) / 4) < 1e-4 * both
+
+
+def test_loss_trains_every_group_of_the_default_tile():
+    """A crop is the top-left part of a TILE tile (its anchors see the level channel of
+    TILE's L, and the coarsest D, H, V groups are trained); a larger crop is cut into tiles."""
+    m = small(8)
+    img = torch.from_numpy(photo(2 * TILE, TILE, 3, seed=3)).permute(2, 0, 1)[None].long()
+    with torch.no_grad():
+        whole = float(m.loss(img, torch.tensor([False])))
+        parts = [float(m.loss(img[..., i * TILE:(i + 1) * TILE, :], torch.tensor([False]))) for i in range(2)]
+    assert abs(whole - sum(parts) / 2) < 1e-4 * whole
+    with pytest.raises(ValueError):
+        m.loss(img[..., :TILE + 8, :])
 
 
 def test_export_reload_identical(tmp_path):

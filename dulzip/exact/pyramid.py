@@ -13,9 +13,9 @@ import torch
 from dulzip.exact.idf import ExactNet
 from dulzip.exact.layers import QLinear, exact_matmul
 from dulzip.models.idf import IN_CLAMP
-from dulzip.models.pyramid import MU_HI, MU_LO, N_PHASES, PyramidConfig
+from dulzip.models.pyramid import MU_HI, MU_LO, N_PHASES, TILE, PyramidConfig
 
-DEFAULT_TILE = 256  # L = 5 levels: an 8 x 8 anchor lattice
+DEFAULT_TILE = TILE  # L = 5 levels: an 8 x 8 anchor lattice; the tile training follows
 
 
 class ExactPhaseNet:
