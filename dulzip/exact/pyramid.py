@@ -12,8 +12,7 @@ import torch
 
 from dulzip.exact.idf import ExactNet
 from dulzip.exact.layers import QLinear, exact_matmul
-from dulzip.models.idf import IN_CLAMP
-from dulzip.models.pyramid import MU_HI, MU_LO, N_PHASES, TILE, PyramidConfig
+from dulzip.models.pyramid import IN_MAX, MU_HI, MU_LO, N_PHASES, TILE, PyramidConfig
 
 DEFAULT_TILE = TILE  # L = 5 levels: an 8 x 8 anchor lattice; the tile training follows
 
@@ -23,13 +22,13 @@ class ExactPhaseNet:
     the direct 3x3 path into the means."""
 
     def __init__(self, t: dict[str, torch.Tensor], name: str, layers: int, device: torch.device):
-        self.hidden = [QLinear.from_tensors(t, f"{name}.h{i}", IN_CLAMP if i == 0 else 128).to(device)
+        self.hidden = [QLinear.from_tensors(t, f"{name}.h{i}", IN_MAX if i == 0 else 128).to(device)
                        for i in range(layers)]
         self.out = QLinear.from_tensors(t, f"{name}.out").to(device)
-        self.direct = QLinear.from_tensors(t, f"{name}.direct", IN_CLAMP).to(device)
+        self.direct = QLinear.from_tensors(t, f"{name}.direct", IN_MAX).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.clamp(-IN_CLAMP, IN_CLAMP)
+        x = x.clamp(-IN_MAX, IN_MAX)
         h = x
         for layer in self.hidden:
             h = ExactNet._conv(layer, h)

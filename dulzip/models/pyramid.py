@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, fake_quant
-from dulzip.models.idf import CENTER, IN_CLAMP, LS_GRID, LS_OFF, MU_GRID, N_SCALES, WIDE, Net, logistic_bits, \
+from dulzip.models.idf import CENTER, LS_GRID, LS_OFF, MU_GRID, N_SCALES, WIDE, Net, logistic_bits, \
     scale_tables
 from dulzip.models.registry import Family
 
@@ -42,6 +42,8 @@ N_OUT = 9  # mu R, G, B; scale class R, G, B; coef a, b, c
 N_PHASES = 4  # anchors, D, H, V
 TILE = 256  # the codec's default tile side (L = 5), whose levels training follows
 MASK = 64  # a known slot's mask channel (1.0 at the activation scale ACT)
+IN_MAX = 128  # inputs are within +-IN_MAX (level - 128, masks, 8 s up to T = 2^19): the exact first
+# layer's sums then stay below 2^24 and it runs in float32, where idf's +-1023 would need float64
 LEVEL_UNIT = 8  # the level channel holds LEVEL_UNIT * s
 MU_LO, MU_HI = -256, 2296  # means in 1/MU_GRID level: -32 .. 287 levels
 COEF_GRID = 64  # channel coefficients in 1/64
@@ -215,7 +217,7 @@ class PhaseNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 17, h, w) integer-valued -> (B, 9, h, w) integer-valued float: the exact
         runtime's integers (mu in 1/8 level, scale classes, coefficients in 1/64)."""
-        h = x.clamp(-IN_CLAMP, IN_CLAMP) / ACT
+        h = x.clamp(-IN_MAX, IN_MAX) / ACT
         inp = h
         for conv in self.hidden:
             h = _ReluQuant.apply(Net._conv(conv, h))
