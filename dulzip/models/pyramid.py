@@ -117,8 +117,9 @@ def group_targets(planes: torch.Tensor, present: torch.Tensor | None, s: int, ph
 def group_inputs(planes: torch.Tensor, present: torch.Tensor | None, s: int, phase: int) -> torch.Tensor:
     """The network's input of group (s, phase): (B, 17, h, w), in the planes' dtype.
 
-    ``planes``: (B, C, H, W) levels, C = 1 (gray, put in all three colour channels) or 3; only
-    the pixels of earlier groups are read. ``present`` as in :func:`group_targets`. Channels:
+    ``planes``: (B, C, H, W) levels, int64 (the codec) or float (training), not uint8 (the
+    values go negative), C = 1 (gray, put in all three colour channels) or 3; only the pixels
+    of earlier groups are read. ``present`` as in :func:`group_targets`. Channels:
     slot-major (level - 128) of slots 0..3 (R, G, B each), zero where the slot is not known yet
     (slot >= phase) or absent; the slots' masks (MASK where known and present); the level
     LEVEL_UNIT * s. The anchors (phase 0) see the level only.
