@@ -1,182 +1,172 @@
-"""The pyramid image coder (codecs/pyramid.py, exact/pyramidmix.py) on a tiny random network:
-round trips of every image kind, the same bytes whatever the chunking, damaged streams refused,
-the header's fields, the memory estimate."""
+"""The pyramid family (issue 19): its order covers every pixel once and reads only what earlier
+groups coded, the channel conditioning is the same in integers and in training, and the exact
+runtime gives the float model's fake-quantized outputs."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from dataclasses import asdict
 
-import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from dulzip import api
-from dulzip.api import Options
-from dulzip.codecs import pyramid as cp
-from dulzip.coding import binary
-from dulzip.errors import CorruptDataError, DulzipError, FormatError
-from dulzip.schema import DEFAULT_MAX_MEMORY, decode_memory, validate
+from dulzip.exact.pyramid import ExactPyramid
+from dulzip.models.idf import LS_GRID, LS_OFF, MU_GRID, N_SCALES, logistic_bits
+from dulzip.models.pyramid import (MU_HI, MU_LO, N_IN, N_OUT, TILE, Pyramid, PyramidConfig, condition, export,
+                                   group_inputs, group_targets, groups, levels, put_slot, slot_plane)
 from dulzip.zoo import save_weights
 from tests.conftest import photo
-from tests.test_roundtrip import palette_png, png_bytes, ppm, roundtrip
 
-TINY = {"hidden": 8, "layers": 1}
+CFG = PyramidConfig(hidden=12, layers=2)
 
 
-def tiny_pyramid(seed: int = 0):
-    """A tiny untrained pyramid network, randomly initialised (its output layer too, so that
-    scale classes and channel coefficients vary from pixel to pixel), exported."""
-    from dulzip.models.pyramid import Pyramid, PyramidConfig, export
+def small(seed: int = 0, gain: float = 0.05) -> Pyramid:
+    """A random model, far from its initialization (which predicts by interpolation only)."""
     torch.manual_seed(seed)
-    m = Pyramid(PyramidConfig(**TINY)).eval()
+    m = Pyramid(CFG)
     with torch.no_grad():
-        for n in m.nets:
-            n.out.weight.normal_(0, 0.3)
-    return export(m)
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * gain)
+    return m.eval()
 
 
-def _net(seed: int = 0):
-    from dulzip.exact.pyramid import ExactPyramid
-    return ExactPyramid(tiny_pyramid(seed), TINY)
+def test_levels_and_groups():
+    assert [levels(T) for T in (8, 16, 128, 256)] == [0, 1, 4, 5]
+    with pytest.raises(ValueError):
+        levels(96)
+    assert groups(2) == [(2, 0), (1, 1), (1, 2), (1, 3), (0, 1), (0, 2), (0, 3)]
 
 
-@pytest.fixture
-def pyramid_models(tmp_path, monkeypatch) -> Path:
-    """DULZIP_MODELS -> a folder with a tiny random 'pyramid'."""
-    folder = tmp_path / "models"
-    folder.mkdir()
-    digest = save_weights(tiny_pyramid(), folder / "pyramid.safetensors", "pyramid", TINY)
-    card = {"name": "pyramid", "architecture": "pyramid", "weights": "pyramid.safetensors", "sha256": digest,
-            "config": TINY, "parameters": 0}
-    (folder / "pyramid.json").write_text(json.dumps(card))
-    monkeypatch.setenv("DULZIP_MODELS", str(folder))
-    return folder
+@pytest.mark.parametrize("H,W,T", [(16, 16, 16), (64, 64, 64), (13, 22, 32), (1, 9, 16), (256, 256, 256)])
+def test_every_pixel_is_in_one_group(H, W, T):
+    """Partial tiles: the pixels outside are absent, and every pixel inside is coded once."""
+    index = torch.arange(H * W).view(1, 1, H, W)
+    count = torch.zeros(H * W, dtype=torch.int64)
+    for s, phase in groups(levels(T)):
+        v, at = group_targets(index, None, s, phase)
+        count.index_add_(0, v[at], torch.ones(int(at.sum()), dtype=torch.int64))
+    assert (count == 1).all()
 
 
-@pytest.mark.parametrize("shape,T", [((21, 19, 3), 8), ((13, 30, 1), 8), ((1, 9, 3), 8), ((9, 1, 1), 8),
-                                     ((40, 37, 3), 16), ((70, 33, 3), 32)])
-def test_planes_round_trip(shape, T):
-    img = photo(*shape)
-    net = _net()
-    streams = cp.encode_pyramid(img, net, T, allow_zstd=False)
-    assert len(streams) == -(-shape[0] // T) and all(s.coder == "model" for s in streams)
-    assert (cp.decode_pyramid(streams, *shape, net, T) == img).all()
+def test_inputs_read_only_earlier_groups():
+    """A group's inputs change with the pixels coded before it, never with its own or later
+    ones; its known slots are where the masks say, and absent pixels read as unknown."""
+    T = 32
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (1, 3, T, T), generator=g)
+    present = torch.ones(1, 1, T, T, dtype=torch.bool)
+    present[..., 27:] = False
+    order = groups(levels(T))
+    coded = torch.zeros(1, 1, T, T, dtype=torch.bool)
+    for s, phase in order:
+        inp = group_inputs(x, present, s, phase)
+        assert inp.shape[1] == N_IN and (inp[:, -1] == 8 * s).all()
+        known = torch.where(coded & present, x, 255 - x)  # everything not coded yet, changed
+        assert torch.equal(group_inputs(known, present, s, phase), inp)
+        masks = inp[:, 12:16]
+        assert set(masks.unique().tolist()) <= {0, 64} and (masks[:, phase:] == 0).all()
+        ones = torch.ones(1, 1, T, T, dtype=torch.int64)
+        marker = torch.zeros_like(ones)
+        put_slot(marker, slot_plane(ones, s, phase, phase), s, phase, phase)
+        coded |= marker.bool()
+    assert coded.all()
 
 
-def test_same_bytes_whatever_the_chunking(monkeypatch):
-    """Network passes of one tile or of all, encoder buffers emptied often or rarely: the
-    network's outputs and the coder's bytes depend on none of it."""
-    img = photo(45, 50, 3, seed=3)
-    net = _net()
-    ref = [s.payload for s in cp.encode_pyramid(img, net, 16, allow_zstd=False)]
-    monkeypatch.setattr(cp, "CELLS_PER_PASS", 1)
-    monkeypatch.setattr(cp, "OUT_BYTES", 300)
-    streams = cp.encode_pyramid(img, net, 16, allow_zstd=False)
-    assert [s.payload for s in streams] == ref
-    assert (cp.decode_pyramid(streams, 45, 50, 3, net, 16) == img).all()
+def test_put_slot_inverts_slot_plane():
+    x = torch.randint(0, 256, (2, 3, 11, 14))
+    y = torch.zeros_like(x)
+    for s, phase in groups(levels(16)):
+        put_slot(y, slot_plane(x, s, phase, phase), s, phase, phase)
+    assert torch.equal(x, y)
 
 
-def test_zstd_band_is_still_learnt_from():
-    """A band of noise goes to zstd; the decoder gives its pixels to the mixer, which then
-    decodes the model's bands as the encoder coded them."""
-    img = photo(24, 24, 3, seed=1)
-    img[8:16] = np.random.default_rng(0).integers(0, 256, (8, 24, 3), dtype=np.uint8)
-    net = _net()
-    streams = cp.encode_pyramid(img, net, 8)
-    assert [s.coder for s in streams] == ["model", "zstd", "model"]
-    assert (cp.decode_pyramid(streams, 24, 24, 3, net, 8) == img).all()
+def test_gray_planes_are_put_in_all_three_channels():
+    x = torch.randint(0, 256, (2, 1, 16, 16))
+    for s, phase in groups(1):
+        assert torch.equal(group_inputs(x, None, s, phase), group_inputs(x.expand(2, 3, 16, 16), None, s, phase))
 
 
-def test_damaged_streams_are_refused():
-    img = photo(16, 16, 3, seed=2)
-    net = _net()
-    streams = cp.encode_pyramid(img, net, 8, allow_zstd=False)
-    for cut in (streams[0].payload[:-3], streams[0].payload + b"\0"):  # short, or bytes left over
-        bad = [cp.Stream("model", cut)] + streams[1:]
-        with pytest.raises(CorruptDataError):
-            cp.decode_pyramid(bad, 16, 16, 3, net, 8)
-    with pytest.raises(CorruptDataError):
-        cp.decode_pyramid(streams[:1], 16, 16, 3, net, 8)
+def test_condition_integers_equal_training_floats():
+    g = torch.Generator().manual_seed(2)
+    n = 20000
+    mu = torch.randint(MU_LO, MU_HI + 1, (n, 3), generator=g)
+    coef = torch.randint(-128, 129, (n, 3), generator=g)
+    x = torch.randint(0, 256, (n, 3), generator=g)
+    ints = condition(mu, coef, x)
+    floats = condition(mu.float().requires_grad_(), coef.float().requires_grad_(), x.float())
+    assert torch.equal(floats.detach().long(), ints)
+    floats.sum().backward()  # differentiable (straight-through floors)
+    assert ints[:, 1:].min() >= MU_LO and ints[:, 1:].max() <= MU_HI
+    # G's mean reads R only, B's reads R and G: the decoder calls it channel by channel
+    x2 = x.clone()
+    x2[:, 2] = 255 - x2[:, 2]
+    assert torch.equal(condition(mu, coef, x2), ints)
+    x2[:, 1] = 255 - x2[:, 1]
+    assert torch.equal(condition(mu, coef, x2)[:, :2], ints[:, :2])
 
 
-def test_binary_coder_round_trips_any_probabilities():
-    rng = np.random.default_rng(0)
-    bits = rng.integers(0, 2, 5000)
-    p = rng.integers(1, 65536, 5000)
-    st = binary.new_state(1)
-    out = np.zeros((1, 8 * 5000), dtype=np.uint8)
-    for b, q in zip(bits, p):
-        binary.encode_bit(st, 0, out, b, q)
-    data = np.frombuffer(out[0, :st[0, 2]].tobytes() + binary.finish(st, 0), dtype=np.uint8).copy()
-    end = np.array([len(data)])
-    dec = binary.new_state(1)
-    binary.start_decoding(dec, 0, data, end)
-    assert [binary.decode_bit(dec, 0, data, end, q) for q in p] == list(bits)
-    assert dec[0, 2] == len(data) and dec[0, 4] == 0  # every byte read, none past the end
+def test_exact_outputs_are_the_float_models():
+    """On random inputs the integer runtime gives the fake-quantized float outputs (a rounding
+    of a requantization may differ by one unit, rarely), in range, and the code length of a
+    photograph under both is the same within a fraction of a percent."""
+    m = small(3)
+    net = ExactPyramid(export(m), asdict(CFG))
+    g = torch.Generator().manual_seed(4)
+    x = torch.randint(0, 256, (2, 3, 32, 32), generator=g)
+    with torch.no_grad():
+        for s, phase in groups(levels(32)):
+            inp = group_inputs(x, None, s, phase)
+            a = net.predict(inp, phase)
+            b = m.predict(inp, phase)
+            assert a.dtype == torch.int64 and a.shape == (2, N_OUT, *inp.shape[2:])
+            assert torch.equal(b, b.round())
+            d = (a - b.long()).abs()
+            assert (d == 0).float().mean() > 0.97 and int(d.max()) <= 4, (s, phase)
+            assert a[:, :3].min() >= MU_LO and a[:, :3].max() <= MU_HI
+            assert a[:, 3:6].min() >= 0 and a[:, 3:6].max() < N_SCALES
+            assert a[:, 6:].abs().max() <= 128
+    img = torch.from_numpy(photo(64, 64, 3, seed=1)).permute(2, 0, 1)[None].long()
+    with torch.no_grad():
+        fl = float(m.loss(img))
+    bits = 0.0
+    for s, phase in groups(levels(TILE)):  # the crop as the loss codes it: part of a tile
+        out = net.predict(group_inputs(img, None, s, phase), phase)
+        tgt, at = group_targets(img, None, s, phase)
+        mu = condition(out[:, :3], out[:, 6:], tgt).double() / MU_GRID
+        bits += float((logistic_bits(tgt.double(), mu, (out[:, 3:6].double() - LS_OFF) / LS_GRID) * at).sum())
+    assert abs(bits / img.numel() - fl) < 0.005 * fl
 
 
-MODEL = Options(model="pyramid", fallback=False, tile=8)
+def test_loss_counts_one_channel_of_gray_crops():
+    m = small(5)
+    img = torch.from_numpy(photo(32, 32, 3, seed=2)).permute(2, 0, 1)[None].long()
+    gray = img[:, :1].expand(1, 3, 32, 32)
+    with torch.no_grad():
+        a = float(m.loss(gray, torch.tensor([True])))
+        both = float(m.loss(torch.cat([img, gray]), torch.tensor([False, True])))
+        rgb = float(m.loss(img, torch.tensor([False])))
+    assert abs(both - (3 * rgb + a) / 4) < 1e-4 * both
 
 
-@pytest.mark.parametrize("make", [
-    lambda: png_bytes(photo(19, 23, 3)), lambda: png_bytes(photo(19, 23, 1)), lambda: png_bytes(photo(12, 9, 2)),
-    lambda: png_bytes(photo(12, 9, 4)), lambda: ppm(photo(11, 17, 3)), lambda: ppm(photo(11, 17, 1)),
-    lambda: palette_png(np.arange(60).reshape(6, 10) % 7, [(10 * i, 200 - 9 * i, 3 * i) for i in range(7)]),
-    lambda: palette_png(np.arange(60).reshape(6, 10) % 2, [(0, 0, 0), (255, 255, 255)], bits=1),
-    lambda: (Path(__file__).parent / "data" / "digit-7-1bit.png").read_bytes()])
-def test_every_image_kind_round_trips(pyramid_models, make):
-    h = roundtrip(make(), MODEL)
-    assert h["model"]["name"] == "pyramid" and h["layout"]["pyramid"] == 1
-    assert any(s["coder"] == "model" for s in h["streams"]) and "mixer" not in h["layout"]
+def test_loss_trains_every_group_of_the_default_tile():
+    """A crop is the top-left part of a TILE tile (its anchors see the level channel of
+    TILE's L, and the coarsest D, H, V groups are trained); a larger crop is cut into tiles."""
+    m = small(8)
+    img = torch.from_numpy(photo(2 * TILE, TILE, 3, seed=3)).permute(2, 0, 1)[None].long()
+    with torch.no_grad():
+        whole = float(m.loss(img, torch.tensor([False])))
+        parts = [float(m.loss(img[..., i * TILE:(i + 1) * TILE, :], torch.tensor([False]))) for i in range(2)]
+    assert abs(whole - sum(parts) / 2) < 1e-4 * whole
+    with pytest.raises(ValueError):
+        m.loss(img[..., :TILE + 8, :])
 
 
-def test_damaged_file_is_an_error_not_an_image(pyramid_models):
-    blob = bytearray(api.compress(png_bytes(photo(20, 20, 3)), MODEL))
-    blob[-5] ^= 0x40
-    with pytest.raises(DulzipError):
-        api.decompress(bytes(blob))
-
-
-def test_tiles_it_cannot_cut_are_refused(pyramid_models):
-    with pytest.raises(DulzipError):
-        api.compress(png_bytes(photo(20, 20, 3)), Options(model="pyramid", tile=12))
-
-
-def _header(H: int, W: int, T: int = 256, **layout) -> dict:
-    return {"kind": "png", "length": 3 * H * W, "blake2b": "0" * 32, "model": {"name": "pyramid", "sha256": "0" * 64},
-            "layout": {"height": H, "width": W, "channels": 3, "tile": T, "pyramid": 1, **layout}, "extras": {},
-            "streams": [{"name": "color.0", "coder": "model", "size": 0, "crc32": 0}]}
-
-
-@pytest.mark.parametrize("layout,T", [({"pyramid": 2}, 256), ({"pyramid": True}, 256), ({}, 96), ({}, 4),
-                                      ({"mixer": 2}, 256)])
-def test_header_fields_are_checked(layout, T):
-    validate(_header(10, 10))
-    with pytest.raises(FormatError, match="pyramid|tile|mixer"):
-        validate(_header(10, 10, T, **layout))
-
-
-def test_memory_estimate_is_linear_and_fits_large_photographs():
-    """The estimate grows with the image (no more than linearly) and a 2560 x 1600 photograph
-    stays under the default limit of 2 GB."""
-    big = decode_memory(validate(_header(1600, 2560)), configs=[TINY])
-    assert big < DEFAULT_MAX_MEMORY
-    one, four = (decode_memory(validate(_header(512 * k, 512 * k))) for k in (1, 2))
-    fixed = decode_memory(validate(_header(8, 8)))
-    assert four - fixed <= 4 * (one - fixed)
-
-
-def test_mixer_conditions_means_as_the_model_does():
-    """The mixer's channel conditioning (njit, per pixel) gives the integers of the model's
-    :func:`dulzip.models.pyramid.condition`, clamps included."""
-    from dulzip.exact.pyramidmix import condition as mixer_condition
-    from dulzip.models.pyramid import condition
-    rng = np.random.default_rng(0)
-    n = 2000
-    mu = torch.from_numpy(rng.integers(-256, 2297, (n, 3)))
-    coef = torch.from_numpy(rng.integers(-128, 129, (n, 3)))
-    x = torch.from_numpy(rng.integers(0, 256, (n, 3)))
-    want = condition(mu, coef, x).numpy()
-    o = np.concatenate([mu.numpy(), np.zeros((n, 3), dtype=np.int64), coef.numpy()], axis=1)
-    got = np.array([[mixer_condition(o[i], ch, x[i, 0].item(), x[i, 1].item()) for ch in range(3)] for i in range(n)])
-    assert (got == want).all()
+def test_export_reload_identical(tmp_path):
+    t = export(small(6))
+    save_weights(t, tmp_path / "w.safetensors", "pyramid", asdict(CFG))
+    t2 = load_file(str(tmp_path / "w.safetensors"))
+    assert set(t) == set(t2) and all(torch.equal(t[k], t2[k]) for k in t)
+    x = torch.randint(0, 256, (1, 3, 16, 16))
+    inp = group_inputs(x, None, 0, 2)
+    assert torch.equal(ExactPyramid(t, asdict(CFG)).predict(inp, 2), ExactPyramid(t2, asdict(CFG)).predict(inp, 2))
+    flat, start, radius = ExactPyramid(t2, asdict(CFG)).tables
+    assert len(start) == MU_GRID * N_SCALES + 1 and len(radius) == N_SCALES

@@ -12,10 +12,9 @@ import torch
 
 from dulzip.exact.idf import ExactNet
 from dulzip.exact.layers import QLinear, exact_matmul
-from dulzip.models.idf import IN_CLAMP
-from dulzip.models.pyramid import MU_HI, MU_LO, N_PHASES, PyramidConfig
+from dulzip.models.pyramid import IN_MAX, MU_HI, MU_LO, N_PHASES, TILE, PyramidConfig
 
-DEFAULT_TILE = 256  # L = 5 levels: an 8 x 8 anchor lattice
+DEFAULT_TILE = TILE  # L = 5 levels: an 8 x 8 anchor lattice; the tile training follows
 
 
 class ExactPhaseNet:
@@ -23,13 +22,13 @@ class ExactPhaseNet:
     the direct 3x3 path into the means."""
 
     def __init__(self, t: dict[str, torch.Tensor], name: str, layers: int, device: torch.device):
-        self.hidden = [QLinear.from_tensors(t, f"{name}.h{i}", IN_CLAMP if i == 0 else 128).to(device)
+        self.hidden = [QLinear.from_tensors(t, f"{name}.h{i}", IN_MAX if i == 0 else 128).to(device)
                        for i in range(layers)]
         self.out = QLinear.from_tensors(t, f"{name}.out").to(device)
-        self.direct = QLinear.from_tensors(t, f"{name}.direct", IN_CLAMP).to(device)
+        self.direct = QLinear.from_tensors(t, f"{name}.direct", IN_MAX).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.clamp(-IN_CLAMP, IN_CLAMP)
+        x = x.clamp(-IN_MAX, IN_MAX)
         h = x
         for layer in self.hidden:
             h = ExactNet._conv(layer, h)
@@ -53,7 +52,7 @@ class ExactPyramid:
         self.device = torch.device(device)
         t = {k: v.to(self.device) for k, v in tensors.items()}
         self.nets = [ExactPhaseNet(t, f"phase{p}", self.cfg.layers, self.device) for p in range(N_PHASES)]
-        self.tables = (tensors["tab.flat"].cpu(), tensors["tab.start"].cpu(), tensors["tab.radius"].cpu())
+        self.tables = tuple(tensors[f"tab.{k}"].cpu() for k in ("flat", "start", "radius"))  # as the flow's
 
     def predict(self, x: torch.Tensor, phase: int) -> torch.Tensor:
         """x: int64 (B, 17, h, w) from :func:`dulzip.models.pyramid.group_inputs` -> int64

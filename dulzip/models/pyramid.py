@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from dulzip.exact.quant import ACT, QMAX, SKIP_WMAX, fake_quant
-from dulzip.models.idf import CENTER, IN_CLAMP, LS_GRID, LS_OFF, MU_GRID, N_SCALES, WIDE, Net, logistic_bits, \
+from dulzip.models.idf import CENTER, LS_GRID, LS_OFF, MU_GRID, N_SCALES, WIDE, Net, logistic_bits, \
     scale_tables
 from dulzip.models.registry import Family
 
@@ -40,7 +40,10 @@ N_SLOTS = 4
 N_IN = 3 * N_SLOTS + N_SLOTS + 1  # slot values (slot-major R, G, B), slot masks, the level
 N_OUT = 9  # mu R, G, B; scale class R, G, B; coef a, b, c
 N_PHASES = 4  # anchors, D, H, V
+TILE = 256  # the codec's default tile side (L = 5), whose levels training follows
 MASK = 64  # a known slot's mask channel (1.0 at the activation scale ACT)
+IN_MAX = 128  # inputs are within +-IN_MAX (level - 128, masks, 8 s up to T = 2^19): the exact first
+# layer's sums then stay below 2^24 and it runs in float32, where idf's +-1023 would need float64
 LEVEL_UNIT = 8  # the level channel holds LEVEL_UNIT * s
 MU_LO, MU_HI = -256, 2296  # means in 1/MU_GRID level: -32 .. 287 levels
 COEF_GRID = 64  # channel coefficients in 1/64
@@ -114,8 +117,9 @@ def group_targets(planes: torch.Tensor, present: torch.Tensor | None, s: int, ph
 def group_inputs(planes: torch.Tensor, present: torch.Tensor | None, s: int, phase: int) -> torch.Tensor:
     """The network's input of group (s, phase): (B, 17, h, w), in the planes' dtype.
 
-    ``planes``: (B, C, H, W) levels, C = 1 (gray, put in all three colour channels) or 3; only
-    the pixels of earlier groups are read. ``present`` as in :func:`group_targets`. Channels:
+    ``planes``: (B, C, H, W) levels, int64 (the codec) or float (training), not uint8 (the
+    values go negative), C = 1 (gray, put in all three colour channels) or 3; only the pixels
+    of earlier groups are read. ``present`` as in :func:`group_targets`. Channels:
     slot-major (level - 128) of slots 0..3 (R, G, B each), zero where the slot is not known yet
     (slot >= phase) or absent; the slots' masks (MASK where known and present); the level
     LEVEL_UNIT * s. The anchors (phase 0) see the level only.
@@ -214,7 +218,7 @@ class PhaseNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 17, h, w) integer-valued -> (B, 9, h, w) integer-valued float: the exact
         runtime's integers (mu in 1/8 level, scale classes, coefficients in 1/64)."""
-        h = x.clamp(-IN_CLAMP, IN_CLAMP) / ACT
+        h = x.clamp(-IN_MAX, IN_MAX) / ACT
         inp = h
         for conv in self.hidden:
             h = _ReluQuant.apply(Net._conv(conv, h))
@@ -257,11 +261,21 @@ class Pyramid(nn.Module):
         return self.nets[phase](x.float())
 
     def loss(self, x: torch.Tensor, gray: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean bits per coded sub-pixel of crops ``x`` (B, 3, H, W) levels, each crop one tile
-        of side the next power of two (``gray``: (B,) bool, crops with R = G = B, coded as one
-        channel: their G and B cost nothing and count for nothing)."""
+        """Mean bits per coded sub-pixel of crops ``x`` (B, 3, H, W) levels (``gray``: (B,) bool,
+        crops with R = G = B, coded as one channel: their G and B cost nothing and count for
+        nothing).
+
+        Each crop is coded as the top-left part of a TILE x TILE tile (crops larger than TILE,
+        multiples of it, are cut into tiles), so that every group of the codec's default tile
+        is trained: a 128 crop coded as a tile of its own would have one level less, and the
+        nets would meet the coarsest level's D, H, V groups and the anchors' level channel
+        only when coding. A crop side that is a multiple of 2^L (32) has every group's pixels.
+        """
+        if max(x.shape[-2:]) > TILE:
+            x = _tiles(x, TILE)
+            gray = None if gray is None else gray.repeat_interleave(x.shape[0] // len(gray))
         B, _, H, W = x.shape
-        T = max(8, 1 << (max(H, W) - 1).bit_length())
+        T = TILE
         planes = x.float()
         keep = torch.ones(B, 3, device=x.device)
         if gray is not None:
@@ -274,6 +288,14 @@ class Pyramid(nn.Module):
             bits = logistic_bits(tgt, mu, (out[:, 3:6] - LS_OFF) / LS_GRID)
             total = total + (bits * at * keep[:, :, None, None]).sum()
         return total / (keep.sum() * H * W)
+
+
+def _tiles(x: torch.Tensor, T: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B * H/T * W/T, C, T, T), each crop's tiles consecutive."""
+    B, C, H, W = x.shape
+    if H % T or W % T:
+        raise ValueError(f"crops larger than a tile ({T}) must be multiples of it, not {H}x{W}")
+    return x.view(B, C, H // T, T, W // T, T).permute(0, 2, 4, 1, 3, 5).reshape(-1, C, T, T)
 
 
 def export(model: Pyramid) -> dict[str, torch.Tensor]:
