@@ -27,6 +27,7 @@ MAX_FRAMES = 1 << 40
 MAX_STREAMS = 1 << 20
 MAX_COUNT_BITS = 27  # the adaptive mixers' count tables: at most 2**27 slots
 IMAGE_MIXER_VERSIONS = (1, 2)  # image mixer versions this dulzip decodes: 1 raster order, 2 the wavefront
+PYRAMID_MIXER_VERSIONS = (1,)  # pyramid mixer versions this dulzip decodes (exact.pyramidmix)
 # bytes a decode may need before it is refused (--max-memory raises it): what a hostile file can
 # make dulzip take. The shipped models' own files stay below it up to 128 PixelCNN tiles (the
 # default's limit) and about 24-megapixel photographs through the flow.
@@ -35,7 +36,7 @@ DEFAULT_MAX_MEMORY = 2 << 30
 TOP = {"kind", "length", "blake2b", "tool", "model", "layout", "extras", "exact", "output_length",
        "output_blake2b", "inline", "streams", "model_bits", "note"}
 LAYOUT = {
-    "png": {"height", "width", "channels", "tile", "replicated", "alpha", "mixer"},
+    "png": {"height", "width", "channels", "tile", "replicated", "alpha", "mixer", "pyramid"},
     "text": {"block", "max_streams", "seg_min", "slot_bits", "mixer"},
     "wav": {"frames", "channels", "bits", "rate", "block", "max_streams", "seg_min", "canonical", "stereo"},
 }
@@ -164,9 +165,24 @@ def _image(h: dict) -> None:
     if "mixer" in lay and lay["mixer"] not in IMAGE_MIXER_VERSIONS:
         raise FormatError(f"the .dlz header names image mixer version {lay['mixer']!r}; this dulzip decodes "
                           f"versions {', '.join(map(str, IMAGE_MIXER_VERSIONS))} (made by a newer dulzip?)")
+    if "pyramid" in lay:
+        _pyramid(lay)
     ex = _dict(h.get("extras"), "extras", EXTRAS[h["kind"]])
     if h["kind"] == "png":
         _png_extras(ex, C)
+
+
+def _pyramid(lay: dict) -> None:
+    """An image coded by the pyramid coder: its mixer version, and tiles it can cut (powers of
+    two, at least 8: an 8 x 8 anchor lattice); never with the autoregressive image mixer."""
+    if lay["pyramid"] not in PYRAMID_MIXER_VERSIONS or type(lay["pyramid"]) is not int:
+        raise FormatError(f"the .dlz header names pyramid mixer version {lay['pyramid']!r}; this dulzip decodes "
+                          f"versions {', '.join(map(str, PYRAMID_MIXER_VERSIONS))} (made by a newer dulzip?)")
+    T = lay["tile"]
+    if T < 8 or T & (T - 1):
+        raise _fail("layout.tile", f"is not a tile the pyramid coder cuts ({T}; a power of two >= 8)")
+    if "mixer" in lay:
+        raise _fail("layout.mixer", "is set on a pyramid-coded image")
 
 
 def _png_extras(ex: dict, C: int) -> None:
@@ -334,6 +350,8 @@ def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list
         lay = h["layout"]
         return out + BASE + 2 * length + 32 * lay["frames"] * lay["channels"] + 256 * min(lay["block"], lay["frames"])
     n, _ = image_sizes(h)
+    if "pyramid" in h["layout"]:
+        return out + _pyramid_memory(h, configs)
     if flow:
         return out + BASE + 2 * length + FLOW[0] * n + FLOW[1]
     lay = h["layout"]
@@ -342,6 +360,24 @@ def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list
     state = max(_tile_state(T, c) for c in (list(configs) or [{}]))
     count_table = 3 << min(26, max(16, (64 * n).bit_length()))
     return out + BASE + 2 * length + AR_PLAN * T * T + tiles * (state + AR_POSITION * T * T) + count_table
+
+
+# a pyramid-coded image (codecs/pyramid.py): bytes per sub-pixel of its padded tiles (the planes,
+# the network's predictions, one group's outputs: at most a quarter of the pixels, 9 integers
+# and their place each, built once), and bytes per cell of one network pass per hidden channel
+# (its window columns and accumulators, float64 at most); cells per pass: codecs.pyramid.CELLS_PER_PASS
+PYRAMID_SUBPIXEL = 64
+PYRAMID_CELL = 100
+PYRAMID_CELLS = 1 << 15
+PYRAMID_HIDDEN = 48  # the shipped shape (when no config is known)
+
+
+def _pyramid_memory(h: dict, configs: list[dict]) -> int:
+    _, padded = image_sizes(h)
+    hidden = max([PYRAMID_HIDDEN] + [c["hidden"] for c in configs if type(c.get("hidden")) is int
+                                     and 0 < c["hidden"] < 4096])
+    slots = 1 << min(24, max(16, (16 * h["layout"]["height"] * h["layout"]["width"] * 3).bit_length()))
+    return BASE + 2 * h["length"] + PYRAMID_SUBPIXEL * padded + PYRAMID_CELL * hidden * PYRAMID_CELLS + 3 * slots
 
 
 def _tile_state(T: int, config: dict) -> int:

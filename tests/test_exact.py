@@ -299,8 +299,26 @@ def _audio(net):
             assert torch.equal(torch.cat(step(state, prev), -1).cpu(), full[:, t]), t
 
 
+def _pyramid(net):
+    """Every group's pass over tiles (one cut by the right edge, one by the bottom, one gray)
+    equals each tile's alone, with 1 and 2 threads."""
+    from dulzip.models.pyramid import group_inputs, groups, levels
+    T = 16
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(0, 256, (3, 3, T, T), generator=g)
+    x[2] = x[2, :1]
+    present = torch.ones(3, 1, T, T, dtype=torch.bool)
+    present[1, ..., T - 3:] = False
+    present[2, :, T - 5:] = False
+
+    def run(a):
+        return torch.cat([net.predict(group_inputs(a[0], a[1], s, p), p).flatten(1)
+                          for s, p in groups(levels(T))], 1)
+    _same_across_batches_and_threads(run, [x, present])
+
+
 CHECKS = {("image", "autoregressive"): _autoregressive_image, ("image", "flow"): _flow,
-          ("text", "autoregressive"): _text, ("audio", "autoregressive"): _audio}
+          ("image", "pyramid"): _pyramid, ("text", "autoregressive"): _text, ("audio", "autoregressive"): _audio}
 
 
 @pytest.mark.parametrize("family", __import__("dulzip.models.registry").models.registry.names())
@@ -308,6 +326,14 @@ def test_every_family_is_exact(family, monkeypatch):
     from dulzip.models import registry
     fam = registry.family(family)
     CHECKS[fam.modality, fam.codec](_shipped(family, monkeypatch))
+
+
+def test_pyramid_check_on_a_random_model():
+    """The pyramid family's check above, before a model of it is shipped."""
+    from dulzip.exact.pyramid import ExactPyramid
+    from tests.test_pyramid import CFG, small
+    from dulzip.models.pyramid import export as export_pyramid
+    _pyramid(ExactPyramid(export_pyramid(small(7)), asdict(CFG)))
 
 
 def test_exact_matmul_turns_tf32_off_inside_only():

@@ -26,7 +26,7 @@ class Runtime(Protocol):
 
 
 class ImageRuntime(Runtime, Protocol):
-    codec: Literal["autoregressive", "flow"]  # which image codec runs it (kinds.image.image_codec)
+    codec: Literal["autoregressive", "flow", "pyramid"]  # which image codec runs it (kinds.image.image_codec)
     gray_only: bool  # codes one-channel images only
     fixed_tile: int | None  # the only tile size it codes, or None for any
     default_tile: int  # the tile when neither the model nor the options fix one
@@ -51,6 +51,15 @@ class FlowRuntime(ImageRuntime, Protocol):
     def forward(self, x: torch.Tensor) -> list: ...
 
     def inverse(self, B: int, H: int, W: int, *args: Any) -> torch.Tensor: ...
+
+
+class PyramidRuntime(ImageRuntime, Protocol):
+    """codecs.pyramid: one network pass per group of the multiscale order (the order's helpers
+    are in dulzip.models.pyramid)."""
+    wave_delay: None
+    tables: tuple  # the flow's integer scale tables (flat, start, radius)
+
+    def predict(self, x: torch.Tensor, phase: int) -> torch.Tensor: ...
 
 
 class TextRuntime(Runtime, Protocol):

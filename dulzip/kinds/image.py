@@ -134,6 +134,9 @@ def image_codec(net: ImageRuntime):
     if net.codec == "flow":
         from dulzip.codecs.flow import decode_flow, encode_flow
         return encode_flow, decode_flow
+    if net.codec == "pyramid":
+        from dulzip.codecs.pyramid import decode_pyramid, encode_pyramid
+        return encode_pyramid, decode_pyramid
     from dulzip.codecs.image import decode_planes, encode_planes
     return encode_planes, decode_planes
 
@@ -165,6 +168,11 @@ def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
     if encode is encode_planes:  # autoregressive models code through the adaptive image mixer
         layout["mixer"] = opts.image_mixer or IMAGE_MIXER_VERSION
         kw["mixer"] = image_mixer(layout)
+    elif net.codec == "pyramid":
+        from dulzip.codecs.pyramid import check_tile
+        from dulzip.exact.pyramidmix import PYRAMID_MIXER_VERSION
+        layout["pyramid"] = PYRAMID_MIXER_VERSION
+        check_tile(layout["tile"], UsageError)
     payloads: list[bytes] = []
     add_side(header, payloads, side)
     est = 0.0
@@ -200,6 +208,8 @@ def decompress(c: Container, opts: Options) -> bytes:
             if type(layout["mixer"]) is not int:
                 raise FormatError("the .dlz header has an invalid image mixer")
             kw["mixer"] = image_mixer(layout)
+        if (net.codec == "pyramid") != ("pyramid" in layout):
+            raise FormatError(f"model '{name}' does not decode this file's image coder")
         planes[plane_name] = decode(streams, H, W, nc, net, T, opts.progress, **kw)
     if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
         raise FormatError("the .dlz file lacks image streams")

@@ -22,7 +22,7 @@ from dulzip.models import n_params
 
 UNITS = {"image": "bits/sub-pixel", "text": "bits/byte", "audio": "bits/sample"}  # a modality's bits per dimension
 MODALITIES = tuple(UNITS)
-CODECS = ("autoregressive", "flow")  # how an image family's codec runs it (kinds.image.image_codec)
+CODECS = ("autoregressive", "flow", "pyramid")  # how an image family's codec runs it (kinds.image.image_codec)
 STATIC = ("name", "modality", "codec", "summary")  # the fields the scan reads from the source: literals only
 
 
