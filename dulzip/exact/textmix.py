@@ -47,7 +47,7 @@ from dulzip.exact.cm.counts import P1 as _P1
 from dulzip.exact.cm.luts import ST_MAX, tables
 from dulzip.exact.cm.maps import ratio
 from dulzip.exact.cm.mixer import learn, mix
-from dulzip.exact.cm.state import MixerState, new_scratch, typed_namedtuple
+from dulzip.exact.cm.state import MixerState, Scratch, new_scratch, typed_namedtuple
 
 MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (a file records the version it was made with)
 ORDERS = (0, 1, 2, 3, 4, 5, 6, 8, 12, 16)  # byte contexts: the last k bytes
@@ -150,6 +150,7 @@ class TextMixer:
             self._state = MixerState(counts=self.counts, maps=self.maps, node_hash=self.node_hash, ctx_on=self.ctx_on,
                                      on=self.on_vec, weights=self.weights, weights_f=self.weights_f, apm=self.apm,
                                      stretch=self.stretch, squash=self.squash, lr=LR, lr_f=LR_F)
+            self._state_t = tuple(self._state)
         return self._state
 
     def step_scratch(self, n: int) -> tuple:
@@ -157,7 +158,7 @@ class TextMixer:
         if n not in self._steps:
             sc = new_scratch(n, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
             tb = ByteStep(np.zeros((n, 257), dtype=np.int64), *(np.empty(n, dtype=np.int64) for _ in range(6)))
-            self._steps[n] = (sc, tb)
+            self._steps[n] = (sc, tb, tuple(sc), tuple(tb))
         return self._steps[n]
 
     def primed_state(self) -> dict[str, torch.Tensor]:
@@ -209,6 +210,7 @@ class BlockState:
             match_table=np.zeros(1 << MATCH_BITS, dtype=np.int64),  # position + 1 of a byte
             match_ptr=np.zeros(self.B, dtype=np.int64),
             match_len=np.zeros(self.B, dtype=np.int64))
+        self.arrays_t = tuple(self.arrays)  # the njit entry points' view (see code_step)
 
 
 @njit(cache=True)
@@ -410,26 +412,59 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     one call per step instead of eight.
     """
     n = len(act)
-    sc, tb = mix.step_scratch(n)
+    sc, tb, sc_t, tb_t = mix.step_scratch(n)
     np.cumsum(rnn_weights, axis=1, out=tb.cum[:, 1:])
     tb.wkey[:] = (blk.arrays.word[act] * _P1) >> np.uint64(48)  # the current word, hashed to 16 bits
     sc.node[:] = 1
-    S = mix.state()
-    _begin_byte(t, act, blk.arrays, max(blk.S, 1), mix.match_stats, mix.stretch, mix.slot_bits, sc, tb)
+    mix.state()
+    S_t, bk_t, ms = mix._state_t, blk.arrays_t, mix.match_stats
+    _begin_entry(t, act, bk_t, max(blk.S, 1), ms, mix.stretch, mix.slot_bits, sc_t, tb_t)
     mix.counts_used = True
     if hasattr(coder, "known"):
         bits = (coder.known()[None, :] >> np.arange(7, -1, -1)[:, None]) & 1  # (8, n)
         probs = np.empty((8, n), dtype=np.int64)
-        _code_known(bits, probs, S, sc, tb, mix.match_stats)
+        _code_known_entry(bits, probs, S_t, sc_t, tb_t, ms)
         coder.take(bits, probs)
     else:
-        _predict(0, S, sc, tb)
+        _predict_entry(0, S_t, sc_t, tb_t)
         for j in range(8):
             bits = np.asarray(coder(sc.p), dtype=np.int64)
             if j < 7:
-                _learn_then_predict(j + 1, bits, S, sc, tb, mix.match_stats)
+                _learn_then_predict_entry(j + 1, bits, S_t, sc_t, tb_t, ms)
             else:
-                _update(j, bits, S, sc, tb, mix.match_stats)
+                _update_entry(j, bits, S_t, sc_t, tb_t, ms)
     byte = sc.node - 256
-    _end_byte(t, act, byte, tb.predicted, blk.arrays, max(blk.S, 1))
+    _end_entry(t, act, byte, tb.predicted, bk_t, max(blk.S, 1))
     return byte
+
+
+# The entry points from Python: plain tuples (numba types a tuple in C, a namedtuple in Python,
+# microseconds a call at 10 calls a byte), named again inside
+@njit(cache=True)
+def _begin_entry(t, act, bk, S, match_stats, stretch, slot_bits, sc, tb):
+    _begin_byte(t, act, BlockArrays(*bk), S, match_stats, stretch, slot_bits, Scratch(*sc), ByteStep(*tb))
+
+
+@njit(cache=True)
+def _end_entry(t, act, byte, predicted, bk, S):
+    _end_byte(t, act, byte, predicted, BlockArrays(*bk), S)
+
+
+@njit(cache=True)
+def _predict_entry(j, S, sc, tb):
+    _predict(j, MixerState(*S), Scratch(*sc), ByteStep(*tb))
+
+
+@njit(cache=True)
+def _learn_then_predict_entry(j, bits, S, sc, tb, match_stats):
+    _learn_then_predict(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats)
+
+
+@njit(cache=True)
+def _update_entry(j, bits, S, sc, tb, match_stats):
+    _update(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats)
+
+
+@njit(cache=True)
+def _code_known_entry(bits, probs, S, sc, tb, match_stats):
+    _code_known(bits, probs, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats)
