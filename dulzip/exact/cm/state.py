@@ -7,6 +7,11 @@ S.weights``): numba takes a reference on an array each time it reads one out of 
 inside a per-bit loop those reference counts cost the text decoder about a quarter of its
 mixing time (measured: 2.2 s -> 1.8 s of kernel time on 196 KB of text).
 
+Calls from Python take plain tuples (``tuple(state)``, made once) and name them again inside
+njit (``MixerState(*S)``): numba types a tuple argument in C but a namedtuple in Python, 7.5 us
+a call against 3-4 us, which the decoders pay at every bit (see the ``_entry`` functions of
+textmix and imagemix).
+
 MixerState (lives across the symbols of a file; its arrays are updated in place):
 
 - counts: uint8 (slots * 3,), the shared hash table of (n0, n1, check) slots (:mod:`.counts`)
