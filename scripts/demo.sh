@@ -17,10 +17,11 @@ cmp "$WORK/sample.png" "$WORK/original.png" && echo "round trip: byte-identical"
 import sys
 import numpy as np
 from PIL import Image
-from dulzip.bench.codecs import png, zstd19
+from dulzip.bench.baselines import png
+from dulzip.coding import zstdio
 img = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
 dims = img.size
 dlz = open(sys.argv[2], "rb").read()
 print(f"bits per sub-pixel: dulzip {8 * len(dlz) / dims:.3f} | PNG (Pillow -9, optimize) "
-      f"{8 * len(png(img)) / dims:.3f} | zstd -19 {8 * len(zstd19(img)) / dims:.3f}")
+      f"{8 * len(png(img)) / dims:.3f} | zstd -19 {8 * len(zstdio.compress(img.tobytes())) / dims:.3f}")
 PY

@@ -4,7 +4,7 @@
 #
 #     sh benchmarks/corpora/audio_tools.sh [DIR]     # default DIR: /work/tools
 #
-# dulzip/bench/audiocodecs.py then finds flac, wavpack and wvunpack in DIR/usr/bin (or in the
+# dulzip/bench/baselines.py then finds flac, wavpack and wvunpack in DIR/usr/bin (or in the
 # folder named by the environment variable DULZIP_TOOLS) and runs them with
 # LD_LIBRARY_PATH=DIR/usr/lib/x86_64-linux-gnu.
 set -eu
