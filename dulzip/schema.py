@@ -27,7 +27,7 @@ MAX_FRAMES = 1 << 40
 MAX_STREAMS = 1 << 20
 MAX_COUNT_BITS = 27  # the adaptive mixers' count tables: at most 2**27 slots
 IMAGE_MIXER_VERSIONS = (1, 2)  # image mixer versions this dulzip decodes: 1 raster order, 2 the wavefront
-PYRAMID_MIXER_VERSIONS = (1,)  # pyramid mixer versions this dulzip decodes (exact.pyramidmix)
+PYRAMID_MIXER_VERSIONS = (2,)  # pyramid mixer versions this dulzip decodes (exact.pyramidmix; 1 was never released: its files needed weights the package did not install)
 # bytes a decode may need before it is refused (--max-memory raises it): what a hostile file can
 # make dulzip take. The shipped models' own files stay below it up to 128 PixelCNN tiles (the
 # default's limit) and about 24-megapixel photographs through the flow.

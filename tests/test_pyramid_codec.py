@@ -15,6 +15,7 @@ from dulzip.api import Options
 from dulzip.codecs import pyramid as cp
 from dulzip.coding import binary
 from dulzip.errors import CorruptDataError, DulzipError, FormatError
+from dulzip.exact.pyramidmix import PYRAMID_MIXER_VERSION
 from dulzip.schema import DEFAULT_MAX_MEMORY, decode_memory, validate
 from dulzip.zoo import save_weights
 from tests.conftest import photo
@@ -126,7 +127,7 @@ MODEL = Options(model="pyramid", fallback=False, tile=8)
     lambda: (Path(__file__).parent / "data" / "digit-7-1bit.png").read_bytes()])
 def test_every_image_kind_round_trips(pyramid_models, make):
     h = roundtrip(make(), MODEL)
-    assert h["model"]["name"] == "pyramid" and h["layout"]["pyramid"] == 1
+    assert h["model"]["name"] == "pyramid" and h["layout"]["pyramid"] == PYRAMID_MIXER_VERSION
     assert any(s["coder"] == "model" for s in h["streams"]) and "mixer" not in h["layout"]
 
 
@@ -144,11 +145,11 @@ def test_tiles_it_cannot_cut_are_refused(pyramid_models):
 
 def _header(H: int, W: int, T: int = 256, **layout) -> dict:
     return {"kind": "png", "length": 3 * H * W, "blake2b": "0" * 32, "model": {"name": "pyramid", "sha256": "0" * 64},
-            "layout": {"height": H, "width": W, "channels": 3, "tile": T, "pyramid": 1, **layout}, "extras": {},
+            "layout": {"height": H, "width": W, "channels": 3, "tile": T, "pyramid": PYRAMID_MIXER_VERSION, **layout}, "extras": {},
             "streams": [{"name": "color.0", "coder": "model", "size": 0, "crc32": 0}]}
 
 
-@pytest.mark.parametrize("layout,T", [({"pyramid": 2}, 256), ({"pyramid": True}, 256), ({}, 96), ({}, 4),
+@pytest.mark.parametrize("layout,T", [({"pyramid": 1}, 256), ({"pyramid": 3}, 256), ({"pyramid": True}, 256), ({}, 96), ({}, 4),
                                       ({"mixer": 2}, 256)])
 def test_header_fields_are_checked(layout, T):
     validate(_header(10, 10))

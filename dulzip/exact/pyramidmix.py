@@ -19,22 +19,37 @@ Each decision's probability is mixed (the shared kernel, :mod:`dulzip.exact.cm`)
   and per (decision, channel, the network's scale class): how far to trust the network's
   sharpness here is learnt from the image;
 - the same PMF moved by the network's errors around the pixel (a local bias, as CALIC's
-  error feedback), read the same way;
+  error feedback), and the same PMF recentred on a classical prediction (green and blue: the
+  channel before at this pixel plus the neighbours' difference between the two channels; red
+  and gray: the mean of the nearest known pixels), read the same way;
 - context models (bit counts per context and decision): the nearest known neighbours at the
-  pixel's level (coarse values, their spread, the prediction against their mean), the
-  residuals of the pixel's channels coded before, the network's errors at those neighbours
-  and at the same group's pixels W and N (the same network's), the network's scale class,
-  the phase and the level (:func:`contexts`);
+  pixel's level (coarse values, their spread, the prediction against their mean, against
+  each pair of opposite neighbours, and their exact values), the residuals of the pixel's
+  channels coded before, the inter-channel prediction against the network's, the network's
+  errors at those neighbours and at the same group's pixels W and N (the same network's),
+  the levels of those two against the prediction, and for a V pixel its four diagonal
+  neighbours (the level's H pixels, coded before it: a context the raster order never has),
+  the network's scale class, the phase and the level (:func:`contexts`);
 - a bias.
 
-What each brings, measured with an untrained network (means: the mean of the four nearest
-known pixels) on ladybird-256 and a 512 x 512 crop of a test photograph (benchmarks/measure/
-pyramid_time.py --ablate): the contexts 5.5% and 6.9%; the network's errors at the
-neighbours 0.5%; the same group's errors 0.2-0.3%; the APM refinements 0.1%; the moved PMF
-0.3% and -0.03%. A context on (prediction, spread) brought 0.01-0.03% and was dropped.
+Four first-layer mixers choose their weights by (decision, channel, phase and level),
+(decision kind, channel, activity), (decision kind, channel, the network's scale class) and
+(decision kind, channel, the residuals of the pixel's channels before; for red and gray the
+opposite neighbours' difference); a second layer weighs them per (decision, channel); a final
+APM per (decision, channel, the classical prediction against the network's) refines the result
+(3/4 of the output).
 
-Weight sets: the first mixer's by (decision, channel, phase and level), the second's by
-(decision kind, channel, activity); the second layer's by (decision, channel).
+What the additions of mixer version 2 brought, each over the one before, with the early
+network (pyramid-6cbf2b00, models/wip) on six crops (ladybird-256; 384 x 384 of Storm, coffee,
+Dragonfly; camera in gray; 256 x 256 of Stripes): opposite-pair and inter-channel contexts
+-1.3% (Stripes -17%), the recentred PMF -0.07%, the third mixer -0.55%, the fourth -0.25%,
+the final APM -0.17%, the exact neighbours -0.24% (Stripes -6.5%), the diagonals of V pixels
+and the same group's levels -0.3%. Version 1 (never released) measured, with an untrained
+network on ladybird-256 and a 512 x 512 crop: its contexts 5.5% and 6.9%, the network's errors
+at the neighbours 0.5%, the same group's errors 0.2-0.3%, the APM refinements 0.1%, the moved
+PMF 0.3% and -0.03% (benchmarks/measure/pyramid_time.py --ablate). The part "future" of
+:data:`PARTS` switched off keeps from the contexts every pixel a raster order would not have
+yet (below, or right on the row): what the grouped order's "future" contexts bring.
 
 Every quantity is an integer and every function njit: the encoder and the decoder compute the
 same probabilities on any machine. The decisions are coded in the same njit loop
@@ -55,12 +70,12 @@ from dulzip.exact.cm.mixer import learn, mix
 from dulzip.exact.cm.state import MixerState, new_scratch, typed_namedtuple
 from dulzip.schema import PYRAMID_MIXER_VERSIONS  # the versions this dulzip decodes
 
-PYRAMID_MIXER_VERSION = 1  # bumped whenever what the mixer computes changes (files record it)
+PYRAMID_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
 assert PYRAMID_MIXER_VERSION in PYRAMID_MIXER_VERSIONS  # the version it writes is one it decodes
-N_CTX = 9
-N_INPUTS = 1 + N_CTX + 2 + 1 + 1  # the network, the contexts, the network refined twice, a bias, the moved PMF
-N_MIX = 2
-N_APM_ROWS = 2
+N_CTX = 14
+N_INPUTS = 1 + N_CTX + 2 + 1 + 2  # the network, the contexts, the network refined twice, a bias, the moved PMF, the recentred PMF
+N_MIX = 4
+N_APM_ROWS = 3
 SLOT_BITS_MIN, SLOT_BITS_MAX = 16, 24
 LR, LR_F = 10, 2  # measured (early weights): 6 vs 10 vs 16 on ladybird-256 +0.4%, 0, -0.1%; on a 512 crop 0, +0.03%, +0.3%
 MU_LO, MU_HI = -256, 2296  # the network's means (1/8 level)
@@ -74,8 +89,12 @@ N_KINDS = 16  # decision kinds (zero, sign, unary k, low bit b): the second mixe
 N_GROUPS = 13  # phase and level classes: anchors, then (min(s, 3), phase)
 N_ACT = 12  # activity classes
 _W2 = N_NODES * 3 * N_GROUPS  # the first weight set of the second mixer
+_W3 = _W2 + N_KINDS * 3 * N_ACT  # the first of the third's
+N_LS = 14  # the third mixer's scale classes (the network's, 4 to 1)
+_W4 = _W3 + N_KINDS * 3 * N_LS  # the first of the fourth's (the residuals of the pixel's channels before)
 _APM2 = N_NODES * 3 * N_ACT * APM_BUCKETS  # the first APM row per (decision, channel, scale class)
-PARTS = ("net", "contexts", "refine", "moved")  # what can be switched off (to measure what each brings)
+_APM3 = _APM2 + N_NODES * 3 * N_SCALES * APM_BUCKETS  # the final APM's, per (decision, channel, recentring class)
+PARTS = ("net", "contexts", "refine", "moved", "future")  # what can be switched off (to measure what each brings)
 _ACT_EDGES = (0, 1, 2, 3, 5, 7, 10, 14, 20, 28, 40)  # class q: spread above edges[q - 1], up to edges[q]
 MODE_ENCODE, MODE_DECODE, MODE_KNOWN = 0, 1, 2  # what a stream's pixels do (known: a zstd stream's)
 
@@ -103,13 +122,13 @@ class PyramidMixer:
         self.slot_bits = slot_bits
         on = np.array([p in parts for p in PARTS], dtype=np.int64)
         stretch, squash = tables()
-        weights = np.zeros((_W2 + N_KINDS * 3 * N_ACT, N_INPUTS), dtype=np.int64)
+        weights = np.zeros((_W4 + N_KINDS * 3 * 49, N_INPUTS), dtype=np.int64)
         weights[:, 0] = 1 << 16  # start by trusting the network
         self.state = MixerState(
             counts=new_counts(slot_bits), maps=map_prior(N_CTX), node_hash=node_offsets(slot_bits),
             ctx_on=(np.full(N_CTX, on[1], dtype=np.int64) if ctx_on is None else ctx_on.astype(np.int64) * on[1]),
-            on=on, weights=weights, weights_f=np.full((N_NODES * 3, N_MIX), 1 << 15, dtype=np.int64),
-            apm=cm_apm.new_table(squash, N_NODES * 3 * (N_ACT + N_SCALES)),
+            on=on, weights=weights, weights_f=np.full((N_NODES * 3, N_MIX), (1 << 16) // N_MIX, dtype=np.int64),
+            apm=cm_apm.new_table(squash, N_NODES * 3 * (N_ACT + N_SCALES + 9)),
             stretch=stretch, squash=squash, lr=LR, lr_f=LR_F)
         self.sc = new_scratch(1, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
 
@@ -136,7 +155,8 @@ def mass(cum, st, base, r, la, lb):
 def _levels(cum, pm, la, lb):
     """The mass of levels la..lb under the network's PMF and under the same PMF moved by the
     local bias (``pm``: (start, base, radius) of each)."""
-    return mass(cum, pm[0], pm[1], pm[2], la, lb), mass(cum, pm[3], pm[4], pm[2], la, lb)
+    return (mass(cum, pm[0], pm[1], pm[2], la, lb), mass(cum, pm[3], pm[4], pm[2], la, lb),
+            mass(cum, pm[5], pm[6], pm[2], la, lb))
 
 
 @njit(cache=True, inline="always")
@@ -159,6 +179,14 @@ def _qe(e):
     a = abs(e)
     q = 0 if a == 0 else (1 if a == 1 else (2 if a <= 4 else 3))
     return q if e >= 0 else 3 + q
+
+
+@njit(cache=True, inline="always")
+def _qd(d):
+    """A difference in 9 classes: 0, +-(1..2), +-(3..5), +-(6..10), +-(11..)."""
+    a = abs(d)
+    q = 0 if a == 0 else (1 if a <= 2 else (2 if a <= 5 else (3 if a <= 10 else 4)))
+    return q if d >= 0 else 4 + q
 
 
 @njit(cache=True, inline="always")
@@ -214,7 +242,7 @@ def neighbours(g, y, x, out):
 
 
 @njit(cache=True)
-def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info, v, h):
+def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v, h):
     """Hash the sub-pixel's contexts into ``sc.base[0]``, ``sc.chk[0]``; ``info`` gets its
     activity class and phase-level class (weight sets, APM rows). ``v`` (12,) and ``h``
     (N_CTX,): work arrays (levels and errors of the neighbours; hashes)."""
@@ -244,6 +272,7 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info, v, h):
     grp = 0 if phase == 0 else 1 + min(s, 3) * 3 + phase - 1
     info[0] = qa
     info[1] = grp
+    info[3] = _qe(eR) * 7 + _qe(eG) if ch > 0 else _qd(v[0] - v[1]) * 5 + min(n, 4)
     dm = min(max(pred - mean, -32), 32)
     esum = min(max(v[6] + v[7] + v[8] + v[9], -63), 63)
     qs = (_qe(v[6]) * 7 + _qe(v[7])) * 49 + _qe(v[8]) * 7 + _qe(v[9])
@@ -258,6 +287,41 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info, v, h):
     h[6] = _mixh(_mixh(_mixh(_mixh(_mixh(base, 8), _qe(eW)), _qe(eN)), _qe(esum)), grp)
     h[7] = _mixh(_mixh(_mixh(base, 9), esum >> 1), ls >> 2)
     h[8] = _mixh(_mixh(_mixh(_mixh(base, 10), dm), _qe(eR)), qa >> 1)
+    h[9] = _mixh(_mixh(_mixh(_mixh(base, 11), _qd(v[0] - pred)), _qd(v[1] - pred)), grp)
+    h[10] = _mixh(_mixh(_mixh(_mixh(base, 12), _qd(v[2] - pred)), _qd(v[3] - pred)), grp)
+    if ch > 0:  # the channel before at this pixel plus the neighbours' difference between the two
+        dt = 0
+        for k in range(4):
+            if nb[k, 0] >= 0:
+                dt += v[k] - img[ch - 1, nb[k, 0], nb[k, 1]]
+        pc = prev + ((2 * dt + n) // (2 * n) if n else 0)
+        h[11] = _mixh(_mixh(_mixh(base, 13), min(max(pc - pred, -24), 24)), qa >> 2)
+        info[2] = 8 * pc
+        info[4] = _qd(pc - pred)
+    else:
+        info[2] = (8 * tot + n // 2) // n if n else 8 * pred
+        info[4] = _qd(mean - pred)
+        h[11] = _mixh(_mixh(_mixh(base, 13), _qd(v[0] - v[1])), _qd(v[2] - v[3]))
+    h[12] = _mixh(_mixh(_mixh(_mixh(_mixh(_mixh(base, 14), v[0]), v[1]), v[2]), v[3]), pred)
+    if phase == 3:  # V: its diagonal neighbours (the level's H pixels) are known too
+        d = 1 << s
+        dt = 0
+        nd = 0
+        dlo = 255
+        dhi = 0
+        for dy in (-d, d):
+            for dx in (-d, d):
+                if (dy < 0 or S.on[4]) and 0 <= y + dy < g.geo[4] and 0 <= x + dx < g.geo[5]:
+                    w = np.int64(img[ch, y + dy, x + dx])
+                    dt += w
+                    nd += 1
+                    dlo = min(dlo, w)
+                    dhi = max(dhi, w)
+        dm2 = (dt + nd // 2) // nd - pred if nd else 0
+        h[13] = _mixh(_mixh(_mixh(base, 15), _qd(dm2)), _activity(max(dhi - dlo, 0)))
+    else:  # the same group's W and N pixels against the prediction
+        h[13] = _mixh(_mixh(_mixh(_mixh(base, 16), _qd(v[4] - pred) if v[4] >= 0 else 9),
+                            _qd(v[5] - pred) if v[5] >= 0 else 9), grp)
     for c in range(N_CTX):
         _set_ctx(sc, c, h[c], slot_bits)
 
@@ -273,6 +337,7 @@ def _decide(S, sc, cd, bd, nd, kind, one, every, bit, ch, info, ls):
     sn = stretch[min(max((one[0] << 16) // every[0], 1), 65535)]
     sc.x[0, 0] = sn * on[0]
     sc.x[0, 4 + N_CTX] = stretch[min(max((one[1] << 16) // every[1], 1), 65535)] * on[0] * on[3]
+    sc.x[0, 5 + N_CTX] = stretch[min(max((one[2] << 16) // every[2], 1), 65535)] * on[0] * on[3]
     context_inputs(S, sc, 0, nd, 1, N_CTX)
     qa = info[0]
     rb = cm_apm.input_bucket(sn)
@@ -283,11 +348,16 @@ def _decide(S, sc, cd, bd, nd, kind, one, every, bit, ch, info, ls):
     sc.x[0, 3 + N_CTX] = 256
     sc.sets[0, 0] = (nd * 3 + ch) * N_GROUPS + info[1]
     sc.sets[0, 1] = _W2 + (kind * 3 + ch) * N_ACT + qa
+    sc.sets[0, 2] = _W3 + (kind * 3 + ch) * N_LS + (ls >> 2)
+    sc.sets[0, 3] = _W4 + (kind * 3 + ch) * 49 + info[3]
     sc.fsel[0] = nd * 3 + ch
     sc.rows[0, 0] = r1
     sc.rows[0, 1] = r2
     dot = mix(S, sc, 0, 1, N_MIX, N_INPUTS)
-    p = min(max(S.squash[dot + ST_MAX], 1), 65535)
+    lo, fr = cm_apm.interp_bucket(dot)
+    rf = _APM3 + ((nd * 3 + ch) * 9 + info[4]) * APM_BUCKETS + lo
+    sc.rows[0, 2] = rf + (fr >> 7)
+    p = min(max((S.squash[dot + ST_MAX] + 3 * cm_apm.interp(S.apm, rf, fr)) >> 2, 1), 65535)
     mode = cd.mode[bd]
     if mode == MODE_ENCODE:
         encode_bit(cd.st, bd, cd.out, bit, p)
@@ -309,6 +379,9 @@ def _subpixel(S, sc, cd, bd, ch, v, pred, mu, ls, g, info, bias, pm):
     mu2 = min(max(mu + bias, MU_LO), MU_HI)
     pm[3] = start[(mu2 & 7) * N_SCALES + ls]
     pm[4] = mu2 >> 3
+    mu3 = min(max(info[2], MU_LO), MU_HI)
+    pm[5] = start[(mu3 & 7) * N_SCALES + ls]
+    pm[6] = mu3 >> 3
     e = v - pred
     zero = _decide(S, sc, cd, bd, 1, 0, _levels(cum, pm, pred, pred), _levels(cum, pm, 0, 255),
                    1 if e == 0 else 0, ch, info, ls)
@@ -321,7 +394,7 @@ def _subpixel(S, sc, cd, bd, ch, v, pred, mu, ls, g, info, bias, pm):
     else:
         up = _levels(cum, pm, pred + 1, 255)
         down = _levels(cum, pm, 0, pred - 1)
-        pos = _decide(S, sc, cd, bd, 2, 1, up, (up[0] + down[0], up[1] + down[1]), 1 if e > 0 else 0,
+        pos = _decide(S, sc, cd, bd, 2, 1, up, (up[0] + down[0], up[1] + down[1], up[2] + down[2]), 1 if e > 0 else 0,
                       ch, info, ls)
     top = 255 - pred if pos else pred  # the largest magnitude on this side (>= 1)
     mag = abs(e)
@@ -364,10 +437,10 @@ def code_pixels(S, sc, g, cd, a, b):
     C = g.geo[3]
     slot_bits = _log2(S.counts.shape[0] // 3)
     nb = np.empty((6, 2), dtype=np.int64)
-    info = np.zeros(2, dtype=np.int64)
+    info = np.zeros(5, dtype=np.int64)
     v = np.zeros(12, dtype=np.int64)
     h = np.zeros(N_CTX, dtype=np.uint64)
-    pm = np.zeros(5, dtype=np.int64)
+    pm = np.zeros(7, dtype=np.int64)
     cap = cd.out.shape[1] - 256
     for i in range(a, b):
         bd = g.band[i]
@@ -376,6 +449,11 @@ def code_pixels(S, sc, g, cd, a, b):
         y = g.ys[i]
         x = g.xs[i]
         neighbours(g, y, x, nb)
+        if not S.on[4]:  # the contexts see only what a raster order would have: above, or left on the row
+            for k in range(6):
+                if nb[k, 0] > y or (nb[k, 0] == y and nb[k, 1] > x):
+                    nb[k, 0] = -1
+                    nb[k, 1] = -1
         o = g.out9[i]
         R = G = 0
         eR = eG = 0
@@ -383,7 +461,7 @@ def code_pixels(S, sc, g, cd, a, b):
             mu = condition(o, ch, R, G)
             ls = o[3 + ch]
             pred = min(max((mu + 4) >> 3, 0), 255)
-            contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, slot_bits, info, v, h)
+            contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, R if ch == 1 else G, slot_bits, info, v, h)
             bias = 2 * (v[6] + v[7] + v[8] + v[9]) + 2 * (v[10] + v[11])  # the network's errors around, 1/8 level
             lv = _subpixel(S, sc, cd, bd, ch, np.int64(g.img[ch, y, x]), pred, mu, ls, g, info, bias, pm)
             if cd.mode[bd] == MODE_DECODE:
