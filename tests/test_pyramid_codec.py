@@ -181,3 +181,28 @@ def test_mixer_conditions_means_as_the_model_does():
     o = np.concatenate([mu.numpy(), np.zeros((n, 3), dtype=np.int64), coef.numpy()], axis=1)
     got = np.array([[mixer_condition(o[i], ch, x[i, 0].item(), x[i, 1].item()) for ch in range(3)] for i in range(n)])
     assert (got == want).all()
+
+
+def test_future_switch_keeps_only_what_a_raster_order_has():
+    """The ablation's "future" switch: off, no context of a pixel looks below it or right of it
+    on its row; on, the grouped order's contexts do (else the ablation would measure nothing)."""
+    from dulzip.exact.pyramidmix import Group, neighbours
+    from dulzip.models.pyramid import groups
+    T, L, H, W = 32, 2, 64, 64
+    img = np.zeros((1, H, W), dtype=np.uint8)
+    later = 0
+    for s, phase in groups(L):
+        d = 1 << s
+        step, (oy, ox) = ((1 << L), (0, 0)) if phase == 0 else (2 * d, {1: (d, d), 2: (0, d), 3: (d, 0)}[phase])
+        geo = np.array([phase, s, L, 1, H, W, T], dtype=np.int64)
+        g = Group(img, img.astype(np.int16), *(np.zeros(1, dtype=np.int64),) * 3, np.zeros((1, 9), dtype=np.int64),
+                  np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), geo)
+        for y in range(oy, H, step):
+            for x in range(ox, W, step):
+                for future in (0, 1):
+                    out = np.empty((6, 2), dtype=np.int64)
+                    neighbours(g, y, x, out, future)
+                    after = [(r, c) for r, c in out if r >= 0 and (r > y or (r == y and c > x))]
+                    assert not (after and not future), (s, phase, y, x, after)
+                    later += len(after)
+    assert later > 0

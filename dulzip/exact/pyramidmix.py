@@ -77,7 +77,7 @@ N_INPUTS = 1 + N_CTX + 2 + 1 + 2  # the network, the contexts, the network refin
 N_MIX = 4
 N_APM_ROWS = 3
 SLOT_BITS_MIN, SLOT_BITS_MAX = 16, 24
-LR, LR_F = 10, 2  # measured (early weights): 6 vs 10 vs 16 on ladybird-256 +0.4%, 0, -0.1%; on a 512 crop 0, +0.03%, +0.3%
+LR, LR_F = 10, 2  # measured (early weights): 6 vs 10 vs 16 on ladybird-256 +0.4%, 0, -0.1%; on a 512 crop 0, +0.03%, +0.3%; version 2, six crops: 14 vs 10 -0.01%
 MU_LO, MU_HI = -256, 2296  # the network's means (1/8 level)
 N_SCALES = 56  # the network's scale classes (dulzip.models.idf.N_SCALES)
 # decision nodes (the kernel's tree node of a decision; < 256): 1 e == 0, 2 e > 0, then the
@@ -205,12 +205,13 @@ def _set_ctx(sc, c, h, slot_bits):
 
 
 @njit(cache=True)
-def neighbours(g, y, x, out):
+def neighbours(g, y, x, out, future):
     """The 4 nearest known pixels of (y, x) at its level into ``out[:4]`` (row, column),
     (-1, -1) where absent or not known yet: D the cell's diagonal corners, H and V the axis
     neighbours at distance d, the anchors W, N, NW and NE (NE only where already coded: in an
     earlier tile row, or within the tile); then ``out[4:6]`` the pixels of the same group
-    before it, W and N (a cell away: the errors of the same network there)."""
+    before it, W and N (a cell away: the errors of the same network there). ``future`` 0 keeps
+    only what a raster order would have (above, or left on the row): the ablation's switch."""
     phase, s, L, H, W, T = g.geo[0], g.geo[1], g.geo[2], g.geo[4], g.geo[5], g.geo[6]
     if phase == 0:
         A = 1 << L
@@ -236,7 +237,8 @@ def neighbours(g, y, x, out):
     out[4, 0], out[4, 1] = y, x - step
     out[5, 0], out[5, 1] = y - step, x
     for k in range(6):
-        if not (0 <= out[k, 0] < H and 0 <= out[k, 1] < W):
+        if not (0 <= out[k, 0] < H and 0 <= out[k, 1] < W) or (
+                not future and (out[k, 0] > y or (out[k, 0] == y and out[k, 1] > x))):
             out[k, 0] = -1
             out[k, 1] = -1
 
@@ -279,8 +281,15 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
     eW, eN = min(max(v[10], -15), 15), min(max(v[11], -15), 15)  # in the group, before (y, x)
     base = np.uint64(ch + 1)
     h[0] = _mixh(_mixh(_mixh(base, 1), eW), eN)
-    h[1] = _mixh(_mixh(_mixh(_mixh(base, 2), _qe(eR)), _qe(eG)), ls >> 2)
-    h[2] = _mixh(_mixh(_mixh(base, 3), min(max(eR, -20), 20)), min(max(eG, -20), 20))
+    if ch > 0:
+        h[1] = _mixh(_mixh(_mixh(_mixh(base, 2), _qe(eR)), _qe(eG)), ls >> 2)
+        h[2] = _mixh(_mixh(_mixh(base, 3), min(max(eR, -20), 20)), min(max(eG, -20), 20))
+    else:  # red and gray: the interpolation along the smoother of the two opposite pairs (edge-directed)
+        a0, a1, b0, b1 = (0, 3, 1, 2) if phase == 1 else (0, 1, 2, 3)
+        da, db = abs(v[a0] - v[a1]), abs(v[b0] - v[b1])
+        axis = (v[a0] + v[a1] + 1) >> 1 if da <= db else (v[b0] + v[b1] + 1) >> 1
+        h[1] = _mixh(_mixh(_mixh(_mixh(base, 2), _qd(axis - pred)), 1 if da <= db else 0), _activity(min(da, db)) >> 1)
+        h[2] = _mixh(_mixh(_mixh(_mixh(_mixh(base, 3), _qd(v[6])), _qd(v[7])), _qd(v[8])), _qd(v[9]))
     h[3] = _mixh(_mixh(_mixh(base, 4), qs), n)
     h[4] = _mixh(_mixh(_mixh(base, 5), qa), dm >> 1)
     h[5] = _mixh(_mixh(_mixh(_mixh(_mixh(base, 7), v[0] >> 4), v[1] >> 4), v[2] >> 4), v[3] >> 4)
@@ -448,12 +457,7 @@ def code_pixels(S, sc, g, cd, a, b):
             return i
         y = g.ys[i]
         x = g.xs[i]
-        neighbours(g, y, x, nb)
-        if not S.on[4]:  # the contexts see only what a raster order would have: above, or left on the row
-            for k in range(6):
-                if nb[k, 0] > y or (nb[k, 0] == y and nb[k, 1] > x):
-                    nb[k, 0] = -1
-                    nb[k, 1] = -1
+        neighbours(g, y, x, nb, S.on[4])
         o = g.out9[i]
         R = G = 0
         eR = eG = 0
