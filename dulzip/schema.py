@@ -365,7 +365,8 @@ def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list
 # a pyramid-coded image (codecs/pyramid.py): bytes per sub-pixel of its padded tiles (the planes,
 # the network's predictions, one group's outputs: at most a quarter of the pixels, 9 integers
 # and their place each, built once), and bytes per cell of one network pass per hidden channel
-# (its window columns and accumulators, float64 at most); cells per pass: codecs.pyramid.CELLS_PER_PASS
+# (its padded input, one tap's products and the accumulator, float64 at most: an upper bound);
+# cells per pass: codecs.pyramid.CELLS_PER_PASS
 PYRAMID_SUBPIXEL = 64
 PYRAMID_CELL = 100
 PYRAMID_CELLS = 1 << 15

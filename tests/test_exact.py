@@ -357,3 +357,25 @@ def test_exact_matmul_turns_tf32_off_inside_only():
             assert mm.fp32_precision == "tf32"
     finally:
         mm.fp32_precision = before
+
+
+@pytest.mark.parametrize("shape,bound", [((3, 5, 7, 9), 127), ((2, 48, 16, 1), 127), ((1, 4, 1, 1), 127),
+                                         ((2, 6, 5, 4), 2 ** 20)])
+def test_conv3x3_equals_window_columns(shape, bound):
+    """QLinear.conv3x3 (9 matmuls on shifted views) equals the plain definition: the zero-padded
+    3x3 windows as columns (F.unfold), one integer matmul, the requantization; in float32 and,
+    past float32's exact range (``bound``: the inputs' magnitude), float64."""
+    from dulzip.exact.layers import QLinear
+    g = torch.Generator().manual_seed(sum(shape))
+    C, out = shape[1], 11
+    t = {"l.w": torch.randint(-127, 128, (out, C * 9), generator=g, dtype=torch.int8),
+         "l.b": torch.randint(-5000, 5000, (out,), generator=g), "l.m": torch.randint(1, 3000, (out,), generator=g),
+         "l.off": torch.randint(-3, 4, (out,), generator=g), "l.lo": torch.full((out,), -9000),
+         "l.hi": torch.full((out,), 9000)}
+    layer = QLinear.from_tensors(t, "l", bound)
+    assert layer.weight.dtype == (torch.float32 if bound == 127 else torch.float64)
+    x = torch.randint(-bound, bound + 1, shape, generator=g)
+    cols = torch.nn.functional.unfold(x.double(), 3, padding=1).to(torch.int64)  # exact small integers
+    acc = torch.einsum("ok,bkn->bon", t["l.w"].to(torch.int64), cols)
+    want = layer._requantize(acc, (-1, 1)).view(shape[0], out, *shape[2:])
+    assert torch.equal(layer.conv3x3(x), want)

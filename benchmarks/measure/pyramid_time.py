@@ -8,7 +8,9 @@
 the four nearest known pixels) of ``--hidden`` x ``--layers``, which times the real network's
 cost and measures what the mixer does on its own. Prints, per image, bits per sub-pixel,
 seconds each way (and in the network), and that the decode is the image. ``--ablate`` adds the
-size with each part of the mixer (exact.pyramidmix.PARTS) and each context switched off.
+size with the network alone (the mixer's parts all off but its PMF), with each part of the
+mixer (exact.pyramidmix.PARTS: "future" off keeps only the contexts a raster order has) and
+each context switched off; "mixer only" is the run without ``--model``.
 Times are printed, never asserted (they depend on the machine and its load).
 """
 from __future__ import annotations
@@ -90,6 +92,9 @@ def main() -> None:
               f"encode {te:.2f} s (network {ne:.2f}), decode {td:.2f} s (network {nd:.2f}); "
               f"decoded {'the image' if (out == img).all() else 'ANOTHER IMAGE'}", flush=True)
         if a.ablate:
+            bits = size_bits(img, net, parts=("net",))
+            print(f"  network only (its PMF through the decisions, no contexts): {bits / n:.4f} bits/sub-pixel "
+                  f"({bits / (8 * size) - 1:+.2%})", flush=True)
             for i, part in enumerate(pm.PARTS):
                 bits = size_bits(img, net, parts=pm.PARTS[:i] + pm.PARTS[i + 1:])
                 print(f"  without {part}: {bits / n:.4f} bits/sub-pixel ({bits / (8 * size) - 1:+.2%})", flush=True)

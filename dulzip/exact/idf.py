@@ -1,7 +1,8 @@
 """Exact integer runtime of the integer discrete flow (see dulzip.models.idf for the float side).
 
-Every network is evaluated as 3x3 convolutions by window columns + an integer matmul (exact in float
-under the bound QLinear checks; no Winograd or FFT algorithm can be picked), integer
+Every network is evaluated as 3x3 convolutions by 9 integer matmuls on shifted views
+(:meth:`dulzip.exact.layers.QLinear.conv3x3`: exact in float under the bound QLinear checks; no
+Winograd or FFT algorithm can be picked), integer
 requantization and clamps, so the encoder's forward pass and the decoder's inverse see the same
 integers on any device, batch size or thread count. The flow is a bijection on integers by
 construction: a coupling adds integers computed from the half it leaves unchanged.
@@ -11,7 +12,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from dulzip.errors import CorruptDataError
 from dulzip.exact.layers import QLinear, exact_matmul
@@ -33,11 +33,7 @@ class ExactNet:
 
     @staticmethod
     def _conv(layer: QLinear, x: torch.Tensor) -> torch.Tensor:
-        B, C, H, W = x.shape
-        xp = F.pad(x.to(layer.weight.dtype), (1, 1, 1, 1))
-        # the 3x3 windows as columns (B, C*9, H*W), in F.unfold's order: copies of exact integers
-        cols = torch.stack([xp[:, :, dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)], dim=2)
-        return layer.columns(cols.view(B, C * 9, H * W)).view(B, -1, H, W)
+        return layer.conv3x3(x)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.clamp(-IN_CLAMP, IN_CLAMP)

@@ -94,12 +94,36 @@ class QLinear:
         acc = torch.round(x.to(self.weight.dtype) @ self.weight.T).to(torch.int64)
         return self._requantize(acc, (1, -1))
 
-    def columns(self, cols: torch.Tensor) -> torch.Tensor:
-        """cols: (B, fan_in, N) integer tensor (e.g. unfolded conv windows) -> (B, out, N) int64."""
-        acc = torch.round(torch.matmul(self.weight, cols.to(self.weight.dtype))).to(torch.int64)
-        return self._requantize(acc, (-1, 1))
+    def conv3x3(self, x: torch.Tensor) -> torch.Tensor:
+        """A 3x3 convolution, zero padded, of x (B, C, H, W) integers, the layer's fan_in being
+        C * 9 in F.unfold's order (channel, then the 3x3 window row by row) -> (B, out, H, W)
+        int64. Without window columns: on the padded image flattened row by row, the window
+        position (dy, dx) of every output is one contiguous slice (offset dy * (W + 2) + dx;
+        the two padding columns of each row give outputs that are dropped), so the 9 taps are
+        9 matmuls on views, no copies of the input. Each tap's sums and their total are exact
+        integers under the bound :meth:`from_tensors` checked (it covers every partial sum),
+        so the result equals the columns' matmul bit for bit in any order."""
+        B, C, H, W = x.shape
+        Wp, N = W + 2, H * (W + 2)
+        # one more row below: the last tap's slice ends 2 past the padded image
+        flat = torch.nn.functional.pad(x.to(self.weight.dtype), (1, 1, 1, 2)).view(B, C, -1)
+        taps = self._taps()
+        acc = torch.matmul(taps[0], flat[:, :, :N])
+        for k in range(1, 9):
+            s = (k // 3) * Wp + k % 3
+            acc.add_(torch.matmul(taps[k], flat[:, :, s:s + N]))
+        acc = torch.round(acc.view(B, -1, H, Wp)[..., :W]).to(torch.int64)
+        return self._requantize(acc.reshape(B, -1, H * W), (-1, 1)).view(B, -1, H, W)
+
+    def _taps(self) -> torch.Tensor:
+        """The weights per window position: (9, out, C), built once."""
+        if self._tap_weights is None:
+            out = self.weight.shape[0]
+            self._tap_weights = self.weight.view(out, -1, 9).permute(2, 0, 1).contiguous()
+        return self._tap_weights
 
     def __post_init__(self):
+        self._tap_weights = None
         # (acc + b) * M + 2**(SHIFT-1) >> SHIFT + off == (acc * M + k) >> SHIFT with
         # k = b * M + 2**(SHIFT-1) + off * 2**SHIFT (integer identities; no overflow: the bound
         # checked at loading covers |acc + b| * M): four in-place ops a layer instead of six

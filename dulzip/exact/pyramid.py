@@ -2,15 +2,14 @@
 
 One pass per group: :meth:`ExactPyramid.predict` runs the group's phase net on the inputs that
 :func:`dulzip.models.pyramid.group_inputs` builds, for every cell of every tile at once. Each
-conv is window columns + an integer matmul (:meth:`dulzip.exact.idf.ExactNet._conv`: exact in
-float under the bound QLinear checks, no Winograd or FFT algorithm), integer requantization and
-clamps, so encoder and decoder get the same integers on any device, batch size or thread count.
+conv is 9 integer matmuls on shifted views (:meth:`dulzip.exact.layers.QLinear.conv3x3`: exact
+in float under the bound QLinear checks, no Winograd or FFT algorithm), integer requantization
+and clamps, so encoder and decoder get the same integers on any device, batch size or thread count.
 """
 from __future__ import annotations
 
 import torch
 
-from dulzip.exact.idf import ExactNet
 from dulzip.exact.layers import QLinear, exact_matmul
 from dulzip.models.pyramid import IN_MAX, MU_HI, MU_LO, N_PHASES, TILE, PyramidConfig
 
@@ -31,9 +30,9 @@ class ExactPhaseNet:
         x = x.clamp(-IN_MAX, IN_MAX)
         h = x
         for layer in self.hidden:
-            h = ExactNet._conv(layer, h)
-        y = ExactNet._conv(self.out, h)
-        mu = (y[:, :3] + ExactNet._conv(self.direct, x)).clamp(MU_LO, MU_HI)
+            h = layer.conv3x3(h)
+        y = self.out.conv3x3(h)
+        mu = (y[:, :3] + self.direct.conv3x3(x)).clamp(MU_LO, MU_HI)
         return torch.cat([mu, y[:, 3:]], dim=1)
 
 
