@@ -19,9 +19,13 @@ Each decision's probability is mixed (the shared kernel, :mod:`dulzip.exact.cm`)
   and per (decision, channel, the network's scale class): how far to trust the network's
   sharpness here is learnt from the image;
 - the same PMF moved by the network's errors around the pixel (a local bias, as CALIC's
-  error feedback), and the same PMF recentred on a classical prediction (green and blue: the
-  channel before at this pixel plus the neighbours' difference between the two channels; red
-  and gray: the mean of the nearest known pixels), read the same way;
+  error feedback), and the same PMF recentred on the adaptive linear prediction, read the
+  same way. The linear predictor (normalized LMS, per phase-level and channel, learnt from the
+  image as it is coded: :func:`_lms_predict`) corrects the network's prediction from the
+  nearest known pixels, the same group's W and N, a V pixel's diagonals, a classical
+  prediction (green and blue: the channel before at this pixel plus the neighbours'
+  difference between the two channels; red and gray: the mean of the nearest known pixels)
+  and the residual of the channel before;
 - context models (bit counts per context and decision): the nearest known neighbours at the
   pixel's level (coarse values, their spread, the prediction against their mean, against
   each pair of opposite neighbours, and their exact values), the residuals of the pixel's
@@ -29,7 +33,8 @@ Each decision's probability is mixed (the shared kernel, :mod:`dulzip.exact.cm`)
   errors at those neighbours and at the same group's pixels W and N (the same network's),
   the levels of those two against the prediction, and for a V pixel its four diagonal
   neighbours (the level's H pixels, coded before it: a context the raster order never has),
-  the network's scale class, the phase and the level (:func:`contexts`);
+  the linear prediction against the network's, the intensity, the network's scale class, the
+  phase and the level (:func:`contexts`);
 - a bias.
 
 Four first-layer mixers choose their weights by (decision, channel, phase and level),
@@ -44,7 +49,10 @@ network (pyramid-6cbf2b00, models/wip) on six crops (ladybird-256; 384 x 384 of 
 Dragonfly; camera in gray; 256 x 256 of Stripes): opposite-pair and inter-channel contexts
 -1.3% (Stripes -17%), the recentred PMF -0.07%, the third mixer -0.55%, the fourth -0.25%,
 the final APM -0.17%, the exact neighbours -0.24% (Stripes -6.5%), the diagonals of V pixels
-and the same group's levels -0.3%. Version 1 (never released) measured, with an untrained
+and the same group's levels -0.3%, edge-directed interpolation and finer network errors for red
+and gray -0.25%, the intensity -0.14%, the linear predictor (context and recentred PMF) -0.5%
+(Storm -1.2%; its rate 1/8 vs 1/16 -0.01%, rows per activity too 0, the channel before's
+residual as an input -0.02%). Version 1 (never released) measured, with an untrained
 network on ladybird-256 and a 512 x 512 crop: its contexts 5.5% and 6.9%, the network's errors
 at the neighbours 0.5%, the same group's errors 0.2-0.3%, the APM refinements 0.1%, the moved
 PMF 0.3% and -0.03% (benchmarks/measure/pyramid_time.py --ablate). The part "future" of
@@ -72,7 +80,8 @@ from dulzip.schema import PYRAMID_MIXER_VERSIONS  # the versions this dulzip dec
 
 PYRAMID_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
 assert PYRAMID_MIXER_VERSION in PYRAMID_MIXER_VERSIONS  # the version it writes is one it decodes
-N_CTX = 14
+N_CTX = 16
+N_LMS = 9  # inputs of the adaptive linear predictor (:func:`_lms_predict`)
 N_INPUTS = 1 + N_CTX + 2 + 1 + 2  # the network, the contexts, the network refined twice, a bias, the moved PMF, the recentred PMF
 N_MIX = 4
 N_APM_ROWS = 3
@@ -131,10 +140,11 @@ class PyramidMixer:
             apm=cm_apm.new_table(squash, N_NODES * 3 * (N_ACT + N_SCALES + 9)),
             stretch=stretch, squash=squash, lr=LR, lr_f=LR_F)
         self.sc = new_scratch(1, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
+        self.lms = np.zeros((N_GROUPS * 3, N_LMS), dtype=np.int64)  # per (phase and level, channel), 1/65536
 
     def code(self, g: "Group", cd: "Coding", a: int, b: int) -> int:
         """Code (or decode, or learn from) the group's pixels a..b-1; see :func:`code_pixels`."""
-        return int(code_pixels(self.state, self.sc, g, cd, a, b))
+        return int(code_pixels(self.state, self.sc, g, cd, a, b, self.lms))
 
 
 @njit(cache=True, inline="always")
@@ -243,8 +253,30 @@ def neighbours(g, y, x, out, future):
             out[k, 1] = -1
 
 
+@njit(cache=True, inline="always")
+def _lms_predict(lms, row, lx):
+    """The adaptive linear predictor's correction to the network's prediction: its weights (row
+    ``row``: per phase and level, channel) times the inputs ``lx`` (the neighbours, the same
+    group's W and N, a V pixel's diagonals, the classical prediction, each less the network's
+    prediction), in levels, rounded."""
+    acc = 0
+    for k in range(N_LMS):
+        acc += lms[row, k] * lx[k]
+    return (acc + 32768) >> 16
+
+
+@njit(cache=True, inline="always")
+def _lms_learn(lms, row, lx, err):
+    """Normalized LMS: each weight moves by err * x_k / (sum of x^2), 1/8 of the way."""
+    norm = 32
+    for k in range(N_LMS):
+        norm += lx[k] * lx[k]
+    for k in range(N_LMS):
+        lms[row, k] = min(max(lms[row, k] + ((err * lx[k]) << 13) // norm, -(1 << 18)), 1 << 18)
+
+
 @njit(cache=True)
-def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v, h):
+def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v, h, lms, lx):
     """Hash the sub-pixel's contexts into ``sc.base[0]``, ``sc.chk[0]``; ``info`` gets its
     activity class and phase-level class (weight sets, APM rows). ``v`` (12,) and ``h``
     (N_CTX,): work arrays (levels and errors of the neighbours; hashes)."""
@@ -328,9 +360,22 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
                     dhi = max(dhi, w)
         dm2 = (dt + nd // 2) // nd - pred if nd else 0
         h[13] = _mixh(_mixh(_mixh(base, 15), _qd(dm2)), _activity(max(dhi - dlo, 0)))
+        lx[6] = dm2
     else:  # the same group's W and N pixels against the prediction
         h[13] = _mixh(_mixh(_mixh(_mixh(base, 16), _qd(v[4] - pred) if v[4] >= 0 else 9),
                             _qd(v[5] - pred) if v[5] >= 0 else 9), grp)
+        lx[6] = 0
+    h[14] = _mixh(_mixh(_mixh(_mixh(base, 17), pred >> 3), qa >> 1), ls >> 3)
+    for k in range(4):
+        lx[k] = v[k] - pred
+    lx[4] = v[4] - pred if v[4] >= 0 else 0
+    lx[5] = v[5] - pred if v[5] >= 0 else 0
+    lx[7] = info[2] // 8 - pred
+    lx[8] = eR if ch == 1 else eG
+    info[6] = grp * 3 + ch
+    info[5] = min(max(pred + _lms_predict(lms, info[6], lx), 0), 255)
+    info[2] = 8 * info[5]
+    h[15] = _mixh(_mixh(_mixh(base, 18), min(max(info[5] - pred, -24), 24)), qa >> 2)
     for c in range(N_CTX):
         _set_ctx(sc, c, h[c], slot_bits)
 
@@ -437,7 +482,7 @@ def condition(o, ch, R, G):
 
 
 @njit(cache=True)
-def code_pixels(S, sc, g, cd, a, b):
+def code_pixels(S, sc, g, cd, a, b, lms):
     """The group's pixels a..b-1 in order, channel by channel: each sub-pixel's decisions coded
     into its stream (MODE_ENCODE, levels from ``g.img``), decoded into ``g.img`` (MODE_DECODE)
     or only learnt (MODE_KNOWN); ``g.netp`` gets the network's prediction. Returns the index
@@ -446,7 +491,8 @@ def code_pixels(S, sc, g, cd, a, b):
     C = g.geo[3]
     slot_bits = _log2(S.counts.shape[0] // 3)
     nb = np.empty((6, 2), dtype=np.int64)
-    info = np.zeros(5, dtype=np.int64)
+    info = np.zeros(7, dtype=np.int64)
+    lx = np.zeros(N_LMS, dtype=np.int64)
     v = np.zeros(12, dtype=np.int64)
     h = np.zeros(N_CTX, dtype=np.uint64)
     pm = np.zeros(7, dtype=np.int64)
@@ -465,7 +511,7 @@ def code_pixels(S, sc, g, cd, a, b):
             mu = condition(o, ch, R, G)
             ls = o[3 + ch]
             pred = min(max((mu + 4) >> 3, 0), 255)
-            contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, R if ch == 1 else G, slot_bits, info, v, h)
+            contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, R if ch == 1 else G, slot_bits, info, v, h, lms, lx)
             bias = 2 * (v[6] + v[7] + v[8] + v[9]) + 2 * (v[10] + v[11])  # the network's errors around, 1/8 level
             lv = _subpixel(S, sc, cd, bd, ch, np.int64(g.img[ch, y, x]), pred, mu, ls, g, info, bias, pm)
             if cd.mode[bd] == MODE_DECODE:
@@ -473,6 +519,7 @@ def code_pixels(S, sc, g, cd, a, b):
                     return -1
                 g.img[ch, y, x] = lv
             g.netp[ch, y, x] = pred
+            _lms_learn(lms, info[6], lx, lv - info[5])
             if ch == 0:
                 R = lv
                 eR = lv - pred
