@@ -41,7 +41,7 @@ Four first-layer mixers choose their weights by (decision, channel, phase and le
 (decision kind, channel, activity), (decision kind, channel, the network's scale class) and
 (decision kind, channel, the residuals of the pixel's channels before; for red and gray the
 opposite neighbours' difference); a second layer weighs them per (decision, channel); a final
-APM per (decision, channel, the classical prediction against the network's) refines the result
+APM per (decision, channel, the linear prediction against the network's) refines the result
 (3/4 of the output).
 
 What the additions of mixer version 2 brought, each over the one before, with the early
@@ -52,7 +52,9 @@ the final APM -0.17%, the exact neighbours -0.24% (Stripes -6.5%), the diagonals
 and the same group's levels -0.3%, edge-directed interpolation and finer network errors for red
 and gray -0.25%, the intensity -0.14%, the linear predictor (context and recentred PMF) -0.5%
 (Storm -1.2%; its rate 1/8 vs 1/16 -0.01%, rows per activity too 0, the channel before's
-residual as an input -0.02%). Version 1 (never released) measured, with an untrained
+residual as an input -0.02%, the network's errors around as inputs +0.1%: left out), the final
+APM keyed by the linear prediction instead of the classical one -0.14% (with weights of step
+2900: a fifth mixer by the same -0.03%, left out). Version 1 (never released) measured, with an untrained
 network on ladybird-256 and a 512 x 512 crop: its contexts 5.5% and 6.9%, the network's errors
 at the neighbours 0.5%, the same group's errors 0.2-0.3%, the APM refinements 0.1%, the moved
 PMF 0.3% and -0.03% (benchmarks/measure/pyramid_time.py --ablate). The part "future" of
@@ -338,10 +340,8 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
         pc = prev + ((2 * dt + n) // (2 * n) if n else 0)
         h[11] = _mixh(_mixh(_mixh(base, 13), min(max(pc - pred, -24), 24)), qa >> 2)
         info[2] = 8 * pc
-        info[4] = _qd(pc - pred)
     else:
         info[2] = (8 * tot + n // 2) // n if n else 8 * pred
-        info[4] = _qd(mean - pred)
         h[11] = _mixh(_mixh(_mixh(base, 13), _qd(v[0] - v[1])), _qd(v[2] - v[3]))
     h[12] = _mixh(_mixh(_mixh(_mixh(_mixh(_mixh(base, 14), v[0]), v[1]), v[2]), v[3]), pred)
     if phase == 3:  # V: its diagonal neighbours (the level's H pixels) are known too
@@ -375,6 +375,7 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
     info[6] = grp * 3 + ch
     info[5] = min(max(pred + _lms_predict(lms, info[6], lx), 0), 255)
     info[2] = 8 * info[5]
+    info[4] = _qd(info[5] - pred)
     h[15] = _mixh(_mixh(_mixh(base, 18), min(max(info[5] - pred, -24), 24)), qa >> 2)
     for c in range(N_CTX):
         _set_ctx(sc, c, h[c], slot_bits)
