@@ -33,8 +33,9 @@ Each decision's probability is mixed (the shared kernel, :mod:`dulzip.exact.cm`)
   errors at those neighbours and at the same group's pixels W and N (the same network's),
   the levels of those two against the prediction, and for a V pixel its four diagonal
   neighbours (the level's H pixels, coded before it: a context the raster order never has),
-  the linear prediction against the network's, the intensity, the network's scale class, the
-  phase and the level (:func:`contexts`);
+  the linear prediction against the network's, the intensity, the pattern of the neighbours
+  above or below the prediction, the network's scale class, the phase and the level
+  (:func:`contexts`);
 - a bias.
 
 Four first-layer mixers choose their weights by (decision, channel, phase and level),
@@ -54,7 +55,8 @@ and gray -0.25%, the intensity -0.14%, the linear predictor (context and recentr
 (Storm -1.2%; its rate 1/8 vs 1/16 -0.01%, rows per activity too 0, the channel before's
 residual as an input -0.02%, the network's errors around as inputs +0.1%: left out), the final
 APM keyed by the linear prediction instead of the classical one -0.14% (with weights of step
-2900: a fifth mixer by the same -0.03%, left out). Version 1 (never released) measured, with an untrained
+2900: a fifth mixer by the same -0.03%, left out), the pattern of the neighbours against the
+prediction -0.1% (Stripes -0.7%; the final APM's share 1/2 instead of 3/4 +0.01%). Version 1 (never released) measured, with an untrained
 network on ladybird-256 and a 512 x 512 crop: its contexts 5.5% and 6.9%, the network's errors
 at the neighbours 0.5%, the same group's errors 0.2-0.3%, the APM refinements 0.1%, the moved
 PMF 0.3% and -0.03% (benchmarks/measure/pyramid_time.py --ablate). The part "future" of
@@ -82,7 +84,7 @@ from dulzip.schema import PYRAMID_MIXER_VERSIONS  # the versions this dulzip dec
 
 PYRAMID_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
 assert PYRAMID_MIXER_VERSION in PYRAMID_MIXER_VERSIONS  # the version it writes is one it decodes
-N_CTX = 16
+N_CTX = 17
 N_LMS = 9  # inputs of the adaptive linear predictor (:func:`_lms_predict`)
 N_INPUTS = 1 + N_CTX + 2 + 1 + 2  # the network, the contexts, the network refined twice, a bias, the moved PMF, the recentred PMF
 N_MIX = 4
@@ -377,6 +379,10 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
     info[2] = 8 * info[5]
     info[4] = _qd(info[5] - pred)
     h[15] = _mixh(_mixh(_mixh(base, 18), min(max(info[5] - pred, -24), 24)), qa >> 2)
+    pat = 0
+    for k in range(6):
+        pat = pat * 3 + (0 if v[k] < 0 else (1 if v[k] <= pred else 2))
+    h[16] = _mixh(_mixh(_mixh(base, 19), pat), qa >> 1)
     for c in range(N_CTX):
         _set_ctx(sc, c, h[c], slot_bits)
 
