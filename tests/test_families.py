@@ -151,3 +151,27 @@ def test_every_shipped_family_declares_what_the_codecs_read():
             assert "fixed_tile" in vars(cls) or "fixed_tile" in cls.__annotations__, name
             if fam.codec == "autoregressive":
                 assert cls.default_tile == DEFAULT_TILE and hasattr(cls, "wave_delay"), name
+
+
+def test_a_family_with_a_primer_ships_its_primed_state(tmp_path, monkeypatch):
+    """The pyramid family declares a primer: its export codes a sample of the training folder
+    and the weights file carries the mixer's starting state, named on the card."""
+    from PIL import Image
+    from tests.conftest import photo
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(40, 48, 3, seed=i)).save(data / f"p{i}.png")
+    models = tmp_path / "zoo"
+    r = CliRunner().invoke(main, ["train", "--arch", "pyramid", "--data", str(data), "--out", str(tmp_path / "run"),
+                                  "--steps", "1", "--batch", "1", "--crop", "32", "--hidden", "8", "--layers", "1",
+                                  "--no-progress", "--export", "prim", "--models-dir", str(models)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    (card_path,) = models.glob("prim-*.json")
+    card = json.loads(card_path.read_text())
+    assert card["primed_on"]["photographs"] == 3
+    monkeypatch.setenv("DULZIP_MODELS", str(models))
+    from dulzip import zoo
+    net, _ = zoo.load("prim")
+    assert set(net.prime) == {"prime.weights", "prime.weights_f", "prime.maps", "prime.lms"}

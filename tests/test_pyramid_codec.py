@@ -206,3 +206,26 @@ def test_future_switch_keeps_only_what_a_raster_order_has():
                     assert not (after and not future), (s, phase, y, x, after)
                     later += len(after)
     assert later > 0
+
+
+def test_a_primed_mixer_is_what_both_sides_start_from():
+    """A model's primed state (the mixer after coding training photographs) is where the encoder
+    and the decoder start: the image decodes, and its bytes are not the unprimed ones."""
+    net = _net()
+    img = photo(40, 37, 3, seed=3)
+    plain = cp.encode_pyramid(img, net, T=16, allow_zstd=False)
+    state = cp.prime(net, [photo(32, 32, 3, seed=1), photo(24, 40, 1, seed=2)])
+    assert set(state) == {"prime.weights", "prime.weights_f", "prime.maps", "prime.lms"}
+    assert all(t.dtype == torch.int32 for t in state.values())
+    net.prime = state
+    primed = cp.encode_pyramid(img, net, T=16, allow_zstd=False)
+    assert [s.payload for s in primed] != [s.payload for s in plain]
+    assert (cp.decode_pyramid(primed, *img.shape, net, T=16) == img).all()
+
+
+@pytest.mark.parametrize("bad", [{"prime.apm": torch.zeros(4, dtype=torch.int32)},
+                                 {"prime.weights": torch.zeros(7, dtype=torch.int32)}])
+def test_a_primed_state_that_does_not_fit_the_mixer_is_refused(bad):
+    from dulzip.exact.pyramidmix import PyramidMixer
+    with pytest.raises(FormatError, match="primed mixer state"):
+        PyramidMixer(16, prime=bad)

@@ -117,16 +117,18 @@ def _bar(net, T: int, planes: _Planes, progress: bool, desc: str):
 
 
 def encode_pyramid(img: np.ndarray, net, T: int | None = None, progress: bool = False, allow_zstd: bool = True,
-                   parts: tuple[str, ...] = PARTS, ctx_on: np.ndarray | None = None) -> list[Stream]:
+                   parts: tuple[str, ...] = PARTS, ctx_on: np.ndarray | None = None,
+                   mix: PyramidMixer | None = None) -> list[Stream]:
     """Encode (H, W, C) uint8 planes, C in {1, 3}: one stream per band of tiles.
     ``allow_zstd=False`` keeps every band model-coded (tests); ``parts`` and ``ctx_on``: of the
-    mixer (measurements)."""
+    mixer (measurements); ``mix``: the mixer to code with (:func:`prime`), else a new one from
+    the model's primed state."""
     H, W, C = img.shape
     T = T or net.default_tile
     L = check_tile(T, ValueError)
     planes = _Planes(H, W, C, T, img)
     tables = _tables(net)
-    mix = PyramidMixer(slot_bits_for(H * W * C), parts, ctx_on)
+    mix = mix or PyramidMixer(slot_bits_for(H * W * C), parts, ctx_on, net.prime)
     nb = planes.ty
     cd = Coding(binary.new_state(nb), np.full(nb, MODE_ENCODE, dtype=np.int64),
                 np.zeros((nb, OUT_BYTES), dtype=np.uint8), np.zeros(1, dtype=np.uint8), np.zeros(nb, dtype=np.int64))
@@ -182,7 +184,7 @@ def decode_pyramid(streams: list[Stream], H: int, W: int, C: int, net, T: int | 
         if mode[k] == MODE_DECODE:
             binary.start_decoding(st, k, data, ends)
     cd = Coding(st, mode, np.zeros((1, 1), dtype=np.uint8), data, ends)
-    mix = PyramidMixer(slot_bits_for(H * W * C))
+    mix = PyramidMixer(slot_bits_for(H * W * C), prime=net.prime)
     tables = _tables(net)
     with _bar(net, T, planes, progress, "decode") as bar:
         for s, phase in groups(L):
@@ -193,3 +195,17 @@ def decode_pyramid(streams: list[Stream], H: int, W: int, C: int, net, T: int | 
         if mode[k] == MODE_DECODE and (st[k, 2] != ends[k] or st[k, 4]):
             raise CorruptDataError("a pyramid-coded image stream has bytes its pixels do not use (damaged file)")
     return planes.img[:, :H, :W].transpose(1, 2, 0).copy()
+
+
+def prime(net, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    """The mixer's state after coding ``images`` (training photographs, (H, W, C) uint8) one
+    after another, each with a fresh count table: the start a model then ships
+    (:meth:`PyramidMixer.primed_state`), so that an image is not coded by a mixer that has
+    learnt nothing yet (most of a small image's bits would be its learning)."""
+    state = net.prime
+    for img in images:
+        H, W, C = img.shape
+        mix = PyramidMixer(slot_bits_for(H * W * C), prime=state)
+        encode_pyramid(img, net, allow_zstd=False, mix=mix)
+        state = mix.primed_state()
+    return state

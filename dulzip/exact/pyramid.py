@@ -52,6 +52,8 @@ class ExactPyramid:
         t = {k: v.to(self.device) for k, v in tensors.items()}
         self.nets = [ExactPhaseNet(t, f"phase{p}", self.cfg.layers, self.device) for p in range(N_PHASES)]
         self.tables = tuple(tensors[f"tab.{k}"].cpu() for k in ("flat", "start", "radius"))  # as the flow's
+        # the mixer's starting state learnt on training photographs (codecs.pyramid.prime), if shipped
+        self.prime = {k: v.cpu() for k, v in tensors.items() if k.startswith("prime.")}
 
     def predict(self, x: torch.Tensor, phase: int) -> torch.Tensor:
         """x: int64 (B, 17, h, w) from :func:`dulzip.models.pyramid.group_inputs` -> int64

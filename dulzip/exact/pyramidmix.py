@@ -71,9 +71,11 @@ from the one before.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numba import njit
 
 from dulzip.coding.binary import decode_bit, encode_bit
+from dulzip.errors import FormatError
 from dulzip.exact.cm import apm as cm_apm
 from dulzip.exact.cm.apm import APM_BUCKETS
 from dulzip.exact.cm.counts import context_inputs, map_prior, new_counts, node_offsets
@@ -131,7 +133,11 @@ Group = typed_namedtuple("Group", ["img", "netp", "ys", "xs", "band", "out9", "c
 class PyramidMixer:
     """The adaptive state of one image plane set being coded (all its groups and tiles)."""
 
-    def __init__(self, slot_bits: int, parts: tuple[str, ...] = PARTS, ctx_on: np.ndarray | None = None):
+    def __init__(self, slot_bits: int, parts: tuple[str, ...] = PARTS, ctx_on: np.ndarray | None = None,
+                 prime: dict[str, torch.Tensor] | None = None):
+        """``prime``: a starting state learnt on training photographs (:meth:`primed_state`,
+        shipped in the model's weights) for the weights, maps and linear predictors, else
+        priors; the counts and APMs are the image's own."""
         self.slot_bits = slot_bits
         on = np.array([p in parts for p in PARTS], dtype=np.int64)
         stretch, squash = tables()
@@ -145,6 +151,24 @@ class PyramidMixer:
             stretch=stretch, squash=squash, lr=LR, lr_f=LR_F)
         self.sc = new_scratch(1, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
         self.lms = np.zeros((N_GROUPS * 3, N_LMS), dtype=np.int64)  # per (phase and level, channel), 1/65536
+        for name, t in (prime or {}).items():
+            target = self._parts().get(name.removeprefix("prime."))
+            if target is None or t.numel() != target.size:
+                raise FormatError(f"the model's primed mixer state has a part this mixer does not ({name}, "
+                                  f"{t.numel()} values)")
+            target[...] = t.numpy().reshape(target.shape)
+
+    def _parts(self) -> dict[str, np.ndarray]:
+        S = self.state
+        return {"weights": S.weights, "weights_f": S.weights_f, "maps": S.maps, "lms": self.lms}
+
+    def primed_state(self) -> dict[str, torch.Tensor]:
+        """What a model ships as the mixer's start: the mixers' weights, the maps and the linear
+        predictors, as int32 (the weights clipped to int32's range, as they are then loaded);
+        not the image's counts, nor the APMs (9 MB, and priming them brought nothing: 16
+        photographs, six crops -0.339% with them, -0.337% without)."""
+        return {f"prime.{k}": torch.from_numpy(np.clip(v, -2 ** 31, 2 ** 31 - 1).astype(np.int32))
+                for k, v in self._parts().items()}
 
     def code(self, g: "Group", cd: "Coding", a: int, b: int) -> int:
         """Code (or decode, or learn from) the group's pixels a..b-1; see :func:`code_pixels`."""

@@ -58,6 +58,7 @@ class PyramidRuntime(ImageRuntime, Protocol):
     are in dulzip.models.pyramid)."""
     wave_delay: None
     tables: tuple  # the flow's integer scale tables (flat, start, radius)
+    prime: dict[str, torch.Tensor]  # the mixer's starting state the model ships with (may be empty)
 
     def predict(self, x: torch.Tensor, phase: int) -> torch.Tensor: ...
 

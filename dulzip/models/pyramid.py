@@ -324,4 +324,5 @@ FAMILY = Family(
     name="pyramid", modality="image", codec="pyramid", runtime="dulzip.exact.pyramid:ExactPyramid",
     config=PyramidConfig, module=Pyramid, export=export, sampler="dulzip.train.data:photo_crops",
     options=lambda o: PyramidConfig(hidden=o["hidden"] or 48, layers=o["layers"] or 4),
-    summary="photographs coded coarse to fine in groups (random crops, --crop a power of 2: one tile)")
+    summary="photographs coded coarse to fine in groups (random crops, --crop a power of 2: one tile)",
+    primer="dulzip.codecs.pyramid:prime")

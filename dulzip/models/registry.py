@@ -50,6 +50,9 @@ class Family:
     codec: str = "autoregressive"
     n_params: Callable = n_params
     train_defaults: Mapping = field(default_factory=dict)  # dulzip train options the family sets otherwise (seq)
+    # "module:function" (runtime, training images) -> the adaptive state the model ships ("prime.*"
+    # tensors), run at export on a sample of the training folder; None: the family ships none
+    primer: str | Callable | None = None
 
     def __post_init__(self):
         if self.modality not in MODALITIES or self.codec not in CODECS:
@@ -58,6 +61,10 @@ class Family:
     def load_runtime(self, tensors: dict, config: dict, device="cpu"):
         """The exact runtime of these weights (an :mod:`dulzip.exact.runtime` Protocol's)."""
         return _resolve(self.runtime)(tensors, config, device)
+
+    def prime(self, runtime, images: list) -> dict:
+        """The ``primer``'s starting state for these weights (their exact runtime) and images."""
+        return _resolve(self.primer)(runtime, images)
 
     def make_sampler(self, tcfg, config, seed: int, device):
         return _resolve(self.sampler)(tcfg, config, seed, device)

@@ -10,9 +10,16 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from dulzip.models.registry import ARCHITECTURES
 from dulzip.train.loop import load_checkpoint
 from dulzip.zoo import save_weights
+
+# the sample priming an image mixer: with the pyramid coder's, on six crops, 16 photographs -0.34%,
+# 48 no better (-0.34%)
+PRIME_PHOTOS, PRIME_SIDE, PRIME_GRAY = 16, 256, 8
 
 
 def sample_text(folder: str | Path, n: int) -> bytes:
@@ -28,10 +35,28 @@ def sample_text(folder: str | Path, n: int) -> bytes:
     return b"".join(out)
 
 
+def sample_photos(folder: str | Path, n: int = PRIME_PHOTOS, side: int = PRIME_SIDE) -> list[np.ndarray]:
+    """n centre crops (side x side at most) of the photographs under ``folder``, spread evenly
+    over its sorted files, every PRIME_GRAY-th made gray (Pillow's luma): the sample that primes
+    an image mixer's adaptive state."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".ppm"))
+    picked = [files[(i * len(files)) // n] for i in range(min(n, len(files)))]
+    out = []
+    for i, p in enumerate(picked):
+        img = Image.open(p)
+        img = img.convert("L" if i % PRIME_GRAY == PRIME_GRAY - 1 else "RGB")
+        a = np.asarray(img)
+        y, x = max(0, (a.shape[0] - side) // 2), max(0, (a.shape[1] - side) // 2)
+        a = a[y:y + side, x:x + side]
+        out.append(np.ascontiguousarray(a if a.ndim == 3 else a[:, :, None]))
+    return out
+
+
 def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, card: dict | None = None,
                       prime_text: bytes | None = None) -> Path:
     """``prime_text``: for a text model, training text whose coding sets the adaptive state the
-    model ships with (see dulzip.codecs.text.prime)."""
+    model ships with (see dulzip.codecs.text.prime). A family with a ``primer`` (the pyramid
+    coder's) is primed on photographs of its training folder (:func:`sample_photos`)."""
     ck = load_checkpoint(Path(ckpt_path))
     arch = ck.get("arch", "pixelcnn")
     a = ARCHITECTURES[arch]
@@ -45,6 +70,11 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     if prime_text:
         from dulzip.codecs.text import prime
         tensors.update(prime(a.load_runtime(tensors, asdict(cfg), "cpu"), prime_text))
+    if a.primer and Path(ck["train_config"].get("data") or "").is_dir():
+        images = sample_photos(ck["train_config"]["data"])
+        tensors.update(a.prime(a.load_runtime(tensors, asdict(cfg), "cpu"), images))
+        card = {**(card or {}), "primed_on": {"photographs": len(images), "side": PRIME_SIDE,
+                                              "gray_every": PRIME_GRAY, "folder": ck["train_config"]["data"]}}
     return _install(tensors, name, out_dir, arch, asdict(cfg), card, prime_text, {
         "parameters": a.n_params(model), "training_steps": ck["step"], "train_config": ck["train_config"]})
 
