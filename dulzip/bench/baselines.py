@@ -7,8 +7,8 @@ does not round-trip raises :class:`RoundTripError`: a size is reported only for 
 result). A baseline whose library or tool is missing is unavailable, with the reason, not an
 error.
 
-- images: PNG (Pillow), zstd on the raw pixels, and where imagecodecs is installed WebP
-  lossless, JPEG-XL lossless at efforts 7 and 9, JPEG-LS;
+- images: PNG and WebP lossless (Pillow), zstd on the raw pixels, and where imagecodecs is
+  installed JPEG-XL lossless at efforts 7 and 9, JPEG-LS;
 - text and other bytes: xz, zstd (ultra and -19), bzip2, brotli and PPMd where installed;
 - audio: FLAC and WavPack (the reference tools, looked up in the folder named by
   ``DULZIP_TOOLS``, default ``/work/tools/usr/bin``, where ``benchmarks/corpora/audio_tools.sh``
@@ -121,23 +121,38 @@ def _no_gray_alpha(a: np.ndarray) -> np.ndarray:
 
 
 def _rgb(a: np.ndarray) -> np.ndarray:
-    """WebP has no gray mode: gray is given as RGB (alpha kept)."""
-    return _no_gray_alpha(np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a)
+    """WebP has no gray mode: gray is given as RGB (alpha kept, but not an alpha that is all
+    opaque: libwebp drops that one itself, and it decodes as RGB)."""
+    a = _no_gray_alpha(np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a)
+    return a[:, :, :3] if a.shape[2] == 4 and (a[:, :, 3] == 255).all() else a
+
+
+def _webp(a: np.ndarray) -> bytes:
+    """WebP lossless through Pillow's libwebp, ``exact``: the colour of fully transparent pixels
+    is kept (libwebp otherwise changes it, and imagecodecs' encoder has no such switch)."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="WEBP", lossless=True, quality=100, method=6, exact=True)
+    return buf.getvalue()
+
+
+def _unwebp(data: bytes) -> np.ndarray:
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 def image_baselines() -> list[Baseline]:
-    """PNG and zstd always; WebP, JPEG-XL (efforts 7 and 9) and JPEG-LS lossless where
+    """PNG, zstd and WebP (Pillow) always; JPEG-XL (efforts 7 and 9) and JPEG-LS lossless where
     imagecodecs is installed."""
     out = [Baseline("PNG (Pillow -9, optimize)", png, unpng),
-           Baseline("zstd -19 (raw pixels)", zstdio.compress, zstandard.ZstdDecompressor().decompress, prepare=_raw)]
+           Baseline("zstd -19 (raw pixels)", zstdio.compress, zstandard.ZstdDecompressor().decompress, prepare=_raw),
+           Baseline("WebP lossless (m6, q100)", _webp, _unwebp, prepare=_rgb)]
     try:
         import imagecodecs
     except ImportError:
         return out + [Baseline(n, None, missing="imagecodecs is not installed")
-                      for n in ("WebP lossless (m6, q100)", "JPEG-XL lossless (e7)", "JPEG-XL lossless (e9)", "JPEG-LS")]
+                      for n in ("JPEG-XL lossless (e7)", "JPEG-XL lossless (e9)", "JPEG-LS")]
     flat = lambda a: _squeeze(_no_gray_alpha(a))  # noqa: E731
-    out.append(Baseline("WebP lossless (m6, q100)", lambda a: imagecodecs.webp_encode(a, lossless=True, level=100, method=6),
-                        imagecodecs.webp_decode, prepare=_rgb))
     for effort in (7, 9):
         out.append(Baseline(f"JPEG-XL lossless (e{effort})",
                             lambda a, e=effort: imagecodecs.jpegxl_encode(a, lossless=True, effort=e),
