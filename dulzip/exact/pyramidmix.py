@@ -46,7 +46,8 @@ APM per (decision, channel, the linear prediction against the network's) refines
 (3/4 of the output).
 
 What the additions of mixer version 2 brought, each over the one before, with the early
-network (pyramid-6cbf2b00, in git history at 758974b) on six crops (ladybird-256; 384 x 384 of Storm, coffee,
+network (pyramid-6cbf2b00, in git history at 758974b) on six crops (benchmarks/experiments/
+pyramid_crops.py: ladybird-256; 384 x 384 of Storm, coffee,
 Dragonfly; camera in gray; 256 x 256 of Stripes): opposite-pair and inter-channel contexts
 -1.3% (Stripes -17%), the recentred PMF -0.07%, the third mixer -0.55%, the fourth -0.25%,
 the final APM -0.17%, the exact neighbours -0.24% (Stripes -6.5%), the diagonals of V pixels
