@@ -176,8 +176,11 @@ def _pyramid(lay: dict) -> None:
     """An image coded by the pyramid coder: its mixer version, and tiles it can cut (powers of
     two, at least 8: an 8 x 8 anchor lattice); never with the autoregressive image mixer."""
     if lay["pyramid"] not in PYRAMID_MIXER_VERSIONS or type(lay["pyramid"]) is not int:
-        raise FormatError(f"the .dlz header names pyramid mixer version {lay['pyramid']!r}; this dulzip decodes "
-                          f"versions {', '.join(map(str, PYRAMID_MIXER_VERSIONS))} (made by a newer dulzip?)")
+        v = lay["pyramid"]
+        why = ("a pre-release version, never shipped" if type(v) is int and v < min(PYRAMID_MIXER_VERSIONS)
+               else "made by a newer dulzip?")
+        raise FormatError(f"the .dlz header names pyramid mixer version {v!r}; this dulzip decodes "
+                          f"versions {', '.join(map(str, PYRAMID_MIXER_VERSIONS))} ({why})")
     T = lay["tile"]
     if T < 8 or T & (T - 1):
         raise _fail("layout.tile", f"is not a tile the pyramid coder cuts ({T}; a power of two >= 8)")

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from dulzip.bench.common import DLZ, bar_plot
-from dulzip.bench.images import _short
+from dulzip.bench.images import short_name
 
 BASELINES = ("WebP lossless (m6, q100)", "JPEG-XL lossless (e7)", "JPEG-XL lossless (e9)", "PNG (Pillow -9, optimize)")
 NOT_EXACT = "\u2020"  # marks a .dlz whose PNG was re-encoded (same pixels, other bytes)
@@ -106,7 +106,7 @@ def markdown(name: str, cmd: str, sources: list[dict], m: dict) -> list[str]:
         return out
 
     head = ["image", "size"] + [x for lb in labels for x in (lb, "encode s", "decode s")] + \
-           [x for c in codecs for x in (_short(c), "enc / dec s")]
+           [x for c in codecs for x in (short_name(c), "enc / dec s")]
     lines = [f"# Comparison: {name}", "", f"Command: `{cmd}`", "",
              "Bits per sub-pixel (lower is better; the best of each row in bold). Each model's column is the "
              "real .dlz file of the image's PNG file, verified by decoding, from that model's `dulzip bench` "
@@ -121,7 +121,7 @@ def markdown(name: str, cmd: str, sources: list[dict], m: dict) -> list[str]:
     tb = m["total"]["bpsp"]
     ref = min(codecs, key=tb.get) if codecs else None
     if ref:
-        lines += ["", f"In total, against {_short(ref)} (the smallest baseline): " + ", ".join(
+        lines += ["", f"In total, against {short_name(ref)} (the smallest baseline): " + ", ".join(
             f"{lb} {100 * (tb[lb] / tb[ref] - 1):+.1f}%" for lb in labels) + " (size change)."]
     lines += ["", "Sources:", ""]
     for s in sources:
@@ -129,7 +129,7 @@ def markdown(name: str, cmd: str, sources: list[dict], m: dict) -> list[str]:
         lines.append(f"- `{s['label']}`: `{s['path']}`, made by `{meta.get('command')}`; dulzip {meta.get('version')}, "
                      f"model `{meta.get('model')}`, {meta.get('machine')}, torch threads {meta.get('threads')}.")
     for lb in dict.fromkeys(m["baseline_source"].values()):
-        got = [_short(c) for c, v in m["baseline_source"].items() if v == lb]
+        got = [short_name(c) for c, v in m["baseline_source"].items() if v == lb]
         lines.append(f"- Baselines {', '.join(got)}: from `{lb}`'s report.")
     f = m["flags"]
     if f["not_exact"]:
@@ -141,7 +141,7 @@ def markdown(name: str, cmd: str, sources: list[dict], m: dict) -> list[str]:
                                                      for x in f["other_model"]) + "."]
     if f["baseline_mismatch"]:
         lines += ["", "Baseline sizes that differ between reports (another corpus or codec version?): " + ", ".join(
-            f"{_short(x['codec'])} {x['image']}: {x['label']} {x['bpsp']:.4f}, {x['from']} {x['from_bpsp']:.4f}"
+            f"{short_name(x['codec'])} {x['image']}: {x['label']} {x['bpsp']:.4f}, {x['from']} {x['from_bpsp']:.4f}"
             for x in f["baseline_mismatch"]) + "."]
     return lines
 
@@ -171,7 +171,7 @@ def main() -> None:
     lines = markdown(args.name, cmd, sources, m)
     base.with_suffix(".md").write_text("\n".join(lines) + "\n")
     bar_plot(base.with_suffix(".png"), [r["image"].rsplit(".", 1)[0] for r in m["images"]] + ["total"],
-             {(c if c in m["labels"] else _short(c)): [r["bpsp"][c] for r in m["images"]] + [m["total"]["bpsp"][c]]
+             {(c if c in m["labels"] else short_name(c)): [r["bpsp"][c] for r in m["images"]] + [m["total"]["bpsp"][c]]
               for c in m["columns"]}, "bits per sub-pixel", f"{args.name}: lossless, lower is better")
     print("\n".join(lines))
 

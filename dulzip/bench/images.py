@@ -85,7 +85,7 @@ def summarize(rows: list[dict]) -> dict:
             "decode_s": sum(r["decode_s"] for r in rows), "subpixels": dims}
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
     """A column's short name: the codec without its settings, but JPEG-XL's effort kept."""
     base = name.split(" (")[0].replace(" lossless", "")
     effort = re.search(r"\((e\d)\)", name)
@@ -99,7 +99,7 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
     js = out / f"{name}.json"
     js.write_text(json.dumps({"meta": meta, "images": rows, "total": total}, indent=2) + "\n")
     md = out / f"{name}.md"
-    short = [_short(n) for n in names]
+    short = [short_name(n) for n in names]
     lines = [f"# Benchmark: {name}", "", f"Command: `{meta['command']}`  ", f"dulzip {meta['version']}, "
              f"model `{meta['model']}`, {meta['machine']}, torch threads {meta['threads']}", "",
              "Bits per sub-pixel (lower is better); the dulzip column is the real .dlz file size of the "
@@ -132,11 +132,11 @@ def write_reports(rows: list[dict], out: Path, name: str, meta: dict) -> list[Pa
     versus = "the input files" if png_name == INPUT else "PNG"
     per_image = total["subpixels"] / len(rows)
     lines += ["", f"dulzip vs {versus}: {100 * (1 - p[DLZ] / p[png_name]):+.1f}% smaller in total.", "",
-              "Bits per image on average: " + ", ".join(f"{_short(n)} {p[n] * per_image:.1f}" for n in names)
+              "Bits per image on average: " + ", ".join(f"{short_name(n)} {p[n] * per_image:.1f}" for n in names)
               + "."]
     md.write_text("\n".join(lines) + "\n")
     plot = bar_plot(out / f"{name}.png", [r["image"].rsplit(".", 1)[0] for r in rows],
-                    {_short(n): [r["bpsp"][n] for r in rows] for n in names}, "bits per sub-pixel",
+                    {short_name(n): [r["bpsp"][n] for r in rows] for n in names}, "bits per sub-pixel",
                     f"{name}: lossless, lower is better")
     return [p for p in (md, js, plot) if p]
 

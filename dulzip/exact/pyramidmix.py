@@ -104,12 +104,15 @@ N_NODES = ND_LOW + 16 * 8
 N_KINDS = 16  # decision kinds (zero, sign, unary k, low bit b): the second mixer's sets
 N_GROUPS = 13  # phase and level classes: anchors, then (min(s, 3), phase)
 N_ACT = 12  # activity classes
+N_QD = 9  # classes of a difference (:func:`_qd`)
+N_QE2 = 49  # classes of two residuals (:func:`_qe` squared)
 _W2 = N_NODES * 3 * N_GROUPS  # the first weight set of the second mixer
 _W3 = _W2 + N_KINDS * 3 * N_ACT  # the first of the third's
 N_LS = 14  # the third mixer's scale classes (the network's, 4 to 1)
 _W4 = _W3 + N_KINDS * 3 * N_LS  # the first of the fourth's (the residuals of the pixel's channels before)
+N_WEIGHT_SETS = _W4 + N_KINDS * 3 * N_QE2
 _APM2 = N_NODES * 3 * N_ACT * APM_BUCKETS  # the first APM row per (decision, channel, scale class)
-_APM3 = _APM2 + N_NODES * 3 * N_SCALES * APM_BUCKETS  # the final APM's, per (decision, channel, recentring class)
+_APM3 = _APM2 + N_NODES * 3 * N_SCALES * APM_BUCKETS  # the final APM's, per (decision, channel, linear prediction class)
 PARTS = ("net", "contexts", "refine", "moved", "future")  # what can be switched off (to measure what each brings)
 _ACT_EDGES = (0, 1, 2, 3, 5, 7, 10, 14, 20, 28, 40)  # class q: spread above edges[q - 1], up to edges[q]
 MODE_ENCODE, MODE_DECODE, MODE_KNOWN = 0, 1, 2  # what a stream's pixels do (known: a zstd stream's)
@@ -142,13 +145,13 @@ class PyramidMixer:
         self.slot_bits = slot_bits
         on = np.array([p in parts for p in PARTS], dtype=np.int64)
         stretch, squash = tables()
-        weights = np.zeros((_W4 + N_KINDS * 3 * 49, N_INPUTS), dtype=np.int64)
+        weights = np.zeros((N_WEIGHT_SETS, N_INPUTS), dtype=np.int64)
         weights[:, 0] = 1 << 16  # start by trusting the network
         self.state = MixerState(
             counts=new_counts(slot_bits), maps=map_prior(N_CTX), node_hash=node_offsets(slot_bits),
             ctx_on=(np.full(N_CTX, on[1], dtype=np.int64) if ctx_on is None else ctx_on.astype(np.int64) * on[1]),
             on=on, weights=weights, weights_f=np.full((N_NODES * 3, N_MIX), (1 << 16) // N_MIX, dtype=np.int64),
-            apm=cm_apm.new_table(squash, N_NODES * 3 * (N_ACT + N_SCALES + 9)),
+            apm=cm_apm.new_table(squash, N_NODES * 3 * (N_ACT + N_SCALES + N_QD)),
             stretch=stretch, squash=squash, lr=LR, lr_f=LR_F)
         self.sc = new_scratch(1, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
         self.lms = np.zeros((N_GROUPS * 3, N_LMS), dtype=np.int64)  # per (phase and level, channel), 1/65536
@@ -192,8 +195,9 @@ def mass(cum, st, base, r, la, lb):
 
 @njit(cache=True, inline="always")
 def _levels(cum, pm, la, lb):
-    """The mass of levels la..lb under the network's PMF and under the same PMF moved by the
-    local bias (``pm``: (start, base, radius) of each)."""
+    """The mass of levels la..lb under the network's PMF, the same PMF moved by the local bias
+    and the same recentred on the linear prediction (``pm``: the radius, and (start, base) of
+    each)."""
     return (mass(cum, pm[0], pm[1], pm[2], la, lb), mass(cum, pm[3], pm[4], pm[2], la, lb),
             mass(cum, pm[5], pm[6], pm[2], la, lb))
 
@@ -306,9 +310,12 @@ def _lms_learn(lms, row, lx, err):
 
 @njit(cache=True)
 def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v, h, lms, lx):
-    """Hash the sub-pixel's contexts into ``sc.base[0]``, ``sc.chk[0]``; ``info`` gets its
-    activity class and phase-level class (weight sets, APM rows). ``v`` (12,) and ``h``
-    (N_CTX,): work arrays (levels and errors of the neighbours; hashes)."""
+    """Hash the sub-pixel's contexts into ``sc.base[0]``, ``sc.chk[0]``; ``info`` gets what
+    the decisions select by: [0] the activity class, [1] the phase-level class, [2] the fourth
+    mixer's class, [3] the linear prediction's class against the network's, [4] the linear
+    prediction (a level), [5] its row of ``lms``. ``v`` (12,), ``h`` (N_CTX,), ``lx``
+    (N_LMS,): work arrays (levels and errors of the neighbours; hashes; the linear predictor's
+    inputs, which its learning reads after the sub-pixel is coded)."""
     img = g.img
     netp = g.netp
     phase, s = g.geo[0], g.geo[1]
@@ -335,7 +342,7 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
     grp = 0 if phase == 0 else 1 + min(s, 3) * 3 + phase - 1
     info[0] = qa
     info[1] = grp
-    info[3] = _qe(eR) * 7 + _qe(eG) if ch > 0 else _qd(v[0] - v[1]) * 5 + min(n, 4)
+    info[2] = _qe(eR) * 7 + _qe(eG) if ch > 0 else _qd(v[0] - v[1]) * 5 + min(n, 4)
     dm = min(max(pred - mean, -32), 32)
     esum = min(max(v[6] + v[7] + v[8] + v[9], -63), 63)
     qs = (_qe(v[6]) * 7 + _qe(v[7])) * 49 + _qe(v[8]) * 7 + _qe(v[9])
@@ -366,9 +373,9 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
                 dt += v[k] - img[ch - 1, nb[k, 0], nb[k, 1]]
         pc = prev + ((2 * dt + n) // (2 * n) if n else 0)
         h[11] = _mixh(_mixh(_mixh(base, 13), min(max(pc - pred, -24), 24)), qa >> 2)
-        info[2] = 8 * pc
-    else:
-        info[2] = (8 * tot + n // 2) // n if n else 8 * pred
+        classical = pc
+    else:  # the mean of the nearest known pixels, in 1/8 level, floored to a level
+        classical = ((8 * tot + n // 2) // n) >> 3 if n else pred
         h[11] = _mixh(_mixh(_mixh(base, 13), _qd(v[0] - v[1])), _qd(v[2] - v[3]))
     h[12] = _mixh(_mixh(_mixh(_mixh(_mixh(_mixh(base, 14), v[0]), v[1]), v[2]), v[3]), pred)
     if phase == 3:  # V: its diagonal neighbours (the level's H pixels) are known too
@@ -397,13 +404,12 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
         lx[k] = v[k] - pred
     lx[4] = v[4] - pred if v[4] >= 0 else 0
     lx[5] = v[5] - pred if v[5] >= 0 else 0
-    lx[7] = info[2] // 8 - pred
+    lx[7] = classical - pred
     lx[8] = eR if ch == 1 else eG
-    info[6] = grp * 3 + ch
-    info[5] = min(max(pred + _lms_predict(lms, info[6], lx), 0), 255)
-    info[2] = 8 * info[5]
-    info[4] = _qd(info[5] - pred)
-    h[15] = _mixh(_mixh(_mixh(base, 18), min(max(info[5] - pred, -24), 24)), qa >> 2)
+    info[5] = grp * 3 + ch
+    info[4] = min(max(pred + _lms_predict(lms, info[5], lx), 0), 255)
+    info[3] = _qd(info[4] - pred)
+    h[15] = _mixh(_mixh(_mixh(base, 18), min(max(info[4] - pred, -24), 24)), qa >> 2)
     pat = 0
     for k in range(6):
         pat = pat * 3 + (0 if v[k] < 0 else (1 if v[k] <= pred else 2))
@@ -415,7 +421,8 @@ def contexts(S, sc, g, nb, y, x, ch, pred, ls, eR, eG, prev, slot_bits, info, v,
 @njit(cache=True, inline="always")
 def _decide(S, sc, cd, bd, nd, kind, one, every, bit, ch, info, ls):
     """One decision: the network's probability of a 1 (the masses of the "1" side and of all
-    that is possible, under the network's PMF and the moved one: ``one``, ``every``), mixed;
+    that is possible under the network's PMF, the moved one and the recentred one: ``one``,
+    ``every``), mixed;
     coded into (or decoded from) stream bd, or only learnt where its pixels are known;
     returns the bit."""
     stretch = S.stretch
@@ -435,13 +442,13 @@ def _decide(S, sc, cd, bd, nd, kind, one, every, bit, ch, info, ls):
     sc.sets[0, 0] = (nd * 3 + ch) * N_GROUPS + info[1]
     sc.sets[0, 1] = _W2 + (kind * 3 + ch) * N_ACT + qa
     sc.sets[0, 2] = _W3 + (kind * 3 + ch) * N_LS + (ls >> 2)
-    sc.sets[0, 3] = _W4 + (kind * 3 + ch) * 49 + info[3]
+    sc.sets[0, 3] = _W4 + (kind * 3 + ch) * N_QE2 + info[2]
     sc.fsel[0] = nd * 3 + ch
     sc.rows[0, 0] = r1
     sc.rows[0, 1] = r2
     dot = mix(S, sc, 0, 1, N_MIX, N_INPUTS)
     lo, fr = cm_apm.interp_bucket(dot)
-    rf = _APM3 + ((nd * 3 + ch) * 9 + info[4]) * APM_BUCKETS + lo
+    rf = _APM3 + ((nd * 3 + ch) * N_QD + info[3]) * APM_BUCKETS + lo
     sc.rows[0, 2] = rf + (fr >> 7)
     p = min(max((S.squash[dot + ST_MAX] + 3 * cm_apm.interp(S.apm, rf, fr)) >> 2, 1), 65535)
     mode = cd.mode[bd]
@@ -465,7 +472,7 @@ def _subpixel(S, sc, cd, bd, ch, v, pred, mu, ls, g, info, bias, pm):
     mu2 = min(max(mu + bias, MU_LO), MU_HI)
     pm[3] = start[(mu2 & 7) * N_SCALES + ls]
     pm[4] = mu2 >> 3
-    mu3 = min(max(info[2], MU_LO), MU_HI)
+    mu3 = 8 * info[4]  # the linear prediction, in 1/8 level (within [MU_LO, MU_HI])
     pm[5] = start[(mu3 & 7) * N_SCALES + ls]
     pm[6] = mu3 >> 3
     e = v - pred
@@ -523,7 +530,7 @@ def code_pixels(S, sc, g, cd, a, b, lms):
     C = g.geo[3]
     slot_bits = _log2(S.counts.shape[0] // 3)
     nb = np.empty((6, 2), dtype=np.int64)
-    info = np.zeros(7, dtype=np.int64)
+    info = np.zeros(6, dtype=np.int64)
     lx = np.zeros(N_LMS, dtype=np.int64)
     v = np.zeros(12, dtype=np.int64)
     h = np.zeros(N_CTX, dtype=np.uint64)
@@ -551,7 +558,7 @@ def code_pixels(S, sc, g, cd, a, b, lms):
                     return -1
                 g.img[ch, y, x] = lv
             g.netp[ch, y, x] = pred
-            _lms_learn(lms, info[6], lx, lv - info[5])
+            _lms_learn(lms, info[5], lx, lv - info[4])
             if ch == 0:
                 R = lv
                 eR = lv - pred

@@ -7,12 +7,14 @@ config next to the weights so the model is rebuilt from the file alone.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from dulzip.errors import DulzipWarning
 from dulzip.models.registry import ARCHITECTURES
 from dulzip.train.loop import load_checkpoint
 from dulzip.zoo import save_weights
@@ -70,7 +72,11 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
     if prime_text:
         from dulzip.codecs.text import prime
         tensors.update(prime(a.load_runtime(tensors, asdict(cfg), "cpu"), prime_text))
-    if a.primer and Path(ck["train_config"].get("data") or "").is_dir():
+    if a.primer and not Path(ck["train_config"].get("data") or "").is_dir():
+        warnings.warn(f"{arch}: the training folder {ck['train_config'].get('data')!r} is not here, so the model "
+                      "is exported without the adaptive state it would be primed with (it codes, a little larger)",
+                      DulzipWarning, stacklevel=2)
+    elif a.primer:
         images = sample_photos(ck["train_config"]["data"])
         tensors.update(a.prime(a.load_runtime(tensors, asdict(cfg), "cpu"), images))
         card = {**(card or {}), "primed_on": {"photographs": len(images), "side": PRIME_SIDE,
