@@ -51,3 +51,24 @@ def test_counts_learn_and_forget():
     counts.learn_slot(c, maps, 0, sl, 0)
     assert c[3 * sl] == 1 and c[3 * sl + 1] < counts.COUNT_LIMIT  # the other count forgets
     assert counts.find(c, sl ^ 16, 7) == sl  # found in the neighbouring bucket
+
+
+def test_borrowed_tuples_are_views_of_the_same_arrays():
+    """A borrowed tuple's arrays read and write the originals' data, with their shapes and
+    strides, and its other members are untouched: the pyramid mixer codes through them."""
+    from numba import njit
+
+    from dulzip.exact.cm.state import borrowed
+
+    @njit
+    def use(t):
+        b = borrowed(t)
+        a, m, k = b
+        for i in range(a.shape[0]):
+            a[i] += k
+        m[1, 1] = 7
+        return a.sum() + m[:, 1].sum() + b[2]
+
+    a, m = np.arange(5, dtype=np.int64), np.zeros((3, 4), dtype=np.int32)[:, ::2]
+    assert use((a, m, 3)) == 25 + 7 + 3
+    assert a.tolist() == [3, 4, 5, 6, 7] and m[1, 1] == 7 and m.sum() == 7

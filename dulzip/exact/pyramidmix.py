@@ -82,7 +82,7 @@ from dulzip.exact.cm.apm import APM_BUCKETS
 from dulzip.exact.cm.counts import context_inputs, map_prior, new_counts, node_offsets
 from dulzip.exact.cm.luts import ST_MAX, tables
 from dulzip.exact.cm.mixer import learn, mix
-from dulzip.exact.cm.state import MixerState, new_scratch, typed_namedtuple
+from dulzip.exact.cm.state import MixerState, borrowed, new_scratch, typed_namedtuple
 from dulzip.schema import PYRAMID_MIXER_VERSIONS  # the versions this dulzip decodes
 
 PYRAMID_MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (files record it)
@@ -132,6 +132,11 @@ Coding = typed_namedtuple("Coding", ["st", "mode", "out", "data", "end"], __name
 # (phase, s, L, C, H, W, T)
 Group = typed_namedtuple("Group", ["img", "netp", "ys", "xs", "band", "out9", "cum", "start", "radius", "geo"],
                          __name__)
+# The mixer's own arrays: the linear predictors (per phase-level and channel, 1/65536; adaptive
+# state) and the work arrays of a sub-pixel (neighbours' positions, what the decisions select
+# by, the predictor's inputs, levels and errors around, context hashes, PMF positions; see
+# :func:`contexts`), made once per image so that code_pixels can borrow them
+Own = typed_namedtuple("Own", ["lms", "nb", "info", "lx", "v", "h", "pm"], __name__)
 
 
 class PyramidMixer:
@@ -155,6 +160,9 @@ class PyramidMixer:
             stretch=stretch, squash=squash, lr=LR, lr_f=LR_F)
         self.sc = new_scratch(1, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
         self.lms = np.zeros((N_GROUPS * 3, N_LMS), dtype=np.int64)  # per (phase and level, channel), 1/65536
+        self.own = Own(self.lms, np.empty((6, 2), dtype=np.int64), np.zeros(6, dtype=np.int64),
+                       np.zeros(N_LMS, dtype=np.int64), np.zeros(12, dtype=np.int64), np.zeros(N_CTX, dtype=np.uint64),
+                       np.zeros(7, dtype=np.int64))
         for name, t in (prime or {}).items():
             target = self._parts().get(name.removeprefix("prime."))
             if target is None or t.numel() != target.size:
@@ -176,7 +184,7 @@ class PyramidMixer:
 
     def code(self, g: "Group", cd: "Coding", a: int, b: int) -> int:
         """Code (or decode, or learn from) the group's pixels a..b-1; see :func:`code_pixels`."""
-        return int(code_pixels(self.state, self.sc, g, cd, a, b, self.lms))
+        return int(code_pixels(self.state, self.sc, g, cd, a, b, self.own))
 
 
 @njit(cache=True, inline="always")
@@ -521,20 +529,18 @@ def condition(o, ch, R, G):
 
 
 @njit(cache=True)
-def code_pixels(S, sc, g, cd, a, b, lms):
+def code_pixels(S, sc, g, cd, a, b, own):
     """The group's pixels a..b-1 in order, channel by channel: each sub-pixel's decisions coded
     into its stream (MODE_ENCODE, levels from ``g.img``), decoded into ``g.img`` (MODE_DECODE)
     or only learnt (MODE_KNOWN); ``g.netp`` gets the network's prediction. Returns the index
     of the first pixel not done: b, or earlier when an encoder's buffer is nearly full (the
     caller empties it and calls again), or -1 when a stream read past its end (damaged)."""
+    # the caller holds these tuples until this returns: their arrays borrowed, no reference
+    # counts per pass to an inlined function (half the time)
+    S, sc, g, cd, own = borrowed(S), borrowed(sc), borrowed(g), borrowed(cd), borrowed(own)
+    lms, nb, info, lx, v, h, pm = own
     C = g.geo[3]
     slot_bits = _log2(S.counts.shape[0] // 3)
-    nb = np.empty((6, 2), dtype=np.int64)
-    info = np.zeros(6, dtype=np.int64)
-    lx = np.zeros(N_LMS, dtype=np.int64)
-    v = np.zeros(12, dtype=np.int64)
-    h = np.zeros(N_CTX, dtype=np.uint64)
-    pm = np.zeros(7, dtype=np.int64)
     cap = cd.out.shape[1] - 256
     for i in range(a, b):
         bd = g.band[i]
