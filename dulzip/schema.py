@@ -19,7 +19,7 @@ import re
 from dulzip.errors import FormatError
 
 KINDS = ("bytes", "text", "png", "pnm", "wav")
-CODERS = ("model", "zstd", "stored")
+CODERS = ("model", "zstd", "stored", "lpc")  # lpc: audio blocks only (codecs.lpc)
 MAX_LENGTH = 1 << 50  # an original file's length (1 PiB: a bound, not a promise)
 MAX_SIDE = 1 << 20  # pixels along one side of an image
 MAX_TILE = 1024  # image tile side (the CLI's --tile range; models use 28, 64 or 512)
@@ -292,6 +292,8 @@ def _streams(h: dict, kind: str, payload_size: int | None) -> None:
             raise _fail(f"{path}.name", f"is not a stream of a '{kind}' file ('{name}')")
         if kind == "bytes" and s["coder"] == "model":
             raise _fail(f"{path}.coder", "cannot be 'model' in a 'bytes' file")
+        if s["coder"] == "lpc" and (kind != "wav" or name in SIDE[kind]):
+            raise _fail(f"{path}.coder", f"cannot be 'lpc' for '{name}' (audio blocks only)")
     if payload_size is not None and total > payload_size:
         raise FormatError(f"truncated .dlz file (its streams need {total} bytes; {payload_size} follow the header)")
     if payload_size is not None and total < payload_size:

@@ -96,7 +96,8 @@ def test_small_blocks_round_trip_and_zstd_fallback(audio_models):
     x = np.concatenate([speech(1500, 2).astype(np.int64),
                         np.zeros((300, 2), np.int64)])  # the silent end: zstd codes it in a few bytes
     streams = encode_audio(x, 16, net, lay)
-    assert {s.coder for s in streams} == {"model", "zstd"}
+    coders = [s.coder for s in streams]
+    assert coders[-1] == coders[-4] == "zstd" and set(coders) <= {"model", "lpc", "zstd"}
     assert np.array_equal(decode_audio(streams, len(x), 2, 16, net, lay), x)
 
 
