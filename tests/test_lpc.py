@@ -67,3 +67,19 @@ def test_lpc_streams_only_in_wav_files():
     h["streams"][0]["coder"] = "lpc"
     with pytest.raises(FormatError, match="lpc"):
         validate(h)
+
+
+def test_random_bytes_never_crash_the_decoder():
+    """A hostile block decodes to some samples (the file's checksum then refuses them) or is
+    refused as damaged: never another error (a wild predictor, residuals past every bound)."""
+    rng = np.random.default_rng(1)
+    n = FRAME + 100
+    for i in range(40):
+        order = [0, 1, 2, 4, 8, 12, 16, 24, 32][i % 9]
+        side = b"".join(bytes([order, int(rng.integers(0, 31))]) + rng.integers(-32768, 32768, order).astype("<i2").tobytes()
+                        for _ in range(2))
+        payload = len(side).to_bytes(4, "little") + side + rng.integers(0, 256, int(rng.integers(0, 3000))).astype(np.uint8).tobytes()
+        try:
+            decode_lpc(payload, n)
+        except CorruptDataError:
+            pass
