@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dulzip.codecs.lpc import decode_lpc, encode_lpc
 from dulzip.codecs.stream import Stream
 from dulzip.codecs.text import Layout
-from dulzip.codecs.lpc import decode_lpc, encode_lpc
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError
@@ -137,8 +137,9 @@ class AudioCoder:
             payload = len(packed).to_bytes(4, "little") + packed + payload
             est += 8 * (4 + len(packed))
         if allow_zstd:
-            others = [Stream("lpc", encode_lpc(self._lpc_levels(x))), Stream("zstd", zstdio.compress(pcm_bytes(x, self.bits)))]
-            best = min(others, key=lambda o: len(o.payload))
+            others = [Stream("lpc", encode_lpc(self._lpc_levels(x))),
+                      Stream("zstd", zstdio.compress(pcm_bytes(x, self.bits)))]
+            best = min(others, key=lambda o: len(o.payload))  # lpc on a tie
             if len(best.payload) <= len(payload):
                 return best
         return Stream("model", payload, est)
