@@ -14,14 +14,18 @@ second stage: a normalized LMS filter of order N_LMS over the first stage's past
 learnt as the block is coded (integers; as Monkey's Audio's cascades). The residual is coded by
 the binary arithmetic coder of :mod:`dulzip.coding.binary` as decisions: zero?, sign, the
 magnitude's bit length in unary, its low bits; each decision's probability (the mean of a fast
-and a slow adaptive estimate) is kept per half-octave class of the recent residuals' mean
-magnitude, which stands in for FLAC's Rice parameters.
+and a slow adaptive estimate, starting from a prior) is kept per octave class of the recent
+residuals' mean magnitude, which stands in for FLAC's Rice parameters.
 
 What each part brought on three espeak-ng files (numbers at 16 and 22.05 kHz, fox at 16 kHz,
 bytes; ``flac -8 --no-padding``: 154,561, 187,411, 174,788): LPC with a Hann window and one
-adaptive rate, 156,221, 190,088, 177,066; a Tukey(0.5) window 155,886, 188,902, 176,757; the
-two rates and half-octave classes 155,509, 188,198, 176,332; the LMS stage 146,209, 177,124,
-167,074 (order 32 instead of 16: 148,019, 178,215, 168,954).
+adaptive rate, 156,221, 190,088, 177,066; a Tukey(0.5) window 155,886, 188,902, 176,757; two
+rates and half-octave classes 155,509, 188,198, 176,332; the LMS stage 146,209, 177,124, 167,074
+(of order 32 instead of 16: 148,019, 178,215, 168,954); octave classes again 145,940, 176,904,
+166,806; the mean magnitude adapting at 1/8 instead of 1/16, and the length decisions starting
+from a prior, 144,349, 175,444, 165,094. On two short noisy files (FluidR3 snare samples of
+23,232 and 20,640 samples; flac 20,147 and 19,352 bytes) those last steps took the payload from
+20,586 and 19,792 bytes to 19,982 and 19,217: within the container's 184 bytes of flac's file.
 
 Payload: the side data's length (4 bytes, little-endian), per frame its order, shift and
 coefficients (int16 little-endian), then the coded residuals.
@@ -38,7 +42,7 @@ FRAME = 4096
 ORDERS = (0, 1, 2, 4, 8, 12, 16, 24, 32)
 MAX_ORDER = 32
 PRECISION = 14  # coefficients' bits (below int16's range)
-N_CLASSES = 48  # half-octave classes of the recent mean magnitude  # classes of the recent mean magnitude (its bit length)
+N_CLASSES = 24  # octave classes of the recent mean magnitude (its bit length)
 N_LEN = 20  # magnitude bit lengths: a residual of 8- or 16-bit audio stays below 2^19
 N_LMS = 16  # the second stage's order
 LMS_MAX = 1 << 20  # its weights' bound (1/65536)
@@ -125,6 +129,11 @@ def _run(x, n, orders, shifts, coefs, st, out, data, end, mode):
     """Code (mode ENC: from x) or decode (DEC: into x) the n residuals; returns -1 when a
     decoder's stream ended early."""
     probs = np.full((N_CLASSES, 2 * N_PROBS), 32768, dtype=np.int64)  # fast, then slow
+    for c in range(N_CLASSES):  # a prior: class c's residuals have about c + 1 bits
+        for k in range(N_LEN):
+            q = 62000 if k < c - 1 else (3500 if k > c + 1 else 32768)
+            probs[c, 2 + k] = q
+            probs[c, N_PROBS + 2 + k] = q
     avg = np.int64(16 * 64)
     r = np.zeros(n + N_LMS, dtype=np.int64)  # the first stage's residuals, N_LMS zeros first
     w2 = np.zeros(N_LMS, dtype=np.int64)
@@ -145,12 +154,11 @@ def _run(x, n, orders, shifts, coefs, st, out, data, end, mode):
                 norm += r[t + N_LMS - 1 - j] * r[t + N_LMS - 1 - j]
             pred = min(max(p1 + (a2 >> 16), -32768), 32767)  # |residual| < 2^16
             e = x[t] - pred if mode == ENC else 0
-            a = avg >> 2
+            a = avg >> 4
             c = 0
-            while a > 3 and c < N_CLASSES - 2:
+            while a > 0 and c < N_CLASSES - 1:
                 a >>= 1
-                c += 2
-            c = min(c + (a & 1), N_CLASSES - 1)
+                c += 1
             row = probs[c]
             b = _bit(row, 0, 1 if e == 0 else 0, st, out, data, end, mode)
             if b:
@@ -169,7 +177,7 @@ def _run(x, n, orders, shifts, coefs, st, out, data, end, mode):
                 if st[0, 4] > 0:
                     return -1
                 x[t] = pred + e
-            avg += ((abs(e) << 4) - avg) >> 4
+            avg += ((abs(e) << 4) - avg) >> 3
             r[t + N_LMS] = min(max(x[t] - p1, -R_MAX), R_MAX)  # so that the LMS's sums stay in int64
             for j in range(N_LMS):
                 w2[j] = min(max(w2[j] + ((e * r[t + N_LMS - 1 - j]) << 12) // norm, -LMS_MAX), LMS_MAX)
