@@ -458,7 +458,8 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
         n = dims
         coders = [st["coder"] for st in h.get("streams", []) if st["name"].startswith("audio.")]
         lines.append(f"  audio:     {lay['frames']} frames, {lay['channels']} channel(s), {lay['bits']}-bit, "
-                     f"{lay['rate']} Hz; blocks: {coders.count('model')} by the model, {coders.count('zstd')} by zstd")
+                     f"{lay['rate']} Hz; blocks: {coders.count('model')} by the model, "
+                     f"{coders.count('lpc')} by linear prediction, {coders.count('zstd')} by zstd")
         if n:
             lines.append(f"  bits/sample: {8 * len(blob) / n:.4f} (file), {h.get('model_bits', 0) / n:.4f} "
                          "(model estimate)")
