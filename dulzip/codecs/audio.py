@@ -7,8 +7,8 @@ block). Segments start with an empty history and are coded in lockstep: step t c
 of every segment, so the decoder advances all of them with one batched network step. A block
 is one range-coded stream (after the segments' own linear predictors, for a model that uses
 them: fitted by the encoder, as zigzag LEB128 varints). Every block is also coded by a plain
-linear predictor (:mod:`dulzip.codecs.lpc`, coder ``lpc``) and by zstd -19; the smallest of the
-three is kept, so a WAV is never much larger than FLAC's file of its samples (synthetic speech:
+linear predictor (:mod:`dulzip.codecs.lpc`, coder ``lpc``) and by zstd -19 (both
+:mod:`dulzip.codecs.plainaudio`); the smallest of the three is kept, so a WAV is never much larger than FLAC's file of its samples (synthetic speech:
 the models lost to FLAC by 5-11%).
 
 A 16-bit sample is coded as its high byte, then its low byte, both tables taken from the same
@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dulzip.codecs.lpc import decode_lpc, encode_lpc
+from dulzip.codecs.plainaudio import decode_plain, encode_plain
 from dulzip.codecs.stream import Stream
 from dulzip.codecs.text import Layout
-from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError
 from dulzip.heads.audio import TABLE_BITS, audio_coarse_table, audio_fine_table
@@ -137,26 +136,14 @@ class AudioCoder:
             payload = len(packed).to_bytes(4, "little") + packed + payload
             est += 8 * (4 + len(packed))
         if allow_zstd:
-            others = [Stream("lpc", encode_lpc(self._lpc_levels(x))),
-                      Stream("zstd", zstdio.compress(pcm_bytes(x, self.bits)))]
-            best = min(others, key=lambda o: len(o.payload))  # lpc on a tie
+            best = encode_plain(x, self.bits)
             if len(best.payload) <= len(payload):
                 return best
         return Stream("model", payload, est)
 
-    def _lpc_levels(self, x: np.ndarray) -> np.ndarray:
-        """The samples the lpc coder codes: 8-bit ones as their byte (levels are 256 v + 128 - 32768)."""
-        return (x + 32768 - 128) >> 8 if self.bits == 8 else x
-
     def decode_block(self, s: Stream, n: int) -> np.ndarray:
-        if s.coder == "zstd":
-            raw = zstdio.decompress(s.payload, n * self.bits // 8, "an audio block")
-            return from_pcm_bytes(raw, self.bits)
-        if s.coder == "lpc":
-            v = decode_lpc(s.payload, n)
-            return v * 256 - 32768 + 128 if self.bits == 8 else v
         if s.coder != "model":
-            raise CorruptDataError(f"unknown coder '{s.coder}' for an audio block")
+            return decode_plain(s, n, self.bits)
         lens = self.layout.segments(n)
         B, S = len(lens), int(lens.max())
         own, coded = self._read_predictors(s.payload, B)
@@ -214,19 +201,6 @@ def unpack_ints(data: bytes, n: int) -> np.ndarray:
     if len(out) != n or shift:
         raise CorruptDataError("an audio block's predictors are damaged")
     return np.array(out, dtype=np.int64)
-
-
-def pcm_bytes(x: np.ndarray, bits: int) -> bytes:
-    """Levels -> the PCM bytes of a WAV (16-bit little-endian signed, or 8-bit unsigned)."""
-    if bits == 8:
-        return ((x - 128) // 256 + 128).astype(np.uint8).tobytes()
-    return x.astype("<i2").tobytes()
-
-
-def from_pcm_bytes(raw: bytes, bits: int) -> np.ndarray:
-    if bits == 8:
-        return np.frombuffer(raw, dtype=np.uint8).astype(np.int64) * 256 - 32768 + 128
-    return np.frombuffer(raw, dtype="<i2").astype(np.int64)
 
 
 def encode_audio(levels: np.ndarray, bits: int, net, layout: AudioLayout, progress: bool = False,

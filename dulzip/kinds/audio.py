@@ -90,20 +90,24 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
 def decompress(c: Container, opts: Options) -> bytes:
     import numpy as np
 
-    from dulzip.codecs.audio import AudioLayout, decode_audio
     from dulzip.formats import wav
     h = c.header
     lay = h["layout"]  # its fields' types and ranges checked by dulzip.schema with the header
     frames, channels, bits, rate = (lay[k] for k in ("frames", "channels", "bits", "rate"))
-    layout = AudioLayout(block=lay["block"], streams=lay["max_streams"], seg_min=lay["seg_min"])
-    name, net = load_for(h, opts)
-    if net.modality != "audio":
-        raise FormatError(f"model '{name}' is not an audio model")
     side = read_side(c, ("wav",))
     if lay.get("canonical"):
         side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
     streams = coded_streams(c, "audio")
-    levels = decode_audio(streams, frames, channels, bits, net, layout, opts.progress)
+    if all(s.coder != "model" for s in streams):  # no block needs the network: neither it nor torch is loaded
+        from dulzip.codecs.plainaudio import decode_all_plain
+        levels = decode_all_plain(streams, frames, channels, bits, lay["block"])
+    else:
+        from dulzip.codecs.audio import AudioLayout, decode_audio
+        layout = AudioLayout(block=lay["block"], streams=lay["max_streams"], seg_min=lay["seg_min"])
+        name, net = load_for(h, opts)
+        if net.modality != "audio":
+            raise FormatError(f"model '{name}' is not an audio model")
+        levels = decode_audio(streams, frames, channels, bits, net, layout, opts.progress)
     samples = ((levels - 128) // 256 if bits == 8 else levels).astype(np.int16)
     if lay.get("stereo") == "side" and channels == 2:
         samples = stereo_side(samples, bits, inverse=True)
