@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from dulzip.codecs.stream import cuts
 from dulzip.coding import binary
 from dulzip.errors import CorruptDataError
 
@@ -48,11 +49,10 @@ N_LMS = 16  # the second stage's order
 LMS_MAX = 1 << 20  # its weights' bound (1/65536)
 R_MAX = 1 << 17  # the first stage's predictions and residuals' bound
 N_PROBS = 2 + 2 * N_LEN + N_LEN * N_LEN  # decisions per class: zero, sign, lengths, low bits
+# the coder's output can never outgrow this many bytes per sample: at most 2 + (N_LEN - 1) + (N_LEN - 2)
+# decisions, each at most 10 bits (probabilities are kept within [64, 65472] / 65536)
+MAX_BYTES_PER_SAMPLE = (10 * (2 * N_LEN - 1) + 7) // 8
 ENC, DEC = 0, 1
-
-
-def frames(n: int) -> list[tuple[int, int]]:
-    return [(s, min(FRAME, n - s)) for s in range(0, n, FRAME)]
 
 
 def _fit(x: np.ndarray, s: int, m: int) -> tuple[int, int, np.ndarray]:
@@ -201,7 +201,7 @@ def encode_lpc(x: np.ndarray) -> bytes:
     """One block of one channel (int64 samples) -> the ``lpc`` payload."""
     x = np.ascontiguousarray(x, dtype=np.int64)
     n = len(x)
-    fr = frames(n)
+    fr = cuts(n, FRAME)
     orders = np.zeros(len(fr), dtype=np.int64)
     shifts = np.zeros(len(fr), dtype=np.int64)
     coefs = np.zeros((len(fr), MAX_ORDER), dtype=np.int64)
@@ -211,7 +211,7 @@ def encode_lpc(x: np.ndarray) -> bytes:
         orders[f], shifts[f], coefs[f, :p] = p, sh, q
         side += bytes([p, sh]) + q.astype("<i2").tobytes()
     st = binary.new_state(1)
-    out = np.zeros((1, 8 * n + 1024), dtype=np.uint8)
+    out = np.zeros((1, MAX_BYTES_PER_SAMPLE * n + 16), dtype=np.uint8)  # encode_bit does not check bounds
     _run(x, n, orders, shifts, coefs, st, out, np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.int64), ENC)
     coded = out[0, :st[0, 2]].tobytes() + binary.finish(st, 0)
     return len(side).to_bytes(4, "little") + bytes(side) + coded
@@ -219,7 +219,7 @@ def encode_lpc(x: np.ndarray) -> bytes:
 
 def decode_lpc(payload: bytes, n: int) -> np.ndarray:
     """Inverse of :func:`encode_lpc`: the block's n samples (int64)."""
-    fr = frames(n)
+    fr = cuts(n, FRAME)
     if len(payload) < 4:
         raise CorruptDataError("an lpc audio block is truncated")
     ns = int.from_bytes(payload[:4], "little")

@@ -7,12 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from dulzip.codecs.lpc import decode_lpc, encode_lpc
-from dulzip.codecs.stream import Stream
+from dulzip.codecs.stream import Stream, cuts
 from dulzip.coding import zstdio
 from dulzip.errors import CorruptDataError
-
-PLAIN = ("lpc", "zstd")  # the coders of blocks decoded here
-
 
 def pcm_bytes(x: np.ndarray, bits: int) -> bytes:
     """Levels -> the PCM bytes of a WAV (16-bit little-endian signed, or 8-bit unsigned)."""
@@ -45,20 +42,15 @@ def decode_plain(s: Stream, n: int, bits: int) -> np.ndarray:
     raise CorruptDataError(f"unknown coder '{s.coder}' for an audio block")
 
 
-def cuts(frames: int, block: int) -> list[tuple[int, int]]:
-    """(start, length) of a channel's blocks: the cut of the encoder's layout
-    (:meth:`dulzip.codecs.text.Layout.blocks`, whose module imports torch; tested equal)."""
-    return [(s, min(block, frames - s)) for s in range(0, frames, block)]
-
-
 def decode_all_plain(streams: list[Stream], frames: int, channels: int, bits: int, block: int) -> np.ndarray:
-    """(frames, channels) levels of a WAV whose every block is plain (lpc or zstd)."""
-    cuts_ = cuts(frames, block)
-    if len(streams) != len(cuts_) * channels:
-        raise CorruptDataError(f"expected {len(cuts_) * channels} audio blocks, found {len(streams)}")
+    """(frames, channels) levels of a WAV whose every block is plain (lpc or zstd), cut as the
+    encoder's layout cuts them (:meth:`dulzip.codecs.text.Layout.blocks`)."""
+    blocks = cuts(frames, block)
+    if len(streams) != len(blocks) * channels:
+        raise CorruptDataError(f"expected {len(blocks) * channels} audio blocks, found {len(streams)}")
     out = np.zeros((frames, channels), dtype=np.int64)
     it = iter(streams)
     for c in range(channels):
-        for s, n in cuts_:
+        for s, n in blocks:
             out[s:s + n, c] = decode_plain(next(it), n, bits)
     return out

@@ -15,3 +15,9 @@ class Stream:
     coder: str
     payload: bytes
     est_bits: float = 0.0  # the model's own -log2 p of this stream (model streams)
+
+
+def cuts(n: int, size: int) -> list[tuple[int, int]]:
+    """(start, length) of the pieces of ``size`` (the last one shorter) of n items: the blocks of
+    a text or audio layout, the frames of the lpc coder."""
+    return [(s, min(size, n - s)) for s in range(0, n, size)]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dulzip.codecs.stream import Stream
+from dulzip.codecs.stream import Stream, cuts
 from dulzip.coding import zstdio
 from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
 from dulzip.errors import CorruptDataError
@@ -43,7 +43,7 @@ class Layout:
 
     def blocks(self, n: int) -> list[tuple[int, int]]:
         """(start, length) of every block of an n-byte input."""
-        return [(s, min(self.block, n - s)) for s in range(0, n, self.block)]
+        return cuts(n, self.block)
 
     def segments(self, n: int) -> np.ndarray:
         """Lengths of the segments of an n-byte block (n >= 1)."""

@@ -159,8 +159,7 @@ class PyramidMixer:
             apm=cm_apm.new_table(squash, N_NODES * 3 * (N_ACT + N_SCALES + N_QD)),
             stretch=stretch, squash=squash, lr=LR, lr_f=LR_F)
         self.sc = new_scratch(1, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
-        self.lms = np.zeros((N_GROUPS * 3, N_LMS), dtype=np.int64)  # per (phase and level, channel), 1/65536
-        self.own = Own(self.lms, np.empty((6, 2), dtype=np.int64), np.zeros(6, dtype=np.int64),
+        self.own = Own(np.zeros((N_GROUPS * 3, N_LMS), dtype=np.int64), np.empty((6, 2), dtype=np.int64), np.zeros(6, dtype=np.int64),
                        np.zeros(N_LMS, dtype=np.int64), np.zeros(12, dtype=np.int64), np.zeros(N_CTX, dtype=np.uint64),
                        np.zeros(7, dtype=np.int64))
         for name, t in (prime or {}).items():
@@ -172,7 +171,7 @@ class PyramidMixer:
 
     def _parts(self) -> dict[str, np.ndarray]:
         S = self.state
-        return {"weights": S.weights, "weights_f": S.weights_f, "maps": S.maps, "lms": self.lms}
+        return {"weights": S.weights, "weights_f": S.weights_f, "maps": S.maps, "lms": self.own.lms}
 
     def primed_state(self) -> dict[str, torch.Tensor]:
         """What a model ships as the mixer's start: the mixers' weights, the maps and the linear
