@@ -15,7 +15,7 @@ from dulzip.schema import DEFAULT_MAX_MEMORY, IMAGE_MIXER_VERSIONS
 @dataclass
 class Options:
     model: str = "auto"  # auto | zstd | a model name
-    exact: bool = False  # refuse non-byte-identical re-encoding (PNG): store as bytes instead
+    exact: bool = True  # False: a PNG whose zlib stream zlib does not reproduce is re-encoded (not byte-identical)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch threads for batched passes (0: the free cores, see default_threads)
     tile: int | None = None  # image tile size (None: the model's default)

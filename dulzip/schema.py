@@ -42,7 +42,7 @@ LAYOUT = {
 }
 LAYOUT["pnm"] = LAYOUT["png"]
 EXTRAS = {"png": {"zlib", "idat_sizes", "depth", "palette", "chunks", "filter"}, "pnm": set()}
-SIDE = {"png": ("png.chunks", "png.filters", "png.filters4", "png.ranks"), "pnm": ("pnm.head", "pnm.tail"),
+SIDE = {"png": ("png.chunks", "png.filters", "png.filters4", "png.ranks", "png.deflate", "png.tokens"), "pnm": ("pnm.head", "pnm.tail"),
         "wav": ("wav.prefix", "wav.suffix"), "text": (), "bytes": ()}
 NUMBERED = {"bytes": ("bytes",), "text": ("text",), "png": ("color", "alpha"), "pnm": ("color", "alpha"),
             "wav": ("audio",)}
@@ -127,7 +127,22 @@ def validate(h, payload_size: int | None = None) -> dict:
     _exactness(h, kind)
     _inline(h, kind)
     _streams(h, kind, payload_size)
+    if kind == "png":
+        _described(h)
     return h
+
+
+def _described(h: dict) -> None:
+    """A PNG whose zlib stream is re-created from its description (formats.deflate_tokens): both
+    its side streams, a byte-identical file, no zlib settings."""
+    names = set(h.get("inline", {})) | {s["name"] for s in h["streams"]}
+    has = {"png.deflate", "png.tokens"} & names
+    if not has:
+        return
+    if len(has) != 2:
+        raise _fail("streams", "hold one of a deflate stream's two side streams (png.deflate, png.tokens)")
+    if not h.get("exact", True) or h["extras"].get("zlib") is not None:
+        raise _fail("extras.zlib", "is set on a file whose zlib stream is re-created from its description")
 
 
 def _model_bits(v) -> None:
@@ -191,12 +206,14 @@ def _pyramid(lay: dict) -> None:
 def _png_extras(ex: dict, C: int) -> None:
     z = ex.get("zlib")
     if z is not None:
-        _list(z, "extras.zlib", 3)
-        if len(z) != 3:
-            raise _fail("extras.zlib", "does not hold three settings")
+        _list(z, "extras.zlib", 4)
+        if len(z) not in (3, 4):
+            raise _fail("extras.zlib", "does not hold three or four settings")
         _int(z[0], "extras.zlib.0", 0, 9)
         _int(z[1], "extras.zlib.1", 1, 9)
         _int(z[2], "extras.zlib.2", 0, 4)
+        if len(z) == 4:  # the window's bits (15 when absent)
+            _int(z[3], "extras.zlib.3", 9, 14)
     if "idat_sizes" in ex:
         for i, n in enumerate(_list(ex["idat_sizes"], "extras.idat_sizes", MAX_STREAMS)):
             _int(n, f"extras.idat_sizes.{i}", 0, (1 << 31) - 1)

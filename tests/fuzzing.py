@@ -254,7 +254,9 @@ def seed_specs() -> dict[str, tuple[str, object]]:
         "png-rgba": ("PNG RGBA 9x8 with a coded alpha plane, pixelcnn, tiles of 4", image(rgba, tile=4)),
         "png-palette": ("palette PNG 12x10 (12 colors), pixelcnn, tiles of 4", image(palette, tile=4)),
         "png-inexact": ("PNG whose zlib stream is not reproduced (exact=false), pixelcnn, tiles of 4",
-                        image(lambda: _odd_zlib_png(_rgb(8, 9)), tile=4)),
+                        image(lambda: _odd_zlib_png(_rgb(8, 9)), tile=4, exact=False)),
+        "png-described": ("PNG whose zlib stream zlib does not reproduce, re-created from its blocks and tokens, "
+                          "pixelcnn, tiles of 4", image(lambda: _odd_zlib_png(_rgb(8, 9)), tile=4)),
         "ppm": ("PPM (P6) 11x9, pixelcnn, tiles of 8", image(lambda: _pnm(b"P6", _rgb(9, 11, 3, 3)), tile=8)),
         # (-m pixelcnn: this PGM's levels are printable bytes, so 'auto' would take it for text)
         "pgm": ("PGM (P5) 13x8, pixelcnn, tiles of 4",

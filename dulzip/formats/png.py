@@ -9,7 +9,10 @@ to its first entry, except where the palette repeats a color and a pixel uses a 
 the pixels whose color the palette repeats, the rank of their index among that color's entries
 is kept as a side stream (:func:`palette_ranks`; none when every rank is 0). To re-create the file byte for byte, the zlib
 settings that reproduce the original IDAT stream are searched for at compression time; when
-none does, the file is rebuilt with the same pixels and chunks and a fresh zlib stream, and
+none does (optimizers, other deflate libraries), the stream is described by its blocks and its
+tokens' differences from a match finder over the filtered data (:mod:`dulzip.formats.deflate_tokens`),
+which re-create it bit for bit. Asked to (``redeflate=False``: ``--reencode``), or where neither
+reproduces it, the file is rebuilt with the same pixels and chunks and a fresh zlib stream, and
 the container records that it is not byte-identical.
 """
 from __future__ import annotations
@@ -27,8 +30,17 @@ from dulzip.formats.sniff import PNG_SIGNATURE as SIGNATURE
 # Pillow and numba are imported where they are used: a PNG that goes the bytes way (16-bit,
 # interlaced, malformed) never loads numba
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # color type -> samples per pixel (8-bit only)
-ZLIB_SEARCH = [(level, mem, strategy) for level in (6, 9, 5, 7, 8, 4, 3, 2, 1, 0)
-               for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED) for mem in (8, 9)]
+# zlib settings (level, memLevel, strategy) tried, likeliest first: libpng's defaults (the first
+# 40, in the order of files written before the others were added), then what optipng and pngcrush
+# also try (Z_RLE and Z_HUFFMAN_ONLY), then the other memLevels. Only those whose level the
+# stream's header allows (its FLEVEL) are tried, with the header's window size (a fourth setting
+# where it is not 15).
+_LEVELS = (6, 9, 5, 7, 8, 4, 3, 2, 1, 0)
+ZLIB_SEARCH = [(level, mem, strategy) for level in _LEVELS for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED)
+               for mem in (8, 9)]
+ZLIB_SEARCH += [(level, mem, strategy) for mems in ((8, 9), range(1, 8)) for level in _LEVELS
+                for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED, zlib.Z_RLE, zlib.Z_HUFFMAN_ONLY)
+                for mem in mems if (level, mem, strategy) not in ZLIB_SEARCH]
 REENCODE = (9, 9, zlib.Z_DEFAULT_STRATEGY)
 
 
@@ -42,10 +54,11 @@ class ParsedPNG:
     chunks: list[tuple[bytes, bytes]]  # (type, data) in file order, IDAT run replaced by one b"IDAT" marker
     idat_sizes: list[int]
     filters: bytes  # one filter type per row
-    zlib_params: tuple[int, int, int] | None  # reproduces the IDAT stream, or None
+    zlib_params: tuple[int, ...] | None  # reproduces the IDAT stream, or None
     depth: int = 8  # bits per sample: 8, or 1 (gray: pixels are then levels 0 and 255); palette: 1, 2, 4, 8
     indices: np.ndarray | None = None  # palette images: (H, W, 1) palette indices (pixels are their colors)
     ranks: bytes | None = None  # palette images whose pixels use a repeated color's later entry: palette_ranks
+    deflate: tuple[bytes, bytes] | None = None  # no zlib_params: (blocks, tokens) that re-create the stream
 
 
 def parse_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -161,16 +174,39 @@ def scanlines(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
     return out
 
 
-def _deflate(data: bytes, params: tuple[int, int, int]) -> bytes:
-    level, mem, strategy = params
-    c = zlib.compressobj(level, zlib.DEFLATED, 15, mem, strategy)
+def _compressor(params):
+    level, mem, strategy = params[:3]
+    return zlib.compressobj(level, zlib.DEFLATED, params[3] if len(params) > 3 else 15, mem, strategy)
+
+
+def _deflate(data: bytes, params) -> bytes:
+    c = _compressor(params)
     return c.compress(data) + c.flush()
+
+
+def _flevel(level: int, strategy: int) -> int:
+    """The FLEVEL zlib writes in a stream's header for these settings."""
+    if level < 2 or strategy >= zlib.Z_HUFFMAN_ONLY:
+        return 0
+    return 1 if level < 6 else (2 if level == 6 else 3)
+
+
+def zlib_search(data: bytes, stream: bytes) -> tuple[int, ...] | None:
+    """The zlib settings that deflate ``data`` into ``stream``, or None: (level, memLevel,
+    strategy), with the window's bits fourth where they are not 15."""
+    if len(stream) < 2 or (stream[0] & 15) != 8 or (stream[0] >> 4) > 7:
+        return None
+    wbits = (stream[0] >> 4) + 8
+    extra = (wbits,) if wbits != 15 else ()
+    for p in ZLIB_SEARCH:
+        if _flevel(p[0], p[2]) == stream[1] >> 6 and _matches(data, stream, p + extra):
+            return p + extra
+    return None
 
 
 def _matches(data: bytes, target: bytes, params) -> bool:
     """Does deflating ``data`` with ``params`` give ``target``? Stops at the first difference."""
-    level, mem, strategy = params
-    c = zlib.compressobj(level, zlib.DEFLATED, 15, mem, strategy)
+    c = _compressor(params)
     pos, step = 0, 1 << 16
     for i in range(0, len(data), step):
         out = c.compress(data[i:i + step])
@@ -181,7 +217,9 @@ def _matches(data: bytes, target: bytes, params) -> bool:
     return target[pos:] == out
 
 
-def parse(data: bytes) -> ParsedPNG:
+def parse(data: bytes, redeflate: bool = True) -> ParsedPNG:
+    """The PNG's pixels and all else it holds; ``redeflate``: where no zlib setting reproduces
+    its stream, describe the stream for :func:`build` to re-create (else it is re-encoded)."""
     chunks = parse_chunks(data)
     if chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
         raise NotModelable("no IHDR")
@@ -229,10 +267,15 @@ def parse(data: bytes) -> ParsedPNG:
         ranks = palette_ranks(indices, pixels, pal)
         if not np.array_equal(palette_indices(pixels, pal, ranks), indices):  # by construction; checked
             raise NotModelable("the palette's indices do not come back from the colors")
-    params = next((p for p in ZLIB_SEARCH if _matches(filtered, stream, p)), None)
+    params = zlib_search(filtered, stream)
+    described = None
+    if params is None and redeflate:
+        from dulzip.formats import deflate_tokens
+        described = deflate_tokens.describe(stream, filtered)
     kept = [(t, b) for i, (t, b) in enumerate(chunks) if i not in idx[1:]]
     kept[idx[0]] = (b"IDAT", b"")
-    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth, indices, ranks)
+    return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth, indices, ranks,
+                     described)
 
 
 def palette(chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
@@ -369,13 +412,21 @@ def _chunk(ctype: bytes, body: bytes) -> bytes:
 
 
 def build(pixels: np.ndarray, chunks: list[tuple[bytes, bytes]], idat_sizes: list[int], filters: bytes,
-          zlib_params: tuple[int, int, int] | None, depth: int = 8) -> bytes:
-    """Re-create the PNG: byte-identical when ``zlib_params`` reproduced the original stream.
-    ``idat_sizes`` None: the stream in one IDAT chunk."""
+          zlib_params: tuple[int, ...] | None, depth: int = 8, described: tuple[bytes, bytes] | None = None) -> bytes:
+    """Re-create the PNG: byte-identical when ``zlib_params`` reproduced the original stream, or
+    from the stream's description (``described``, :attr:`ParsedPNG.deflate`; ValueError when it is
+    damaged). ``idat_sizes`` None: the stream in one IDAT chunk."""
     H, W, C = pixels.shape
     filtered = filter_rows(scanlines(pixels, depth), filters, C)
-    stream = _deflate(filtered, zlib_params or REENCODE)
-    if zlib_params is None:  # one IDAT chunk per 64 KiB, as most writers do
+    if described is not None:
+        if zlib_params is not None:
+            raise ValueError("a described zlib stream has no zlib settings")
+        from dulzip.formats import deflate_tokens
+        # a deflate stream takes at most 2 bytes a byte (15-bit codes; a 3-byte match: 48 bits)
+        stream = deflate_tokens.recreate(*described, filtered, 2 * len(filtered) + 65536)
+    else:
+        stream = _deflate(filtered, zlib_params or REENCODE)
+    if zlib_params is None and described is None:  # one IDAT chunk per 64 KiB, as most writers do
         idat_sizes = [min(65536, len(stream) - i) for i in range(0, len(stream), 65536)] or [0]
     elif idat_sizes is None:
         idat_sizes = [len(stream)]

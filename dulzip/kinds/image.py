@@ -1,9 +1,10 @@
 """Images (PNG, PGM/PPM): the pipeline from a file to coded planes and back.
 
-Sniffing parses the file into pixels and what else it holds (chunks, filters, zlib settings);
-the planes (:mod:`dulzip.transforms`) go to the image model chosen from the input alone, under
-the image mixer (autoregressive models) or as the flow; decoding rebuilds the same file (or the
-same pixels and chunks, re-encoded, where no zlib setting reproduced the original stream).
+Sniffing parses the file into pixels and what else it holds (chunks, filters, zlib settings or
+the description of a stream zlib does not reproduce); the planes (:mod:`dulzip.transforms`) go
+to the image model chosen from the input alone, under the image mixer (autoregressive models)
+or as the flow; decoding rebuilds the same file (or, asked to with ``--reencode``, the same
+pixels and chunks with a fresh zlib stream).
 """
 from __future__ import annotations
 
@@ -39,10 +40,11 @@ def sniff(data: bytes, opts: Options):
     if sniffing.looks_like_png(data):
         from dulzip.formats import png
         try:
-            p = png.parse(data)
+            p = png.parse(data, redeflate=opts.exact)
         except png.NotModelable:
             return None
-        if p.zlib_params is None and opts.exact:
+        exact = p.zlib_params is not None or p.deflate is not None
+        if not exact and opts.exact:
             return None
         extras = {"zlib": list(p.zlib_params) if p.zlib_params else None}
         if len(p.idat_sizes) > 1:  # else: the whole stream in one IDAT chunk
@@ -51,6 +53,8 @@ def sniff(data: bytes, opts: Options):
             extras["depth"] = p.depth
         samples = p.pixels  # what the scanlines hold: the pixels, or a palette image's indices
         side = {}
+        if p.deflate is not None:  # the stream's blocks and tokens, to re-create it
+            side["png.deflate"], side["png.tokens"] = p.deflate
         if p.indices is not None:
             extras["palette"] = True
             samples = p.indices
@@ -66,7 +70,7 @@ def sniff(data: bytes, opts: Options):
             extras["filter"] = rule
         else:
             side["png.filters4"] = packed
-        return "png", p.pixels, side, extras, p.zlib_params is not None
+        return "png", p.pixels, side, extras, exact
     if not sniffing.looks_like_pnm(data):
         return None
     from dulzip.formats import pnm
@@ -90,7 +94,8 @@ def rebuild(kind: str, pixels: np.ndarray, side: dict[str, bytes], extras: dict)
             filters = side["png.filters"]
         else:
             filters = png.unpack_filters(extras.get("filter"), side.get("png.filters4"), pixels, depth)
-        return png.build(pixels, chunks, extras.get("idat_sizes"), filters, z, depth)
+        described = (side["png.deflate"], side["png.tokens"]) if "png.deflate" in side else None
+        return png.build(pixels, chunks, extras.get("idat_sizes"), filters, z, depth, described)
     return pnm.build(side["pnm.head"], pixels, side["pnm.tail"])
 
 
