@@ -42,13 +42,13 @@ ENC, DEC = 0, 1
 N_LB = 10  # buckets of the longest match's length
 N_GAIN = 8  # buckets of what the longest match saves over literals, in the block's own codes
 # context rows: is-match (N_LB x 2 x 4 x N_GAIN), length == longest (N_LB), shorter? (N_LB),
-# shortfall tree (256), length tree (256), escape (1), rank length unary (N_LB x 17), rank bits (17 x 17),
+# shortfall tree (256 x N_LB), length tree (256), escape (1), rank length unary (N_LB x 17), rank bits (17 x 17),
 # distance bits (15)
 P_MATCH = 0
 P_EQ = P_MATCH + N_LB * 8 * N_GAIN
 P_SHORT = P_EQ + N_LB * 2
 P_SHORTFALL = P_SHORT + N_LB
-P_LEN = P_SHORTFALL + 256
+P_LEN = P_SHORTFALL + 256 * N_LB
 P_ESC = P_LEN + 256
 P_RANKLEN = P_ESC + 1
 P_RANKBITS = P_RANKLEN + N_LB * 17
@@ -262,7 +262,7 @@ def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
                         if lmax >= 4:
                             short = _bit(probs, P_SHORT + lb, 1 if ln < lmax else 0, st, out, data, end, mode)
                         if short:  # ln in [3, lmax - 1]
-                            ln = lmax - 1 - _tree(probs, P_SHORTFALL, 8, lmax - 1 - ln, st, out, data, end, mode)
+                            ln = lmax - 1 - _tree(probs, P_SHORTFALL + 256 * lb, 8, lmax - 1 - ln, st, out, data, end, mode)
                         else:  # a match the chains missed (or none listed): its length as it is
                             ln = 3 + _tree(probs, P_LEN, 8, ln - 3, st, out, data, end, mode)
                     if mode == DEC and (ln < 3 or ln > 258 or i + ln > n):
