@@ -11,15 +11,25 @@ way (zstd of the PNG), 60% above ``optipng -o7``. This coder is a two-dimensiona
   its offset from the least one.
 * **Prediction.** Per pixel in raster order, channel by channel, a set of fixed predictors from
   the causal neighbours (W, N, NE, W + N - NW, W + NE - N, LOCO-I's median, CALIC's gradient-
-  adjusted one), and for the second and later channels four more that carry the previous
-  channel's local difference over (W + X' - W', N + X' - N', NE + X' - NE', and the gradient
-  one's), are blended with weights falling with the square of each predictor's error at the
-  four neighbours W, N, NW, NE. A bias per context (activity and the signs of the neighbours
-  against the prediction, as in CALIC) is learnt and added, in eighths of a level.
+  adjusted one), for the second and later channels four more that carry the previous channel's
+  local difference over (W + X' - W', N + X' - N', NE + X' - NE', and the gradient one's), and a
+  normalized LMS predictor learnt as the plane is coded (W plus weights times the neighbours'
+  differences from W), are blended with weights falling with the square of each predictor's
+  error around the pixel (W and N twice, NW, NE, WW). A bias per context (activity and the
+  signs of the neighbours against the prediction, as in CALIC) is learnt and added, in eighths
+  of a level.
 * **Residuals.** Coded as lpc codes them (:mod:`dulzip.coding.binary`): zero?, sign, the
-  magnitude's bit length in unary, its low bits; each decision's probability (the mean of a fast
-  and a slow adaptive estimate) is kept per class of the local activity: the final residuals at
-  W, N, NW, NE (and the previous channel's at the same pixel), in half-octave steps.
+  magnitude's bit length in unary, its low bits; each decision's probability (the mean of an
+  estimate adapting at 1/32 and one at 1/256) is kept per class of the local activity: the
+  final residuals at W, N, NW, NE (and the previous channel's at the same pixel) with the best
+  predictor's local error, in half-octave steps; the first channel apart from the others.
+
+What each part brought on three 384x256 crops of the 16-bit photographs (Dune, LadyBird, Storm,
+RGB; bytes in all): the blend of the 11 fixed predictors with lpc's residual decisions 558,725;
+the best predictor's error in the coding context 557,553; W and N counted twice and WW added in
+the blend's errors 556,050; the LMS predictor 555,016; slower probability rates (1/32 and 1/256
+instead of 1/16 and 1/128) 552,488. Weights falling with the cube instead of the square: worse
+(560,194 against 557,553).
 
 Payload: channels (1 byte), the least value and the largest level (uint16 each, little-endian),
 the level rule (0: offsets, 1: ranks, then the bitmap's zstd frame with its length in 4 bytes),
@@ -35,8 +45,10 @@ from dulzip.coding import binary, zstdio
 from dulzip.errors import CorruptDataError
 
 IMAGE16_VERSION = 1  # the layout's ``image16``: files record it, schema.IMAGE16_VERSIONS lists those decoded
-N_PRED = 11  # predictors: 7 from the channel itself, 4 more from the previous channel
+N_PRED = 12  # predictors: 7 from the channel itself, 4 more from the previous channel, the LMS one
 N_SPATIAL = 7
+N_LMS = 8  # the LMS predictor's inputs: neighbours' differences from W
+LMS_MAX = 1 << 18  # its weights' bound (4.0 in 1/65536)
 N_CLASSES = 40  # half-octave classes of the local activity
 N_LEN = 18  # magnitude bit lengths: a residual stays below 2^17
 N_PROBS = 2 + 2 * N_LEN + N_LEN * N_LEN  # decisions per class: zero, sign, lengths, low bits
@@ -60,8 +72,8 @@ def _bit(row, i, bit, st, out, data, end, mode):
         binary.encode_bit(st, 0, out, bit, p)
     else:
         bit = binary.decode_bit(st, 0, data, end, p)
-    row[i] += ((bit << 16) - row[i]) >> 4
-    row[j] += ((bit << 16) - row[j]) >> 7
+    row[i] += ((bit << 16) - row[i]) >> 5
+    row[j] += ((bit << 16) - row[j]) >> 8
     return bit
 
 
@@ -152,6 +164,36 @@ def _predictors(x, y, i, c, M, P):
 
 
 @njit(cache=True)
+def _lms_inputs(x, y, i, c, U):
+    """The LMS predictor's inputs: causal neighbours minus W (and the previous channel's local
+    differences at this pixel), 0 where outside the image."""
+    H, W, C = x.shape
+    for j in range(N_LMS):
+        U[j] = 0
+    if y == 0 and i == 0:
+        return np.int64(0)
+    w = x[y, i - 1, c] if i > 0 else x[y - 1, i, c]
+    if y > 0:
+        U[0] = x[y - 1, i, c] - w
+        if i > 0:
+            U[1] = x[y - 1, i - 1, c] - w
+        if i + 1 < W:
+            U[2] = x[y - 1, i + 1, c] - w
+        if y > 1:
+            U[4] = x[y - 2, i, c] - w
+            if i + 1 < W:
+                U[5] = x[y - 2, i + 1, c] - w
+    if i > 1:
+        U[3] = x[y, i - 2, c] - w
+    if c > 0:
+        if i > 0:
+            U[6] = x[y, i, c - 1] - x[y, i - 1, c - 1]
+        if y > 0:
+            U[7] = x[y, i, c - 1] - x[y - 1, i, c - 1]
+    return w
+
+
+@njit(cache=True)
 def _run(x, M, st, out, cap, data, end, mode):
     """Code (ENC: from x) or decode (DEC: into x) the (H, W, C) levels in [0, M]. Returns 0, -1
     when a decoder's stream ended early or gave a level above M, -2 when an encoder's output
@@ -169,6 +211,8 @@ def _run(x, M, st, out, cap, data, end, mode):
     bias_sum = np.zeros((C, N_BIAS), dtype=np.int64)
     bias_n = np.zeros((C, N_BIAS), dtype=np.int64)
     P = np.zeros(N_PRED, dtype=np.int64)
+    U = np.zeros(N_LMS, dtype=np.int64)
+    lms = np.zeros((C, N_LMS), dtype=np.int64)
     wgt = np.zeros(N_PRED, dtype=np.int64)
     scale = max(1, (M + 1) >> 8)  # activity in units of an 8-bit level, for the bias contexts
     for y in range(H):
@@ -177,13 +221,24 @@ def _run(x, M, st, out, cap, data, end, mode):
         for i in range(W):
             for c in range(C):
                 n_p = _predictors(x, y, i, c, M, P)
+                base_w = _lms_inputs(x, y, i, c, U)
+                acc = np.int64(0)
+                norm = np.int64(1)
+                for j in range(N_LMS):
+                    acc += lms[c, j] * U[j]
+                    norm += U[j] * U[j]
+                p_lms = _clamp(base_w + (acc >> 16), 0, M)
+                P[n_p] = p_lms
+                n_p += 1
                 best = -1
                 for k in range(n_p):  # each predictor's error at W, N, NW, NE
                     s = 1
                     if i > 0:
-                        s += perr[cur, i - 1, c, k]
+                        s += 2 * perr[cur, i - 1, c, k]
+                    if i > 1:
+                        s += perr[cur, i - 2, c, k]
                     if y > 0:
-                        s += perr[up, i, c, k]
+                        s += 2 * perr[up, i, c, k]
                         if i > 0:
                             s += perr[up, i - 1, c, k]
                         if i + 1 < W:
@@ -220,7 +275,7 @@ def _run(x, M, st, out, cap, data, end, mode):
                 if bias_n[c, bctx] > 0:
                     pred8 += bias_sum[c, bctx] // bias_n[c, bctx]
                 pred = _clamp((pred8 + (1 << (FRAC - 1))) >> FRAC, 0, M)
-                row = probs[min(_half_octave(act >> 1), N_CLASSES - 1) + (N_CLASSES if c > 0 else 0)]
+                row = probs[min(_half_octave((act + best) >> 2), N_CLASSES - 1) + (N_CLASSES if c > 0 else 0)]
                 e = x[y, i, c] - pred if mode == ENC else 0
                 if _bit(row, 0, 1 if e == 0 else 0, st, out, data, end, mode):
                     e = 0
@@ -246,6 +301,9 @@ def _run(x, M, st, out, cap, data, end, mode):
                     perr[cur, i, c, k] = abs(xv - P[k])
                 for k in range(n_p, N_PRED):
                     perr[cur, i, c, k] = abs(xv - P[5])
+                d = xv - p_lms
+                for j in range(N_LMS):
+                    lms[c, j] = _clamp(lms[c, j] + ((d * U[j]) << 14) // norm, -LMS_MAX, LMS_MAX)
                 ferr[cur, i, c] = abs(e)
                 bias_sum[c, bctx] += (xv << FRAC) - pred8
                 bias_n[c, bctx] += 1
