@@ -6,9 +6,12 @@ way (zstd of the PNG), 60% above ``optipng -o7``. This coder is a two-dimensiona
 
 * **Levels.** Many 16-bit files hold fewer levels than 65536 (12-bit data shifted up, 8-bit data
   times 257, an average of a few 8-bit values scaled to 0..65535). The values a plane group (the
-  color channels, or alpha) uses are found first: when they fill less than half their range,
-  each sample is coded as its rank among them (the used values travel as a zstd bitmap), else as
-  its offset from the least one.
+  color channels, or alpha) uses are found first, less the least one, divided by their greatest
+  common divisor (16 for 12-bit data shifted up, 257 for 8-bit data times 257): when they fill
+  less than half their range and
+  are about evenly spaced, each sample is coded as its rank among them (the used values travel
+  as a zstd bitmap), when they fill more, as its offset from the least one; few values unevenly
+  spaced are coded both ways (ranks bend gradients), the smaller kept.
 * **Prediction.** Per pixel in raster order, channel by channel, a set of fixed predictors from
   the causal neighbours (W, N, NE, W + N - NW, W + NE - N, LOCO-I's median, CALIC's gradient-
   adjusted one), for the second and later channels four more that carry the previous channel's
@@ -31,7 +34,7 @@ the blend's errors 556,050; the LMS predictor 555,016; slower probability rates 
 instead of 1/16 and 1/128) 552,488. Weights falling with the cube instead of the square: worse
 (560,194 against 557,553).
 
-Payload: channels (1 byte), the least value and the largest level (uint16 each, little-endian),
+Payload: channels (1 byte), the least value, the step and the largest level (uint16 each, little-endian),
 the level rule (0: offsets, 1: ranks, then the bitmap's zstd frame with its length in 4 bytes),
 then the coded residuals. Every decoded value is checked against the largest level; a stream
 that ends early, has bytes left over or holds an impossible value is a CorruptDataError.
@@ -313,28 +316,49 @@ def _run(x, M, st, out, cap, data, end, mode):
     return 0
 
 
-def levels(planes: np.ndarray) -> tuple[int, int, np.ndarray | None]:
-    """(least value, largest level, the used values or None): the values of ``planes`` (uint16)
-    as ranks among the used ones where those fill less than half their range, else as offsets."""
+def levels(planes: np.ndarray) -> tuple[int, int, int, np.ndarray | None]:
+    """(least value, step, largest level, the used levels or None) of ``planes`` (uint16): the
+    values less the least one are all multiples of the step (their greatest common divisor);
+    divided by it, they are coded as ranks among the used ones where those fill less than half
+    their range, else as they are."""
     lo, hi = int(planes.min()), int(planes.max())
-    used = np.unique(planes)
-    if 2 * len(used) <= hi - lo + 1:
-        return lo, len(used) - 1, used
-    return lo, hi - lo, None
+    used = np.unique(planes).astype(np.int64) - lo
+    step = int(np.gcd.reduce(used)) or 1
+    used //= step
+    if 2 * len(used) <= used[-1] + 1:
+        return lo, step, len(used) - 1, used
+    return lo, step, int(used[-1]), None
+
+
+def regular(used: np.ndarray) -> bool:
+    """Are the used values about evenly spaced (the largest gap at most twice the least), so that
+    their ranks are about a linear map of them (12-bit data shifted up, 8-bit data times 257, an
+    average of a few 8-bit values scaled to 0..65535)?"""
+    gaps = np.diff(used.astype(np.int64))
+    return len(gaps) == 0 or int(gaps.max()) <= 2 * int(gaps.min())
 
 
 def encode_image16(planes: np.ndarray) -> bytes:
-    """(H, W, C) uint16 samples (C <= 4) -> the ``image16`` payload."""
-    H, W, C = planes.shape
-    lo, M, used = levels(planes)
-    head = bytes([C]) + lo.to_bytes(2, "little") + M.to_bytes(2, "little")
+    """(H, W, C) uint16 samples (C <= 4) -> the ``image16`` payload: the levels as ranks where the
+    used values are few and evenly spaced, as offsets where they are many; where they are few but
+    unevenly spaced (ranks bend the image's gradients), both ways, the smaller kept."""
+    lo, step, M, used = levels(planes)
+    x = (planes.astype(np.int64) - lo) // step
+    if used is None or regular(used):
+        return _encode_levels(x, lo, step, M, used)
+    return min(_encode_levels(x, lo, step, int(used[-1]), None), _encode_levels(x, lo, step, M, used), key=len)
+
+
+def _encode_levels(x: np.ndarray, lo: int, step: int, M: int, used: np.ndarray | None) -> bytes:
+    """The payload of (H, W, C) values (the samples less ``lo``, divided by ``step``)."""
+    H, W, C = x.shape
+    head = bytes([C]) + lo.to_bytes(2, "little") + step.to_bytes(2, "little") + M.to_bytes(2, "little")
     if used is None:
-        x = planes.astype(np.int64) - lo
         head += bytes([RULE_OFFSET])
     else:
-        x = np.searchsorted(used, planes).astype(np.int64)
-        bitmap = np.zeros(int(used[-1]) - lo + 1, dtype=bool)
-        bitmap[used.astype(np.int64) - lo] = True
+        x = np.searchsorted(used, x).astype(np.int64)
+        bitmap = np.zeros(int(used[-1]) + 1, dtype=bool)
+        bitmap[used] = True
         frame = zstdio.compress(np.packbits(bitmap).tobytes())
         head += bytes([RULE_RANK]) + len(frame).to_bytes(4, "little") + frame
     x = np.ascontiguousarray(x)
@@ -349,22 +373,24 @@ def encode_image16(planes: np.ndarray) -> bytes:
 
 def decode_image16(payload: bytes, H: int, W: int, C: int) -> np.ndarray:
     """Inverse of :func:`encode_image16`: the (H, W, C) uint16 samples."""
-    if len(payload) < 6 or payload[0] != C or payload[5] not in (RULE_OFFSET, RULE_RANK):
+    if len(payload) < 8 or payload[0] != C or payload[7] not in (RULE_OFFSET, RULE_RANK):
         raise CorruptDataError("a 16-bit image stream has an invalid head")
     lo = int.from_bytes(payload[1:3], "little")
-    M = int.from_bytes(payload[3:5], "little")
-    pos = 6
+    step = int.from_bytes(payload[3:5], "little")
+    M = int.from_bytes(payload[5:7], "little")
+    pos = 8
     used = None
-    if payload[5] == RULE_RANK:
-        n = int.from_bytes(payload[6:10], "little")
-        if len(payload) < 10 + n:
+    if payload[7] == RULE_RANK:
+        n = int.from_bytes(payload[8:12], "little")
+        if len(payload) < 12 + n:
             raise CorruptDataError("a 16-bit image stream's levels are truncated")
-        bits = zstdio.decompress(payload[10:10 + n], 8192, "a 16-bit image stream's levels", exact=False)
-        used = lo + np.flatnonzero(np.unpackbits(np.frombuffer(bits, dtype=np.uint8)))
-        if len(used) != M + 1 or used[0] != lo or used[-1] > 65535:
+        bits = zstdio.decompress(payload[12:12 + n], 8192, "a 16-bit image stream's levels", exact=False)
+        used = np.flatnonzero(np.unpackbits(np.frombuffer(bits, dtype=np.uint8)))
+        if len(used) != M + 1 or used[0] != 0:
             raise CorruptDataError("a 16-bit image stream's levels do not fit its head")
-        pos = 10 + n
-    elif lo + M > 65535:
+        pos = 12 + n
+    top = int(used[-1]) if used is not None else M
+    if step == 0 or lo + step * top > 65535:
         raise CorruptDataError("a 16-bit image stream's levels do not fit its head")
     coded = payload[pos:]
     data = np.frombuffer(coded or b"\0", dtype=np.uint8).copy()
@@ -376,4 +402,4 @@ def decode_image16(payload: bytes, H: int, W: int, C: int) -> np.ndarray:
         raise CorruptDataError("a 16-bit image stream ends early or holds an impossible level (damaged file)")
     if st[0, 2] != len(coded) or st[0, 4]:
         raise CorruptDataError("a 16-bit image stream has bytes its samples do not use (damaged file)")
-    return (used[x] if used is not None else x + lo).astype(np.uint16)
+    return (lo + step * (used[x] if used is not None else x)).astype(np.uint16)

@@ -174,15 +174,15 @@ def compress16(data: bytes, sniffed) -> bytes:
 
 
 def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
-    from dulzip import zoo
-    from dulzip.codecs.image import encode_planes
-    from dulzip.exact.imagemix import IMAGE_MIXER_VERSION
     kind, pixels, side, extras, exact = sniffed
-    if pixels.dtype.itemsize == 2:
+    if pixels.dtype.itemsize == 2:  # before the models' imports: no torch for these
         if model != "auto":
             raise UsageError(f"model '{model}' codes 8-bit images; this {kind.upper()} has 16-bit samples, "
                              "which dulzip's own 16-bit coder takes (use -m auto, or -m zstd)")
         return compress16(data, sniffed)
+    from dulzip import zoo
+    from dulzip.codecs.image import encode_planes
+    from dulzip.exact.imagemix import IMAGE_MIXER_VERSION
     color, layout, alpha = split_planes(pixels)
     name = choose_image_model(color, opts.level) if model == "auto" else model
     if model == "auto" and name not in zoo.cards():
@@ -251,11 +251,11 @@ def _rebuild_planes(c: Container, planes: dict) -> bytes:
 
 
 def decompress(c: Container, opts: Options) -> bytes:
-    from dulzip.codecs.image import decode_planes
     h = c.header
     layout = h["layout"]  # types and ranges checked by dulzip.schema with the header
-    if "image16" in layout:
+    if "image16" in layout:  # before the models' imports: no torch for these
         return decompress16(c)
+    from dulzip.codecs.image import decode_planes
     H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
     name, net = load_for(h, opts)
     if net.modality != "image":
