@@ -57,7 +57,7 @@ def as_bytes(data, what: str = "data") -> bytes:
 def memory_needed(h: dict, whole: bool = True) -> int:
     """schema.decode_memory for a validated header, with the image codec its model runs under."""
     flow, configs = False, []
-    if h["kind"] in ("png", "pnm"):
+    if h["kind"] in ("png", "pnm") and "image16" not in h["layout"]:
         from dulzip import zoo
         cards = [c for c in zoo.all_cards() if c["name"] == h["model"]["name"]]
         flow = any(c["architecture"] == "idf" for c in cards)

@@ -351,7 +351,7 @@ def _summary(name: str, h: dict, size_in: int, size_out: int, out: Path | None, 
     line = f"{name}: {size_in:,} -> {size_out:,} bytes ({100.0 * size_out / max(1, size_in):.2f}%) {where}"
     if not verbose:
         return line
-    model = (h.get("model") or {}).get("name") or "zstd"
+    model = (h.get("model") or {}).get("name") or ("image16" if "image16" in (h.get("layout") or {}) else "zstd")
     n, unit = _dims(h)
     rate = f", {8 * size_out / n:.3f} {unit}" if n else ""
     speed = f", {size_in / 2**20 / seconds:.2f} MiB/s" if seconds > 0 and size_in else ""
@@ -440,7 +440,9 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
         lines.append("  restores:  " + ("byte-identical file" if exact else
                      "identical pixels and chunks, re-encoded zlib stream (not byte-identical)"))
     m = h.get("model")
-    lines.append(f"  model:     {m['name']} (weights sha256 {m['sha256'][:12]}…)" if m else "  model:     none")
+    lines.append(f"  model:     {m['name']} (weights sha256 {m['sha256'][:12]}…)" if m else
+                 "  model:     none" + (" (image16: the 16-bit predictive coder)" if "image16" in (h.get("layout") or {})
+                                        else ""))
     lay = h.get("layout") or {}
     dims, _ = _dims(h)
     if "height" in lay:
@@ -451,8 +453,11 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
             extra.append(f"constant alpha {lay['alpha']}")
         if isinstance(lay.get("mixer"), int):
             extra.append(f"image mixer version {lay['mixer']}")
-        lines.append(f"  image:     {lay['width']}x{lay['height']}, {lay['channels']} channels, "
-                     f"tiles {lay['tile']}" + (f" ({'; '.join(extra)})" if extra else ""))
+        if isinstance(lay.get("image16"), int):
+            extra.append(f"16-bit samples, coded by the 16-bit predictive coder, version {lay['image16']}")
+        coded = f"tiles {lay['tile']}" if "tile" in lay else "no tiles"
+        lines.append(f"  image:     {lay['width']}x{lay['height']}, {lay['channels']} channels, {coded}"
+                     + (f" ({'; '.join(extra)})" if extra else ""))
         lines.append(f"  bits/dim:  {8 * len(blob) / dims:.4f} (file), "
                      f"{h.get('model_bits', 0) / dims:.4f} (model estimate)")
     if h.get("kind") == "text" and h.get("length"):

@@ -19,7 +19,7 @@ import re
 from dulzip.errors import FormatError
 
 KINDS = ("bytes", "text", "png", "pnm", "wav")
-CODERS = ("model", "zstd", "stored", "lpc")  # lpc: audio blocks only (codecs.lpc)
+CODERS = ("model", "zstd", "stored", "lpc", "image16")  # lpc: audio blocks only (codecs.lpc); image16: 16-bit planes
 MAX_LENGTH = 1 << 50  # an original file's length (1 PiB: a bound, not a promise)
 MAX_SIDE = 1 << 20  # pixels along one side of an image
 MAX_TILE = 1024  # image tile side (the CLI's --tile range; models use 28, 64 or 512)
@@ -27,6 +27,7 @@ MAX_FRAMES = 1 << 40
 MAX_STREAMS = 1 << 20
 MAX_COUNT_BITS = 27  # the adaptive mixers' count tables: at most 2**27 slots
 IMAGE_MIXER_VERSIONS = (1, 2)  # image mixer versions this dulzip decodes: 1 raster order, 2 the wavefront
+IMAGE16_VERSIONS = (1,)  # versions of the 16-bit image coder this dulzip decodes (codecs.image16)
 PYRAMID_MIXER_VERSIONS = (2,)  # pyramid mixer versions this dulzip decodes (exact.pyramidmix; 1 was never released: its files needed weights the package did not install)
 # bytes a decode may need before it is refused (--max-memory raises it): what a hostile file can
 # make dulzip take. The shipped models' own files stay below it up to 128 PixelCNN tiles (the
@@ -36,7 +37,7 @@ DEFAULT_MAX_MEMORY = 2 << 30
 TOP = {"kind", "length", "blake2b", "tool", "model", "layout", "extras", "exact", "output_length",
        "output_blake2b", "inline", "streams", "model_bits", "note"}
 LAYOUT = {
-    "png": {"height", "width", "channels", "tile", "replicated", "alpha", "mixer", "pyramid"},
+    "png": {"height", "width", "channels", "tile", "replicated", "alpha", "mixer", "pyramid", "image16"},
     "text": {"block", "max_streams", "seg_min", "slot_bits", "mixer"},
     "wav": {"frames", "channels", "bits", "rate", "block", "max_streams", "seg_min", "canonical", "stereo"},
 }
@@ -150,11 +151,16 @@ def _model_bits(v) -> None:
         raise _fail("model_bits", "is not a finite number >= 0")
 
 
+def _coded16(h: dict) -> bool:
+    """An image coded by the 16-bit coder (no model)?"""
+    return h["kind"] in ("png", "pnm") and type(h.get("layout")) is dict and "image16" in h["layout"]
+
+
 def _model(h: dict, kind: str) -> None:
     m = h.get("model")
-    if kind == "bytes":
+    if kind == "bytes" or _coded16(h):
         if m is not None:
-            raise _fail("model", "is not expected in a 'bytes' file")
+            raise _fail("model", f"is not expected in a '{kind}' file" + (" of the 16-bit coder" if kind != "bytes" else ""))
         return
     _dict(m, "model", {"name", "sha256"}, {"name", "sha256"})
     if type(m["name"]) is not str or not MODEL_NAME.fullmatch(m["name"]):
@@ -163,18 +169,22 @@ def _model(h: dict, kind: str) -> None:
 
 
 def _image(h: dict) -> None:
-    lay = _dict(h["layout"], "layout", LAYOUT["png"], {"height", "width", "channels", "tile"})
+    deep = _coded16(h)
+    lay = _dict(h["layout"], "layout", LAYOUT["png"], {"height", "width", "channels"} | (set() if deep else {"tile"}))
     _int(lay["height"], "layout.height", 1, MAX_SIDE)
     _int(lay["width"], "layout.width", 1, MAX_SIDE)
     C = _int(lay["channels"], "layout.channels", 1, 4)
-    _int(lay["tile"], "layout.tile", 1, MAX_TILE)
+    if deep:
+        _image16(lay)
+    else:
+        _int(lay["tile"], "layout.tile", 1, MAX_TILE)
     if "replicated" in lay and (_bool(lay["replicated"], "layout.replicated") and C < 3):
         raise _fail("layout.replicated", "is set on an image without three color channels")
     if C in (2, 4):
         if "alpha" not in lay:
             raise _fail("layout.alpha", "is missing")
         if lay["alpha"] != "coded":
-            _int(lay["alpha"], "layout.alpha", 0, 255)
+            _int(lay["alpha"], "layout.alpha", 0, 65535 if deep else 255)
     elif "alpha" in lay:
         raise _fail("layout.alpha", "is set on an image without alpha")
     if "mixer" in lay and lay["mixer"] not in IMAGE_MIXER_VERSIONS:
@@ -185,6 +195,19 @@ def _image(h: dict) -> None:
     ex = _dict(h.get("extras"), "extras", EXTRAS[h["kind"]])
     if h["kind"] == "png":
         _png_extras(ex, C)
+        if (ex.get("depth") == 16) != deep:
+            raise _fail("extras.depth", "does not match the image's coder (16-bit samples: the 16-bit coder)")
+
+
+def _image16(lay: dict) -> None:
+    """An image of 16-bit samples, coded by the 16-bit coder: its version; no tiles, no mixers."""
+    v = lay["image16"]
+    if type(v) is not int or v not in IMAGE16_VERSIONS:
+        raise FormatError(f"the .dlz header names 16-bit image coder version {v!r}; this dulzip decodes "
+                          f"versions {', '.join(map(str, IMAGE16_VERSIONS))} (made by a newer dulzip?)")
+    for k in ("tile", "mixer", "pyramid"):
+        if k in lay:
+            raise _fail(f"layout.{k}", "is set on an image of the 16-bit coder")
 
 
 def _pyramid(lay: dict) -> None:
@@ -217,8 +240,9 @@ def _png_extras(ex: dict, C: int) -> None:
     if "idat_sizes" in ex:
         for i, n in enumerate(_list(ex["idat_sizes"], "extras.idat_sizes", MAX_STREAMS)):
             _int(n, f"extras.idat_sizes.{i}", 0, (1 << 31) - 1)
-    depth = _int(ex.get("depth", 8), "extras.depth", 1, 8)
-    if depth not in (1, 2, 4, 8) or (depth < 8 and C != 1 and not ex.get("palette")):
+    depth = _int(ex.get("depth", 8), "extras.depth", 1, 16)
+    if depth not in (1, 2, 4, 8, 16) or (depth < 8 and C != 1 and not ex.get("palette")) or \
+            (depth == 16 and ex.get("palette")):
         raise _fail("extras.depth", f"is not a depth this image can have ({depth})")
     if "palette" in ex:
         _bool(ex["palette"], "extras.palette")
@@ -311,6 +335,11 @@ def _streams(h: dict, kind: str, payload_size: int | None) -> None:
             raise _fail(f"{path}.coder", "cannot be 'model' in a 'bytes' file")
         if s["coder"] == "lpc" and (kind != "wav" or name in SIDE[kind]):
             raise _fail(f"{path}.coder", f"cannot be 'lpc' for '{name}' (audio blocks only)")
+        if name not in SIDE[kind] and kind in ("png", "pnm") and (s["coder"] == "image16") != _coded16(h):
+            raise _fail(f"{path}.coder", f"cannot be '{s['coder']}' for '{name}' in this image "
+                        "(the planes of a 16-bit image are image16 streams, those of others are not)")
+        if s["coder"] == "image16" and (kind not in ("png", "pnm") or name in SIDE[kind]):
+            raise _fail(f"{path}.coder", f"cannot be 'image16' for '{name}' (16-bit image planes only)")
     if payload_size is not None and total > payload_size:
         raise FormatError(f"truncated .dlz file (its streams need {total} bytes; {payload_size} follow the header)")
     if payload_size is not None and total < payload_size:
@@ -332,12 +361,15 @@ def _stream_counts(h: dict, kind: str, counts: dict[str, int]) -> None:
     elif kind in ("png", "pnm"):
         if counts["color"] == 0:
             raise _fail("streams", "has no color stream")
+        if _coded16(h) and max(counts.values()) > 1:
+            raise _fail("streams", "has more than one stream for a plane of a 16-bit image")
         if (lay.get("alpha") == "coded") != (counts["alpha"] > 0):
             raise _fail("streams", "does not match layout.alpha")
 
 
 def image_sizes(h: dict) -> tuple[int, int]:
-    """(sub-pixels of the image, sub-pixels of its padded tiles) of a validated image header."""
+    """(sub-pixels of the image, sub-pixels of its padded tiles) of a validated image header
+    coded in tiles (not by the 16-bit coder)."""
     lay = h["layout"]
     H, W, C, T = lay["height"], lay["width"], lay["channels"], lay["tile"]
     return H * W * C, -(-H // T) * -(-W // T) * T * T * C
@@ -371,6 +403,9 @@ def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list
     if kind == "wav":
         lay = h["layout"]
         return out + BASE + 2 * length + 32 * lay["frames"] * lay["channels"] + 256 * min(lay["block"], lay["frames"])
+    if "image16" in h["layout"]:
+        lay = h["layout"]
+        return out + IMAGE16_BASE + 2 * length + IMAGE16_SUBPIXEL * lay["height"] * lay["width"] * lay["channels"]
     n, _ = image_sizes(h)
     if "pyramid" in h["layout"]:
         return out + _pyramid_memory(h, configs)
@@ -384,6 +419,11 @@ def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list
     return out + BASE + 2 * length + AR_PLAN * T * T + tiles * (state + AR_POSITION * T * T) + count_table
 
 
+# an image of the 16-bit coder (codecs/image16.py): the process without torch, and bytes per
+# sub-pixel (its levels as int64, the coder's rows, the planes joined, the PNG's scanlines and
+# their filtering in int16 arrays: about 60 at most; an upper bound)
+IMAGE16_BASE = 300 << 20
+IMAGE16_SUBPIXEL = 96
 # a pyramid-coded image (codecs/pyramid.py): bytes per sub-pixel of its padded tiles (the planes,
 # the network's predictions, one group's outputs: at most a quarter of the pixels, 9 integers
 # and their place each, built once), and bytes per cell of one network pass per hidden channel

@@ -32,10 +32,11 @@ def split_planes(pixels: np.ndarray) -> tuple[np.ndarray, dict, np.ndarray | Non
     return np.ascontiguousarray(color), layout, alpha
 
 
-def join_planes(color: np.ndarray, layout: dict, alpha: np.ndarray | None) -> np.ndarray:
+def join_planes(color: np.ndarray, layout: dict, alpha: np.ndarray | None, dtype="uint8") -> np.ndarray:
+    """Inverse of :func:`split_planes`: (H, W, C) samples of ``dtype`` (uint8, or uint16)."""
     import numpy as np
     H, W, C = layout["height"], layout["width"], layout["channels"]
-    out = np.empty((H, W, C), dtype=np.uint8)
+    out = np.empty((H, W, C), dtype=dtype)
     nc = 3 if C >= 3 else 1
     out[:, :, :nc] = color if color.shape[2] == nc else np.repeat(color, nc, axis=2)
     if C in (2, 4):

@@ -122,6 +122,31 @@ def _pnm(magic: bytes, arr) -> bytes:
     return magic + b"\n%d %d\n255\n" % (w, h) + arr.tobytes()
 
 
+def _png16(arr, filters: bytes | None = None, params=(9, 9, 0), chunks=None) -> bytes:
+    """A 16-bit PNG of (H, W, C) uint16 samples (Pillow writes 16-bit gray only): Pillow's
+    filter choice, or ``filters``; a zlib setting; the standard chunks, or ``chunks``."""
+    from dulzip.formats import png
+    H, W, C = arr.shape
+    if filters is None:
+        filters = png.pillow_filters(png.scanlines(arr, 16), 2 * C, True)
+    return png.build(arr, chunks or png.standard_chunks(W, H, C, 16), None, filters, params, 16)
+
+
+def _pnm16(arr, maxval: int = 65535) -> bytes:
+    """A 16-bit PGM (C = 1) or PPM (C = 3): two bytes a sample, big-endian."""
+    h, w, c = arr.shape
+    return (b"P5" if c == 1 else b"P6") + b"\n%d %d\n%d\n" % (w, h, maxval) + arr.astype(">u2").tobytes()
+
+
+def _rgb16(h: int, w: int, y: int = 9, x: int = 17):
+    """A 16-bit crop of the Dune sample: 8-bit levels times 257, plus a little smooth detail
+    (so that every level is used and the image is not 8-bit data in disguise)."""
+    import numpy as np
+    a = _rgb(h, w, y, x).astype(np.int64) * 257
+    ramp = (np.arange(h)[:, None, None] * 37 + np.arange(w)[None, :, None] * 11 + np.arange(3)) % 200
+    return np.clip(a + ramp - 100, 0, 65535).astype(np.uint16)
+
+
 def _wav_slice(path: Path, start: int, frames: int):
     from dulzip.formats import wav
     return wav.parse_wav((DATA / path).read_bytes()).samples[start:start + frames]
@@ -262,6 +287,10 @@ def seed_specs() -> dict[str, tuple[str, object]]:
         "pgm": ("PGM (P5) 13x8, pixelcnn, tiles of 4",
                 image(lambda: _pnm(b"P5", np.ascontiguousarray(_rgb(8, 13, 1, 1)[:, :, 0])), "pixelcnn", tile=4)),
         "png-la": ("PNG gray+alpha 9x7, pixelcnn, tiles of 4", image(gray_alpha, tile=4)),
+        "png16-rgba": ("PNG 16-bit RGBA 9x7 (coded alpha), the 16-bit coder",
+                       image(lambda: _png16(np.dstack([_rgb16(7, 9), _rgb16(7, 9, 20, 3)[:, :, 1:2]])))),
+        "pgm16": ("PGM (P5) 16-bit 10x6, maxval 4095, the 16-bit coder",
+                  image(lambda: _pnm16(_rgb16(6, 10)[:, :, :1] >> 4, 4095))),
         "digit": ("28x28 gray digit, made", image(lambda: (DATA / "digit-7.png").read_bytes())),
         "digit-1bit": ("28x28 1-bit digit, made-binary", image(lambda: (DATA / "digit-7-1bit.png").read_bytes())),
         "idf": ("PNG RGB 16x16 through the flow, idf", image(lambda: _png(_rgb(16, 16)), "idf")),

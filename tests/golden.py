@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.fuzzing import DATA, ROOT, _odd_zlib_png, _png, _pnm, _rgb, _wav, _wav_slice, blake
+from tests.fuzzing import DATA, ROOT, _odd_zlib_png, _png, _png16, _pnm, _pnm16, _rgb, _rgb16, _wav, _wav_slice, blake
 
 GOLDEN = DATA / "golden"
 
@@ -79,6 +79,10 @@ def specs() -> dict[str, tuple[str, dict, object]]:
                           {**keep, "model": "pixelcnn", "tile": 8}, lambda: _odd_zlib_png(_rgb(12, 14))),
         "ppm": ("PPM (P6) 22x18, pixelcnn, tiles of 16", {**keep, "model": "pixelcnn", "tile": 16},
                 lambda: _pnm(b"P6", _rgb(18, 22, 3, 3))),
+        "png16-rgb": ("PNG 16-bit RGB 24x20, the 16-bit coder (image16 version 1, levels as ranks)", {**keep},
+                      lambda: _png16(_rgb16(20, 24))),
+        "pgm16": ("PGM 16-bit 22x18, maxval 511, the 16-bit coder (levels as offsets)", {**keep},
+                  lambda: _pnm16(_rgb16(18, 22)[:, :, 1:2] >> 7, 511)),
         "digit": ("28x28 gray digit, made", {**keep}, lambda: (DATA / "digit-7.png").read_bytes()),
         "digit-1bit": ("28x28 1-bit digit, made-binary", {**keep}, lambda: (DATA / "digit-7-1bit.png").read_bytes()),
         "flow-rgb": ("PNG RGB 32x24 through the flow (level 1), idf", {**keep, "level": 1},

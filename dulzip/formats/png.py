@@ -1,6 +1,7 @@
 """PNG: pixels through the image model, every other byte kept.
 
-A PNG is parsed into its chunks. For 8-bit gray, gray+alpha, RGB and RGBA images, 1-bit gray
+A PNG is parsed into its chunks. For 8- and 16-bit gray, gray+alpha, RGB and RGBA images (16-bit
+samples as uint16; they go to :mod:`dulzip.codecs.image16`), 1-bit gray
 (as levels 0 and 255) and palette images of 1, 2, 4 or 8 bits (as the palette's colors: RGB, or
 RGBA with a tRNS chunk) without interlacing, the pixels are taken out; all chunks other than
 IDAT are kept verbatim, with the per-row filter types and the IDAT chunk sizes. A palette image
@@ -27,9 +28,9 @@ import numpy as np
 
 from dulzip.formats.sniff import PNG_SIGNATURE as SIGNATURE
 
-# Pillow and numba are imported where they are used: a PNG that goes the bytes way (16-bit,
-# interlaced, malformed) never loads numba
-CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # color type -> samples per pixel (8-bit only)
+# Pillow and numba are imported where they are used: a PNG that goes the bytes way (interlaced,
+# malformed) never loads numba
+CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # color type -> samples per pixel (8- and 16-bit)
 # zlib settings (level, memLevel, strategy) tried, likeliest first: libpng's defaults (the first
 # 40, in the order of files written before the others were added), then what optipng and pngcrush
 # also try (Z_RLE and Z_HUFFMAN_ONLY), then the other memLevels. Only those whose level the
@@ -50,12 +51,12 @@ class NotModelable(ValueError):
 
 @dataclass
 class ParsedPNG:
-    pixels: np.ndarray  # (H, W, C) uint8
+    pixels: np.ndarray  # (H, W, C) uint8, or uint16 for 16-bit samples
     chunks: list[tuple[bytes, bytes]]  # (type, data) in file order, IDAT run replaced by one b"IDAT" marker
     idat_sizes: list[int]
     filters: bytes  # one filter type per row
     zlib_params: tuple[int, ...] | None  # reproduces the IDAT stream, or None
-    depth: int = 8  # bits per sample: 8, or 1 (gray: pixels are then levels 0 and 255); palette: 1, 2, 4, 8
+    depth: int = 8  # bits per sample: 8, 16, or 1 (gray: pixels are then levels 0 and 255); palette: 1, 2, 4, 8
     indices: np.ndarray | None = None  # palette images: (H, W, 1) palette indices (pixels are their colors)
     ranks: bytes | None = None  # palette images whose pixels use a repeated color's later entry: palette_ranks
     deflate: tuple[bytes, bytes] | None = None  # no zlib_params: (blocks, tokens) that re-create the stream
@@ -137,7 +138,7 @@ def pack_filters(filters: bytes, pixels: np.ndarray, depth: int = 8) -> tuple[in
         return filters[0], None
     raw = scanlines(pixels, depth)
     for rule, optimize in (("pillow", False), ("pillow-optimize", True)):
-        if filters == pillow_filters(raw, C, optimize):
+        if filters == pillow_filters(raw, bytes_per_pixel(C, depth), optimize):
             return rule, None
     f = np.frombuffer(filters + b"\0", dtype=np.uint8)
     return None, ((f[0:H:2] << 4) | f[1:H + 1:2]).astype(np.uint8).tobytes()
@@ -147,7 +148,7 @@ def unpack_filters(rule: int | str | None, packed: bytes | None, pixels: np.ndar
     """Inverse of :func:`pack_filters`."""
     H, _, C = pixels.shape
     if rule in ("pillow", "pillow-optimize"):
-        return pillow_filters(scanlines(pixels, depth), C, optimize=rule == "pillow-optimize")
+        return pillow_filters(scanlines(pixels, depth), bytes_per_pixel(C, depth), optimize=rule == "pillow-optimize")
     if isinstance(rule, int) and not isinstance(rule, bool):
         return bytes([rule]) * H
     if packed is None:
@@ -156,14 +157,22 @@ def unpack_filters(rule: int | str | None, packed: bytes | None, pixels: np.ndar
     return np.stack([f >> 4, f & 15], axis=1).ravel()[:H].tobytes()
 
 
+def bytes_per_pixel(C: int, depth: int) -> int:
+    """The filters' byte distance to the pixel on the left (1 below 8 bits)."""
+    return 2 * C if depth == 16 else C
+
+
 def scanlines(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
     """(H, W, C) pixels -> unfiltered scanlines (H, stride); below 8 bits (C = 1) the samples are
-    packed, the first in the high bits (1 bit: any nonzero sample is a 1)."""
+    packed, the first in the high bits (1 bit: any nonzero sample is a 1); 16-bit samples are
+    big-endian."""
     H, W, C = pixels.shape
     if depth == 1:
         return _pack_bilevel(pixels)
     if depth == 8:
         return pixels.reshape(H, W * C)
+    if depth == 16:
+        return np.ascontiguousarray(pixels, dtype=">u2").view(np.uint8).reshape(H, 2 * W * C)
     per = 8 // depth
     v = np.zeros((H, -(-W // per) * per), dtype=np.uint8)
     v[:, :W] = pixels[:, :, 0]
@@ -226,9 +235,9 @@ def parse(data: bytes, redeflate: bool = True) -> ParsedPNG:
     W, H, depth, ctype, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     bilevel = depth == 1 and ctype == 0
     paletted = ctype == 3 and depth in (1, 2, 4, 8)
-    if (depth != 8 and not bilevel and not paletted) or (ctype not in CHANNELS and not paletted) or interlace or \
-            comp or filt or W == 0 or H == 0:
-        raise NotModelable("not 8-bit gray/RGB(A), 1-bit gray or a palette image without interlacing")
+    if (depth not in (8, 16) and not bilevel and not paletted) or (ctype not in CHANNELS and not paletted) or \
+            interlace or comp or filt or W == 0 or H == 0:
+        raise NotModelable("not 8/16-bit gray/RGB(A), 1-bit gray or a palette image without interlacing")
     idx = [i for i, (t, _) in enumerate(chunks) if t == b"IDAT"]
     if not idx or idx != list(range(idx[0], idx[-1] + 1)):
         raise NotModelable("IDAT chunks missing or not consecutive")
@@ -241,21 +250,25 @@ def parse(data: bytes, redeflate: bool = True) -> ParsedPNG:
     except zlib.error:
         raise NotModelable("IDAT stream is not valid zlib") from None
     C = 1 if paletted else CHANNELS[ctype]
-    stride = (W * depth + 7) // 8 if depth < 8 else W * C
+    stride = (W * depth + 7) // 8 if depth < 8 else W * C * depth // 8
     if len(filtered) != H * (stride + 1):
         raise NotModelable("IDAT has the wrong size")
     filters = bytes(filtered[::stride + 1])
     if any(f > 4 for f in filters):
         raise NotModelable("bad filter type")
-    from PIL import Image
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except Exception:
-        raise NotModelable("Pillow cannot read it") from None
-    pixels = np.asarray(img).reshape(H, W, C)
+    if depth == 16:  # Pillow reads 16-bit color as 8 bits: unfiltered here
+        raw = _unfilter(np.frombuffer(filtered, dtype=np.uint8).reshape(H, stride + 1), 2 * C)
+        pixels = raw.view(">u2").reshape(H, W, C).astype(np.uint16)
+    else:
+        from PIL import Image
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except Exception:
+            raise NotModelable("Pillow cannot read it") from None
+        pixels = np.asarray(img).reshape(H, W, C)
     raw = scanlines(pixels, depth)
-    if filter_rows(raw, filters, C) != filtered:  # also catches nonzero padding bits
+    if filter_rows(raw, filters, bytes_per_pixel(C, depth)) != filtered:  # also catches nonzero padding bits
         raise NotModelable("pixels do not reproduce the filtered data")
     indices = ranks = None
     if bilevel:
@@ -276,6 +289,43 @@ def parse(data: bytes, redeflate: bool = True) -> ParsedPNG:
     kept[idx[0]] = (b"IDAT", b"")
     return ParsedPNG(pixels, kept, [len(chunks[i][1]) for i in idx], filters, params, depth, indices, ranks,
                      described)
+
+
+def _unfilter(filtered: np.ndarray, bpp: int) -> np.ndarray:
+    """Filtered scanlines (H, 1 + stride), each row's filter type first (0..4, checked) -> the
+    raw scanlines (H, stride); compiled by numba at its first use."""
+    raw = np.zeros((filtered.shape[0], filtered.shape[1] - 1), dtype=np.uint8)
+    _unfilter_kernel()(filtered, raw, bpp)
+    return raw
+
+
+@functools.cache
+def _unfilter_kernel():
+    from numba import njit
+    return njit(cache=True)(_unfilter_loop)
+
+
+def _unfilter_loop(filtered, raw, bpp):
+    H, stride = raw.shape
+    for y in range(H):
+        t = filtered[y, 0]
+        for i in range(stride):
+            a = np.int64(raw[y, i - bpp]) if i >= bpp else np.int64(0)
+            b = np.int64(raw[y - 1, i]) if y > 0 else np.int64(0)
+            c = np.int64(raw[y - 1, i - bpp]) if y > 0 and i >= bpp else np.int64(0)
+            if t == 1:
+                p = a
+            elif t == 2:
+                p = b
+            elif t == 3:
+                p = (a + b) >> 1
+            elif t == 4:
+                q = a + b - c
+                pa, pb, pc = abs(q - a), abs(q - b), abs(q - c)
+                p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            else:
+                p = np.int64(0)
+            raw[y, i] = (np.int64(filtered[y, i + 1]) + p) & 255
 
 
 def palette(chunks: list[tuple[bytes, bytes]]) -> np.ndarray:
@@ -417,7 +467,7 @@ def build(pixels: np.ndarray, chunks: list[tuple[bytes, bytes]], idat_sizes: lis
     from the stream's description (``described``, :attr:`ParsedPNG.deflate`; ValueError when it is
     damaged). ``idat_sizes`` None: the stream in one IDAT chunk."""
     H, W, C = pixels.shape
-    filtered = filter_rows(scanlines(pixels, depth), filters, C)
+    filtered = filter_rows(scanlines(pixels, depth), filters, bytes_per_pixel(C, depth))
     if described is not None:
         if zlib_params is not None:
             raise ValueError("a described zlib stream has no zlib settings")

@@ -1,4 +1,5 @@
-"""Binary PGM (P5) and PPM (P6) with 8-bit samples: header and trailer kept verbatim."""
+"""Binary PGM (P5) and PPM (P6) with 8-bit samples, or 16-bit ones (maxval 256..65535: two bytes a
+sample, big-endian, as uint16): header and trailer kept verbatim."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,12 +12,12 @@ WHITESPACE = b" \t\n\r\x0b\x0c"
 @dataclass
 class ParsedPNM:
     head: bytes  # everything before the raster, verbatim
-    pixels: np.ndarray  # (H, W, C)
+    pixels: np.ndarray  # (H, W, C) uint8, or uint16 when maxval > 255
     tail: bytes  # anything after the raster, verbatim
 
 
 def parse(data: bytes) -> ParsedPNM | None:
-    """The PNM, or None when this is not an 8-bit binary PGM/PPM (it then goes the bytes way)."""
+    """The PNM, or None when this is not a binary PGM/PPM of 8 or 16 bits (it then goes the bytes way)."""
     if len(data) < 2 or data[:2] not in (b"P5", b"P6"):
         return None
     C = 1 if data[:2] == b"P5" else 3
@@ -44,16 +45,19 @@ def parse(data: bytes) -> ParsedPNM | None:
         return None
     pos += 1  # exactly one whitespace byte before the raster
     W, H, maxval = fields
-    if not (0 < maxval < 256) or W == 0 or H == 0:
+    if not (0 < maxval < 65536) or W == 0 or H == 0:
         return None
-    n = W * H * C
+    wide = maxval > 255
+    n = W * H * C * (2 if wide else 1)
     if len(data) - pos < n:
         return None
-    pixels = np.frombuffer(data, dtype=np.uint8, count=n, offset=pos).reshape(H, W, C)
-    if maxval < 255 and pixels.max() > maxval:
+    pixels = np.frombuffer(data, dtype=">u2" if wide else np.uint8, count=n // (2 if wide else 1),
+                           offset=pos).reshape(H, W, C)
+    if maxval not in (255, 65535) and pixels.max() > maxval:
         return None
-    return ParsedPNM(data[:pos], pixels.copy(), data[pos + n:])
+    return ParsedPNM(data[:pos], pixels.astype(np.uint16 if wide else np.uint8), data[pos + n:])
 
 
 def build(head: bytes, pixels: np.ndarray, tail: bytes) -> bytes:
-    return head + np.ascontiguousarray(pixels).tobytes() + tail
+    """The file again; uint16 pixels as two bytes a sample, big-endian."""
+    return head + np.ascontiguousarray(pixels, dtype=">u2" if pixels.dtype == np.uint16 else np.uint8).tobytes() + tail

@@ -59,9 +59,18 @@ def load_for(h: dict, opts: Options):
     return name, zoo.load(name, device, expect_sha256=sha)[0]
 
 
+def content_header(kind: str, data: bytes, model: dict | None = None) -> dict:
+    """The header fields every kind but bytes has: what the original is, the model that coded it
+    (none for the coders that need no network), and which dulzip wrote it."""
+    h = {"kind": kind, "length": len(data), "blake2b": checksum(data)}
+    if model is not None:
+        h["model"] = model
+    h["tool"] = __version__
+    return h
+
+
 def model_header(kind: str, data: bytes, name: str, digest: str) -> dict:
-    return {"kind": kind, "length": len(data), "blake2b": checksum(data),
-            "model": {"name": name, "sha256": digest[:SHA_PREFIX]}, "tool": __version__}
+    return content_header(kind, data, {"name": name, "sha256": digest[:SHA_PREFIX]})
 
 
 def add_side(header: dict, payloads: list[bytes], side: dict[str, bytes]) -> None:

@@ -5,6 +5,8 @@ the description of a stream zlib does not reproduce); the planes (:mod:`dulzip.t
 to the image model chosen from the input alone, under the image mixer (autoregressive models)
 or as the flow; decoding rebuilds the same file (or, asked to with ``--reencode``, the same
 pixels and chunks with a fresh zlib stream).
+16-bit images (the models take 8-bit samples) go to the predictive coder of
+:mod:`dulzip.codecs.image16` instead: no model, no torch, either way (layout field ``image16``).
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from typing import TYPE_CHECKING
 from dulzip.container import Container, pack
 from dulzip.errors import CorruptDataError, FormatError, UsageError
 from dulzip.formats import sniff as sniffing
-from dulzip.kinds.common import (add_coded, add_side, checksum, coded_streams, load_for, missing, model_header,
-                                 prepare, read_side)
+from dulzip.kinds.common import (add_coded, add_side, checksum, coded_streams, content_header, load_for, missing,
+                                 model_header, prepare, read_side)
 from dulzip.options import level_name
 from dulzip.transforms import join_planes, split_planes
 
@@ -146,11 +148,46 @@ def image_codec(net: ImageRuntime):
     return encode_planes, decode_planes
 
 
+def _finish_header(header: dict, sniffed, layout: dict) -> None:
+    """The fields an image header has whatever coded it: exactness (and what a re-encoded file
+    will be), layout, format extras."""
+    kind, pixels, side, extras, exact = sniffed
+    header.update({"exact": exact, "layout": layout, "extras": extras})
+    if not exact:
+        output = rebuild(kind, pixels, side, extras)
+        header["output_length"] = len(output)
+        header["output_blake2b"] = checksum(output)
+
+
+def compress16(data: bytes, sniffed) -> bytes:
+    """A 16-bit image: its color planes (and a coded alpha plane) each one ``image16`` stream."""
+    from dulzip.codecs.image16 import IMAGE16_VERSION, encode_image16
+    from dulzip.codecs.stream import Stream
+    kind, pixels, side = sniffed[:3]
+    color, layout, alpha = split_planes(pixels)
+    layout["image16"] = IMAGE16_VERSION
+    header = content_header(kind, data)
+    _finish_header(header, sniffed, layout)
+    payloads: list[bytes] = []
+    add_side(header, payloads, side)
+    est = 0.0
+    for plane_name, plane in (("color", color), ("alpha", alpha)):
+        if plane is not None:
+            est = add_coded(header, payloads, plane_name, [Stream("image16", encode_image16(plane))], est)
+    header["model_bits"] = round(est)
+    return pack(Container(header, payloads))
+
+
 def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
+    kind, pixels, side, extras, exact = sniffed
+    if pixels.dtype.itemsize == 2:  # before the models' imports: no torch for these
+        if model != "auto":
+            raise UsageError(f"model '{model}' codes 8-bit images; this {kind.upper()} has 16-bit samples, "
+                             "which dulzip's own 16-bit coder takes (use -m auto, or -m zstd)")
+        return compress16(data, sniffed)
     from dulzip import zoo
     from dulzip.codecs.image import encode_planes
     from dulzip.exact.imagemix import IMAGE_MIXER_VERSION
-    kind, pixels, side, extras, exact = sniffed
     color, layout, alpha = split_planes(pixels)
     name = choose_image_model(color, opts.level) if model == "auto" else model
     if model == "auto" and name not in zoo.cards():
@@ -163,12 +200,8 @@ def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
         raise UsageError(f"model '{name}' codes gray images only")
     encode, _ = image_codec(net)
     layout["tile"] = net.fixed_tile or opts.tile or net.default_tile
-    output = data if exact else rebuild(kind, pixels, side, extras)
     header = model_header(kind, data, name, digest)
-    header.update({"exact": exact, "layout": layout, "extras": extras})
-    if not exact:
-        header["output_length"] = len(output)
-        header["output_blake2b"] = checksum(output)
+    _finish_header(header, sniffed, layout)
     kw = {}
     if encode is encode_planes:  # autoregressive models code through the adaptive image mixer
         layout["mixer"] = opts.image_mixer or IMAGE_MIXER_VERSION
@@ -190,23 +223,56 @@ def compress(data: bytes, sniffed, model: str, opts: Options) -> bytes | None:
     return pack(Container(header, payloads))
 
 
-def decompress(c: Container, opts: Options) -> bytes:
-    from dulzip.codecs.image import decode_planes
+def decompress16(c: Container) -> bytes:
+    """A file of :func:`compress16` (its header checked by dulzip.schema: one ``image16`` stream
+    per plane)."""
+    from dulzip.codecs.image16 import decode_image16
+    layout = c.header["layout"]
+    H, W = layout["height"], layout["width"]
+    planes = {}
+    for plane_name in ("color", "alpha"):
+        streams = coded_streams(c, plane_name)
+        if streams:
+            planes[plane_name] = decode_image16(streams[0].payload, H, W, _plane_channels(plane_name, layout))
+    return _rebuild_planes(c, planes)
+
+
+def _plane_channels(plane_name: str, layout: dict) -> int:
+    return 1 if plane_name == "alpha" or layout.get("replicated") or layout["channels"] < 3 else 3
+
+
+def _rebuild_planes(c: Container, planes: dict) -> bytes:
+    """The file from its decoded planes and side data."""
     h = c.header
-    layout, extras = h["layout"], h["extras"]  # types and ranges checked by dulzip.schema with the header
-    H, W, C, T = layout["height"], layout["width"], layout["channels"], layout["tile"]
+    layout = h["layout"]
+    if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
+        raise FormatError("the .dlz file lacks image streams")
+    side = read_side(c, ("png", "pnm"))
+    pixels = join_planes(planes["color"], layout, planes.get("alpha"), planes["color"].dtype)
+    try:
+        return rebuild(h["kind"], pixels, side, h["extras"])
+    except (KeyError, ValueError, IndexError) as e:
+        raise CorruptDataError(f"cannot rebuild the {h['kind']} file: {e}") from None
+
+
+def decompress(c: Container, opts: Options) -> bytes:
+    h = c.header
+    layout = h["layout"]  # types and ranges checked by dulzip.schema with the header
+    if "image16" in layout:  # before the models' imports: no torch for these
+        return decompress16(c)
+    from dulzip.codecs.image import decode_planes
+    H, W, T = layout["height"], layout["width"], layout["tile"]
     name, net = load_for(h, opts)
     if net.modality != "image":
         raise FormatError(f"model '{name}' is not an image model")
     if net.fixed_tile not in (None, T):
         raise FormatError(f"the .dlz header's tile size {T} does not fit model '{name}'")
-    side = read_side(c, ("png", "pnm"))
     planes = {}
     for plane_name in ("color", "alpha"):
         streams = coded_streams(c, plane_name)
         if not streams:
             continue
-        nc = 1 if plane_name == "alpha" or layout.get("replicated") or C < 3 else 3
+        nc = _plane_channels(plane_name, layout)
         decode = image_codec(net)[1]
         kw = {}
         if "mixer" in layout and decode is decode_planes:
@@ -216,10 +282,6 @@ def decompress(c: Container, opts: Options) -> bytes:
         if (net.codec == "pyramid") != ("pyramid" in layout):
             raise FormatError(f"model '{name}' does not decode this file's image coder")
         planes[plane_name] = decode(streams, H, W, nc, net, T, opts.progress, **kw)
-    if "color" not in planes or (layout.get("alpha") == "coded") != ("alpha" in planes):
-        raise FormatError("the .dlz file lacks image streams")
-    pixels = join_planes(planes["color"], layout, planes.get("alpha"))
-    try:
-        return rebuild(h["kind"], pixels, side, extras)
-    except (KeyError, ValueError, IndexError) as e:
-        raise CorruptDataError(f"cannot rebuild the {h['kind']} file: {e}") from None
+    if "color" in planes:
+        planes["color"] = planes["color"].astype("uint8", copy=False)
+    return _rebuild_planes(c, planes)
