@@ -67,12 +67,13 @@ def _random_tokens(d: bytes, seed: int, far: bool = False):
     return np.array(length, dtype=np.int32), np.array(dist, dtype=np.int32)
 
 
-def _blocks_of(n_tok: int, types: list[int], seed: int) -> deflate.Blocks:
+def _blocks_of(length: np.ndarray, types: list[int], seed: int) -> deflate.Blocks:
     rng = np.random.default_rng(seed)
+    n_tok = len(length)
     cuts = sorted(int(x) for x in rng.integers(0, n_tok + 1, len(types) - 1))
-    counts = [b - a for a, b in zip([0] + cuts, cuts + [n_tok])]
-    return deflate.Blocks(b"\x78\xda", types, counts, [], [int(rng.integers(0, 128)) for t in types if t == 0],
-                          int(rng.integers(0, 128)))
+    bounds = list(zip([0] + cuts, cuts + [n_tok]))
+    return deflate.Blocks(b"\x78\xda", types, [b - a for a, b in bounds], [int(length[a:b].sum()) for a, b in bounds],
+                          [], [int(rng.integers(0, 128)) for t in types if t == 0], int(rng.integers(0, 128)))
 
 
 @pytest.mark.parametrize("params", [dict(level=6), dict(level=9, mem=9), dict(level=1), dict(level=0),
@@ -97,7 +98,7 @@ def test_any_valid_tokens_come_back(seed, far):
     data = _data(seed, 6000)
     length, dist = _random_tokens(data, seed, far)
     stored = np.flatnonzero(length == 1)[:3]  # stored blocks must hold literals only: cut around some
-    info = _blocks_of(len(length), [deflate.FIXED, deflate.FIXED, deflate.FIXED], seed)
+    info = _blocks_of(length, [deflate.FIXED, deflate.FIXED, deflate.FIXED], seed)
     stream = deflate.write(data, info, length, dist, 3 * len(data))
     assert zlib.decompress(stream) == data
     assert png.zlib_search(data, stream) is None
@@ -105,8 +106,8 @@ def test_any_valid_tokens_come_back(seed, far):
     assert side is not None and deflate_tokens.recreate(*side, data, 3 * len(data)) == stream
     # a stored block between two fixed ones, with nonzero padding bits
     a, b = int(stored[0]), int(stored[0]) + 1
-    info = deflate.Blocks(b"\x78\x01", [deflate.FIXED, deflate.STORED, deflate.FIXED], [a, b - a, len(length) - b], [],
-                          [5], 3)
+    info = deflate.Blocks(b"\x78\x01", [deflate.FIXED, deflate.STORED, deflate.FIXED], [a, b - a, len(length) - b],
+                          [int(length[:a].sum()), b - a, int(length[b:].sum())], [], [5], 3)
     stream = deflate.write(data, info, length, dist, 3 * len(data))
     assert zlib.decompress(stream) == data
     parsed = deflate.parse(stream, len(data))
@@ -118,7 +119,7 @@ def test_any_valid_tokens_come_back(seed, far):
 def test_damaged_descriptions_are_refused():
     data = _data(3, 8000)
     length, dist = _random_tokens(data, 3)
-    info = _blocks_of(len(length), [deflate.FIXED, deflate.FIXED], 3)
+    info = _blocks_of(length, [deflate.FIXED, deflate.FIXED], 3)
     stream = deflate.write(data, info, length, dist, 3 * len(data))
     blocks, tokens = deflate_tokens.describe(stream, data)
     rng = np.random.default_rng(0)
@@ -141,7 +142,8 @@ def test_damaged_descriptions_are_refused():
 
 
 def test_blocks_unpack_refuses_garbage():
-    for blob in (b"", b"\x78", b"\x78\x01\x00\x00", b"\x78\x01\x01\x03\x05", b"\x78\x01\x01\x02\x05\x90"):
+    for blob in (b"", b"\x78", b"\x78\x01\x00\x00", b"\x78\x01\x01\x03\x05\x05", b"\x78\x01\x01\x01\x05\x04\x00",
+                 b"\x78\x01\x01\x02\x05\x05\x90"):
         with pytest.raises(ValueError):
             deflate.Blocks.unpack(blob)
 
@@ -167,7 +169,7 @@ def _png_with_stream(img: np.ndarray, make_stream) -> bytes:
 
 def _non_zlib_stream(raw: bytes) -> bytes:
     length, dist = _random_tokens(raw, 7)
-    info = _blocks_of(len(length), [deflate.FIXED, deflate.FIXED], 7)
+    info = _blocks_of(length, [deflate.FIXED, deflate.FIXED], 7)
     return deflate.write(raw, info, length, dist, 3 * len(raw))
 
 

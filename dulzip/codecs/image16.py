@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dulzip.coding import binary, zstdio
+from dulzip.coding import adaptive, binary, zstdio
 from dulzip.errors import CorruptDataError
 
 IMAGE16_VERSION = 1  # the layout's ``image16``: files record it, schema.IMAGE16_VERSIONS lists those decoded
@@ -58,26 +58,13 @@ N_PROBS = 2 + 2 * N_LEN + N_LEN * N_LEN  # decisions per class: zero, sign, leng
 N_BIAS = 16 * 16  # bias contexts per channel: activity class (16) x neighbour signs (16)
 FRAC = 3  # the blended prediction's fractional bits
 MAX_DECISIONS = 2 + (N_LEN - 1) + (N_LEN - 2)  # per sample, each at most 10 bits of output
-ENC, DEC = 0, 1
+ENC, DEC = adaptive.ENC, adaptive.DEC
 RULE_OFFSET, RULE_RANK = 0, 1
 
 
 @njit(cache=True, inline="always")
 def _clamp(v, lo, hi):
     return min(max(v, lo), hi)
-
-
-@njit(cache=True, inline="always")
-def _bit(row, i, bit, st, out, data, end, mode):
-    j = i + N_PROBS
-    p = min(max((row[i] + row[j]) >> 1, 64), 65472)
-    if mode == ENC:
-        binary.encode_bit(st, 0, out, bit, p)
-    else:
-        bit = binary.decode_bit(st, 0, data, end, p)
-    row[i] += ((bit << 16) - row[i]) >> 5
-    row[j] += ((bit << 16) - row[j]) >> 8
-    return bit
 
 
 @njit(cache=True, inline="always")
@@ -280,18 +267,7 @@ def _run(x, M, st, out, cap, data, end, mode):
                 pred = _clamp((pred8 + (1 << (FRAC - 1))) >> FRAC, 0, M)
                 row = probs[min(_half_octave((act + best) >> 2), N_CLASSES - 1) + (N_CLASSES if c > 0 else 0)]
                 e = x[y, i, c] - pred if mode == ENC else 0
-                if _bit(row, 0, 1 if e == 0 else 0, st, out, data, end, mode):
-                    e = 0
-                else:
-                    neg = _bit(row, 1, 1 if e < 0 else 0, st, out, data, end, mode)
-                    m = abs(e) - 1
-                    k = 0  # the bit length of m, unary
-                    while k < N_LEN - 1 and _bit(row, 2 + k, 1 if (m >> k) > 0 else 0, st, out, data, end, mode):
-                        k += 1
-                    v = 0 if k == 0 else 1
-                    for b in range(k - 2, -1, -1):
-                        v = 2 * v + _bit(row, 2 + N_LEN + k * N_LEN + b, (m >> b) & 1, st, out, data, end, mode)
-                    e = -(v + 1) if neg else v + 1
+                e = adaptive.residual(row, e, N_LEN, N_PROBS, 5, 8, st, out, data, end, mode)
                 if mode == DEC:
                     val = pred + e
                     if st[0, 4] > 0 or val < 0 or val > M:
@@ -321,7 +297,7 @@ def levels(planes: np.ndarray) -> tuple[int, int, int, np.ndarray | None]:
     values less the least one are all multiples of the step (their greatest common divisor);
     divided by it, they are coded as ranks among the used ones where those fill less than half
     their range, else as they are."""
-    lo, hi = int(planes.min()), int(planes.max())
+    lo = int(planes.min())
     used = np.unique(planes).astype(np.int64) - lo
     step = int(np.gcd.reduce(used)) or 1
     used //= step

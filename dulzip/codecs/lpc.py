@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from dulzip.codecs.stream import cuts
-from dulzip.coding import binary
+from dulzip.coding import adaptive, binary
 from dulzip.errors import CorruptDataError
 
 FRAME = 4096
@@ -52,7 +52,7 @@ N_PROBS = 2 + 2 * N_LEN + N_LEN * N_LEN  # decisions per class: zero, sign, leng
 # the coder's output can never outgrow this many bytes per sample: at most 2 + (N_LEN - 1) + (N_LEN - 2)
 # decisions, each at most 10 bits (probabilities are kept within [64, 65472] / 65536)
 MAX_BYTES_PER_SAMPLE = (10 * (2 * N_LEN - 1) + 7) // 8
-ENC, DEC = 0, 1
+ENC, DEC = adaptive.ENC, adaptive.DEC
 
 
 def _fit(x: np.ndarray, s: int, m: int) -> tuple[int, int, np.ndarray]:
@@ -159,20 +159,7 @@ def _run(x, n, orders, shifts, coefs, st, out, data, end, mode):
             while a > 0 and c < N_CLASSES - 1:
                 a >>= 1
                 c += 1
-            row = probs[c]
-            b = _bit(row, 0, 1 if e == 0 else 0, st, out, data, end, mode)
-            if b:
-                e = 0
-            else:
-                neg = _bit(row, 1, 1 if e < 0 else 0, st, out, data, end, mode)
-                m = abs(e) - 1
-                k = 0  # the bit length of m, unary
-                while k < N_LEN - 1 and _bit(row, 2 + k, 1 if (m >> k) > 0 else 0, st, out, data, end, mode):
-                    k += 1
-                v = 0 if k == 0 else 1
-                for i in range(k - 2, -1, -1):
-                    v = 2 * v + _bit(row, 2 + N_LEN + k * N_LEN + i, (m >> i) & 1, st, out, data, end, mode)
-                e = -(v + 1) if neg else v + 1
+            e = adaptive.residual(probs[c], e, N_LEN, N_PROBS, 4, 7, st, out, data, end, mode)
             if mode == DEC:
                 if st[0, 4] > 0:
                     return -1
@@ -182,19 +169,6 @@ def _run(x, n, orders, shifts, coefs, st, out, data, end, mode):
             for j in range(N_LMS):
                 w2[j] = min(max(w2[j] + ((e * r[t + N_LMS - 1 - j]) << 12) // norm, -LMS_MAX), LMS_MAX)
     return 0
-
-
-@njit(cache=True, inline="always")
-def _bit(row, i, bit, st, out, data, end, mode):
-    j = i + N_PROBS
-    p = min(max((row[i] + row[j]) >> 1, 64), 65472)
-    if mode == ENC:
-        binary.encode_bit(st, 0, out, bit, p)
-    else:
-        bit = binary.decode_bit(st, 0, data, end, p)
-    row[i] += ((bit << 16) - row[i]) >> 4
-    row[j] += ((bit << 16) - row[j]) >> 7
-    return bit
 
 
 def encode_lpc(x: np.ndarray) -> bytes:

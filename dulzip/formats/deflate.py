@@ -48,6 +48,7 @@ class Blocks:
     zhead: bytes  # the zlib header (2 bytes)
     types: list[int]  # per block: STORED, FIXED, DYNAMIC
     ntokens: list[int]  # per block: its tokens (a stored block: its bytes)
+    nbytes: list[int]  # per block: the bytes its tokens make (so a parse of each block can be predicted first)
     headers: list[tuple[int, bytes]]  # per dynamic block: (bits, the header's bits packed LSB first)
     pads: list[int]  # per stored block: the value of the bits that align it to a byte
     final_pad: int  # the value of the bits after the last block, to the byte boundary
@@ -56,8 +57,8 @@ class Blocks:
         """As bytes: the zlib header, the block count, per block its type and tokens, the
         stored blocks' padding, the dynamic blocks' headers (bit count, bits), the final padding."""
         out = bytearray(self.zhead) + _varint(len(self.types))
-        for t, n in zip(self.types, self.ntokens):
-            out += bytes([t]) + _varint(n)
+        for t, n, m in zip(self.types, self.ntokens, self.nbytes):
+            out += bytes([t]) + _varint(n) + _varint(m)
         out += bytes(self.pads)
         for nbits, bits in self.headers:
             out += _varint(nbits) + bits
@@ -70,27 +71,31 @@ class Blocks:
         nb, pos = _read_varint(blob, pos)
         if nb < 1 or nb > len(blob):
             raise ValueError("the deflate blocks are damaged")
-        types, ntokens = [], []
+        types, ntokens, nbytes = [], [], []
         for _ in range(nb):
             if pos >= len(blob) or blob[pos] > DYNAMIC:
                 raise ValueError("a deflate block has an invalid type")
             types.append(blob[pos])
             n, pos = _read_varint(blob, pos + 1)
+            m, pos = _read_varint(blob, pos)
+            if m < n or (types[-1] == STORED and m != n):
+                raise ValueError("a deflate block's tokens do not fit its bytes")
             ntokens.append(n)
+            nbytes.append(m)
         ns = types.count(STORED)
         pads = list(blob[pos:pos + ns])
         pos += ns
         headers = []
         for _ in range(types.count(DYNAMIC)):
             nbits, pos = _read_varint(blob, pos)
-            nbytes = (nbits + 7) // 8
-            if pos + nbytes > len(blob):
+            nb8 = (nbits + 7) // 8
+            if pos + nb8 > len(blob):
                 raise ValueError("a deflate block's header is cut off")
-            headers.append((nbits, bytes(blob[pos:pos + nbytes])))
-            pos += nbytes
+            headers.append((nbits, bytes(blob[pos:pos + nb8])))
+            pos += nb8
         if len(blob) != pos + 1 or len(pads) != ns:
             raise ValueError("the deflate blocks are damaged")
-        return cls(bytes(blob[:2]), types, ntokens, headers, pads, blob[pos])
+        return cls(bytes(blob[:2]), types, ntokens, nbytes, headers, pads, blob[pos])
 
 
 def _varint(n: int) -> bytes:
@@ -376,7 +381,9 @@ def parse(stream: bytes, n_out: int):
     headers = [(int(b[B_H1] - b[B_H0]), np.packbits(bits[b[B_H0]:b[B_H1]], bitorder="little").tobytes())
                for b in blocks if b[B_TYPE] == DYNAMIC]
     pads = [int(b[B_PAD]) for b in blocks if b[B_TYPE] == STORED]
-    info = Blocks(bytes(stream[:2]), types, [int(b[B_T1] - b[B_T0]) for b in blocks], headers, pads, final_pad)
+    cum = np.concatenate([[0], np.cumsum(length[:nt], dtype=np.int64)])
+    info = Blocks(bytes(stream[:2]), types, [int(b[B_T1] - b[B_T0]) for b in blocks],
+                  [int(cum[b[B_T1]] - cum[b[B_T0]]) for b in blocks], headers, pads, final_pad)
     return info, length[:nt].copy(), dist[:nt].copy()
 
 
@@ -407,7 +414,7 @@ def _reverse_codes(lens, nsym, codes):
 
 
 @njit(cache=True)
-def _write(data, length, dist, types, ntok, hbits, hoff, hlen, pads, final_pad, out):
+def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, final_pad, out):
     """The deflate bits of the blocks and tokens into out; returns the bytes written or ERR_*."""
     lens = np.zeros(320, dtype=np.int64)
     codes = np.zeros(320, dtype=np.int64)
@@ -428,6 +435,11 @@ def _write(data, length, dist, types, ntok, hbits, hoff, hlen, pads, final_pad, 
     for b in range(len(types)):
         bt = types[b]
         if t + ntok[b] > len(length):
+            return ERR_DATA
+        made = 0
+        for k in range(t, t + ntok[b]):
+            made += length[k]
+        if made != nbytes[b]:
             return ERR_DATA
         acc |= np.int64((1 if b == len(types) - 1 else 0) | (bt << 1)) << nacc
         nacc += 3
@@ -538,14 +550,15 @@ def write(data: bytes | np.ndarray, info: Blocks, length: np.ndarray, dist: np.n
     hoff = np.cumsum([0] + [len(h) for h in hb])[:-1].astype(np.int64) if hb else np.zeros(0, dtype=np.int64)
     hbits = np.frombuffer(b"".join(hb) + b"\0\0\0\0", dtype=np.uint8)
     hlen = np.array([n for n, _ in info.headers], dtype=np.int64)
-    if len(info.types) != len(info.ntokens) or sum(t == DYNAMIC for t in info.types) != len(info.headers) or \
+    if not len(info.types) == len(info.ntokens) == len(info.nbytes) or sum(t == DYNAMIC for t in info.types) != len(info.headers) or \
             sum(t == STORED for t in info.types) != len(info.pads) or not info.types:
         raise ValueError("the deflate blocks do not add up")
     if any(t not in (STORED, FIXED, DYNAMIC) for t in info.types):
         raise ValueError("a deflate block has an invalid type")
     out = np.zeros(max(limit, 1), dtype=np.uint8)
     o = _write(d, np.ascontiguousarray(length, dtype=np.int32), np.ascontiguousarray(dist, dtype=np.int32),
-               np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64), hbits, hoff, hlen,
+               np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64),
+               np.array(info.nbytes, dtype=np.int64), hbits, hoff, hlen,
                np.array(info.pads, dtype=np.int64), info.final_pad, out)
     if o < 0:
         raise ValueError("the deflate tokens do not fit their data (damaged file)")

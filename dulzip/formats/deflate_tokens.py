@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dulzip.coding import binary
+from dulzip.coding import adaptive, binary
 from dulzip.errors import CorruptDataError
 from dulzip.formats import deflate
 from dulzip.formats.deflate import STORED
@@ -36,16 +36,23 @@ from dulzip.formats.deflate import STORED
 HASH_BITS = 16
 WINDOW = 32768
 CHAIN = 4096  # positions listed at most per token
-LONG_CHAIN = 16384  # where the lists miss many of the writer's matches (long runs: zopfli's, 7-Zip's)
-VERSION = 1  # of this model: the first byte of its streams, then log2 of its chain
-ENC, DEC = 0, 1
+# The predicted parse walks the lists at every position, so its walks are what decoding costs
+# on flat graphics: they are kept to DP_CHAIN positions, or as many more (up to DP_CHAIN_MAX)
+# as a first run with DP_CHAIN says fit in DP_WORK positions walked in all (so a file decodes
+# in a few seconds at most, and the choice is the same on every machine).
+DP_CHAIN = 64
+DP_CHAIN_MAX = 4096
+DP_WORK = 150_000_000
+MAX_CHAIN_BITS = 16
+VERSION = 1  # of this model: the first byte of its streams, then log2 of the two chains
+ENC, DEC = adaptive.ENC, adaptive.DEC
 N_LB = 10  # buckets of the longest match's length
 N_GAIN = 8  # buckets of what the longest match saves over literals, in the block's own codes
-# context rows: is-match (N_LB x 2 x 4 x N_GAIN), length == longest (N_LB), shorter? (N_LB),
+# context rows: is-match (2 x N_LB x 2 x 4 x N_GAIN), length == longest (N_LB), shorter? (N_LB),
 # shortfall tree (256 x N_LB), length tree (256), escape (1), rank length unary (N_LB x 17), rank bits (17 x 17),
-# distance bits (15)
+# distance bits (15), the cheapest parse's length (N_LB x 2)
 P_MATCH = 0
-P_EQ = P_MATCH + N_LB * 8 * N_GAIN
+P_EQ = P_MATCH + 2 * N_LB * 8 * N_GAIN
 P_SHORT = P_EQ + N_LB * 2
 P_SHORTFALL = P_SHORT + N_LB
 P_LEN = P_SHORTFALL + 256 * N_LB
@@ -53,7 +60,8 @@ P_ESC = P_LEN + 256
 P_RANKLEN = P_ESC + 1
 P_RANKBITS = P_RANKLEN + N_LB * 17
 P_DIST = P_RANKBITS + 17 * 17
-N_P = P_DIST + 32
+P_PRED = P_DIST + 15
+N_P = P_PRED + 2 * N_LB
 MAX_BYTES_PER_TOKEN = 80  # a token's decisions at most (about 60, each at most 10 bits) in bytes
 
 
@@ -88,40 +96,90 @@ def _match_len(d, p, i, cap):
     return k
 
 
+@njit(cache=True)
+def _chains(d):
+    """The lists a match at i is looked for in, nearest first: prev[i], the nearest position
+    before i whose three bytes hash as i's (-1: none); same[i], how many bytes from i equal d[i];
+    prev2[i], for a position in a run (same[i] >= 3), the nearest one before it with the same byte
+    and as many left in its run. In a long run of one byte (a flat area) nearly every position
+    hashes alike, so the first list reaches only the last few thousand bytes; a match longer
+    than the run must start where a run of the same length does, which the second list walks
+    straight to (as zopfli's second hash does)."""
+    n = len(d)
+    head = np.full(1 << HASH_BITS, -1, dtype=np.int32)
+    head2 = np.full(1 << HASH_BITS, -1, dtype=np.int32)
+    prev = np.full(max(n, 1), -1, dtype=np.int32)
+    prev2 = np.full(max(n, 1), -1, dtype=np.int32)
+    same = np.ones(max(n, 1), dtype=np.int32)
+    for i in range(n - 2, -1, -1):
+        if d[i] == d[i + 1]:
+            same[i] = same[i + 1] + 1
+    for i in range(n - 2):
+        h = _hash(d, i)
+        prev[i] = head[h]
+        head[h] = i
+        if same[i] >= 3:
+            h2 = ((np.int64(d[i]) << 9 | min(same[i], 259)) * 2654435761 >> 16) & ((1 << HASH_BITS) - 1)
+            prev2[i] = head2[h2]
+            head2[h2] = i
+    return prev, prev2, same
+
+
 @njit(cache=True, inline="always")
-def _first(d, head, prev, i):
-    """The nearest listed position before i with i's hash (-1: none)."""
-    p = head[_hash(d, i)]
-    if p >= i:  # i itself, listed for a look-ahead
-        p = prev[p]
-    return p
+def _next(prev, prev2, p, two):
+    return prev2[p] if two else prev[p]
 
 
 @njit(cache=True)
-def _longest(d, head, prev, i, n, chain):
-    """(length, distance) of the longest match at i among the chain's first positions, the
-    nearest of them; (0, 0) when none reaches 3."""
+def _longest(d, prev, prev2, same, i, n, chain):
+    """(length, distance) of the longest match at i among the lists' first positions, the
+    nearest of them; (0, 0) when none reaches 3. In a run, the first list until a match as
+    long as the run, then the run list."""
     if i + 3 > n:
         return 0, 0
     cap = min(258, n - i)
+    r = same[i] if same[i] >= 3 else 0
     best = 0
     bd = 0
-    p = _first(d, head, prev, i)
+    p = prev[i]
+    two = False
     c = 0
-    while p >= 0 and i - p <= WINDOW and c < chain:
-        if best >= cap or d[p + best] != d[i + best]:  # cannot be longer (zlib's scan_end test)
-            p = prev[p]
-            c += 1
-            continue
-        m = _match_len(d, p, i, cap)
-        if m > best:
-            best = m
-            bd = i - p
-            if m == cap:
-                break
-        p = prev[p]
+    while True:
+        if r and not two and (best >= r or p < 0 or i - p > WINDOW or c >= chain):
+            two = True  # longer than the run: only where a run as long starts
+            p = prev2[i]
+            c = 0
+        if p < 0 or i - p > WINDOW or c >= chain or best >= cap:
+            break
+        if d[p + best] == d[i + best]:  # else it cannot be longer (zlib's scan_end test)
+            m = _match_len(d, p, i, cap)
+            if m > best:
+                best = m
+                bd = i - p
+        p = _next(prev, prev2, p, two)
         c += 1
     return (best, bd) if best >= 3 else (0, 0)
+
+
+@njit(cache=True)
+def _rank(d, prev, prev2, same, i, ln, chain, dd, want):
+    """Among the listed positions whose match at i is at least ln long (the run list where ln
+    is longer than i's run): encoding (dd > 0), (the rank of distance dd, 1) or (.., 0) when
+    it is not listed; decoding (dd 0), (the distance of the want-th, 1) or (0, 0)."""
+    two = same[i] >= 3 and ln > same[i]
+    p = prev2[i] if two else prev[i]
+    c = 0
+    k = 0
+    while p >= 0 and i - p <= WINDOW and c < chain:
+        if dd > 0 and i - p == dd:
+            return k, 1
+        if d[p + ln - 1] == d[i + ln - 1] and _match_len(d, p, i, ln) == ln:
+            if dd == 0 and k == want:
+                return i - p, 1
+            k += 1
+        p = _next(prev, prev2, p, two)
+        c += 1
+    return k, 0
 
 
 @njit(cache=True, inline="always")
@@ -160,16 +218,65 @@ def _gain_bucket(g):
 
 
 @njit(cache=True, inline="always")
+def _dist_cost(lens, dd):
+    ds = 0
+    while ds < 29 and deflate.DBASE[ds + 1] <= dd:
+        ds += 1
+    return _code_len(lens, 288 + ds) + deflate.DEXT[ds]
+
+
+@njit(cache=True)
+def _optimal(d, prev, prev2, same, s, e, lens, lsym, chain, pl, pd, cte):
+    """A cheapest parse of the block's bytes [s, e) in its own code lengths, as an optimal
+    parser (zopfli, 7-Zip) searches for one: backwards, for each position the first token of
+    a cheapest parse of the rest (pl[i - s]: 1 for a literal, else a length; pd: its distance,
+    the nearest giving that length). Both sides run it before a block's tokens. Returns the
+    positions it walked."""
+    cte[e - s] = 0
+    steps = 0
+    for i in range(e - 1, s - 1, -1):
+        best = cte[i + 1 - s] + _code_len(lens, d[i])
+        bl = 1
+        bd = 0
+        if i + 3 <= e:
+            cap = min(258, e - i)
+            r = same[i] if same[i] >= 3 else 0
+            got = 2
+            p = prev[i]
+            two = False
+            c = 0
+            while True:
+                if r and not two and (got >= r or p < 0 or i - p > WINDOW or c >= chain):
+                    two = True
+                    p = prev2[i]
+                    c = 0
+                if p < 0 or i - p > WINDOW or c >= chain or got >= cap:
+                    break
+                if d[p + got] == d[i + got]:
+                    m = _match_len(d, p, i, cap)
+                    if m > got:
+                        dd = i - p
+                        dc = _dist_cost(lens, dd)
+                        for ln in range(got + 1, m + 1):
+                            sy = lsym[ln]
+                            cst = cte[i + ln - s] + _code_len(lens, 257 + sy) + deflate.LEXT[sy] + dc
+                            if cst < best:
+                                best = cst
+                                bl = ln
+                                bd = dd
+                        got = m
+                p = _next(prev, prev2, p, two)
+                c += 1
+            steps += c
+        cte[i - s] = best
+        pl[i - s] = bl
+        pd[i - s] = bd
+    return steps
+
+
+@njit(cache=True, inline="always")
 def _bit(probs, i, bit, st, out, data, end, mode):
-    j = i + N_P
-    p = min(max((probs[i] + probs[j]) >> 1, 64), 65472)
-    if mode == ENC:
-        binary.encode_bit(st, 0, out, bit, p)
-    else:
-        bit = binary.decode_bit(st, 0, data, end, p)
-    probs[i] += ((bit << 16) - probs[i]) >> 4
-    probs[j] += ((bit << 16) - probs[j]) >> 7
-    return bit
+    return adaptive.bit(probs, i, i + N_P, 4, 7, bit, st, out, data, end, mode)
 
 
 @njit(cache=True)
@@ -183,19 +290,20 @@ def _tree(probs, base, nbits, v, st, out, data, end, mode):
 
 
 @njit(cache=True)
-def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
+def _run(d, types, ntok, nbytes, blens, length, dist, chain, dp_chain, st, out, data, end, mode):
     """Code (ENC: from length/dist) or decode (DEC: into them) the tokens. Returns how many
-    matches the chains missed, or -1 when the decoded tokens do not fit the data or the stream
+    positions the predicted parses walked, or -1 when the decoded tokens do not fit the data or the stream
     ends early (a damaged file)."""
     n = len(d)
     probs = np.full(2 * N_P, 32768, dtype=np.int64)
-    head = np.full(1 << HASH_BITS, -1, dtype=np.int32)
-    prev = np.full(max(n, 1), -1, dtype=np.int32)
-    ins = 0  # positions below are in the chains
+    prev, prev2, same = _chains(d)
+    pl = np.zeros(n + 1, dtype=np.int32)
+    pd = np.zeros(n + 1, dtype=np.int32)
+    cte = np.zeros(n + 1, dtype=np.int64)
     i = 0
     t = 0
     lit_before = 1
-    missed = 0
+    steps = 0
     lsym = np.zeros(259, dtype=np.int64)
     for s in range(29):
         for v in range(deflate.LBASE[s], deflate.LBASE[s + 1] if s < 28 else 259):
@@ -203,6 +311,11 @@ def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
     lsym[258] = 28
     for b in range(len(types)):
         lens = blens[b]
+        s0 = i
+        if i + nbytes[b] > n:
+            return -1
+        if types[b] != STORED:
+            steps += _optimal(d, prev, prev2, same, i, i + nbytes[b], lens, lsym, dp_chain, pl, pd, cte)
         for _ in range(ntok[b]):
             if i >= n:
                 return -1
@@ -214,13 +327,9 @@ def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
                     return -1
                 ln = 1
             else:
-                while ins < i:
-                    if ins + 3 <= n:
-                        h = _hash(d, ins)
-                        prev[ins] = head[h]
-                        head[h] = ins
-                    ins += 1
-                lmax, ldist = _longest(d, head, prev, i, n, chain)
+                lmax, ldist = _longest(d, prev, prev2, same, i, n, chain)
+                plen = pl[i - s0] if i < s0 + nbytes[b] else 1  # the cheapest parse's token here
+                pm = 1 if plen >= 3 else 0
                 lb = _bucket(lmax)
                 ln = length[t] if mode == ENC else 1
                 if i + 3 > n:
@@ -235,22 +344,25 @@ def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
                     if lmax >= 3:
                         g = _gain(d, i, lmax, ldist, lens, lsym)
                     if lmax >= 3 and i + 4 <= n:
-                        # position i joins the chains for the look-ahead (it would next anyway)
-                        h = _hash(d, i)
-                        prev[i] = head[h]
-                        head[h] = i
-                        ins = i + 1
-                        l1, d1 = _longest(d, head, prev, i + 1, n, chain)
+                        l1, d1 = _longest(d, prev, prev2, same, i + 1, n, chain)
                         lazy = 1
                         if l1 > lmax:
                             lazy = 2
                         elif l1 >= 3 and _gain(d, i + 1, l1, d1, lens, lsym) > g:
                             lazy = 3
-                    ctx = P_MATCH + ((lb * 2 + lit_before) * 4 + lazy) * N_GAIN + _gain_bucket(g)
+                    ctx = P_MATCH + (((pm * N_LB + lb) * 2 + lit_before) * 4 + lazy) * N_GAIN + _gain_bucket(g)
                     is_match = _bit(probs, ctx, 1 if ln >= 3 else 0, st, out, data, end, mode)
                 if is_match:
-                    # the length
-                    if lmax >= 3:
+                    # the length: the cheapest parse's? else from the longest
+                    as_pred = 0
+                    if pm:
+                        as_pred = _bit(probs, P_PRED + _bucket(plen) * 2 + (1 if plen == lmax else 0),
+                                    1 if ln == plen else 0, st, out, data, end, mode)
+                    if as_pred:
+                        ln = plen
+                        eq = 1
+                        lmax = plen
+                    elif lmax >= 3 and not (pm and plen == lmax):
                         ok = 1 if lens[257 + lsym[lmax]] > 0 else 0  # can the block code the longest's length?
                         eq = _bit(probs, P_EQ + lb * 2 + ok, 1 if ln == lmax else 0, st, out, data, end, mode)
                     else:
@@ -272,19 +384,9 @@ def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
                     rank = 0
                     found = 0
                     if mode == ENC:
-                        p = _first(d, head, prev, i)
-                        c = 0
-                        while p >= 0 and i - p <= WINDOW and c < chain:
-                            if i - p == dd:
-                                found = 1
-                                break
-                            if d[p + ln - 1] == d[i + ln - 1] and _match_len(d, p, i, ln) == ln:
-                                rank += 1
-                            p = prev[p]
-                            c += 1
+                        rank, found = _rank(d, prev, prev2, same, i, ln, chain, dd, 0)
                     esc = _bit(probs, P_ESC, 1 - found, st, out, data, end, mode)
                     if esc:
-                        missed += 1
                         dd = 1
                         for j in range(14, -1, -1):
                             dd += _bit(probs, P_DIST + j, ((dd - 1 if mode == DEC else dist[t] - 1) >> j) & 1,
@@ -306,20 +408,8 @@ def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
                         for j in range(k - 1, -1, -1):
                             v = 2 * v + _bit(probs, P_RANKBITS + k * 17 + j, (r1 >> j) & 1, st, out, data, end, mode)
                         if mode == DEC:
-                            rank = v - 1
-                            p = _first(d, head, prev, i)
-                            c = 0
-                            seen = 0
-                            dd = 0
-                            while p >= 0 and i - p <= WINDOW and c < chain:
-                                if d[p + ln - 1] == d[i + ln - 1] and _match_len(d, p, i, ln) == ln:
-                                    if seen == rank:
-                                        dd = i - p
-                                        break
-                                    seen += 1
-                                p = prev[p]
-                                c += 1
-                            if dd == 0:
+                            dd, found = _rank(d, prev, prev2, same, i, ln, chain, 0, v - 1)
+                            if not found:
                                 return -1
                     if mode == DEC:
                         length[t] = ln
@@ -335,9 +425,11 @@ def _run(d, types, ntok, blens, length, dist, chain, st, out, data, end, mode):
                     return -1
             i += ln
             t += 1
+        if i != s0 + nbytes[b]:
+            return -1
     if i != n:
         return -1
-    return missed
+    return steps
 
 
 def block_lengths(info: deflate.Blocks) -> np.ndarray:
@@ -356,26 +448,32 @@ def block_lengths(info: deflate.Blocks) -> np.ndarray:
     return out
 
 
-def encode(data: np.ndarray, info: deflate.Blocks, length: np.ndarray, dist: np.ndarray, chain: int = CHAIN) -> bytes:
-    """The tokens of these blocks over ``data`` (uint8) as a coded stream: the chain's log2, then
-    the coded decisions. Where chains of ``chain`` miss more than 1% of the matches, chains of
-    LONG_CHAIN are tried too (slower both ways) and the smaller kept."""
+def encode(data: np.ndarray, info: deflate.Blocks, length: np.ndarray, dist: np.ndarray, chain: int = CHAIN,
+           dp_chain: int | None = None) -> bytes:
+    """The tokens of these blocks over ``data`` (uint8) as a coded stream: log2 of the two
+    chains' limits (powers of two), then the coded decisions. ``dp_chain`` None: chosen by
+    the work it takes (DP_CHAIN, DP_WORK)."""
     n_tok = int(sum(info.ntokens))
-    args = (data, np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64), block_lengths(info),
-            np.ascontiguousarray(length, dtype=np.int32), np.ascontiguousarray(dist, dtype=np.int32))
-    best = None
-    for c in (chain, LONG_CHAIN):
+    args = (data, np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64),
+            np.array(info.nbytes, dtype=np.int64), block_lengths(info), np.ascontiguousarray(length, dtype=np.int32),
+            np.ascontiguousarray(dist, dtype=np.int32), chain)
+    dp = dp_chain or DP_CHAIN
+    while True:
         st = binary.new_state(1)
         out = np.zeros((1, MAX_BYTES_PER_TOKEN * n_tok + 16), dtype=np.uint8)
-        missed = _run(*args, c, st, out, np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.int64), ENC)
-        if missed < 0:
+        steps = _run(*args, dp, st, out, np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.int64), ENC)
+        if steps < 0:
             raise ValueError("the tokens do not fit the data")
-        coded = bytes([c.bit_length() - 1]) + out[0, :st[0, 2]].tobytes() + binary.finish(st, 0)
-        if best is None or len(coded) < len(best):
-            best = coded
-        if c >= LONG_CHAIN or missed <= (length >= 3).sum() // 100:
+        if dp_chain is not None or dp > DP_CHAIN:
             break
-    return best
+        more = DP_CHAIN_MAX
+        while more > DP_CHAIN and steps * (more // DP_CHAIN) > DP_WORK:
+            more //= 2
+        if more == DP_CHAIN:
+            break
+        dp = more  # (walks end early where the lists are short: the real work is at most this)
+    return bytes([chain.bit_length() - 1, dp.bit_length() - 1]) + out[0, :st[0, 2]].tobytes() + \
+        binary.finish(st, 0)
 
 
 def decode(coded: bytes, data: np.ndarray, info: deflate.Blocks):
@@ -383,18 +481,18 @@ def decode(coded: bytes, data: np.ndarray, info: deflate.Blocks):
     n_tok = int(sum(info.ntokens))
     if n_tok > len(data):
         raise CorruptDataError("the PNG's deflate blocks hold more tokens than bytes (damaged file)")
-    if not coded or coded[0] > LONG_CHAIN.bit_length() - 1:
+    if len(coded) < 2 or max(coded[0], coded[1]) > MAX_CHAIN_BITS:
         raise CorruptDataError("the PNG's deflate tokens are damaged")
-    chain = 1 << coded[0]
-    coded = coded[1:]
+    chain, dp_chain = 1 << coded[0], 1 << coded[1]
+    coded = coded[2:]
     length = np.zeros(n_tok, dtype=np.int32)
     dist = np.zeros(n_tok, dtype=np.int32)
     buf = np.frombuffer(coded or b"\0", dtype=np.uint8).copy()
     end = np.array([len(coded)], dtype=np.int64)
     st = binary.new_state(1)
     binary.start_decoding(st, 0, buf, end)
-    r = _run(data, np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64), block_lengths(info),
-             length, dist, chain, st, np.zeros((1, 1), dtype=np.uint8), buf, end, DEC)
+    r = _run(data, np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64),
+             np.array(info.nbytes, dtype=np.int64), block_lengths(info), length, dist, chain, dp_chain, st, np.zeros((1, 1), dtype=np.uint8), buf, end, DEC)
     if r < 0 or st[0, 2] != len(coded) or st[0, 4]:
         raise CorruptDataError("the PNG's deflate tokens are damaged")
     return length, dist
