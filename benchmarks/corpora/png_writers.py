@@ -16,7 +16,9 @@ optimizer Debian packages, and keeps PNGs exactly as Debian packages ship them:
   screenshots of the image corpora (``benchmarks/corpora/images.py`` makes them), and the
   shipped PNGs.
 
-Needs the Debian packages optipng, zopfli, pngcrush, advancecomp and imagemagick.
+Each output is checked to hold the source's pixels; a writer that fails on a source (pngcrush
+refuses mate-Float-into-MATE's edited sRGB profile) leaves it out. Needs the Debian packages
+optipng, zopfli, pngcrush, advancecomp and imagemagick.
 oxipng is not packaged for this Debian release, so it is not among them.
 """
 from __future__ import annotations
@@ -42,6 +44,14 @@ FROM_CORPORA = ["photos-test/skimage-astronaut.png", "photos-test/mate-Dune.png"
                 "graphics-test/mate-Stripes.png", "graphics-test/mate-Float-into-MATE.png",
                 "palette-test/kstars-capture_settings.png", "palette-test/python3.11-pathlib-inheritance.png",
                 "palette-test/supertuxkart-drift.png"]
+
+
+def _same_pixels(a: Path, b: Path) -> bool:
+    try:
+        x, y = Image.open(a), Image.open(b)
+        return x.size == y.size and x.convert("RGBA").tobytes() == y.convert("RGBA").tobytes()
+    except Exception:
+        return False
 
 
 def tools(src: Path, dst: Path) -> dict[str, list[str]]:
@@ -71,7 +81,11 @@ def build(out: Path, work: Path) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             if dst.exists():
                 continue
-            subprocess.run(tools(src, dst)[tool], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            done = subprocess.run(tools(src, dst)[tool], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if done.returncode or not _same_pixels(src, dst):  # pngcrush refuses some sRGB profiles
+                dst.unlink(missing_ok=True)
+                print(tool, src.name, "failed: left out", flush=True)
+                continue
             print(tool, src.name, dst.stat().st_size, flush=True)
 
 

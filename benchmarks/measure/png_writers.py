@@ -96,14 +96,26 @@ def main() -> None:
     ap.add_argument("-m", "--model", default="auto")
     ap.add_argument("--name", default="png-writers")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--only", nargs="*", metavar="WRITER/FILE",
+                    help="measure these files again and keep the other rows of the report's JSON (those of files "
+                         "that still exist)")
     a = ap.parse_args()
     rows = []
-    for f in sorted(a.folder.glob("*/*.png")):
+    files = sorted(a.folder.glob("*/*.png"))
+    cmd = "python " + " ".join(sys.argv)
+    if a.only:
+        old = json.loads((a.out / f"{a.name}.json").read_text())
+        files = [a.folder / o for o in a.only]
+        rows = [r for r in old["files"] if f"{r['writer']}/{r['file']}" not in a.only
+                and (a.folder / r["writer"] / r["file"]).exists()]
+        cmd = old["command"] + "; then " + cmd
+    for f in files:
         rows.append(one(f, a.level, a.model))
         r = rows[-1]
         print(r["writer"], r["file"], r["exact"]["bytes"], r["reencode"]["bytes"], f"{r['excess_pct']:+.2f}%",
               r.get("zlib"), r.get("described_bytes"), r["exact"]["encode_s"], r["exact"]["decode_s"], flush=True)
-    report(rows, a.name, a.out, "python " + " ".join(sys.argv))
+    rows.sort(key=lambda r: (r["writer"], r["file"]))
+    report(rows, a.name, a.out, cmd)
 
 
 if __name__ == "__main__":
