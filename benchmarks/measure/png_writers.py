@@ -103,7 +103,7 @@ def main() -> None:
     rows = []
     files = sorted(a.folder.glob("*/*.png"))
     cmd = "python " + " ".join(sys.argv)
-    if a.only:
+    if a.only is not None:
         old = json.loads((a.out / f"{a.name}.json").read_text())
         files = [a.folder / o for o in a.only]
         rows = [r for r in old["files"] if f"{r['writer']}/{r['file']}" not in a.only
