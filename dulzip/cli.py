@@ -437,7 +437,10 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
              f"  size:      {len(blob)} bytes ({100.0 * len(blob) / max(1, h.get('length') or 1):.2f}%)"]
     if h.get("kind") != "bytes":
         exact = h.get("exact", True)
-        lines.append("  restores:  " + ("byte-identical file" if exact else
+        described = "png.deflate" in h.get("inline", {}) or any(s.get("name") == "png.deflate"
+                                                                 for s in h.get("streams") or [])
+        lines.append("  restores:  " + (("byte-identical file (its zlib stream re-created from its description)"
+                                         if described else "byte-identical file") if exact else
                      "identical pixels and chunks, re-encoded zlib stream (not byte-identical)"))
     m = h.get("model")
     lines.append(f"  model:     {m['name']} (weights sha256 {m['sha256'][:12]}…)" if m else

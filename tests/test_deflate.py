@@ -183,6 +183,8 @@ def test_png_whose_stream_zlib_does_not_make_is_byte_identical_by_default(tiny_m
     assert h["kind"] == "png" and h["exact"] is True and h["extras"]["zlib"] is None
     assert {"png.deflate", "png.tokens"} <= set(h.get("inline", {})) | {s["name"] for s in h["streams"]}
     assert api.decompress(blob) == data
+    from dulzip.cli import describe_lines
+    assert "re-created from its description" in "\n".join(describe_lines("x.png.dlz", blob))
     # --reencode: the same pixels, a fresh zlib stream
     blob = api.compress(data, Options(fallback=False, tile=16, exact=False))
     assert api.describe(blob)["exact"] is False
