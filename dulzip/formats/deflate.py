@@ -413,6 +413,19 @@ def _reverse_codes(lens, nsym, codes):
             codes[s] = r
 
 
+@njit(cache=True, inline="always")
+def _flush(acc, nacc, out, o):
+    """The whole bytes of the bit accumulator into out at o: (acc, nacc, o), o -1 when out is full."""
+    while nacc >= 8:
+        if o >= len(out):
+            return acc, nacc, -1
+        out[o] = acc & 255
+        o += 1
+        acc >>= 8
+        nacc -= 8
+    return acc, nacc, o
+
+
 @njit(cache=True)
 def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, final_pad, out):
     """The deflate bits of the blocks and tokens into out; returns the bytes written or ERR_*."""
@@ -453,13 +466,9 @@ def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, fin
                 return ERR_DATA
             acc |= np.int64(ln | ((~ln & 0xFFFF) << 16)) << nacc
             nacc += 32
-            while nacc >= 8:
-                if o >= len(out):
-                    return ERR_SPACE
-                out[o] = acc & 255
-                o += 1
-                acc >>= 8
-                nacc -= 8
+            acc, nacc, o = _flush(acc, nacc, out, o)
+            if o < 0:
+                return ERR_SPACE
             if pos + ln > n or o + ln > len(out):
                 return ERR_DATA
             for k in range(ln):
@@ -483,13 +492,9 @@ def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, fin
                 acc |= np.int64(bit) << nacc
                 nacc += 1
                 if nacc >= 32:
-                    while nacc >= 8:
-                        if o >= len(out):
-                            return ERR_SPACE
-                        out[o] = acc & 255
-                        o += 1
-                        acc >>= 8
-                        nacc -= 8
+                    acc, nacc, o = _flush(acc, nacc, out, o)
+                    if o < 0:
+                        return ERR_SPACE
             hd += 1
         _reverse_codes(lens, 288, codes)
         _reverse_codes(lens[288:], 32, codes[288:])
@@ -523,13 +528,9 @@ def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, fin
                 acc |= np.int64(d - DBASE[ds]) << nacc
                 nacc += DEXT[ds]
             pos += ln
-            while nacc >= 8:
-                if o >= len(out):
-                    return ERR_SPACE
-                out[o] = acc & 255
-                o += 1
-                acc >>= 8
-                nacc -= 8
+            acc, nacc, o = _flush(acc, nacc, out, o)
+            if o < 0:
+                return ERR_SPACE
         t += ntok[b]
     if t != len(length) or pos != n:
         return ERR_DATA
