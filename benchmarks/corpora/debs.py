@@ -34,3 +34,15 @@ def deb_corpus_main(build, default_out: str, description: str) -> None:
     else:
         args.work.mkdir(parents=True, exist_ok=True)
         build(args.out, args.work)
+
+
+def cached_corpus_main(build, description: str) -> None:
+    """The command line of a corpus script whose .deb downloads are kept between runs (images.py,
+    images16.py): ``--out`` (default data/corpora), ``--cache`` (default a dulzip-debs folder in
+    the temporary directory)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--out", type=Path, default=Path("data/corpora"))
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "dulzip-debs")
+    args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    build(args.out, args.cache)

@@ -22,17 +22,15 @@ KStars splash photograph, and scikit-image's non-test images.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from debs import fetch_deb  # noqa: E402  (a script folder)
+from debs import cached_corpus_main, fetch_deb  # noqa: E402  (a script folder)
 
 # Whole photographs held out from training (by name), so benchmark numbers are on unseen data.
 HELD_OUT_MATE = {"Dune", "LadyBird", "Storm"}
@@ -188,14 +186,5 @@ def build(out: Path, cache: Path) -> None:
           f"graphics: {len(list(gfx.iterdir()))} -> {out}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("data/corpora"))
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "dulzip-debs")
-    args = ap.parse_args()
-    args.cache.mkdir(parents=True, exist_ok=True)
-    build(args.out, args.cache)
-
-
 if __name__ == "__main__":
-    main()
+    cached_corpus_main(build, __doc__.splitlines()[0])

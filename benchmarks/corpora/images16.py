@@ -17,16 +17,14 @@ only) with Pillow's filter choice and zlib level 9.
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from debs import fetch_deb  # noqa: E402  (a script folder)
+from debs import cached_corpus_main, fetch_deb  # noqa: E402  (a script folder)
 from images import HELD_OUT_MATE, MAX_SIDE  # noqa: E402
 
 PNM_ONE = "Storm"  # the photograph also stored as PPM and PGM
@@ -78,14 +76,5 @@ def build(out: Path, cache: Path) -> None:
         print(f"{name}: factor {k}, {rgb.shape[1]}x{rgb.shape[0]}, {len(np.unique(rgb))} levels used")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("data/corpora"))
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "dulzip-debs")
-    args = ap.parse_args()
-    args.cache.mkdir(parents=True, exist_ok=True)
-    build(args.out, args.cache)
-
-
 if __name__ == "__main__":
-    main()
+    cached_corpus_main(build, __doc__.splitlines()[0])

@@ -81,20 +81,27 @@ def _half_octave(v):
     return 1 + 2 * k + half
 
 
+@njit(cache=True, inline="always")
+def _neighbours(x, y, i, c):
+    """(W, N, NW, NE) of sample (y, i, c), not the first of its plane; past an edge, the nearest
+    known one (the first row: W; the first column: N)."""
+    W = x.shape[1]
+    if y == 0:
+        w = x[y, i - 1, c]
+        return w, w, w, w
+    n = x[y - 1, i, c]
+    return (x[y, i - 1, c] if i > 0 else n, n, x[y - 1, i - 1, c] if i > 0 else n,
+            x[y - 1, i + 1, c] if i + 1 < W else n)
+
+
 @njit(cache=True)
 def _predictors(x, y, i, c, M, P):
     """The predictions of sample (y, i, c) into P; returns how many (causal samples only)."""
     H, W, C = x.shape
     if y == 0 and i == 0:
         w = n = nw = ne = (M + 1) >> 1
-    elif y == 0:
-        w = x[y, i - 1, c]
-        n = nw = ne = w
     else:
-        n = x[y - 1, i, c]
-        w = x[y, i - 1, c] if i > 0 else n
-        nw = x[y - 1, i - 1, c] if i > 0 else n
-        ne = x[y - 1, i + 1, c] if i + 1 < W else n
+        w, n, nw, ne = _neighbours(x, y, i, c)
     ww = x[y, i - 2, c] if i > 1 else w
     nn = x[y - 2, i, c] if y > 1 else n
     nne = x[y - 2, i + 1, c] if y > 1 and i + 1 < W else ne
@@ -138,14 +145,7 @@ def _predictors(x, y, i, c, M, P):
     xr = x[y, i, r]
     if y == 0 and i == 0:
         return N_SPATIAL
-    if y == 0:
-        wr = x[y, i - 1, r]
-        nr = ner = nwr = wr
-    else:
-        nr = x[y - 1, i, r]
-        wr = x[y, i - 1, r] if i > 0 else nr
-        nwr = x[y - 1, i - 1, r] if i > 0 else nr
-        ner = x[y - 1, i + 1, r] if i + 1 < W else nr
+    wr, nr, nwr, ner = _neighbours(x, y, i, r)
     P[7] = _clamp(w + xr - wr, 0, M)
     P[8] = _clamp(n + xr - nr, 0, M)
     P[9] = _clamp(ne + xr - ner, 0, M)

@@ -53,6 +53,22 @@ class Blocks:
     pads: list[int]  # per stored block: the value of the bits that align it to a byte
     final_pad: int  # the value of the bits after the last block, to the byte boundary
 
+    def code_lengths(self) -> np.ndarray:
+        """Each block's code lengths (literal/length codes, then distance codes from 288; zeros
+        for a stored block), from its header (a fixed block's: the fixed codes); ValueError when
+        a header is damaged."""
+        out = np.zeros((len(self.types), 320), dtype=np.int64)
+        hd = iter(self.headers)
+        for b, t in enumerate(self.types):
+            if t == FIXED:
+                _fixed_lengths(out[b])
+            elif t == DYNAMIC:
+                nbits, bits = next(hd, (-1, b""))
+                e, _, _ = _read_lengths(np.frombuffer(bits + b"\0\0\0\0", dtype=np.uint8), 0, out[b])
+                if e != nbits:
+                    raise ValueError("a deflate block's header is damaged")
+        return out
+
     def pack(self) -> bytes:
         """As bytes: the zlib header, the block count, per block its type and tokens, the
         stored blocks' padding, the dynamic blocks' headers (bit count, bits), the final padding."""
@@ -390,6 +406,26 @@ def parse(stream: bytes, n_out: int):
 # ---- writing ------------------------------------------------------------------------------------
 
 @njit(cache=True)
+def length_symbols():
+    """The length code (0..28, symbol 257 + it) of each match length 3..258 (index: the length)."""
+    lsym = np.zeros(259, dtype=np.int64)
+    for s in range(29):
+        for v in range(LBASE[s], LBASE[s + 1] if s < 28 else 259):
+            lsym[v] = s
+    lsym[258] = 28
+    return lsym
+
+
+@njit(cache=True, inline="always")
+def dist_symbol(d):
+    """The distance code (0..29) of distance d (1..32768)."""
+    ds = 0
+    while ds < 29 and DBASE[ds + 1] <= d:
+        ds += 1
+    return ds
+
+
+@njit(cache=True)
 def _reverse_codes(lens, nsym, codes):
     """Canonical codes of the lengths, bit-reversed for LSB-first writing."""
     bl = np.zeros(MAXBITS + 1, dtype=np.int64)
@@ -427,16 +463,11 @@ def _flush(acc, nacc, out, o):
 
 
 @njit(cache=True)
-def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, final_pad, out):
-    """The deflate bits of the blocks and tokens into out; returns the bytes written or ERR_*."""
-    lens = np.zeros(320, dtype=np.int64)
+def _write(data, length, dist, types, ntok, nbytes, blens, hbits, hoff, hlen, pads, final_pad, out):
+    """The deflate bits of the blocks (their code lengths: blens) and tokens into out; returns
+    the bytes written or ERR_*."""
     codes = np.zeros(320, dtype=np.int64)
-    lsym = np.zeros(259, dtype=np.int64)
-    for s in range(29):
-        top = LBASE[s + 1] if s < 28 else 259
-        for v in range(LBASE[s], top):
-            lsym[v] = s
-    lsym[258] = 28
+    lsym = length_symbols()
     acc = np.int64(0)
     nacc = 0
     o = 0
@@ -479,13 +510,9 @@ def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, fin
             pos += ln
             t += ntok[b]
             continue
-        if bt == FIXED:
-            _fixed_lengths(lens)
-        else:
+        lens = blens[b]
+        if bt == DYNAMIC:
             if hd >= len(hlen):
-                return ERR_DATA
-            e, _, _ = _read_lengths(hbits[hoff[hd]:], 0, lens)
-            if e != hlen[hd]:
                 return ERR_DATA
             for k in range(hlen[hd]):  # the header as it was
                 bit = (hbits[hoff[hd] + (k >> 3)] >> (k & 7)) & 1
@@ -518,9 +545,7 @@ def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, fin
                 d = dist[k]
                 if d < 1 or d > pos or d > 32768 or pos + ln > n:
                     return ERR_DATA
-                ds = 0
-                while ds < 29 and DBASE[ds + 1] <= d:
-                    ds += 1
+                ds = dist_symbol(d)
                 if lens[288 + ds] == 0:
                     return ERR_DATA
                 acc |= codes[288 + ds] << nacc
@@ -543,9 +568,11 @@ def _write(data, length, dist, types, ntok, nbytes, hbits, hoff, hlen, pads, fin
     return o
 
 
-def write(data: bytes | np.ndarray, info: Blocks, length: np.ndarray, dist: np.ndarray, limit: int) -> bytes:
+def write(data: bytes | np.ndarray, info: Blocks, length: np.ndarray, dist: np.ndarray, limit: int,
+          blens: np.ndarray | None = None) -> bytes:
     """The zlib stream (header, deflate data, Adler-32) of the data as these blocks and tokens,
-    of at most ``limit`` bytes; ValueError when they do not describe one (a damaged file)."""
+    of at most ``limit`` bytes; ValueError when they do not describe one (a damaged file).
+    ``blens``: the blocks' code lengths where the caller has them (:meth:`Blocks.code_lengths`)."""
     d = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
     hb = [h for _, h in info.headers]
     hoff = np.cumsum([0] + [len(h) for h in hb])[:-1].astype(np.int64) if hb else np.zeros(0, dtype=np.int64)
@@ -556,10 +583,12 @@ def write(data: bytes | np.ndarray, info: Blocks, length: np.ndarray, dist: np.n
         raise ValueError("the deflate blocks do not add up")
     if any(t not in (STORED, FIXED, DYNAMIC) for t in info.types):
         raise ValueError("a deflate block has an invalid type")
+    if blens is None:
+        blens = info.code_lengths()
     out = np.zeros(max(limit, 1), dtype=np.uint8)
     o = _write(d, np.ascontiguousarray(length, dtype=np.int32), np.ascontiguousarray(dist, dtype=np.int32),
                np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64),
-               np.array(info.nbytes, dtype=np.int64), hbits, hoff, hlen,
+               np.array(info.nbytes, dtype=np.int64), blens, hbits, hoff, hlen,
                np.array(info.pads, dtype=np.int64), info.final_pad, out)
     if o < 0:
         raise ValueError("the deflate tokens do not fit their data (damaged file)")

@@ -61,7 +61,7 @@ VERSION = 1  # of this model: the first byte of its streams, then log2 of the tw
 ENC, DEC = adaptive.ENC, adaptive.DEC
 N_LB = 10  # buckets of the longest match's length
 N_GAIN = 8  # buckets of what the longest match saves over literals, in the block's own codes
-# context rows: is-match (2 x N_LB x 2 x 4 x N_GAIN), length == longest (N_LB), shorter? (N_LB),
+# context rows: is-match (2 x N_LB x 2 x 4 x N_GAIN), length == longest (N_LB x 2), shorter? (N_LB),
 # shortfall tree (256 x N_LB), length tree (256), escape (1), rank length unary (N_LB x 17), rank bits (17 x 17),
 # distance bits (15), the cheapest parse's length (N_LB x 2)
 P_MATCH = 0
@@ -143,6 +143,21 @@ def _next(prev, prev2, p, two):
     return prev2[p] if two else prev[p]
 
 
+@njit(cache=True, inline="always")
+def _ended(i, p, c, chain):
+    return p < 0 or i - p > WINDOW or c >= chain
+
+
+@njit(cache=True, inline="always")
+def _to_run_list(prev2, i, r, reached, p, two, c, chain):
+    """A walk at i in a run of r bytes (r 0: none) goes on in the run list once the first list
+    gave a match as long as the run (a longer one starts where a run as long does) or ended:
+    the walk's (p, two, c)."""
+    if r and not two and (reached >= r or _ended(i, p, c, chain)):
+        return prev2[i], True, 0
+    return p, two, c
+
+
 @njit(cache=True)
 def _longest(d, prev, prev2, same, i, n, chain):
     """(length, distance) of the longest match at i among the lists' first positions, the
@@ -158,11 +173,8 @@ def _longest(d, prev, prev2, same, i, n, chain):
     two = False
     c = 0
     while True:
-        if r and not two and (best >= r or p < 0 or i - p > WINDOW or c >= chain):
-            two = True  # longer than the run: only where a run as long starts
-            p = prev2[i]
-            c = 0
-        if p < 0 or i - p > WINDOW or c >= chain or best >= cap:
+        p, two, c = _to_run_list(prev2, i, r, best, p, two, c, chain)
+        if _ended(i, p, c, chain) or best >= cap:
             break
         if d[p + best] == d[i + best]:  # else it cannot be longer (zlib's scan_end test)
             m = _match_len(d, p, i, cap)
@@ -183,7 +195,7 @@ def _rank(d, prev, prev2, same, i, ln, chain, dd, want):
     p = prev2[i] if two else prev[i]
     c = 0
     k = 0
-    while p >= 0 and i - p <= WINDOW and c < chain:
+    while not _ended(i, p, c, chain):
         if dd > 0 and i - p == dd:
             return k, 1
         if d[p + ln - 1] == d[i + ln - 1] and _match_len(d, p, i, ln) == ln:
@@ -201,6 +213,18 @@ def _code_len(lens, s):
     return lens[s] if lens[s] > 0 else 24
 
 
+@njit(cache=True, inline="always")
+def _dist_cost(lens, dd):
+    ds = deflate.dist_symbol(dd)
+    return _code_len(lens, 288 + ds) + deflate.DEXT[ds]
+
+
+@njit(cache=True, inline="always")
+def _len_cost(lens, lsym, ln):
+    s = lsym[ln]
+    return _code_len(lens, 257 + s) + deflate.LEXT[s]
+
+
 @njit(cache=True)
 def _gain(d, i, ln, dd, lens, lsym):
     """The bits a match of ln at distance dd saves over ln literals, in the block's codes: an
@@ -208,11 +232,7 @@ def _gain(d, i, ln, dd, lens, lsym):
     lit = 0
     for k in range(ln):
         lit += _code_len(lens, d[i + k])
-    s = lsym[ln]
-    ds = 0
-    while ds < 29 and deflate.DBASE[ds + 1] <= dd:
-        ds += 1
-    return lit - (_code_len(lens, 257 + s) + deflate.LEXT[s] + _code_len(lens, 288 + ds) + deflate.DEXT[ds])
+    return lit - (_len_cost(lens, lsym, ln) + _dist_cost(lens, dd))
 
 
 @njit(cache=True, inline="always")
@@ -228,14 +248,6 @@ def _gain_bucket(g):
     if g < 9:
         return 5
     return 6 if g < 15 else 7
-
-
-@njit(cache=True, inline="always")
-def _dist_cost(lens, dd):
-    ds = 0
-    while ds < 29 and deflate.DBASE[ds + 1] <= dd:
-        ds += 1
-    return _code_len(lens, 288 + ds) + deflate.DEXT[ds]
 
 
 @njit(cache=True)
@@ -259,11 +271,8 @@ def _optimal(d, prev, prev2, same, s, e, lens, lsym, chain, pl, pd, cte):
             two = False
             c = 0
             while True:
-                if r and not two and (got >= r or p < 0 or i - p > WINDOW or c >= chain):
-                    two = True
-                    p = prev2[i]
-                    c = 0
-                if p < 0 or i - p > WINDOW or c >= chain or got >= cap:
+                p, two, c = _to_run_list(prev2, i, r, got, p, two, c, chain)
+                if _ended(i, p, c, chain) or got >= cap:
                     break
                 if d[p + got] == d[i + got]:
                     m = _match_len(d, p, i, cap)
@@ -271,8 +280,7 @@ def _optimal(d, prev, prev2, same, s, e, lens, lsym, chain, pl, pd, cte):
                         dd = i - p
                         dc = _dist_cost(lens, dd)
                         for ln in range(got + 1, m + 1):
-                            sy = lsym[ln]
-                            cst = cte[i + ln - s] + _code_len(lens, 257 + sy) + deflate.LEXT[sy] + dc
+                            cst = cte[i + ln - s] + _len_cost(lens, lsym, ln) + dc
                             if cst < best:
                                 best = cst
                                 bl = ln
@@ -317,11 +325,7 @@ def _run(d, types, ntok, nbytes, blens, length, dist, chain, dp_chain, st, out, 
     t = 0
     lit_before = 1
     steps = 0
-    lsym = np.zeros(259, dtype=np.int64)
-    for s in range(29):
-        for v in range(deflate.LBASE[s], deflate.LBASE[s + 1] if s < 28 else 259):
-            lsym[v] = s
-    lsym[258] = 28
+    lsym = deflate.length_symbols()
     for b in range(len(types)):
         lens = blens[b]
         s0 = i
@@ -399,11 +403,11 @@ def _run(d, types, ntok, nbytes, blens, length, dist, chain, dp_chain, st, out, 
                     if mode == ENC:
                         rank, found = _rank(d, prev, prev2, same, i, ln, chain, dd, 0)
                     esc = _bit(probs, P_ESC, 1 - found, st, out, data, end, mode)
-                    if esc:
+                    if esc:  # the distance as it is, 15 bits
+                        v = dd - 1 if mode == ENC else 0
                         dd = 1
                         for j in range(14, -1, -1):
-                            dd += _bit(probs, P_DIST + j, ((dd - 1 if mode == DEC else dist[t] - 1) >> j) & 1,
-                                       st, out, data, end, mode) << j
+                            dd += _bit(probs, P_DIST + j, (v >> j) & 1, st, out, data, end, mode) << j
                         if mode == DEC and (dd > i or dd > WINDOW):
                             return -1
                         if mode == DEC and _match_len(d, i - dd, i, ln) != ln:
@@ -445,22 +449,6 @@ def _run(d, types, ntok, nbytes, blens, length, dist, chain, dp_chain, st, out, 
     return steps
 
 
-def block_lengths(info: deflate.Blocks) -> np.ndarray:
-    """Each block's code lengths (literal/length codes, then distance codes from 288; zeros for
-    stored blocks): the costs an optimal parser weighed."""
-    out = np.zeros((len(info.types), 320), dtype=np.int64)
-    hd = iter(info.headers)
-    for b, t in enumerate(info.types):
-        if t == deflate.FIXED:
-            deflate._fixed_lengths(out[b])
-        elif t == deflate.DYNAMIC:
-            nbits, bits = next(hd)
-            e, _, _ = deflate._read_lengths(np.frombuffer(bits + b"\0\0\0\0", dtype=np.uint8), 0, out[b])
-            if e != nbits:
-                raise ValueError("a deflate block's header is damaged")
-    return out
-
-
 def encode(data: np.ndarray, info: deflate.Blocks, length: np.ndarray, dist: np.ndarray, chain: int = CHAIN,
            dp_chain: int | None = None) -> bytes:
     """The tokens of these blocks over ``data`` (uint8) as a coded stream: log2 of the two
@@ -468,7 +456,7 @@ def encode(data: np.ndarray, info: deflate.Blocks, length: np.ndarray, dist: np.
     the work it takes (DP_CHAIN, DP_WORK)."""
     n_tok = int(sum(info.ntokens))
     args = (data, np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64),
-            np.array(info.nbytes, dtype=np.int64), block_lengths(info), np.ascontiguousarray(length, dtype=np.int32),
+            np.array(info.nbytes, dtype=np.int64), info.code_lengths(), np.ascontiguousarray(length, dtype=np.int32),
             np.ascontiguousarray(dist, dtype=np.int32), chain)
     dp = dp_chain or DP_CHAIN
     while True:
@@ -489,8 +477,8 @@ def encode(data: np.ndarray, info: deflate.Blocks, length: np.ndarray, dist: np.
         binary.finish(st, 0)
 
 
-def decode(coded: bytes, data: np.ndarray, info: deflate.Blocks):
-    """Inverse of :func:`encode`: (length, dist)."""
+def decode(coded: bytes, data: np.ndarray, info: deflate.Blocks, blens: np.ndarray):
+    """Inverse of :func:`encode`: (length, dist); ``blens``: ``info.code_lengths()``."""
     n_tok = int(sum(info.ntokens))
     if n_tok > len(data):
         raise CorruptDataError("the PNG's deflate blocks hold more tokens than bytes (damaged file)")
@@ -505,7 +493,8 @@ def decode(coded: bytes, data: np.ndarray, info: deflate.Blocks):
     st = binary.new_state(1)
     binary.start_decoding(st, 0, buf, end)
     r = _run(data, np.array(info.types, dtype=np.int64), np.array(info.ntokens, dtype=np.int64),
-             np.array(info.nbytes, dtype=np.int64), block_lengths(info), length, dist, chain, dp_chain, st, np.zeros((1, 1), dtype=np.uint8), buf, end, DEC)
+             np.array(info.nbytes, dtype=np.int64), blens, length, dist, chain, dp_chain, st,
+             np.zeros((1, 1), dtype=np.uint8), buf, end, DEC)
     if r < 0 or st[0, 2] != len(coded) or st[0, 4]:
         raise CorruptDataError("the PNG's deflate tokens are damaged")
     return length, dist
@@ -535,5 +524,6 @@ def recreate(blocks: bytes, tokens: bytes, data: bytes | np.ndarray, limit: int)
     if not tokens or tokens[0] != VERSION:
         raise ValueError(f"the deflate tokens are of a version this dulzip does not know ({tokens[:1].hex()})")
     d = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
-    length, dist = decode(tokens[1:], d, info)
-    return deflate.write(d, info, length, dist, limit)
+    blens = info.code_lengths()
+    length, dist = decode(tokens[1:], d, info, blens)
+    return deflate.write(d, info, length, dist, limit, blens)
