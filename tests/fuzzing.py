@@ -282,6 +282,8 @@ def seed_specs() -> dict[str, tuple[str, object]]:
                         image(lambda: _odd_zlib_png(_rgb(8, 9)), tile=4, exact=False)),
         "png-described": ("PNG whose zlib stream zlib does not reproduce, re-created from its blocks and tokens, "
                           "pixelcnn, tiles of 4", image(lambda: _odd_zlib_png(_rgb(8, 9)), tile=4)),
+        "png-described2": ("PNG described by deflate tokens version 2 (match trees, tied parses, rank by cost), "
+                           "pixelcnn, tiles of 4", image(lambda: _odd_zlib_png(_rgb(9, 10, 5, 2)), tile=4)),
         "ppm": ("PPM (P6) 11x9, pixelcnn, tiles of 8", image(lambda: _pnm(b"P6", _rgb(9, 11, 3, 3)), tile=8)),
         # (-m pixelcnn: this PGM's levels are printable bytes, so 'auto' would take it for text)
         "pgm": ("PGM (P5) 13x8, pixelcnn, tiles of 4",

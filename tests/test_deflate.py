@@ -116,6 +116,63 @@ def test_any_valid_tokens_come_back(seed, far):
     assert deflate_tokens.recreate(*side, data, 3 * len(data)) == stream
 
 
+def _nearest_by_scan(d: np.ndarray, i: int) -> dict[int, int]:
+    """Every match length at i (3 .. 258, not past the end) and its nearest distance in the
+    window, by comparing i with every earlier position."""
+    lim = min(258, len(d) - i)
+    ps = np.arange(max(0, i - deflate_tokens.WINDOW), i)
+    lcp = np.zeros(len(ps), dtype=np.int64)
+    alive = np.ones(len(ps), dtype=bool)
+    for k in range(lim):
+        alive &= d[ps + k] == d[i + k]
+        lcp += alive
+        if not alive.any():
+            break
+    return {ln: int(i - ps[lcp >= ln].max()) for ln in range(3, int(lcp.max(initial=0)) + 1)}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_match_trees_give_every_lengths_nearest_match(seed):
+    """Version 2's parse takes each position's matches from binary match trees: exactly the
+    nearest distance for every length, as a scan of the whole window gives (runs, repeated
+    rows, few symbols, block by block)."""
+    rng = np.random.default_rng(seed)
+    n = 700
+    d = rng.integers(0, 1 + seed, n, dtype=np.uint8)
+    if seed % 2:
+        d = np.ascontiguousarray(np.repeat(d[:n // 6], 6)[:n])
+    d[300:420] = 7  # a run
+    d[500:560] = d[100:160]  # a far repeat
+    left, right = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
+    head = np.full(1 << deflate_tokens.HASH_BITS, -1, np.int32)
+    moff = np.zeros(n + 1, np.int32)
+    mlen, mdist = np.zeros(4, np.int32), np.zeros(4, np.int32)
+    for s, e in ((0, 250), (250, 251), (251, n)):
+        _, nm, mlen, mdist = deflate_tokens._tree_matches(d, left, right, head, s, e, 1 << 20, mlen, mdist, moff, 0)
+        moff[e - s] = nm
+        for i in range(s, e):
+            got, last = {}, 2
+            for k in range(moff[i - s], moff[i - s + 1]):
+                assert mlen[k] > last
+                got.update({ln: int(mdist[k]) for ln in range(last + 1, int(mlen[k]) + 1)})
+                last = int(mlen[k])
+            assert got == _nearest_by_scan(d, i), i
+
+
+def test_version_1_tokens_still_decode():
+    """Streams of the first token coding (no ties, chain walks) decode as they did."""
+    data = _data(5, 6000)
+    length, dist = _random_tokens(data, 5)
+    info = _blocks_of(length, [deflate.FIXED, deflate.FIXED], 5)
+    stream = deflate.write(data, info, length, dist, 3 * len(data))
+    d = np.frombuffer(data, dtype=np.uint8)
+    v1 = bytes([1]) + deflate_tokens.encode(d, info, length, dist, version=1)
+    assert deflate_tokens.recreate(info.pack(), v1, data, 3 * len(data)) == stream
+    assert deflate_tokens.describe(stream, data)[1][0] == deflate_tokens.VERSION == 2
+    with pytest.raises(ValueError):
+        deflate_tokens.recreate(info.pack(), bytes([3]) + v1[1:], data, 3 * len(data))
+
+
 def test_damaged_descriptions_are_refused():
     data = _data(3, 8000)
     length, dist = _random_tokens(data, 3)
