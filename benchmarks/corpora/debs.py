@@ -1,5 +1,6 @@
 """Corpora from Debian packages: download and unpack a .deb without installing it, and the
-command line shared by the corpus scripts (images.py, text.py, audio.py)."""
+command line and the summary of what was written shared by the corpus scripts (images.py,
+text.py, text_genres.py, audio.py)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,14 @@ def fetch_deb(pkg: str, workdir: Path) -> Path:
     deb = sorted(workdir.glob(f"{pkg}_*.deb"))[-1]
     subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     return root
+
+
+def print_folder(folder: Path) -> None:
+    """What a corpus script wrote in a folder: its files and their sizes."""
+    files = sorted(folder.iterdir())
+    print(f"{folder.name}: {len(files)} files, {sum(f.stat().st_size for f in files):,} bytes")
+    for f in files:
+        print(f"  {f.name:32s} {f.stat().st_size:>12,}")
 
 
 def deb_corpus_main(build, default_out: str, description: str) -> None:

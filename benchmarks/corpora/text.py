@@ -35,7 +35,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from debs import deb_corpus_main, fetch_deb  # noqa: E402  (a script folder)
+from debs import deb_corpus_main, fetch_deb, print_folder  # noqa: E402  (a script folder)
 
 # Held out from training, so benchmark numbers are on unseen text.
 HELD_OUT_FORTUNES = ("cookie", "computers", "songs-poems", "definitions")  # of package fortunes
@@ -164,10 +164,7 @@ def build(out: Path, work: Path) -> None:
     (prose / "debian-reference.txt").write_bytes(gzip.decompress(ref.read_bytes()))
 
     for d in (train, prose, code):
-        files = sorted(d.iterdir())
-        print(f"{d.name}: {len(files)} files, {sum(f.stat().st_size for f in files):,} bytes")
-        for f in files:
-            print(f"  {f.name:32s} {f.stat().st_size:>12,}")
+        print_folder(d)
 
 
 def main() -> None:

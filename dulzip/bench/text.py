@@ -1,5 +1,5 @@
 """``dulzip bench DIR`` on a folder of text (any files that are not images): real .dlz sizes
-in bits per byte beside xz, zstd, brotli, bzip2 and PPMd, per file and in total, with
+in bits per byte beside xz, zstd, brotli, bzip2, PPMd and zpaq, per file and in total, with
 compress and decompress speeds. Writes ``<name>.md``, ``<name>.json`` and ``<name>.png``."""
 from __future__ import annotations
 
