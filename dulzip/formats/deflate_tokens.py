@@ -184,13 +184,13 @@ def _to_run_list(prev2, i, r, reached, p, two, c, chain):
     return p, two, c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _walk_start(prev, same, i):
     """A walk of the lists at i: (the run there or 0, the first position, in the run list?, steps)."""
     return (same[i] if same[i] >= 3 else 0), prev[i], False, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _next_longer(d, prev, prev2, i, r, got, p, two, c, chain, cap):
     """The walk of the lists at i (a run of r bytes there, else 0) from its state (p, two, c)
     on to the next position whose match is longer than got (at most cap): (its length, its
@@ -434,7 +434,7 @@ def _optimal(d, prev, prev2, same, moff, mlen, mdist, s, e, lens, lsym, chain, p
     return steps
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _bit(probs, i, bit, st, out, data, end, mode):
     return adaptive.bit(probs, i, i + N_P, 4, 7, bit, st, out, data, end, mode)
 
@@ -495,18 +495,26 @@ def _by_cost(probs, d, moff, mlen, mdist, k, e_k, cte, lens, lsym, lo, hi, ln, d
                     key[nc] = (cte[k + x] + _len_cost(lens, lsym, x) + _dist_cost(lens, mdist[q])) * 512 + 258 - x
                     nc += 1
             got = max(got, m)
-    order = np.argsort(key[:nc], kind="mergesort")
     rank = -1
-    if mode == ENC:
-        for r in range(nc):
-            if cl[order[r]] == ln and (ln == 1 or cd[order[r]] == dd):
-                rank = r
+    if mode == ENC:  # how many candidates cost less (keys are unique: one per length)
+        for q in range(nc):
+            if cl[q] == ln and (ln == 1 or cd[q] == dd):
+                rank = 0
+                for q2 in range(nc):
+                    rank += key[q2] < key[q]
     if _bit(probs, P_CESC, 1 if rank < 0 else 0, st, out, data, end, mode):
         return 0, 0, 0
     r = _gamma(probs, P_CRANK, P_CRANKBITS, rank + 1, st, out, data, end, mode) - 1
     if r >= nc:
         return -1, 0, 0
-    return cl[order[r]], cd[order[r]], 1
+    q = -1  # the r-th cheapest: r + 1 passes, each for the cheapest above the last (r is mostly 0-3)
+    for _ in range(r + 1):
+        best = -1
+        for q2 in range(nc):
+            if (q < 0 or key[q2] > key[q]) and (best < 0 or key[q2] < key[best]):
+                best = q2
+        q = best
+    return cl[q], cd[q], 1
 
 
 @njit(cache=True)
