@@ -159,6 +159,35 @@ def test_match_trees_give_every_lengths_nearest_match(seed):
             assert got == _nearest_by_scan(d, i), i
 
 
+def test_match_pairs_are_bounded_and_valid_where_a_block_has_too_many():
+    """Runs of one byte of every length before a long one: the long run's first positions have
+    a nearest match for nearly every length (hundreds of pairs). A block keeps at most
+    PAIRS_PER_BYTE a byte (and one more a position), every pair a real match, and such data
+    still comes back bit for bit."""
+    d = np.frombuffer(b"".join(bytes([0]) * k + bytes([1 + k % 7]) for k in range(1, 260)) + bytes(600), np.uint8)
+    n = len(d)
+    s, e = n - 600, n - 590  # a block of 10 bytes at the long run's start
+    left, right = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
+    head = np.full(1 << deflate_tokens.HASH_BITS, -1, np.int32)
+    moff = np.zeros(n + 1, np.int32)
+    mlen, mdist = np.zeros(4, np.int32), np.zeros(4, np.int32)
+    _, nm, mlen, mdist = deflate_tokens._tree_matches(d, left, right, head, 0, s, 256, mlen, mdist, moff, 0)
+    assert max(np.diff(moff[:s + 1])) > 100  # positions with more pairs than the budget allows a byte
+    _, nm, mlen, mdist = deflate_tokens._tree_matches(d, left, right, head, s, e, 256, mlen, mdist, moff, 0)
+    assert nm <= (deflate_tokens.PAIRS_PER_BYTE + 1) * (e - s)
+    moff[e - s] = nm
+    for i in range(s, e):
+        for k in range(moff[i - s], moff[i - s + 1]):
+            ln, dd = int(mlen[k]), int(mdist[k])
+            assert 0 < dd <= i and np.array_equal(d[i - dd:i - dd + ln], d[i:i + ln])
+    data = d.tobytes()
+    length, dist = _random_tokens(data, 8)
+    info = _blocks_of(length, [deflate.FIXED] * 6, 8)
+    stream = deflate.write(data, info, length, dist, 3 * len(data))
+    side = deflate_tokens.describe(stream, data)
+    assert side is not None and deflate_tokens.recreate(*side, data, 3 * len(data)) == stream
+
+
 def test_version_1_tokens_still_decode():
     """Streams of the first token coding (no ties, chain walks) decode as they did."""
     data = _data(5, 6000)

@@ -72,6 +72,7 @@ DP_CHAIN = 64
 DP_CHAIN_MAX = 4096
 DP_WORK = 150_000_000
 TREE_CUT = 256  # version 2: steps of the match trees' search per position at most (the second chain byte)
+PAIRS_PER_BYTE = 16  # of a block: the match pairs kept (_tree_matches), so a decode's memory is bounded
 TREE_CUT_MAX_BITS = 12  # a file asking for more is refused (a decoder's work is at most this per position)
 MAX_CHAIN_BITS = 16
 VERSION = 2  # of this model: the first byte of its streams, then log2 of the two chains
@@ -302,7 +303,9 @@ def _tree_matches(d, left, right, head, s, e, cut, mlen, mdist, moff, nm):
     increasing, each pair's distance the nearest giving its length (the search passes the
     nearest position of every longer prefix first). The whole window is searched in a few
     dozen steps where a hash chain walks thousands in graphics; ``cut``: the steps allowed per
-    position (a hostile file's bound). Returns (steps, pairs, mlen, mdist): the arrays grow."""
+    position (a hostile file's bound). A block keeps PAIRS_PER_BYTE pairs a byte at most (real
+    files: 1.4-3.1 on average; a position of a flat area can have 256), beyond which a position
+    keeps only its longest (a valid match for every shorter length too). Returns (steps, pairs, mlen, mdist): the arrays grow."""
     n = len(d)
     steps = 0
     for i in range(s, e):
@@ -331,6 +334,8 @@ def _tree_matches(d, left, right, head, s, e, cut, mlen, mdist, moff, nm):
                 ln += 1
             if ln > best:
                 best = ln
+                if nm > moff[i - s] and nm >= PAIRS_PER_BYTE * (e - s):
+                    nm -= 1  # over the block's budget (a hostile or freak file): i keeps its longest pair only
                 if nm >= len(mlen):
                     mlen = _grown(mlen, nm)
                     mdist = _grown(mdist, nm)
