@@ -55,7 +55,8 @@ def write(out: Path, s: dict, command: str) -> None:
              "against zpaq's archives, and against them less what zpaq's archive of an empty file takes "
              "(its fixed cost, about 1 KB a file). Speeds: whole `dulzip compress`/`decompress` calls, "
              "2 threads, KB/s.", "",
-             "| genre | files | bytes | " + " | ".join(names) + " | vs zpaq | vs zpaq less 1 KB | compress KB/s | decompress KB/s |",
+             "| genre | files | bytes | " + " | ".join(names)
+             + " | vs zpaq | vs zpaq less 1 KB | compress KB/s | decompress KB/s |",
              "|---|---|---|" + "---|" * (len(names) + 4)]
 
     def row(name, r, speeds):

@@ -82,9 +82,9 @@ N_LB = 10  # buckets of the longest match's length
 N_GAIN = 8  # buckets of what the longest match saves over literals, in the block's own codes
 # context rows: is-match (2 x N_LB x 2 x 4 x N_GAIN), length == longest (N_LB x 2), shorter? (N_LB),
 # shortfall tree (256 x N_LB), length tree (256), escape (1), rank length unary (N_LB x 17), rank bits (17 x 17),
-# distance bits (15), the cheapest parse's length (N_LB x 2); version 2: the first tied token where it is the
-# only one (2 x 2 x N_LB) and where it is not (2 x 3 x N_LB), the longest (2 x 3 x N_LB), the others by cost: escape (1),
-# rank length unary (17), rank bits (17 x 17)
+# distance bits (15), the cheapest parse's length (N_LB x 2); version 2: the first tied token where it is
+# the only one (2 x 2 x N_LB) and where it is not (2 x 3 x N_LB), the longest (2 x 3 x N_LB), the others by
+# cost: escape (1), rank length unary (17), rank bits (17 x 17)
 P_MATCH = 0
 P_EQ = P_MATCH + 2 * N_LB * 8 * N_GAIN
 P_SHORT = P_EQ + N_LB * 2
@@ -305,7 +305,8 @@ def _tree_matches(d, left, right, head, s, e, cut, mlen, mdist, moff, nm):
     dozen steps where a hash chain walks thousands in graphics; ``cut``: the steps allowed per
     position (a hostile file's bound). A block keeps PAIRS_PER_BYTE pairs a byte at most (real
     files: 1.4-3.1 on average; a position of a flat area can have 256), beyond which a position
-    keeps only its longest (a valid match for every shorter length too). Returns (steps, pairs, mlen, mdist): the arrays grow."""
+    keeps only its longest (a valid match for every shorter length too). Returns (steps,
+    pairs, mlen, mdist): the arrays grow."""
     n = len(d)
     steps = 0
     for i in range(s, e):
