@@ -367,6 +367,17 @@ def _stream_counts(h: dict, kind: str, counts: dict[str, int]) -> None:
             raise _fail("streams", "does not match layout.alpha")
 
 
+def _description_memory(h: dict) -> int:
+    """Bytes the re-creation of a PNG's described zlib stream needs (formats/deflate_tokens.py:
+    match lists and trees, the parse's tables, the match pairs), per byte of its scanlines at
+    most (a 16-bit image's samples are two bytes); 0 for any other file."""
+    names = set(h.get("inline", {})) | {s["name"] for s in h["streams"]}
+    if "png.tokens" not in names:
+        return 0
+    lay = h["layout"]
+    return DESCRIBED * lay["height"] * (lay["width"] * lay["channels"] * (2 if "image16" in lay else 1) + 1)
+
+
 def image_sizes(h: dict) -> tuple[int, int]:
     """(sub-pixels of the image, sub-pixels of its padded tiles) of a validated image header
     coded in tiles (not by the 16-bit coder)."""
@@ -382,6 +393,11 @@ BASE = 700 << 20
 FLOW = (10, 450 << 20)  # a flow-coded image: bytes per sub-pixel, and the work on one batch of tiles
 AR_PLAN = 2200  # an autoregressive image: bytes per position of one tile for the decode plan (once)
 AR_POSITION = 200  # bytes per position of every tile (levels, means, masks)
+# a PNG whose zlib stream is re-created from its description: bytes per byte of its scanlines. Measured:
+# decoding advpng's dh-tree (4.8 MB of scanlines) peaks 204 MiB above its --reencode file's, 44 a byte;
+# the match pairs a block keeps are bounded (deflate_tokens.PAIRS_PER_BYTE), so a freak file needs
+# at most about three times that
+DESCRIBED = 64
 PIXELCNN = {"channels": 128, "layers": 8, "kv": 2, "kw": 2, "kh": 3}  # the shipped shape: the default
 
 
@@ -403,6 +419,7 @@ def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list
     if kind == "wav":
         lay = h["layout"]
         return out + BASE + 2 * length + 32 * lay["frames"] * lay["channels"] + 256 * min(lay["block"], lay["frames"])
+    out += _description_memory(h)
     if "image16" in h["layout"]:
         lay = h["layout"]
         return out + IMAGE16_BASE + 2 * length + IMAGE16_SUBPIXEL * lay["height"] * lay["width"] * lay["channels"]

@@ -294,3 +294,7 @@ def test_header_needs_both_side_streams_and_no_zlib_settings(tiny_models):
     streams = [s for s in h["streams"] if s["name"] != "png.tokens"]
     with pytest.raises(DulzipError):
         schema.validate({**h, "inline": inline, "streams": streams})
+    # a decode's memory bound counts the re-creation's tables, per byte of the scanlines
+    lay = h["layout"]
+    extra = schema.decode_memory(h) - schema.decode_memory({**h, "inline": inline, "streams": streams})
+    assert extra == schema.DESCRIBED * lay["height"] * (lay["width"] * lay["channels"] + 1) > 0
