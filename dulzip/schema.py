@@ -133,11 +133,15 @@ def validate(h, payload_size: int | None = None) -> dict:
     return h
 
 
+def _stream_names(h: dict) -> set[str]:
+    """The names of a header's streams, inline and stored."""
+    return set(h.get("inline", {})) | {s["name"] for s in h["streams"]}
+
+
 def _described(h: dict) -> None:
     """A PNG whose zlib stream is re-created from its description (formats.deflate_tokens): both
     its side streams, a byte-identical file, no zlib settings."""
-    names = set(h.get("inline", {})) | {s["name"] for s in h["streams"]}
-    has = {"png.deflate", "png.tokens"} & names
+    has = {"png.deflate", "png.tokens"} & _stream_names(h)
     if not has:
         return
     if len(has) != 2:
@@ -371,8 +375,7 @@ def _description_memory(h: dict) -> int:
     """Bytes the re-creation of a PNG's described zlib stream needs (formats/deflate_tokens.py:
     match lists and trees, the parse's tables, the match pairs), per byte of its scanlines at
     most (a 16-bit image's samples are two bytes); 0 for any other file."""
-    names = set(h.get("inline", {})) | {s["name"] for s in h["streams"]}
-    if "png.tokens" not in names:
+    if "png.tokens" not in _stream_names(h):
         return 0
     lay = h["layout"]
     return DESCRIBED * lay["height"] * (lay["width"] * lay["channels"] * (2 if "image16" in lay else 1) + 1)

@@ -473,18 +473,17 @@ def _gamma(probs, len_base, bits_base, v, st, out, data, end, mode):
 
 
 @njit(cache=True)
-def _by_cost(probs, d, moff, mlen, mdist, k, e_k, cte, lens, lsym, lo, hi, ln, dd, st, out, data, end, mode):
+def _by_cost(probs, d, moff, mlen, mdist, k, e_k, cte, lens, lsym, lo, hi, ln, dd, cl, cd, key, st, out, data, end,
+             mode):
     """A token that is neither of the tied extremes, as its rank among the others that the
     parse could start with here (the literal; each length with its nearest distance), cheapest
     first and, at one cost, longest first: a writer's other choices are mostly a third tied
     length or the next cheapest. (length, distance, 1), or (0, 0, 0) for an escape (a
     distance not the nearest), which version 1's coding then codes. ``k``: the position in
-    the block, ``e_k`` the block's length; encoding: the token is (ln, dd)."""
+    the block, ``e_k`` the block's length; encoding: the token is (ln, dd); cl, cd, key: room
+    for the candidates (260 each), made once by the caller."""
     cap = min(258, e_k - k)
     nc = 0
-    cl = np.empty(260, dtype=np.int32)
-    cd = np.empty(260, dtype=np.int32)
-    key = np.empty(260, dtype=np.int64)
     if lo != 1 and hi != 1:
         cl[0] = 1
         cd[0] = 0
@@ -653,6 +652,9 @@ def _run(d, types, ntok, nbytes, blens, length, dist, chain, dp_chain, version, 
     moff = np.zeros(n + 1 if tree else 0, dtype=np.int32)
     mlen = np.zeros(1024, dtype=np.int32)
     mdist = np.zeros(1024, dtype=np.int32)
+    cl = np.empty(260, dtype=np.int32)  # _by_cost's candidates
+    cd = np.empty(260, dtype=np.int32)
+    key = np.empty(260, dtype=np.int64)
     pl = np.zeros(n + 1, dtype=np.int32)
     pd = np.zeros(n + 1, dtype=np.int32)
     ph = np.zeros(n + 1, dtype=np.int32)
@@ -699,7 +701,7 @@ def _run(d, types, ntok, nbytes, blens, length, dist, chain, dp_chain, version, 
                     if not hit:
                         ln, dd, hit = _by_cost(probs, d, moff, mlen, mdist, k, nbytes[b], cte, lens, lsym, pl[k], ph[k],
                                                length[t] if mode == ENC else 0, dist[t] if mode == ENC else 0,
-                                               st, out, data, end, mode)
+                                               cl, cd, key, st, out, data, end, mode)
                         if ln < 0:
                             return -1
                     if hit and mode == DEC:
