@@ -96,15 +96,16 @@ class _Recorder:
         self.inner.start_step(t, act)
 
 
-def _tables(net, data: bytes, lens, payload: bytes | None):
-    """Every bit probability the encoder (payload None) or the decoder used."""
+def _tables(net, data: bytes, lens, payload: bytes | None, version: int = text_codec.MIXER_VERSION):
+    """Every bit probability the encoder (payload None) or the decoder used, the block's bytes
+    and the mixer (its adaptive state after the block)."""
     from dulzip.exact.textmix import TextMixer
-    mix = TextMixer(net.luts, prime=net.prime)
+    mix = TextMixer(net.luts, prime=net.prime, version=version, n_features=net.n_features)
     seg = text_codec._segments_of(data, lens)
     src = text_codec._Encoder(seg) if payload is None else text_codec._Decoder(payload)
     rec = _Recorder(src)
     out = text_codec._run_block(net, mix, lens, rec, _NoBar())
-    return rec, out
+    return rec, out, mix
 
 
 class _NoBar:
@@ -112,21 +113,27 @@ class _NoBar:
         pass
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_encoder_and_decoder_tables_are_identical(text_models, threads):
+@pytest.mark.parametrize("threads,version", [(1, 3), (2, 3), (1, 2)])
+def test_encoder_and_decoder_tables_are_identical(text_models, threads, version):
+    """Both sides use the same probability for every bit and end with the same adaptive state
+    (the online layer's weights, learnt in integers, among it), with any thread count."""
     from dulzip import zoo
     torch.set_num_threads(threads)
     net, _ = zoo.load("charrnn")
     data = PROSE[:900]
     lens = Layout(seg_min=100, streams=5).segments(len(data))
-    enc, _ = _tables(net, data, lens, None)
+    enc, _, enc_mix = _tables(net, data, lens, None, version)
     payload = enc.inner.enc.finish()
-    dec, out = _tables(net, data, lens, payload)
+    dec, out, dec_mix = _tables(net, data, lens, payload, version)
     assert len(enc.tables) == len(dec.tables) == 8 * int(lens.max())
     assert all(np.array_equal(a, b) for a, b in zip(enc.tables, dec.tables))
     assert text_codec._join(out, lens) == data
+    for name, a, b in zip(enc_mix.STATE, enc_mix.snapshot(), dec_mix.snapshot()):
+        assert np.array_equal(a, b), name
+    primed = net.prime["prime.online"].numpy()  # version 3 learnt its online layer; 2 has none
+    assert np.array_equal(enc_mix.online, primed) == (version == 2)
     torch.set_num_threads(1)
-    enc1, _ = _tables(net, data, lens, None)
+    enc1, _, _ = _tables(net, data, lens, None, version)
     assert enc1.inner.enc.finish() == payload  # the same bytes with any thread count
 
 

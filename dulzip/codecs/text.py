@@ -32,7 +32,7 @@ class Layout:
     streams: int = 64  # segments per block at most
     seg_min: int = 2048  # bytes per segment at least (unless the block is shorter)
     slot_bits: int = SLOT_BITS  # 2**slot_bits count slots (shared by the contexts)
-    mixer: int = MIXER_VERSION  # what the adaptive mixer computes (files of another version are refused)
+    mixer: int = MIXER_VERSION  # what the adaptive mixer computes (a version this dulzip does not compute is refused)
 
     @classmethod
     def for_length(cls, n: int | None) -> "Layout":
@@ -92,11 +92,16 @@ def _run_block(net, mix: TextMixer, lens: np.ndarray, source, bar) -> np.ndarray
     B = len(lens)
     state = net.start(B)
     prev = net.start_symbols(B)
+    online = mix.uses_features
     for t in range(blk.S):
         act = np.nonzero(lens > t)[0]
         state, weights = net.step(state, prev)
         source.start_step(t, act)
-        prev[act] = code_step(mix, blk, t, act, weights if len(act) == B else weights[act], source)
+        feats = None
+        if online:
+            feats = net.features(state)
+            feats = feats if len(act) == B else feats[act]
+        prev[act] = code_step(mix, blk, t, act, weights if len(act) == B else weights[act], source, feats)
         bar.update(len(act))
     return blk.hist.reshape(B, blk.S)
 
@@ -119,7 +124,7 @@ class TextCoder:
 
     def __init__(self, net, layout: Layout, parts: tuple[str, ...] = PARTS):
         self.net, self.layout = net, layout
-        self.mix = TextMixer(net.luts, parts, net.prime, layout.slot_bits)
+        self.mix = TextMixer(net.luts, parts, net.prime, layout.slot_bits, layout.mixer, net.n_features)
 
     def encode_block(self, block: bytes, bar, allow_zstd: bool = True) -> Stream:
         """'model' (range-coded), or 'zstd' where that is smaller (the state then stays as it was)."""
@@ -170,7 +175,7 @@ def prime(net, text: bytes, progress: bool = False) -> dict[str, torch.Tensor]:
     """The adaptive state after coding ``text`` (training text): the mixer weights, maps and
     final refinement a model then starts every file with (:meth:`TextMixer.primed_state`)."""
     layout = Layout()
-    mix = TextMixer(net.luts, prime=net.prime, slot_bits=layout.slot_bits)
+    mix = TextMixer(net.luts, prime=net.prime, slot_bits=layout.slot_bits, n_features=net.n_features)
     with tqdm(total=len(text), disable=not progress, unit="B", unit_scale=True, desc="prime") as bar:
         for start, n in layout.blocks(len(text)):
             lens = layout.segments(n)

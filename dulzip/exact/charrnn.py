@@ -89,6 +89,16 @@ class ExactCharRNN:
     def start_symbols(self, B: int) -> np.ndarray:
         return np.full(B, START, dtype=np.int64)
 
+    @property
+    def n_features(self) -> int:
+        return self.cfg.hidden
+
+    def features(self, state) -> np.ndarray:
+        """The hidden state h of each stream as (B, hidden) int64 (integers in [-ACT, ACT]): what
+        the text mixer's online layer learns from."""
+        h = state[0]
+        return (h if isinstance(h, np.ndarray) else h.cpu().numpy()).astype(np.int64)
+
 
 @njit(cache=True)
 def _pre(acc, mult, off, half):

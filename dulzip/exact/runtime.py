@@ -74,6 +74,10 @@ class TextRuntime(Runtime, Protocol):
 
     def step(self, state: Any, prev: np.ndarray) -> tuple[Any, np.ndarray]: ...
 
+    n_features: int  # the width of features(): what the text mixer's online layer learns from
+
+    def features(self, state: Any) -> np.ndarray: ...  # (B, n_features) int64 of a step's state
+
 
 class AudioRuntime(Runtime, Protocol):
     """codecs.audio: a batched pass over whole segments (encoder) and sample steps (decoder)."""

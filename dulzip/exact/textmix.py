@@ -15,7 +15,18 @@ stretched (logit) probabilities of:
   coded teaches the coder its own statistics;
 - a match model: the byte that followed the last occurrence of the current MATCH_MIN bytes
   predicts the next one, with a confidence learned per match length;
-- a bias.
+- a bias;
+
+and since version 3:
+
+- more contexts: two sparse ones, the field of a line (separators so far), and the segment's own
+  order-1, 2, 3, 4 and 6 contexts (see below);
+- a run model: the first bucket slot of some contexts remembers the byte that followed the
+  context last and how many times in a row; where it agrees with the bits coded so far it
+  predicts the next bit, with a confidence learnt per run length;
+- an online layer: a logistic unit per node over the char-RNN's hidden state, whose integer
+  weights learn from the file being coded (the network's own output is fixed; this part of it
+  is not): the network adapts to a genre it was not trained on, exactly on every machine.
 
 The first layer has N_MIX mixers whose weight sets are chosen by the node and match state,
 the previous byte, how many order contexts have been seen before, and which word and column
@@ -28,7 +39,14 @@ encoder and the decoder compute the same tables bit for bit on any machine.
 Segments of a block are decoded in lockstep (step t decodes byte t of every segment), and
 the adaptive statistics are shared by all of them: what any segment coded at steps < t is
 known to all at step t. Concurrent updates are sums (order-independent), and table writes
-that could collide are resolved by a fixed rule (segment order).
+that could collide are resolved by a fixed rule (segment order). Shared statistics mix the
+far parts of a text that the segments are, which costs much where a text's neighbouring
+lines are alike (a sorted list: 13% on one); version 3's private contexts (hashed with the
+segment's number) and the match model's first look into the segment's own past give the
+nearby text its weight back.
+
+Version 2 files decode with the same functions: a version 2 mixer has N_CTX_2 contexts and
+none of version 3's parts (its extra inputs are zero, so its sums are version 2's).
 
 The counts, maps, APMs, mixing layers and their learning are the shared kernel
 (:mod:`dulzip.exact.cm`); this module holds what is the text's own: its contexts (orders,
@@ -42,22 +60,49 @@ from numba import njit
 
 from dulzip.exact.cm import apm as cm_apm
 from dulzip.exact.cm.apm import APM_BUCKETS
-from dulzip.exact.cm.counts import MAP_LIMIT, context_inputs, map_prior, new_counts, node_offsets
+from dulzip.exact.cm.counts import MAP_LIMIT, MAP_ROWS, context_inputs, map_prior, new_counts, node_offsets
 from dulzip.exact.cm.counts import P1 as _P1
 from dulzip.exact.cm.luts import ST_MAX, tables
-from dulzip.exact.cm.maps import ratio
+from dulzip.exact.cm.maps import learn_row, ratio
 from dulzip.exact.cm.mixer import learn, mix
 from dulzip.exact.cm.state import MixerState, Scratch, new_scratch, typed_namedtuple
 
-MIXER_VERSION = 2  # bumped whenever what the mixer computes changes (a file records the version it was made with)
+MIXER_VERSION = 3  # bumped whenever what the mixer computes changes (a file records the version it was made with)
+VERSIONS = (2, 3)  # the versions this mixer computes (2: without what VERSION_3 lists)
 ORDERS = (0, 1, 2, 3, 4, 5, 6, 8, 12, 16)  # byte contexts: the last k bytes
 N_WORDS = 4  # word contexts: the current word with 0, 1 or 2 words before it, and with the second word before
-N_CTX = len(ORDERS) + N_WORDS + 2  # and two column contexts: the bytes above with the last byte, the byte above with the column
+N_CTX_2 = len(ORDERS) + N_WORDS + 2  # and two column contexts: the bytes above with the last byte, the byte above with the column
+# Version 3's contexts after those: two sparse ones (the 2nd and 3rd bytes back; the 1st and the
+# 3rd) and the field (how many separators the line has had, with the last two bytes); then the
+# segment's own: order-k contexts for k in PRIVATE hashed with the segment's number, which learn
+# from that segment's bytes only (the segments of a block are coded in lockstep, so the shared
+# statistics mix far parts of the text)
+PRIVATE = (1, 2, 3, 4, 6)
+N_CTX = N_CTX_2 + 3 + len(PRIVATE)
+_C_SPARSE = N_CTX_2
+_C_FIELD = N_CTX_2 + 2
+_C_PRIVATE = N_CTX_2 + 3
+_MASKS_PRIVATE = np.array([(1 << (8 * k)) - 1 for k in PRIVATE], dtype=np.uint64)
+# Version 3's run model: the contexts whose bucket remembers the byte that followed them last
+# (and how many times in a row), an input each where that byte agrees with the bits coded so far
+RUN_CTX = np.array([1, 2, 3, 4, 5, 6, 7, 10, 11], dtype=np.int64)
+N_RUN = len(RUN_CTX)
+RUN_BUCKETS = 16  # runs of 1 .. 15 and more
 SLOT_BITS = 27  # count slots at most, shared by all contexts: 2**SLOT_BITS of (n0, n1, check) (fewer for short texts)
 MATCH_MIN = 6  # bytes of context that find a match
 MATCH_BITS = 20
 MATCH_LEN_MAX = 15
-N_INPUTS = 1 + N_CTX + 4  # char-RNN, contexts, match, bias, the char-RNN refined by the previous byte and by the word
+N_INPUTS_2 = 1 + N_CTX_2 + 4  # version 2's
+N_INPUTS = 1 + N_CTX + 4 + N_RUN + 1  # char-RNN, contexts, match, bias, the char-RNN refined by the previous byte and
+_X_RUN = 1 + N_CTX + 4  # by the word, the run model's, the online layer's
+_X_ONLINE = _X_RUN + N_RUN
+# Version 3's online layer: a logistic unit per node of the byte tree over the char-RNN's hidden
+# state (and a constant), learnt on the file being coded: logit = sum(h w) >> ONLINE_SHIFT (1/256),
+# each weight moved by h * err >> ONLINE_LR per bit (err = bit - p in 1/65536)
+ONLINE_SHIFT = 14
+ONLINE_LR = 12
+ONLINE_ONE = 64  # the constant input (the unit's bias), as large as the largest h
+ONLINE_WMAX = (1 << 23) - 1  # weights are int32 within +-ONLINE_WMAX: h * w fits an int32 (|h| <= 64)
 N_ORDERS = len(ORDERS)
 _C_WORD = N_ORDERS  # the contexts after the orders: four word contexts, then the two column contexts
 _C_ABOVE = N_ORDERS + N_WORDS
@@ -72,12 +117,19 @@ APM_W = 2  # the final probability: (4 - APM_W) parts the mixer's, APM_W parts t
 # the char-RNN refined per (previous byte, node) and per hashed (current word, node)
 _APM2 = 65536 * APM_BUCKETS  # the first row of "apm2"
 N_APM_ROWS = 4  # rows that learn each bit: the two final refinements', the char-RNN's two
-PARTS = ("rnn", "orders", "words", "match", "apm", "mixer2", "apm2", "columns")  # what can be switched off (to measure what each brings)
+PARTS = ("rnn", "orders", "words", "match", "apm", "mixer2", "apm2", "columns",  # what can be switched off (to measure
+         "runs", "sparse", "field", "private", "online")  # what each brings); version 3's:
+VERSION_3 = ("runs", "sparse", "field", "private", "online")  # the run model, contexts, the online layer
+# (the parts up to "columns" only zero their inputs; version 3's are not computed at all when off)
+_ON_RUNS, _ON_ONLINE = PARTS.index("runs"), PARTS.index("online")
+_ON_NCTX = len(PARTS)  # the switches' last entry: how many contexts there are (version 2: N_CTX_2)
 _MASKS = np.array([(1 << (8 * min(k, 8))) - 1 for k in ORDERS], dtype=np.uint64)  # of the last 8 bytes
 _MASKS_OLD = np.array([(1 << (8 * max(k - 8, 0))) - 1 for k in ORDERS], dtype=np.uint64)  # of the 8 before
 _TAGS = np.array([(k + 1) << 56 for k in range(N_CTX)], dtype=np.uint64)
 _LETTER = np.zeros(256, dtype=bool)
 _LETTER[list(range(65, 91)) + list(range(97, 123)) + list(range(128, 256))] = True
+_SEPARATOR = np.zeros(256, dtype=bool)  # what separates the fields of a line (the field context)
+_SEPARATOR[[9, 32, 44, 59, 124]] = True  # tab, space, comma, semicolon, bar
 _FOLD = np.arange(256, dtype=np.uint64)
 _FOLD[65:91] += np.uint64(32)  # words are hashed case-folded
 _MATCH_MASK = np.uint64((1 << (8 * MATCH_MIN)) - 1)
@@ -85,11 +137,14 @@ _ORDER_BITS = (1 << N_ORDERS) - 1  # of the mask of seen contexts: the orders'
 
 # A step's text-only scratch beside the kernel's Scratch (row k: active segment k): the char-RNN's
 # cumulative byte weights, the match model's predicted byte (-1: none), length bucket and
-# stretched confidence, the previous byte, the two previous bytes hashed, the current word hashed
-ByteStep = typed_namedtuple("ByteStep", ["cum", "predicted", "mbucket", "mconf", "prev_byte", "ctx2", "wkey"], __name__)
+# stretched confidence, the previous byte, the two previous bytes hashed, the current word hashed;
+# the run model's byte per run context and its run length (0: none); the network's features (and
+# the constant), the online layer's logit
+ByteStep = typed_namedtuple("ByteStep", ["cum", "predicted", "mbucket", "mconf", "prev_byte", "ctx2", "wkey",
+                                         "rpred", "rrun", "feat", "ologit"], __name__)
 # A block's arrays (see BlockState), as one argument of the njit functions
 BlockArrays = typed_namedtuple("BlockArrays", ["hist", "lens", "last8", "word", "prev_word", "lines",
-                                               "match_table", "match_ptr", "match_len"], __name__)
+                                               "match_table", "match_ptr", "match_len", "field"], __name__)
 
 
 def mixer_luts() -> dict[str, torch.Tensor]:
@@ -102,37 +157,69 @@ def mixer_luts() -> dict[str, torch.Tensor]:
 class TextMixer:
     """The adaptive state of a text being coded (it lives across blocks)."""
 
-    STATE = ("counts", "maps", "match_stats", "weights", "weights_f", "apm")
+    STATE = ("counts", "maps", "match_stats", "run_stats", "online", "weights", "weights_f", "apm")
 
     def __init__(self, luts: dict[str, torch.Tensor], parts: tuple[str, ...] = PARTS,
-                 prime: dict[str, torch.Tensor] | None = None, slot_bits: int = SLOT_BITS):
+                 prime: dict[str, torch.Tensor] | None = None, slot_bits: int = SLOT_BITS,
+                 version: int = MIXER_VERSION, n_features: int = 0):
         """``luts``: the stretch and squash tables the model ships (those its files were coded
         with; the same integers as :func:`dulzip.exact.cm.luts.tables`); ``prime``: a starting
         state learned on training text (:func:`primed_state`) for the mixer weights and the
-        maps, else priors; ``slot_bits``: 2**slot_bits count slots shared by the contexts (a
-        short text needs fewer)."""
+        maps, else priors (a version 2 state starts a version 3 mixer too: its tables where
+        version 2 has them); ``slot_bits``: 2**slot_bits count slots shared by the contexts (a
+        short text needs fewer); ``version``: the mixer version (one of VERSIONS) to compute;
+        ``n_features``: the width of the network's features (:meth:`TextRuntime.features`),
+        what the online layer learns from."""
+        if version not in VERSIONS:
+            raise ValueError(f"text mixer version {version} is not one of {VERSIONS}")
+        self.version = version
+        if version == 2:
+            parts = tuple(p for p in parts if p not in VERSION_3)
         self.slot_bits = slot_bits
         self.node_hash = node_offsets(slot_bits)
-        self.on_vec = np.array([p in parts for p in PARTS], dtype=np.int64)
-        self.ctx_on = np.array([self.on_vec[1]] * N_ORDERS + [self.on_vec[2]] * N_WORDS + [self.on_vec[7]] * 2,
-                               dtype=np.int64)  # orders, words, columns
+        n_ctx = N_CTX_2 if version == 2 else N_CTX
+        self.on_vec = np.array([p in parts for p in PARTS] + [n_ctx], dtype=np.int64)
+        on = dict(zip(PARTS, self.on_vec))
+        self.ctx_on = np.array([on["orders"]] * N_ORDERS + [on["words"]] * N_WORDS + [on["columns"]] * 2
+                               + [on["sparse"]] * 2 + [on["field"]]
+                               + [on["private"]] * len(PRIVATE), dtype=np.int64)
         self.stretch = luts["lut.stretch"].cpu().numpy().astype(np.int64)
         self.squash = luts["lut.squash"].cpu().numpy().astype(np.int64)
         self.counts = new_counts(slot_bits)  # (slot, (n0, n1, check)) flattened
         self.counts_used = False  # whether anything has been coded into the counts (else all zeros)
-        self.maps = map_prior(N_CTX)
+        self.maps = map_prior(N_CTX)  # version 2 reads the first N_CTX_2 * MAP_ROWS rows only
         self.match_stats = np.tile(np.array([[3, 4]], dtype=np.int64), (MATCH_LEN_MAX + 1, 1))
+        self.run_stats = np.tile(np.array([[6, 8]], dtype=np.int64), (N_RUN * RUN_BUCKETS, 1))
         self.weights = np.zeros((N_SETS, N_INPUTS), dtype=np.int64)
         self.weights[:, 0] = 1 << 16  # start by trusting the char-RNN
         self.weights[:, 1:1 + N_CTX] = 1 << 13
         self.weights[:, 1 + N_CTX] = 1 << 15
+        self.weights[:, _X_RUN:] = 1 << 13
+        self.online = np.zeros((256, n_features + 1), dtype=np.int32)  # per node, and the constant's
         self.weights_f = np.full(((N_ORDERS + 1) * 256, N_MIX), (1 << 16) // N_MIX, dtype=np.int64)
         self.apm = cm_apm.new_table(self.squash, 4 * 65536)
         self._state = None  # the kernel's view of the tables (made on first use, again after a restore)
         self._steps: dict[int, tuple] = {}  # a step's scratch by the number of segments it codes
         for name, t in (prime or {}).items():
-            target = self._part(name.removeprefix("prime."))
-            target[...] = t.cpu().numpy().reshape(target.shape)
+            self._prime(name.removeprefix("prime."), t.cpu().numpy())
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether the online layer reads the network's features (code_step's ``features``)."""
+        return bool(self.on_vec[_ON_ONLINE])
+
+    def _prime(self, name: str, t: np.ndarray) -> None:
+        """Start table ``name`` from a model's primed state ``t``: version 2's tables (weights
+        of N_INPUTS_2 columns, maps of N_CTX_2 kinds) go where both versions read them."""
+        target = self._part(name)
+        if name == "weights" and t.shape[-1] == N_INPUTS_2:
+            t = t.reshape(N_SETS, N_INPUTS_2)
+            target[:, :1 + N_CTX_2] = t[:, :1 + N_CTX_2]  # the char-RNN, version 2's contexts
+            target[:, 1 + N_CTX:_X_RUN] = t[:, 1 + N_CTX_2:]  # match, bias, the char-RNN refined
+        elif name == "maps" and t.size == N_CTX_2 * MAP_ROWS * 2:
+            target[:N_CTX_2 * MAP_ROWS] = t.reshape(-1, 2)
+        else:
+            target[...] = t.reshape(target.shape)
 
     def _part(self, name: str) -> np.ndarray:
         """A table of the state by the name a model's primed state gives it ("apm" and "apm2"
@@ -157,7 +244,9 @@ class TextMixer:
         """(Scratch, ByteStep) for a step of n segments, made once per n (reset by the step)."""
         if n not in self._steps:
             sc = new_scratch(n, N_CTX, N_INPUTS, N_MIX, N_APM_ROWS)
-            tb = ByteStep(np.zeros((n, 257), dtype=np.int64), *(np.empty(n, dtype=np.int64) for _ in range(6)))
+            tb = ByteStep(np.zeros((n, 257), dtype=np.int64), *(np.empty(n, dtype=np.int64) for _ in range(6)),
+                          np.zeros((n, N_RUN), dtype=np.int64), np.zeros((n, N_RUN), dtype=np.int64),
+                          np.full((n, self.online.shape[1]), ONLINE_ONE, dtype=np.int32), np.zeros(n, dtype=np.int64))
             self._steps[n] = (sc, tb, tuple(sc), tuple(tb))
         return self._steps[n]
 
@@ -166,6 +255,8 @@ class TextMixer:
         return {"prime.weights": torch.from_numpy(np.clip(self.weights, -2 ** 31, 2 ** 31 - 1).astype(np.int32)),
                 "prime.maps": torch.from_numpy(self.maps.astype(np.int16)),
                 "prime.match_stats": torch.from_numpy(self.match_stats.astype(np.int16)),
+                "prime.run_stats": torch.from_numpy(self.run_stats.astype(np.int16)),
+                "prime.online": torch.from_numpy(self.online.copy()),
                 "prime.weights_f": torch.from_numpy(np.clip(self.weights_f, -2 ** 31, 2 ** 31 - 1).astype(np.int32)),
                 "prime.apm": torch.from_numpy(_bytes_counts(self._part("apm"))),
                 "prime.apm2": torch.from_numpy(_bytes_counts(self._part("apm2")))}
@@ -209,18 +300,25 @@ class BlockState:
             lines=np.zeros((self.B, 2), dtype=np.int64),  # where the current line and the line before start
             match_table=np.zeros(1 << MATCH_BITS, dtype=np.int64),  # position + 1 of a byte
             match_ptr=np.zeros(self.B, dtype=np.int64),
-            match_len=np.zeros(self.B, dtype=np.int64))
+            match_len=np.zeros(self.B, dtype=np.int64),
+            field=np.zeros(self.B, dtype=np.int64))  # separators in the current line so far
         self.arrays_t = tuple(self.arrays)  # the njit entry points' view (see code_step)
 
 
 @njit(cache=True)
-def _begin_byte(t, act, bk, S, match_stats, stretch, slot_bits, sc, tb):
+def _begin_byte(t, act, bk, S, match_stats, slot_bits, M, sc, tb):
     """Per segment at a byte boundary: the context slot bases and check bytes (into ``sc``), the
-    previous byte(s), and the match model's prediction (where the pointed-to byte is already
-    known to every segment) (into ``tb``)."""
+    previous byte(s), the match model's prediction (where the pointed-to byte is already known
+    to every segment) and the run model's (into ``tb``). S: the segments' length; M: the
+    mixer's state."""
     last8, word, prev_word, lines, hist, lens = bk.last8, bk.word, bk.prev_word, bk.lines, bk.hist, bk.lens
+    field = bk.field
     base, chk = sc.base, sc.chk
-    n, nctx = base.shape
+    counts, stretch, on = M.counts, M.stretch, M.on
+    rpred, rrun = tb.rpred, tb.rrun
+    n_ctx = on[_ON_NCTX]
+    runs = on[_ON_RUNS]
+    n = base.shape[0]
     B = len(lens)
     shift = np.uint64(64 - slot_bits)
     for k in range(n):
@@ -228,7 +326,7 @@ def _begin_byte(t, act, bk, S, match_stats, stretch, slot_bits, sc, tb):
         h = last8[a, 0]
         ho = last8[a, 1]
         w = word[a]
-        for c in range(nctx):
+        for c in range(n_ctx):
             if c < len(_MASKS):
                 hc = ((((ho & _MASKS_OLD[c]) * _P1) ^ (h & _MASKS[c])) ^ _TAGS[c]) * _P1
             elif c == _C_WORD:
@@ -239,7 +337,7 @@ def _begin_byte(t, act, bk, S, match_stats, stretch, slot_bits, sc, tb):
                 hc = (((((w * _P1) ^ prev_word[a, 0]) * _P1) ^ prev_word[a, 1]) ^ _TAGS[c]) * _P1
             elif c == _C_WORD + 3:
                 hc = (((w * _P1) ^ prev_word[a, 1]) ^ _TAGS[c]) * _P1
-            else:  # the column contexts: the byte(s) at this column of the line before
+            elif c < _C_SPARSE:  # the column contexts: the byte(s) at this column of the line before
                 col = t - lines[a, 0]
                 up = lines[a, 1] + col
                 if c == _C_ABOVE:
@@ -248,6 +346,14 @@ def _begin_byte(t, act, bk, S, match_stats, stretch, slot_bits, sc, tb):
                 else:
                     above = hist[a * S + up] if up < lines[a, 0] else 256
                     hc = (((np.uint64(above) << np.uint64(8)) | np.uint64(min(col, 255))) ^ _TAGS[c]) * _P1
+            elif c == _C_SPARSE:  # the 2nd and 3rd bytes back
+                hc = ((h & np.uint64(0xFFFF00)) ^ _TAGS[c]) * _P1
+            elif c == _C_SPARSE + 1:  # the 1st and the 3rd
+                hc = ((h & np.uint64(0xFF00FF)) ^ _TAGS[c]) * _P1
+            elif c == _C_FIELD:  # the field: separators in the line so far, the last two bytes
+                hc = (((np.uint64(min(field[a], 63)) << np.uint64(16)) | (h & np.uint64(0xFFFF))) ^ _TAGS[c]) * _P1
+            else:  # the segment's own order-k contexts
+                hc = ((((h & _MASKS_PRIVATE[c - _C_PRIVATE]) * _P1) ^ np.uint64(a)) ^ _TAGS[c]) * _P1
             base[k, c] = np.int64(hc >> (shift + np.uint64(4))) << 4
             chk[k, c] = np.int64((hc >> (shift - np.uint64(8))) & np.uint64(255))
         tb.prev_byte[k] = np.int64(h & np.uint64(255))
@@ -261,20 +367,46 @@ def _begin_byte(t, act, bk, S, match_stats, stretch, slot_bits, sc, tb):
         mb = min(ml, MATCH_LEN_MAX)
         tb.mbucket[k] = mb
         tb.mconf[k] = stretch[ratio(match_stats[mb, 0], match_stats[mb, 1])]
+        # the run model: slot 0 of a context's bucket (no node uses it) holds (byte, run, check)
+        for r in range(N_RUN):
+            c = RUN_CTX[r]
+            rs = 3 * base[k, c]
+            rrun[k, r] = 0
+            if runs and counts[rs + 2] == chk[k, c] and counts[rs + 1] > 0:
+                rpred[k, r] = counts[rs]
+                rrun[k, r] = counts[rs + 1]
 
 
 @njit(cache=True)
-def _end_byte(t, act, byte, predicted, bk, S):
-    """After byte t of every active segment: history, contexts, words, match model. Lookups of
-    new matches all come before this step's insertions; of repeated keys the last segment's
-    insertion stays (a fixed order)."""
+def _end_byte(t, act, byte, predicted, bk, S, counts, on, sc, tb):
+    """After byte t of every active segment: history, contexts, words, match and run models.
+    Lookups of new matches all come before this step's insertions; of repeated keys the last
+    segment's insertion stays (a fixed order), as for the run model's slots."""
     last8, word, prev_word, lines, hist = bk.last8, bk.word, bk.prev_word, bk.lines, bk.hist
     match_table, match_ptr, match_len = bk.match_table, bk.match_ptr, bk.match_len
+    field = bk.field
+    base, chk, rpred, rrun = sc.base, sc.chk, tb.rpred, tb.rrun
+    v3 = on[_ON_NCTX] > N_CTX_2
+    runs = on[_ON_RUNS]
     n = len(act)
     for k in range(n):
         a = act[k]
         b = byte[k]
         hist[a * S + t] = b
+        if v3:
+            if b == 10:
+                field[a] = 0
+            elif _SEPARATOR[b] and not _SEPARATOR[last8[a, 0] & np.uint64(255)]:
+                field[a] += 1
+        if runs:
+            for r in range(N_RUN):
+                rs = 3 * base[k, RUN_CTX[r]]
+                if rrun[k, r] > 0 and rpred[k, r] == b:
+                    counts[rs + 1] = min(rrun[k, r] + 1, 255)
+                else:
+                    counts[rs] = b
+                    counts[rs + 1] = 1
+                    counts[rs + 2] = chk[k, RUN_CTX[r]]
         if b == 10:
             lines[a, 1] = lines[a, 0]
             lines[a, 0] = t + 1
@@ -297,25 +429,54 @@ def _end_byte(t, act, byte, predicted, bk, S):
     if t + 1 < MATCH_MIN:
         return
     keys = np.empty(n, dtype=np.int64)
+    own = np.empty(n, dtype=np.int64)  # version 3: the same key in the segment's own part of the table
     for k in range(n):
         a = act[k]
-        keys[k] = np.int64((last8[a, 0] & _MATCH_MASK) * _P1 >> np.uint64(64 - MATCH_BITS))
-        if match_len[a] == 0:  # look for a new match where there is none
-            cand = match_table[keys[k]]
+        hk = (last8[a, 0] & _MATCH_MASK) * _P1
+        keys[k] = np.int64(hk >> np.uint64(64 - MATCH_BITS))
+        own[k] = np.int64(((hk ^ np.uint64(a + 1)) * _P1) >> np.uint64(64 - MATCH_BITS))
+        if match_len[a] == 0:  # look for a new match where there is none (version 3: in the segment first)
+            cand = match_table[own[k]] if v3 else 0
+            if cand == 0:
+                cand = match_table[keys[k]]
             if cand > 0:
                 match_ptr[a] = cand - 1
                 match_len[a] = 1
     for k in range(n):
         match_table[keys[k]] = act[k] * S + t + 2  # the next byte's position + 1
+    if v3:
+        for k in range(n):
+            match_table[own[k]] = act[k] * S + t + 2
+
+
+@njit(cache=True, inline="always")
+def _run_row(k, r, nd, j, tb):
+    """The run model's statistics row for run context r of element k at node nd, and the bit it
+    predicts; (-1, 0) where it predicts nothing (no run, or a byte the coded bits exclude)."""
+    rr = tb.rrun[k, r]
+    pb = tb.rpred[k, r]
+    if rr == 0 or ((pb + 256) >> (8 - j)) != nd:
+        return -1, 0
+    return r * RUN_BUCKETS + min(rr, RUN_BUCKETS - 1), (pb >> (7 - j)) & 1
+
+
+@njit(cache=True, inline="always")
+def _online_logit(feat, k, online, nd):
+    """The online layer's logit (1/256) for element k at node nd."""
+    dot = 0
+    for i in range(feat.shape[1]):
+        dot += np.int64(feat[k, i] * online[nd, i])
+    return min(max(dot >> ONLINE_SHIFT, -ST_MAX), ST_MAX)
 
 
 @njit(cache=True)
-def _predict(j, S, sc, tb):
+def _predict(j, S, sc, tb, run_stats, online):
     """Probabilities (1/65536) that bit j of each segment's byte is 1, into ``sc.p``; keeps what
     the update needs."""
     on, stretch, squash, apm = S.on, S.stretch, S.squash, S.apm
     node, x, rows, sets, fsel, p = sc.node, sc.x, sc.rows, sc.sets, sc.fsel, sc.p
     cum, predicted, mconf, prev_byte, wkey, ctx2 = tb.cum, tb.predicted, tb.mconf, tb.prev_byte, tb.wkey, tb.ctx2
+    n_ctx = on[_ON_NCTX]
     n = node.shape[0]
     for k in range(n):
         nd = node[k]
@@ -324,7 +485,9 @@ def _predict(j, S, sc, tb):
         m = cum[k, lo + w] - cum[k, lo]
         m1 = cum[k, lo + w] - cum[k, lo + w // 2]
         x[k, 0] = stretch[max((m1 << 16) // m, 1)] * on[0]
-        known = context_inputs(S, sc, k, nd, 1, N_CTX)
+        known = context_inputs(S, sc, k, nd, 1, n_ctx)
+        for c in range(n_ctx, N_CTX):  # version 2: no more contexts
+            x[k, 1 + c] = 0
         seen = 0  # how many order contexts have been seen before
         for c in range(N_ORDERS):
             seen += (known >> c) & 1
@@ -344,6 +507,19 @@ def _predict(j, S, sc, tb):
         rows[k, 3] = (3 * 65536 + ((wkey[k] ^ (nd * 0x9E3B)) & 0xFFFF)) * APM_BUCKETS + rb
         for r in range(2):
             x[k, N_CTX + 3 + r] = cm_apm.read(apm, rows[k, 2 + r], stretch) * on[0]
+        # the run model: where a context's last byte agrees with the bits so far, its next bit
+        # with the confidence learnt for runs of that length
+        for r in range(N_RUN):
+            row, rbit = _run_row(k, r, nd, j, tb)
+            x[k, _X_RUN + r] = 0
+            if row >= 0:
+                st = stretch[ratio(run_stats[row, 0], run_stats[row, 1])]
+                x[k, _X_RUN + r] = st if rbit else -st
+        # the online layer
+        x[k, _X_ONLINE] = 0
+        if on[_ON_ONLINE]:
+            x[k, _X_ONLINE] = _online_logit(tb.feat, k, online, nd)
+            tb.ologit[k] = x[k, _X_ONLINE]
         # first layer: mixers whose weight sets are chosen by the node (and match), the
         # previous byte, how many order contexts have been seen and which word and column
         # contexts have (and the bit position); the second layer's by the orders seen and the node
@@ -367,13 +543,24 @@ def _predict(j, S, sc, tb):
 
 
 @njit(cache=True)
-def _update(j, bits, S, sc, tb, match_stats):
+def _update(j, bits, S, sc, tb, match_stats, run_stats, online):
     """Learn from the coded bits, segment after segment (a fixed order: the same on both sides):
-    the kernel's tables, then the match model's confidence."""
-    predicted, mbucket, sets = tb.predicted, tb.mbucket, sc.sets  # fields read once: see dulzip.exact.cm.state
-    for k in range(sc.node.shape[0]):
+    the run model's statistics, the online layer, the kernel's tables, then the match model's
+    confidence."""
+    predicted, mbucket, sets, node = tb.predicted, tb.mbucket, sc.sets, sc.node  # fields read once: see dulzip.exact.cm.state
+    n_ctx = S.on[_ON_NCTX]
+    for k in range(node.shape[0]):
         b = bits[k]
-        learn(S, sc, k, b, N_MIX, N_INPUTS, N_CTX, N_APM_ROWS)
+        for r in range(N_RUN):
+            row, rbit = _run_row(k, r, node[k], j, tb)
+            if row >= 0:
+                learn_row(run_stats, row, rbit == b, MAP_LIMIT)
+        if S.on[_ON_ONLINE]:
+            feat, nd = tb.feat, node[k]
+            err = (b << 16) - S.squash[tb.ologit[k] + ST_MAX]
+            for i in range(feat.shape[1]):
+                online[nd, i] = min(max(online[nd, i] + ((feat[k, i] * err) >> ONLINE_LR), -ONLINE_WMAX), ONLINE_WMAX)
+        learn(S, sc, k, b, N_MIX, N_INPUTS, n_ctx, N_APM_ROWS)
         pb = predicted[k]
         if pb >= 0 and (sets[k, 0] & 1):
             mb = mbucket[k]
@@ -385,26 +572,28 @@ def _update(j, bits, S, sc, tb, match_stats):
 
 
 @njit(cache=True)
-def _learn_then_predict(j, bits, S, sc, tb, match_stats):
+def _learn_then_predict(j, bits, S, sc, tb, match_stats, run_stats, online):
     """Learn bit j - 1, then predict bit j: the decoder's one call per bit (a call from Python
     costs some microseconds, eight times per step)."""
-    _update(j - 1, bits, S, sc, tb, match_stats)
-    _predict(j, S, sc, tb)
+    _update(j - 1, bits, S, sc, tb, match_stats, run_stats, online)
+    _predict(j, S, sc, tb, run_stats, online)
 
 
 @njit(cache=True)
-def _code_known(bits, probs, S, sc, tb, match_stats):
+def _code_known(bits, probs, S, sc, tb, match_stats, run_stats, online):
     """The eight decisions of a step whose bits are known (the encoder): probabilities into ``probs``."""
     for j in range(8):
-        _predict(j, S, sc, tb)
+        _predict(j, S, sc, tb, run_stats, online)
         probs[j] = sc.p
-        _update(j, bits[j], S, sc, tb, match_stats)
+        _update(j, bits[j], S, sc, tb, match_stats, run_stats, online)
 
 
-def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weights: np.ndarray, coder) -> np.ndarray:
+def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weights: np.ndarray, coder,
+              features: np.ndarray | None = None) -> np.ndarray:
     """Code byte t of the active segments ``act``; returns their bytes.
 
-    rnn_weights: (len(act), 256) integer byte weights of the char-RNN. ``coder(p16)`` is
+    rnn_weights: (len(act), 256) integer byte weights of the char-RNN; features: (len(act),
+    n_features) its features (the online layer's inputs; version 3). ``coder(p16)`` is
     called once per bit with the probabilities (in 1/65536) that the bit is 1 and returns
     the bits (the decoder's decoded ones). A coder that knows the bytes (the encoder) has
     ``known()`` -> the active segments' bytes and ``take(bits, p16)`` -> codes (8, n) bits with
@@ -417,54 +606,56 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     tb.wkey[:] = (blk.arrays.word[act] * _P1) >> np.uint64(48)  # the current word, hashed to 16 bits
     sc.node[:] = 1
     mix.state()
-    S_t, bk_t, ms = mix._state_t, blk.arrays_t, mix.match_stats
-    _begin_entry(t, act, bk_t, max(blk.S, 1), ms, mix.stretch, mix.slot_bits, sc_t, tb_t)
+    S_t, bk_t, ms, rs, ol = mix._state_t, blk.arrays_t, mix.match_stats, mix.run_stats, mix.online
+    if features is not None and mix.on_vec[_ON_ONLINE]:
+        tb.feat[:, :-1] = features
+    _begin_entry(t, act, bk_t, max(blk.S, 1), ms, mix.slot_bits, S_t, sc_t, tb_t)
     mix.counts_used = True
     if hasattr(coder, "known"):
         bits = (coder.known()[None, :] >> np.arange(7, -1, -1)[:, None]) & 1  # (8, n)
         probs = np.empty((8, n), dtype=np.int64)
-        _code_known_entry(bits, probs, S_t, sc_t, tb_t, ms)
+        _code_known_entry(bits, probs, S_t, sc_t, tb_t, ms, rs, ol)
         coder.take(bits, probs)
     else:
-        _predict_entry(0, S_t, sc_t, tb_t)
+        _predict_entry(0, S_t, sc_t, tb_t, rs, ol)
         for j in range(8):
             bits = np.asarray(coder(sc.p), dtype=np.int64)
             if j < 7:
-                _learn_then_predict_entry(j + 1, bits, S_t, sc_t, tb_t, ms)
+                _learn_then_predict_entry(j + 1, bits, S_t, sc_t, tb_t, ms, rs, ol)
             else:
-                _update_entry(j, bits, S_t, sc_t, tb_t, ms)
+                _update_entry(j, bits, S_t, sc_t, tb_t, ms, rs, ol)
     byte = sc.node - 256
-    _end_entry(t, act, byte, tb.predicted, bk_t, max(blk.S, 1))
+    _end_entry(t, act, byte, tb.predicted, bk_t, max(blk.S, 1), mix.counts, mix.on_vec, sc_t, tb_t)
     return byte
 
 
 # The entry points from Python: plain tuples (numba types a tuple in C, a namedtuple in Python,
 # microseconds a call at 10 calls a byte), named again inside
 @njit(cache=True)
-def _begin_entry(t, act, bk, S, match_stats, stretch, slot_bits, sc, tb):
-    _begin_byte(t, act, BlockArrays(*bk), S, match_stats, stretch, slot_bits, Scratch(*sc), ByteStep(*tb))
+def _begin_entry(t, act, bk, S, match_stats, slot_bits, St, sc, tb):
+    _begin_byte(t, act, BlockArrays(*bk), S, match_stats, slot_bits, MixerState(*St), Scratch(*sc), ByteStep(*tb))
 
 
 @njit(cache=True)
-def _end_entry(t, act, byte, predicted, bk, S):
-    _end_byte(t, act, byte, predicted, BlockArrays(*bk), S)
+def _end_entry(t, act, byte, predicted, bk, S, counts, on, sc, tb):
+    _end_byte(t, act, byte, predicted, BlockArrays(*bk), S, counts, on, Scratch(*sc), ByteStep(*tb))
 
 
 @njit(cache=True)
-def _predict_entry(j, S, sc, tb):
-    _predict(j, MixerState(*S), Scratch(*sc), ByteStep(*tb))
+def _predict_entry(j, S, sc, tb, run_stats, online):
+    _predict(j, MixerState(*S), Scratch(*sc), ByteStep(*tb), run_stats, online)
 
 
 @njit(cache=True)
-def _learn_then_predict_entry(j, bits, S, sc, tb, match_stats):
-    _learn_then_predict(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats)
+def _learn_then_predict_entry(j, bits, S, sc, tb, match_stats, run_stats, online):
+    _learn_then_predict(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats, run_stats, online)
 
 
 @njit(cache=True)
-def _update_entry(j, bits, S, sc, tb, match_stats):
-    _update(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats)
+def _update_entry(j, bits, S, sc, tb, match_stats, run_stats, online):
+    _update(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats, run_stats, online)
 
 
 @njit(cache=True)
-def _code_known_entry(bits, probs, S, sc, tb, match_stats):
-    _code_known(bits, probs, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats)
+def _code_known_entry(bits, probs, S, sc, tb, match_stats, run_stats, online):
+    _code_known(bits, probs, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats, run_stats, online)

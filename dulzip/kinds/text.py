@@ -40,13 +40,14 @@ def layout_header(layout: Layout) -> dict:
 
 def layout_of(h: dict) -> Layout:
     from dulzip.codecs.text import Layout
-    from dulzip.exact.textmix import MIXER_VERSION, SLOT_BITS
+    from dulzip.exact.textmix import SLOT_BITS, VERSIONS
     lay = h["layout"]  # its fields' types and ranges checked by dulzip.schema with the header
     layout = Layout(block=lay["block"], streams=lay["max_streams"], seg_min=lay["seg_min"],
                     slot_bits=lay["slot_bits"], mixer=lay.get("mixer", 1))
-    if layout.mixer != MIXER_VERSION:
+    if layout.mixer not in VERSIONS:
         raise FormatError(f"this file's text was coded by version {layout.mixer} of the text mixer; this dulzip "
-                          f"decodes version {MIXER_VERSION}: decode it with the dulzip version that wrote it")
+                          f"decodes versions {', '.join(map(str, VERSIONS))}: decode it with the dulzip version "
+                          "that wrote it")
     if min(layout.block, layout.streams, layout.seg_min) < 1 or not 12 <= layout.slot_bits <= SLOT_BITS:
         raise FormatError("the .dlz header has an invalid text layout")
     return layout

@@ -85,13 +85,16 @@ def export_checkpoint(ckpt_path: str | Path, name: str, out_dir: str | Path, car
         "parameters": a.n_params(model), "training_steps": ck["step"], "train_config": ck["train_config"]})
 
 
-def reprime(name: str, prime_text: bytes, out_dir: str | Path) -> Path:
+def reprime(name: str, prime_text: bytes, out_dir: str | Path, keep_state: bool = False) -> Path:
     """A shipped text model with its adaptive starting state made afresh on ``prime_text`` by
-    this version's mixer (the network's weights unchanged): new weights file, the card kept."""
+    this version's mixer (the network's weights unchanged): new weights file, the card kept.
+    ``keep_state``: start from the model's current state (an older mixer's tables go where the
+    new mixer reads them) instead of from priors."""
     from dulzip.codecs.text import prime
     from dulzip.zoo import load_tensors
     tensors, arch, cfg, _ = load_tensors(name, out_dir)
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("prime.")}
+    if not keep_state:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("prime.")}
     tensors.update(prime(ARCHITECTURES[arch].load_runtime(tensors, cfg, "cpu"), prime_text))
     return _install(tensors, name, Path(out_dir), arch, cfg, None, prime_text, {})
 
