@@ -302,7 +302,9 @@ def seed_specs() -> dict[str, tuple[str, object]]:
                           lambda: ((d := _png(_rgb(16, 16, 4, 4))), _compress_with_version(d, "idf", "18d19429"))),
         "idf-vd1cc6cb9": ("PNG RGB 16x16, the second idf (retired, still decoded)",
                           lambda: ((d := _png(_rgb(16, 16, 6, 6))), _compress_with_version(d, "idf", "d1cc6cb9"))),
-        "text": ("700 bytes of English (the README), charrnn", image(_text)),
+        "text": ("700 bytes of English (the README), charrnn a6c3f264 (retired, still decoded; its committed seed "
+                 "coded by text mixer 2)", lambda: ((d := _text()), _compress_with_version(d, "charrnn", "a6c3f264"))),
+        "text-mixer3": ("700 bytes of English (the README), charrnn, text mixer 3", image(_text)),
         "text-binary": ("binary bytes forced through the text model (-m charrnn)",
                         image(lambda: bytes_file()[:300], "charrnn")),
         "wav-speech": ("WAV 8 kHz 16-bit mono, 600 frames, canonical header, wavenet", image(speech)),
