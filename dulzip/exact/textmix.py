@@ -450,11 +450,12 @@ def _end_byte(t, act, byte, predicted, bk, S, counts, on, sc, tb):
 
 
 @njit(cache=True, inline="always")
-def _run_row(k, r, nd, j, tb):
+def _run_row(rrun, rpred, k, r, nd, j):
     """The run model's statistics row for run context r of element k at node nd, and the bit it
-    predicts; (-1, 0) where it predicts nothing (no run, or a byte the coded bits exclude)."""
-    rr = tb.rrun[k, r]
-    pb = tb.rpred[k, r]
+    predicts; (-1, 0) where it predicts nothing (no run, or a byte the coded bits exclude).
+    Takes the arrays, not the ByteStep: see dulzip.exact.cm.state on reading fields in loops."""
+    rr = rrun[k, r]
+    pb = rpred[k, r]
     if rr == 0 or ((pb + 256) >> (8 - j)) != nd:
         return -1, 0
     return r * RUN_BUCKETS + min(rr, RUN_BUCKETS - 1), (pb >> (7 - j)) & 1
@@ -476,7 +477,9 @@ def _predict(j, S, sc, tb, run_stats, online):
     on, stretch, squash, apm = S.on, S.stretch, S.squash, S.apm
     node, x, rows, sets, fsel, p = sc.node, sc.x, sc.rows, sc.sets, sc.fsel, sc.p
     cum, predicted, mconf, prev_byte, wkey, ctx2 = tb.cum, tb.predicted, tb.mconf, tb.prev_byte, tb.wkey, tb.ctx2
+    rrun, rpred, feat, ologit = tb.rrun, tb.rpred, tb.feat, tb.ologit  # fields read once: see dulzip.exact.cm.state
     n_ctx = on[_ON_NCTX]
+    online_on = on[_ON_ONLINE]
     n = node.shape[0]
     for k in range(n):
         nd = node[k]
@@ -510,16 +513,16 @@ def _predict(j, S, sc, tb, run_stats, online):
         # the run model: where a context's last byte agrees with the bits so far, its next bit
         # with the confidence learnt for runs of that length
         for r in range(N_RUN):
-            row, rbit = _run_row(k, r, nd, j, tb)
+            row, rbit = _run_row(rrun, rpred, k, r, nd, j)
             x[k, _X_RUN + r] = 0
             if row >= 0:
                 st = stretch[ratio(run_stats[row, 0], run_stats[row, 1])]
                 x[k, _X_RUN + r] = st if rbit else -st
         # the online layer
         x[k, _X_ONLINE] = 0
-        if on[_ON_ONLINE]:
-            x[k, _X_ONLINE] = _online_logit(tb.feat, k, online, nd)
-            tb.ologit[k] = x[k, _X_ONLINE]
+        if online_on:
+            x[k, _X_ONLINE] = _online_logit(feat, k, online, nd)
+            ologit[k] = x[k, _X_ONLINE]
         # first layer: mixers whose weight sets are chosen by the node (and match), the
         # previous byte, how many order contexts have been seen and which word and column
         # contexts have (and the bit position); the second layer's by the orders seen and the node
@@ -548,16 +551,18 @@ def _update(j, bits, S, sc, tb, match_stats, run_stats, online):
     the run model's statistics, the online layer, the kernel's tables, then the match model's
     confidence."""
     predicted, mbucket, sets, node = tb.predicted, tb.mbucket, sc.sets, sc.node  # fields read once: see dulzip.exact.cm.state
+    rrun, rpred, feat, ologit, squash = tb.rrun, tb.rpred, tb.feat, tb.ologit, S.squash
     n_ctx = S.on[_ON_NCTX]
+    online_on = S.on[_ON_ONLINE]
     for k in range(node.shape[0]):
         b = bits[k]
         for r in range(N_RUN):
-            row, rbit = _run_row(k, r, node[k], j, tb)
+            row, rbit = _run_row(rrun, rpred, k, r, node[k], j)
             if row >= 0:
                 learn_row(run_stats, row, rbit == b, MAP_LIMIT)
-        if S.on[_ON_ONLINE]:
-            feat, nd = tb.feat, node[k]
-            err = (b << 16) - S.squash[tb.ologit[k] + ST_MAX]
+        if online_on:
+            nd = node[k]
+            err = (b << 16) - squash[ologit[k] + ST_MAX]
             for i in range(feat.shape[1]):
                 online[nd, i] = min(max(online[nd, i] + ((feat[k, i] * err) >> ONLINE_LR), -ONLINE_WMAX), ONLINE_WMAX)
         learn(S, sc, k, b, N_MIX, N_INPUTS, n_ctx, N_APM_ROWS)
