@@ -94,10 +94,10 @@ class ExactCharRNN:
         return self.cfg.hidden
 
     def features(self, state) -> np.ndarray:
-        """The hidden state h of each stream as (B, hidden) int64 (integers in [-ACT, ACT]): what
-        the text mixer's online layer learns from."""
+        """The hidden state h of each stream as (B, hidden) int32 (integers in [-ACT, ACT]): what
+        the text mixer's online layer learns from (in int32, the type it keeps them in)."""
         h = state[0]
-        return (h if isinstance(h, np.ndarray) else h.cpu().numpy()).astype(np.int64)
+        return (h if isinstance(h, np.ndarray) else h.cpu().numpy()).astype(np.int32)
 
 
 @njit(cache=True)

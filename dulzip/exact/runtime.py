@@ -76,7 +76,7 @@ class TextRuntime(Runtime, Protocol):
 
     n_features: int  # the width of features(): what the text mixer's online layer learns from
 
-    def features(self, state: Any) -> np.ndarray: ...  # (B, n_features) int64 of a step's state
+    def features(self, state: Any) -> np.ndarray: ...  # (B, n_features) int32 of a step's state
 
 
 class AudioRuntime(Runtime, Protocol):

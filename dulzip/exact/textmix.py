@@ -612,7 +612,7 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     sc.node[:] = 1
     mix.state()
     S_t, bk_t, ms, rs, ol = mix._state_t, blk.arrays_t, mix.match_stats, mix.run_stats, mix.online
-    if features is not None and mix.on_vec[_ON_ONLINE]:
+    if features is not None:  # given where the online layer is on (TextMixer.uses_features)
         tb.feat[:, :-1] = features
     _begin_entry(t, act, bk_t, max(blk.S, 1), ms, mix.slot_bits, S_t, sc_t, tb_t)
     mix.counts_used = True
