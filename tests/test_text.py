@@ -81,16 +81,14 @@ class _Recorder:
 
     def __init__(self, inner):
         self.inner, self.tables = inner, []
-        if hasattr(inner, "known"):  # the encoder: a step's eight tables come at once
-            self.known, self.take = inner.known, self._take
+        if hasattr(inner, "known"):  # the encoder knows the bytes; the decoder reads them
+            self.known = inner.known
+        else:
+            self.reader = inner.reader
 
-    def _take(self, bits, probs):
+    def take(self, bits, probs):
         self.tables.extend(np.array(row, copy=True) for row in probs)
         self.inner.take(bits, probs)
-
-    def __call__(self, p):
-        self.tables.append(np.array(p, copy=True))
-        return self.inner(p)
 
     def start_step(self, t, act):
         self.inner.start_step(t, act)

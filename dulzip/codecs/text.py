@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from dulzip.codecs.stream import Stream, cuts
 from dulzip.coding import zstdio
-from dulzip.coding.rangecoder import RangeDecoder, RangeEncoder
+from dulzip.coding.bitdecoder import BitDecoder
+from dulzip.coding.rangecoder import RangeEncoder
 from dulzip.errors import CorruptDataError
 from dulzip.exact.textmix import MIXER_VERSION, PARTS, SLOT_BITS, BlockState, TextMixer, code_step
 
@@ -76,14 +77,16 @@ class _Encoder:
 
 
 class _Decoder:
+    """Bit source of the decoder: the mixer's step decodes each decision from ``reader``."""
+
     def __init__(self, payload: bytes):
-        self.dec = RangeDecoder(payload)
+        self.reader = BitDecoder(payload)
 
     def start_step(self, t: int, act: np.ndarray) -> None:
         pass
 
-    def __call__(self, p: np.ndarray) -> np.ndarray:
-        return self.dec.decode(np.stack([65536 - p, p], axis=1))
+    def take(self, bits: np.ndarray, p: np.ndarray) -> None:
+        """A step's decoded bits and their probabilities (nothing to do with them here)."""
 
 
 def _run_block(net, mix: TextMixer, lens: np.ndarray, source, bar) -> np.ndarray:

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from dulzip.coding.bitdecoder import check, decode_bit
 from dulzip.exact.cm import apm as cm_apm
 from dulzip.exact.cm.apm import APM_BUCKETS
 from dulzip.exact.cm.counts import MAP_LIMIT, MAP_ROWS, context_inputs, map_prior, new_counts, node_offsets
@@ -65,7 +66,7 @@ from dulzip.exact.cm.counts import P1 as _P1
 from dulzip.exact.cm.luts import ST_MAX, tables
 from dulzip.exact.cm.maps import learn_row, ratio
 from dulzip.exact.cm.mixer import learn, mix
-from dulzip.exact.cm.state import MixerState, Scratch, new_scratch, typed_namedtuple
+from dulzip.exact.cm.state import MixerState, Scratch, borrowed, new_scratch, typed_namedtuple
 
 MIXER_VERSION = 3  # bumped whenever what the mixer computes changes (a file records the version it was made with)
 VERSIONS = (2, 3)  # the versions this mixer computes (2: without what VERSION_3 lists)
@@ -230,14 +231,14 @@ class TextMixer:
             return self.apm[_APM2:]
         return getattr(self, name)
 
-    def state(self) -> MixerState:
-        """The kernel's view of the current tables (made once, anew after a restore replaced them:
-        numba types a new namedtuple at its first call, so the decode loop reuses one)."""
+    def state_tuple(self) -> tuple:
+        """The kernel's view of the current tables, a MixerState as a plain tuple (made once,
+        anew after a restore replaced them; see the entry points on plain tuples)."""
         if self._state is None:
-            self._state = MixerState(counts=self.counts, maps=self.maps, node_hash=self.node_hash, ctx_on=self.ctx_on,
-                                     on=self.on_vec, weights=self.weights, weights_f=self.weights_f, apm=self.apm,
-                                     stretch=self.stretch, squash=self.squash, lr=LR, lr_f=LR_F)
-            self._state_t = tuple(self._state)
+            self._state = tuple(MixerState(counts=self.counts, maps=self.maps, node_hash=self.node_hash,
+                                           ctx_on=self.ctx_on, on=self.on_vec, weights=self.weights,
+                                           weights_f=self.weights_f, apm=self.apm, stretch=self.stretch,
+                                           squash=self.squash, lr=LR, lr_f=LR_F))
         return self._state
 
     def step_scratch(self, n: int) -> tuple:
@@ -577,20 +578,59 @@ def _update(j, bits, S, sc, tb, match_stats, run_stats, online):
 
 
 @njit(cache=True)
-def _learn_then_predict(j, bits, S, sc, tb, match_stats, run_stats, online):
-    """Learn bit j - 1, then predict bit j: the decoder's one call per bit (a call from Python
-    costs some microseconds, eight times per step)."""
-    _update(j - 1, bits, S, sc, tb, match_stats, run_stats, online)
-    _predict(j, S, sc, tb, run_stats, online)
+def _start_step(t, act, rnn_weights, features, bk, S, match_stats, slot_bits, M, sc, tb):
+    """A step's inputs into its scratch (the char-RNN's cumulative byte weights, the current
+    word's hash, the network's features where the online layer reads them; every node at the
+    root), then :func:`_begin_byte`."""
+    cum, wkey, feat, node, word = tb.cum, tb.wkey, tb.feat, sc.node, bk.word
+    for k in range(len(act)):
+        acc = 0
+        for v in range(256):
+            acc += rnn_weights[k, v]
+            cum[k, v + 1] = acc
+        wkey[k] = np.int64((word[act[k]] * _P1) >> np.uint64(48))  # the current word, hashed to 16 bits
+        node[k] = 1
+        for i in range(features.shape[1]):
+            feat[k, i] = features[k, i]
+    _begin_byte(t, act, bk, S, match_stats, slot_bits, M, sc, tb)
 
 
 @njit(cache=True)
-def _code_known(bits, probs, S, sc, tb, match_stats, run_stats, online):
-    """The eight decisions of a step whose bits are known (the encoder): probabilities into ``probs``."""
+def _encode_step(t, act, known, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc, tb,
+                 bits, probs):
+    """A step of the encoder: its known bytes' eight decisions into ``bits`` and their
+    probabilities into ``probs`` ((8, n), bit 0 of every segment first), the state learnt."""
+    _start_step(t, act, rnn_weights, features, bk, S, match_stats, slot_bits, M, sc, tb)
+    n = len(act)
     for j in range(8):
-        _predict(j, S, sc, tb, run_stats, online)
+        for k in range(n):
+            bits[j, k] = (known[k] >> (7 - j)) & 1
+        _predict(j, M, sc, tb, run_stats, online)
         probs[j] = sc.p
-        _update(j, bits[j], S, sc, tb, match_stats, run_stats, online)
+        _update(j, bits[j], M, sc, tb, match_stats, run_stats, online)
+    _end_byte(t, act, sc.node - 256, tb.predicted, bk, S, M.counts, M.on, sc, tb)
+
+
+@njit(cache=True)
+def _decode_step(t, act, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc, tb,
+                 bits, probs, rc, tail, words):
+    """A step of the decoder: each decision decoded from the range decoder (rc, tail, words:
+    :class:`dulzip.coding.bitdecoder.BitDecoder`) as soon as its probability is known, the
+    state learnt as the encoder learnt it. Returns 0, or the decoder's error (a damaged stream)."""
+    _start_step(t, act, rnn_weights, features, bk, S, match_stats, slot_bits, M, sc, tb)
+    n = len(act)
+    for j in range(8):
+        _predict(j, M, sc, tb, run_stats, online)
+        p = sc.p
+        for k in range(n):
+            b = decode_bit(rc, tail, words, p[k])
+            if b < 0:
+                return b
+            bits[j, k] = b
+        probs[j] = p
+        _update(j, bits[j], M, sc, tb, match_stats, run_stats, online)
+    _end_byte(t, act, sc.node - 256, tb.predicted, bk, S, M.counts, M.on, sc, tb)
+    return 0
 
 
 def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weights: np.ndarray, coder,
@@ -598,69 +638,49 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     """Code byte t of the active segments ``act``; returns their bytes.
 
     rnn_weights: (len(act), 256) integer byte weights of the char-RNN; features: (len(act),
-    n_features) its features (the online layer's inputs; version 3). ``coder(p16)`` is
-    called once per bit with the probabilities (in 1/65536) that the bit is 1 and returns
-    the bits (the decoder's decoded ones). A coder that knows the bytes (the encoder) has
-    ``known()`` -> the active segments' bytes and ``take(bits, p16)`` -> codes (8, n) bits with
-    their probabilities, bit 0 of every segment first: the same symbols in the same order, in
-    one call per step instead of eight.
+    n_features) its features (the online layer's inputs; version 3, where
+    :attr:`TextMixer.uses_features`). The coder is the encoder's, with ``known()`` -> the active
+    segments' bytes, or the decoder's, with ``reader`` (a
+    :class:`dulzip.coding.bitdecoder.BitDecoder`); both get ``take(bits, probs)``: the step's
+    (8, n) decisions and their probabilities (1/65536 that a bit is 1), bit 0 of every segment
+    first (the encoder codes them in that order; the decoder has read them so).
     """
     n = len(act)
     sc, tb, sc_t, tb_t = mix.step_scratch(n)
-    np.cumsum(rnn_weights, axis=1, out=tb.cum[:, 1:])
-    tb.wkey[:] = (blk.arrays.word[act] * _P1) >> np.uint64(48)  # the current word, hashed to 16 bits
-    sc.node[:] = 1
-    mix.state()
-    S_t, bk_t, ms, rs, ol = mix._state_t, blk.arrays_t, mix.match_stats, mix.run_stats, mix.online
-    if features is not None:  # given where the online layer is on (TextMixer.uses_features)
-        tb.feat[:, :-1] = features
-    _begin_entry(t, act, bk_t, max(blk.S, 1), ms, mix.slot_bits, S_t, sc_t, tb_t)
+    S_t = mix.state_tuple()
+    bk_t, ms, rs, ol = blk.arrays_t, mix.match_stats, mix.run_stats, mix.online
+    feats = _NO_FEATURES if features is None else features
+    bits = np.empty((8, n), dtype=np.int64)
+    probs = np.empty((8, n), dtype=np.int64)
     mix.counts_used = True
+    S, bits_ = max(blk.S, 1), mix.slot_bits
     if hasattr(coder, "known"):
-        bits = (coder.known()[None, :] >> np.arange(7, -1, -1)[:, None]) & 1  # (8, n)
-        probs = np.empty((8, n), dtype=np.int64)
-        _code_known_entry(bits, probs, S_t, sc_t, tb_t, ms, rs, ol)
-        coder.take(bits, probs)
+        _encode_step_entry(t, act, coder.known(), rnn_weights, feats, bk_t, S, ms, rs, ol, bits_, S_t, sc_t, tb_t,
+                           bits, probs)
     else:
-        _predict_entry(0, S_t, sc_t, tb_t, rs, ol)
-        for j in range(8):
-            bits = np.asarray(coder(sc.p), dtype=np.int64)
-            if j < 7:
-                _learn_then_predict_entry(j + 1, bits, S_t, sc_t, tb_t, ms, rs, ol)
-            else:
-                _update_entry(j, bits, S_t, sc_t, tb_t, ms, rs, ol)
-    byte = sc.node - 256
-    _end_entry(t, act, byte, tb.predicted, bk_t, max(blk.S, 1), mix.counts, mix.on_vec, sc_t, tb_t)
-    return byte
+        rd = coder.reader
+        check(_decode_step_entry(t, act, rnn_weights, feats, bk_t, S, ms, rs, ol, bits_, S_t, sc_t, tb_t, bits, probs,
+                                 rd.state, rd.tail, rd.words))
+    coder.take(bits, probs)
+    return sc.node - 256
+
+
+_NO_FEATURES = np.zeros((0, 0), dtype=np.int32)
 
 
 # The entry points from Python: plain tuples (numba types a tuple in C, a namedtuple in Python,
-# microseconds a call at 10 calls a byte), named again inside
-@njit(cache=True)
-def _begin_entry(t, act, bk, S, match_stats, slot_bits, St, sc, tb):
-    _begin_byte(t, act, BlockArrays(*bk), S, match_stats, slot_bits, MixerState(*St), Scratch(*sc), ByteStep(*tb))
+# microseconds a call), named again inside, their arrays borrowed (the caller holds them for the
+# call: see dulzip.exact.cm.state); without the GIL, so that the network's thread runs meanwhile
+@njit(cache=True, nogil=True)
+def _encode_step_entry(t, act, known, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc,
+                       tb, bits, probs):
+    _encode_step(t, act, known, rnn_weights, features, BlockArrays(*borrowed(bk)), S, match_stats, run_stats, online,
+                 slot_bits, MixerState(*borrowed(M)), Scratch(*borrowed(sc)), ByteStep(*borrowed(tb)), bits, probs)
 
 
-@njit(cache=True)
-def _end_entry(t, act, byte, predicted, bk, S, counts, on, sc, tb):
-    _end_byte(t, act, byte, predicted, BlockArrays(*bk), S, counts, on, Scratch(*sc), ByteStep(*tb))
-
-
-@njit(cache=True)
-def _predict_entry(j, S, sc, tb, run_stats, online):
-    _predict(j, MixerState(*S), Scratch(*sc), ByteStep(*tb), run_stats, online)
-
-
-@njit(cache=True)
-def _learn_then_predict_entry(j, bits, S, sc, tb, match_stats, run_stats, online):
-    _learn_then_predict(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats, run_stats, online)
-
-
-@njit(cache=True)
-def _update_entry(j, bits, S, sc, tb, match_stats, run_stats, online):
-    _update(j, bits, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats, run_stats, online)
-
-
-@njit(cache=True)
-def _code_known_entry(bits, probs, S, sc, tb, match_stats, run_stats, online):
-    _code_known(bits, probs, MixerState(*S), Scratch(*sc), ByteStep(*tb), match_stats, run_stats, online)
+@njit(cache=True, nogil=True)
+def _decode_step_entry(t, act, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc, tb,
+                       bits, probs, rc, tail, words):
+    return _decode_step(t, act, rnn_weights, features, BlockArrays(*borrowed(bk)), S, match_stats, run_stats, online,
+                        slot_bits, MixerState(*borrowed(M)), Scratch(*borrowed(sc)), ByteStep(*borrowed(tb)), bits,
+                        probs, rc, tail, words)

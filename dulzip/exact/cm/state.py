@@ -14,7 +14,7 @@ with them dropped, the same bits).
 
 Calls from Python take plain tuples (``tuple(state)``, made once) and name them again inside
 njit (``MixerState(*S)``): numba types a tuple argument in C but a namedtuple in Python, 7.5 us
-a call against 3-4 us, which the decoders pay at every bit (see the ``_entry`` functions of
+a call against 3-4 us, which a decoder pays at every call (see the ``_entry`` functions of
 textmix and imagemix).
 
 MixerState (lives across the symbols of a file; its arrays are updated in place):
