@@ -43,7 +43,7 @@ def _call(checkout: Path, args: list[str]) -> tuple[float, int]:
     env = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
     t0 = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "dulzip", *args], env=env,
-                       capture_output=True, text=True)
+                       cwd=checkout, capture_output=True, text=True)  # `-m` puts the working folder first
     dt = time.perf_counter() - t0
     if p.returncode:
         raise RuntimeError(f"{checkout}: dulzip {' '.join(args)} failed: {p.stderr[-500:]}")
@@ -91,17 +91,22 @@ def plot(path: Path, report: dict) -> None:
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in report["rows"]:
+    for n, r in enumerate(report["rows"]):
         bpb = 8 * r["coded"] / report["bytes"]
+        ours = r["name"].startswith("dulzip")
         for i, (mark, side) in enumerate((("o", "compress"), ("s", "decompress"))):
             kbs = report["bytes"] / 1000 / r["seconds"][i]
-            ax.scatter(kbs, bpb, marker=mark, color="C0" if r["name"].startswith("dulzip") else "C1")
-            ax.annotate(f"{r['name']} ({side[0]})", (kbs, bpb), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.scatter(kbs, bpb, marker=mark, color=f"C{n}" if ours else "grey")
+            if ours:  # one label a point, stacked (the checkouts' points lie close together)
+                ax.annotate(f"{r['name']} ({side})", (kbs, bpb), fontsize=7, color=f"C{n}",
+                            xytext=(10, 12 + 11 * (2 * n + i)), textcoords="offset points")
+            elif i == 0:
+                ax.annotate(r["name"], (kbs, bpb), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.axvline(40, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("KB/s (log; dashed: 40 KB/s)")
     ax.set_ylabel("bits per byte")
-    ax.set_title("1 MiB of mixed text: size against speed (o compress, s decompress)")
+    ax.set_title("1 MiB of mixed text: size against speed (o compress, s decompress)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -653,13 +653,13 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     bits = np.empty((8, n), dtype=np.int64)
     probs = np.empty((8, n), dtype=np.int64)
     mix.counts_used = True
-    S, bits_ = max(blk.S, 1), mix.slot_bits
+    S, slot_bits = max(blk.S, 1), mix.slot_bits
     if hasattr(coder, "known"):
-        _encode_step_entry(t, act, coder.known(), rnn_weights, feats, bk_t, S, ms, rs, ol, bits_, S_t, sc_t, tb_t,
+        _encode_step_entry(t, act, coder.known(), rnn_weights, feats, bk_t, S, ms, rs, ol, slot_bits, S_t, sc_t, tb_t,
                            bits, probs)
     else:
         rd = coder.reader
-        check(_decode_step_entry(t, act, rnn_weights, feats, bk_t, S, ms, rs, ol, bits_, S_t, sc_t, tb_t, bits, probs,
+        check(_decode_step_entry(t, act, rnn_weights, feats, bk_t, S, ms, rs, ol, slot_bits, S_t, sc_t, tb_t, bits, probs,
                                  rd.state, rd.tail, rd.words))
     coder.take(bits, probs)
     return sc.node - 256
