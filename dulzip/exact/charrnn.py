@@ -123,7 +123,7 @@ def _int8_matmul(h: np.ndarray, w: torch.Tensor) -> np.ndarray:
     return (x.to(torch.float32) @ w.to(torch.float32)).to(torch.int32).numpy()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True)
 def _gates(hw, c, prev, xtab, mult, off, sig, tanh, tanh_cell):
     """The integer rest of the LSTM step, given hw = h @ W_h^T (exact integers):
     a stream's 4H requantized pre-activations first (a loop the compiler vectorizes), then
@@ -148,7 +148,7 @@ def _gates(hw, c, prev, xtab, mult, off, sig, tanh, tanh_cell):
     return h_new, c_new
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True)
 def _softmax(acc_f, bias, mult, off, lo, hi, exp):
     """Head requantization (as QLinear) and the integer softmax weights (exp table, + 1)."""
     B, V = acc_f.shape

@@ -596,37 +596,26 @@ def _start_step(t, act, rnn_weights, features, bk, S, match_stats, slot_bits, M,
 
 
 @njit(cache=True)
-def _encode_step(t, act, known, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc, tb,
-                 bits, probs):
-    """A step of the encoder: its known bytes' eight decisions into ``bits`` and their
-    probabilities into ``probs`` ((8, n), bit 0 of every segment first), the state learnt."""
-    _start_step(t, act, rnn_weights, features, bk, S, match_stats, slot_bits, M, sc, tb)
-    n = len(act)
-    for j in range(8):
-        for k in range(n):
-            bits[j, k] = (known[k] >> (7 - j)) & 1
-        _predict(j, M, sc, tb, run_stats, online)
-        probs[j] = sc.p
-        _update(j, bits[j], M, sc, tb, match_stats, run_stats, online)
-    _end_byte(t, act, sc.node - 256, tb.predicted, bk, S, M.counts, M.on, sc, tb)
-
-
-@njit(cache=True)
-def _decode_step(t, act, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc, tb,
-                 bits, probs, rc, tail, words):
-    """A step of the decoder: each decision decoded from the range decoder (rc, tail, words:
-    :class:`dulzip.coding.bitdecoder.BitDecoder`) as soon as its probability is known, the
-    state learnt as the encoder learnt it. Returns 0, or the decoder's error (a damaged stream)."""
+def _code_step(t, act, known, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc, tb,
+               bits, probs, decoding, rc, tail, words):
+    """A step's eight decisions into ``bits`` and their probabilities into ``probs`` ((8, n), bit
+    0 of every segment first), the state learnt after each: the encoder's from its ``known``
+    bytes; the decoder's (``decoding``) each read from the range decoder (rc, tail, words:
+    :class:`dulzip.coding.bitdecoder.BitDecoder`) as soon as its probability is known. Returns
+    0, or the decoder's error (a damaged stream)."""
     _start_step(t, act, rnn_weights, features, bk, S, match_stats, slot_bits, M, sc, tb)
     n = len(act)
     for j in range(8):
         _predict(j, M, sc, tb, run_stats, online)
         p = sc.p
         for k in range(n):
-            b = decode_bit(rc, tail, words, p[k])
-            if b < 0:
-                return b
-            bits[j, k] = b
+            if decoding:
+                b = decode_bit(rc, tail, words, p[k])
+                if b < 0:
+                    return b
+                bits[j, k] = b
+            else:
+                bits[j, k] = (known[k] >> (7 - j)) & 1
         probs[j] = p
         _update(j, bits[j], M, sc, tb, match_stats, run_stats, online)
     _end_byte(t, act, sc.node - 256, tb.predicted, bk, S, M.counts, M.on, sc, tb)
@@ -654,33 +643,26 @@ def code_step(mix: TextMixer, blk: BlockState, t: int, act: np.ndarray, rnn_weig
     probs = np.empty((8, n), dtype=np.int64)
     mix.counts_used = True
     S, slot_bits = max(blk.S, 1), mix.slot_bits
-    if hasattr(coder, "known"):
-        _encode_step_entry(t, act, coder.known(), rnn_weights, feats, bk_t, S, ms, rs, ol, slot_bits, S_t, sc_t, tb_t,
-                           bits, probs)
-    else:
-        rd = coder.reader
-        check(_decode_step_entry(t, act, rnn_weights, feats, bk_t, S, ms, rs, ol, slot_bits, S_t, sc_t, tb_t, bits, probs,
-                                 rd.state, rd.tail, rd.words))
+    decoding = not hasattr(coder, "known")
+    known, (rc, tail, words) = ((_NO_BYTES, (coder.reader.state, coder.reader.tail, coder.reader.words)) if decoding
+                                else (coder.known(), _NO_READER))
+    check(_code_step_entry(t, act, known, rnn_weights, feats, bk_t, S, ms, rs, ol, slot_bits, S_t, sc_t, tb_t, bits,
+                           probs, decoding, rc, tail, words))
     coder.take(bits, probs)
     return sc.node - 256
 
 
 _NO_FEATURES = np.zeros((0, 0), dtype=np.int32)
+_NO_BYTES = np.zeros(0, dtype=np.int64)  # the decoder's known bytes, the encoder's range decoder: none
+_NO_READER = (np.zeros(4, dtype=np.uint64), np.zeros(1), np.zeros(0, dtype=np.uint64))
 
 
-# The entry points from Python: plain tuples (numba types a tuple in C, a namedtuple in Python,
+# The entry point from Python: plain tuples (numba types a tuple in C, a namedtuple in Python,
 # microseconds a call), named again inside, their arrays borrowed (the caller holds them for the
-# call: see dulzip.exact.cm.state); without the GIL, so that the network's thread runs meanwhile
-@njit(cache=True, nogil=True)
-def _encode_step_entry(t, act, known, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc,
-                       tb, bits, probs):
-    _encode_step(t, act, known, rnn_weights, features, BlockArrays(*borrowed(bk)), S, match_stats, run_stats, online,
-                 slot_bits, MixerState(*borrowed(M)), Scratch(*borrowed(sc)), ByteStep(*borrowed(tb)), bits, probs)
-
-
-@njit(cache=True, nogil=True)
-def _decode_step_entry(t, act, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc, tb,
-                       bits, probs, rc, tail, words):
-    return _decode_step(t, act, rnn_weights, features, BlockArrays(*borrowed(bk)), S, match_stats, run_stats, online,
-                        slot_bits, MixerState(*borrowed(M)), Scratch(*borrowed(sc)), ByteStep(*borrowed(tb)), bits,
-                        probs, rc, tail, words)
+# call: see dulzip.exact.cm.state)
+@njit(cache=True)
+def _code_step_entry(t, act, known, rnn_weights, features, bk, S, match_stats, run_stats, online, slot_bits, M, sc,
+                     tb, bits, probs, decoding, rc, tail, words):
+    return _code_step(t, act, known, rnn_weights, features, BlockArrays(*borrowed(bk)), S, match_stats, run_stats,
+                      online, slot_bits, MixerState(*borrowed(M)), Scratch(*borrowed(sc)), ByteStep(*borrowed(tb)),
+                      bits, probs, decoding, rc, tail, words)
