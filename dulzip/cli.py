@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from dulzip import __version__
-from dulzip.errors import DulzipError, DulzipWarning
+from dulzip.errors import DulzipError, DulzipWarning, UsageError
 from dulzip.argv import translate
 from dulzip.formats import sniff
 from dulzip.outfile import Counted, atomic_output, same_file, writes_through
@@ -554,18 +554,40 @@ class _ArchOption(click.Option):
         return super().get_help_record(ctx)
 
 
+def _family_defaults(option: str) -> str:
+    """Each family's own default of a `dulzip train` option, from its declaration (no torch)."""
+    from dulzip.models import registry
+    found = [f"{d.name} {d.train_defaults[option]}" for d in registry.declared().values() if option in d.train_defaults]
+    return f" Default per family: {', '.join(found)}; else {getattr(_train_fallback(), option)}." if found else ""
+
+
+def _train_fallback():
+    from dulzip.train.loop import TrainConfig
+    return TrainConfig(data="", out="")
+
+
+class _PerFamily(click.Option):
+    """An option whose default is the family's (``Family.train_defaults``), listed in its help."""
+
+    def get_help_record(self, ctx):
+        self.help = (self.help or "") + _family_defaults(self.name)
+        return super().get_help_record(ctx)
+
+
 @main.command()
-@click.option("--data", type=click.Path(exists=True, file_okay=False), required=True,
-              help="Folder of training images (text: any files; audio: WAV files).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of training files, read from disk as training goes (images; text: any files; audio: "
+                   "WAV files), any number of them.")
 @click.option("--out", type=click.Path(), default=None,
-              help="Run folder (checkpoint, metrics.jsonl); training resumes from it. Default: runs/ARCH.")
-@click.option("--steps", type=int, default=1300, show_default=True)
-@click.option("--warmup", type=int, default=100, show_default=True)
-@click.option("--batch", type=int, default=32, show_default=True)
-@click.option("--crop", type=int, default=32, show_default=True)
-@click.option("--seq", type=int, default=None,
-              help="charrnn: bytes per training window (256); wavenet: samples per window (2048).")
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+              help="Run folder (checkpoint, metrics.jsonl, curves); training resumes from it. Default: runs/ARCH.")
+@click.option("--steps", type=int, default=None, cls=_PerFamily, help="Optimizer steps in all.")
+@click.option("--warmup", type=int, default=None, cls=_PerFamily, help="Steps of linear learning-rate warm-up.")
+@click.option("--batch", type=int, default=None, cls=_PerFamily,
+              help="The global batch: split over the processes of a distributed run (a multiple of their number).")
+@click.option("--crop", type=int, default=None, cls=_PerFamily, help="Image families: crop side.")
+@click.option("--seq", type=int, default=None, cls=_PerFamily,
+              help="charrnn: bytes per training window; wavenet: samples per window.")
+@click.option("--lr", type=float, default=None, cls=_PerFamily, help="Peak learning rate.")
 @click.option("--channels", type=int, default=None, help="Feature maps (pixelcnn 48) or residual channels (wavenet 32).")
 @click.option("--layers", type=int, default=None,
               help="Gated layers (pixelcnn 6, wavenet 10), hidden layers (made 2) or couplings per level (idf 4).")
@@ -582,40 +604,112 @@ class _ArchOption(click.Option):
               help="Train for at most this many seconds (the learning-rate schedule follows time too).")
 @click.option("--gray-fraction", type=click.FloatRange(0, 1), default=0.15, show_default=True,
               help="pixelcnn, idf: the fraction of crops made gray (idf: packed as the flow codes gray).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="The run's random seed (data and weights).")
+@click.option("--heldout", type=click.FloatRange(0, 0.5), default=0.02, show_default=True,
+              help="The fraction of --data's files held out (picked by a hash of their path) and evaluated on.")
+@click.option("--heldout-data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A folder of held-out files instead (then every file of --data trains).")
+@click.option("--eval-every", type=int, default=500, show_default=True,
+              help="Steps between held-out evaluations (bits per dimension in metrics.jsonl).")
+@click.option("--log-every", type=click.IntRange(1), default=20, show_default=True,
+              help="Steps between lines of metrics.jsonl (the loss, the mean over processes).")
+@click.option("--workers", type=int, default=None,
+              help="Processes per rank reading the data ahead of training (default: a quarter of this rank's "
+                   "share of the CPU cores, at most 4; 0: none).")
+@click.option("--bf16/--no-bf16", default=None,
+              help="bfloat16 autocast (default: on a GPU only). The exported integer model is what codes: the "
+                   "card gives the held-out bits of the float model and of real files.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Under torchrun with cuda, each process takes the GPU of its LOCAL_RANK.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from this checkpoint's weights (fine-tuning); a wider model (e.g. a larger "
                    "--hidden) grows from them, computing the same at first.")
-@click.option("--export", "export_name", default=None, help="Export the result as this model name.")
+@click.option("--export", "export_name", default=None,
+              help="Export the result as this model name: weights and a card with the command, data, steps, "
+                   "hardware, and held-out results beside the baselines.")
+@click.option("--card-files", type=int, default=4, show_default=True,
+              help="With --export: held-out files compressed for the card's results (0: none).")
 @click.option("--models-dir", type=click.Path(), default=None, help="Where to export (default: the first folder of $DULZIP_MODELS, else ~/.local/share/dulzip/models, "
                    "where dulzip looks for models first; to ship a model with the package: dulzip/models_data).")
 @click.option("--prime-bytes", type=int, default=1 << 20, show_default=True,
               help="charrnn: bytes of training text whose coding primes the shipped adaptive state (0: none).")
+@click.option("--report", "report_only", is_flag=True,
+              help="Only write the run's curves (--out's metrics.jsonl as a plot, markdown and JSON), then stop.")
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
 @click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
 def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, levels, embed, seg_order,
-          resid, time_limit, gray_fraction,
-          device, init_from, export_name, models_dir, prime_bytes, threads, no_progress, verbose):
+          resid, time_limit, gray_fraction, seed, heldout, heldout_data, eval_every, log_every, workers, bf16,
+          device, init_from, export_name, card_files, models_dir, prime_bytes, report_only, threads, no_progress,
+          verbose):
     """Train a model (resumable) and optionally export it to the model zoo.
 
+    The same command runs on several processes under torchrun (one per GPU, or several on CPUs;
+    several nodes with torchrun's rendezvous options): each trains on its part of every global
+    batch, rank 0 logs, checkpoints and exports. See the README's "Training on your own data".
+
     MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
+    from dulzip.train import dist
+    out = out or f"runs/{arch}"
+    if report_only:
+        from dulzip.train.report import write_report
+        written = write_report(Path(out))
+        if not written:
+            raise UsageError(f"no metrics in {Path(out) / 'metrics.jsonl'} yet")
+        for p in written:
+            click.echo(f"wrote {p}")
+        return
+    if data is None:
+        raise click.UsageError("--data is required (a folder of training files)")
+    where = dist.from_env()
+    try:
+        _train(data, out, steps, warmup, batch, crop, seq, lr, arch, time_limit, gray_fraction, seed, heldout,
+               heldout_data, eval_every, log_every, workers, bf16, device, init_from, export_name, card_files, models_dir,
+               prime_bytes, threads, no_progress, where)
+    except (DulzipError, OSError, ValueError, RuntimeError) as e:
+        if where.world == 1 or (isinstance(e, RuntimeError) and not isinstance(e, DulzipError) and verbose):
+            raise
+        raise UsageError(f"rank {where.rank} of {where.world}: {_message(e)}") from e
+    finally:
+        dist.stop()
+
+
+def _train(data, out, steps, warmup, batch, crop, seq, lr, arch, time_limit, gray_fraction, seed, heldout,
+           heldout_data, eval_every, log_every, workers, bf16, device, init_from, export_name, card_files, models_dir,
+           prime_bytes, threads, no_progress, where) -> None:
+    import os
+
     from dulzip.models import registry
     from dulzip.train.loop import TrainConfig, train_model
     family = registry.family(arch)
-    seq = seq or family.train_defaults.get("seq", 256)
-    tcfg = TrainConfig(data=data, out=out or f"runs/{arch}", steps=steps, warmup=warmup, batch=batch, crop=crop, seq=seq, lr=lr,
-                       threads=threads, init_from=init_from, device=device, time_limit=time_limit,
-                       gray_fraction=gray_fraction)
+    given = {"steps": steps, "warmup": warmup, "batch": batch, "crop": crop, "seq": seq, "lr": lr}
+    per_family = {k: v if v is not None else family.train_defaults.get(k, getattr(_train_fallback(), k))
+                  for k, v in given.items()}
+    if workers is None:
+        workers = min(4, (os.cpu_count() or 1) // where.world // 4)
+    tcfg = TrainConfig(data=data, out=out, **per_family, threads=threads, init_from=init_from, device=device,
+                       time_limit=time_limit, gray_fraction=gray_fraction, seed=seed, heldout=heldout,
+                       heldout_data=heldout_data, eval_every=eval_every, log_every=log_every, workers=workers,
+                       bf16=bf16)
     mcfg = family.options(click.get_current_context().params)  # the family's defaults where not given
     ckpt = train_model(tcfg, mcfg, progress=not no_progress and sys.stderr.isatty())
+    if not where.main:
+        return
+    from dulzip.train.report import write_report
+    write_report(Path(out))
     if export_name:
         from dulzip import zoo
-        from dulzip.train.export import export_checkpoint
-        from dulzip.train.export import sample_text
+        from dulzip.train.card import training_card
+        from dulzip.train.export import export_checkpoint, sample_text
         text = sample_text(data, prime_bytes) if family.modality == "text" and prime_bytes else None
-        path = export_checkpoint(ckpt, export_name, models_dir or zoo.models_dir(), prime_text=text)
+        models = Path(models_dir or zoo.models_dir())
+        path = export_checkpoint(ckpt, export_name, models, prime_text=text)
         click.echo(f"exported {path}")
+        card = training_card(path, Path(out), tcfg, where.world, card_files)
+        if card.get("results"):
+            r = card["results"]
+            click.echo(f"held-out {r['corpus']}: " + ", ".join(
+                f"{k.split(' (')[0]} {v:.3f}" for k, v in r[next(u for u in ('bpb', 'bps', 'bpsp') if u in r)].items()))
 
 
 @main.command()

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dulzip.models.registry import Family
+from dulzip.train.data import Source
 
 
 @dataclass
@@ -50,16 +51,19 @@ def export(model: Toy) -> dict:
     return {"logits": torch.round(model.logits.detach() * model.cfg.scale).to(torch.int32)}
 
 
-class Bytes:
-    def __init__(self, seed, device):
-        self.g = torch.Generator().manual_seed(seed)
+class Bytes(Source):
+    """Random bytes: a plan (which samples) is drawn from the generator dulzip gives for each
+    global batch; load makes them a tensor (a real family reads its files here)."""
 
-    def batch(self, n):
-        return torch.randint(0, 256, (n, 8), generator=self.g), None
+    def plan(self, rng, n):
+        return rng.integers(0, 256, (n, 8))
+
+    def load(self, plan):
+        return torch.from_numpy(plan), None
 
 
-def sampler(t, cfg, seed, device):
-    return Bytes(seed, device)
+def sampler(t, cfg, folder, files):
+    return Bytes()
 
 
 FAMILY = Family(
@@ -113,7 +117,7 @@ def test_a_new_family_trains_exports_and_loads(toy, tmp_path, monkeypatch):
     assert "|toy|" in help_text and "toy: a worked example" in help_text
     models = tmp_path / "zoo"
     r = CliRunner().invoke(main, ["train", "--arch", "toy", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
-                                  "--steps", "2", "--batch", "2", "--head", "8", "--prime-bytes", "0",
+                                  "--steps", "2", "--batch", "2", "--head", "8", "--prime-bytes", "0", "--heldout", "0",
                                   "--no-progress", "--export", "mini", "--models-dir", str(models)],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output

@@ -32,17 +32,25 @@ def test_train_resume_export(tmp_path, monkeypatch):
     assert digest == card["sha256"] and net.cfg.channels == 8
 
 
-def test_crop_sampler_cuts_real_windows():
+def test_crop_source_cuts_real_windows(tmp_path):
     import numpy as np
     import torch
+    from PIL import Image
 
-    from dulzip.train.data import CropSampler
+    from dulzip.train.data import CropSource
+    from dulzip.train.files import list_files
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (20, 31, 3), dtype=np.uint8), rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)]
-    s = CropSampler(images, 8, gray_fraction=0.3, seed=1)
-    x, gray = s.batch(64)
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(tmp_path / f"{i}.png")
+    items, skipped = list_files(tmp_path, "image")
+    assert [p.meta for p in items] == [(20, 31), (9, 12)] and skipped == 0
+    s = CropSource(tmp_path, items, 8, gray_fraction=0.3, per_image=3)
+    plan = s.plan(np.random.default_rng(1), 64)
+    x, gray = s.load(plan)
     assert x.shape == (64, 3, 8, 8) and x.dtype == torch.uint8 and gray.shape == (64,)
     assert gray.any() and not gray.all()
+    assert (plan["entry"][:63].reshape(21, 3) == plan["entry"][:63:3, None]).all()  # 3 crops per decoded image
     for crop, g in zip(x.numpy().transpose(0, 2, 3, 1), gray.tolist()):
         if g:  # gray crops are R = G = B
             assert (crop[..., 0] == crop[..., 1]).all() and (crop[..., 1] == crop[..., 2]).all()
@@ -54,7 +62,7 @@ def test_crop_sampler_cuts_real_windows():
                     win = im[y:y + 8, x0:x0 + 8]
                     found |= (win == crop).all() or (win[:, ::-1] == crop).all()
         assert found
-    x2, _ = CropSampler(images, 8, 0.3, seed=1).batch(64)
+    x2, _ = s.load(s.plan(np.random.default_rng(1), 64))
     assert torch.equal(x, x2)  # reproducible from the seed
 
 
@@ -146,13 +154,23 @@ def test_train_wavenet_on_wavs_and_compress(tmp_path, monkeypatch):
     assert api.describe(blob)["kind"] == "wav" and api.decompress(blob) == data
 
 
-def test_audio_sampler_windows_start_fresh():
-    """Windows are whole pieces of real recordings (or their polarity flip)."""
-    from dulzip.train.data import AudioSampler, load_audio
-    tracks = load_audio(DATA)
-    s = AudioSampler(DATA, 256, seed=1)
-    x, _ = s.batch(6)
-    assert x.shape == (6, 256)
+def test_audio_source_windows_are_pieces_of_recordings():
+    """Windows are whole pieces of one channel of real recordings (or their polarity flip), read
+    from disk at the place the WAV's chunk headers give."""
+    import numpy as np
+
+    from dulzip.formats.wav import parse_wav
+    from dulzip.train.data import AudioSource, to_levels
+    from dulzip.train.files import list_files
+    items, _ = list_files(DATA, "audio")
+    tracks = []
+    for p in items:
+        w = parse_wav((DATA / p.path).read_bytes())
+        lv = to_levels(w.samples, w.bits)
+        tracks += [np.ascontiguousarray(lv[:, c]) for c in range(lv.shape[1])]
+    s = AudioSource(DATA, items, 256)
+    x, _ = s.load(s.plan(np.random.default_rng(1), 12))
+    assert x.shape == (12, 256)
     joined = [t.tobytes() for t in tracks] + [(-1 - t).tobytes() for t in tracks]
     for row in x.numpy():
         assert any(row.tobytes() in j for j in joined)

@@ -12,6 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
+from dulzip.train.card import bench_results
+from dulzip.train.report import summary
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -94,20 +97,7 @@ def _count(r: dict) -> str:
 
 
 def _results(path: Path, bench: dict) -> dict:
-    """The totals of a benchmark JSON (images: bits per sub-pixel; text: bits per byte; audio:
-    bits per sample)."""
-    t = bench["total"]
-    out = {"corpus": path.stem, "command": bench["meta"]["command"], "encode_s": t["encode_s"],
-           "decode_s": t["decode_s"], "report": str(path.relative_to(ROOT)) if path.is_absolute() else str(path)}
-    if "bps" in t:
-        out.update(files=len(bench["files"]), samples=t["samples"], seconds=t["seconds"], bps=t["bps"],
-                   encode_x_realtime=t["encode_x_realtime"], decode_x_realtime=t["decode_x_realtime"])
-    elif "files" in bench:
-        out.update(files=len(bench["files"]), bytes=t["bytes"], bpb=t["bpb"], encode_kb_s=t["encode_kb_s"],
-                   decode_kb_s=t["decode_kb_s"])
-    else:
-        out.update(images=len(bench["images"]), bpsp=t["bpsp"])
-    return out
+    return bench_results(path, bench, ROOT)
 
 
 def main() -> None:
@@ -130,10 +120,10 @@ def main() -> None:
     card["other_results"] = [_results(p, json.loads(p.read_text())) for p in args.also]
     t = card.setdefault("training", {})
     if args.run:
-        log = [json.loads(x) for x in (args.run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        if log:
-            t["wall_time"] = f"{log[-1]['time'] / 3600:.2f} h"
-            t["final_train_bpsp_ema"] = log[-1]["ema"]
+        s = summary(args.run)
+        if "seconds" in s:
+            t["wall_time"] = f"{s['seconds'] / 3600:.2f} h"
+            t["final_train_bpsp_ema"] = s["train_bits"]
     for key in ("hardware", "data", "command"):
         if getattr(args, key):
             t[key] = getattr(args, key)

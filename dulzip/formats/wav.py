@@ -85,6 +85,54 @@ def _find_data(data: bytes) -> tuple[_Format, int, int] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a WAV file's samples lie, read from its chunk headers alone (training reads windows
+    of a recording from disk without loading it): ``offset`` of the first sample byte, ``frames``
+    whole frames."""
+    rate: int
+    bits: int
+    channels: int
+    offset: int
+    frames: int
+
+
+def locate_samples(f) -> Layout | None:
+    """The sample layout of the WAV open (binary, seekable) as ``f``, walking the chunk headers
+    with seeks; None when it is not a WAV :func:`parse_wav` models (its ``fmt `` rules) or a
+    chunk runs past the end of the file."""
+    f.seek(0, 2)
+    end = f.tell()
+    f.seek(0)
+    if not looks_like_wav(f.read(12)):
+        return None
+    fmt, pos = None, 12
+    while pos + 8 <= end:
+        f.seek(pos)
+        cid, size = f.read(4), struct.unpack("<I", f.read(4))[0]
+        body = pos + 8
+        if body + size > end:
+            return None
+        if cid == b"data":
+            return None if fmt is None else Layout(fmt.rate, fmt.bits, fmt.channels, body, size // fmt.frame_bytes)
+        if cid == b"fmt ":
+            if fmt is not None:
+                return None
+            fmt = _parse_fmt(f.read(min(size, 64)))
+            if fmt is None:
+                return None
+        pos = body + size + (size & 1)
+    return None
+
+
+def read_frames(f, layout: Layout, start: int, count: int) -> np.ndarray:
+    """Frames ``start`` .. ``start + count`` of the WAV open as ``f``: int16 (count, channels), as
+    :attr:`Wav.samples` holds them."""
+    fb = layout.channels * layout.bits // 8
+    f.seek(layout.offset + start * fb)
+    return _decode_samples(f.read(count * fb), _Format(layout.rate, layout.bits, layout.channels))
+
+
 def _decode_samples(raw: bytes, fmt: _Format) -> np.ndarray:
     if fmt.bits == 16:
         pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16)

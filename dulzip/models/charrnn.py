@@ -150,4 +150,5 @@ FAMILY = Family(
     name="charrnn", modality="text", runtime="dulzip.exact.charrnn:ExactCharRNN",
     config=CharRNNConfig, module=CharRNN, export=export, sampler="dulzip.train.data:text_windows",
     options=lambda o: CharRNNConfig(embed=o["embed"], hidden=o["hidden"] or 256),
+    train_defaults={"batch": 512, "seq": 128, "lr": 2e-3, "warmup": 200},
     summary="text (byte streams)")

@@ -309,4 +309,5 @@ FAMILY = Family(
     config=IDFConfig, module=IDF, export=export, sampler="dulzip.train.data:photo_crops_packed_gray",
     options=lambda o: IDFConfig(levels=o["levels"], couplings=o["layers"] or 4, hidden=o["hidden"] or 48,
                                 prior_hidden=o["hidden"] or 48),
+    train_defaults={"batch": 16, "crop": 64, "lr": 4e-4, "warmup": 100},
     summary="photographs (random crops, --crop a multiple of 2**levels; gray as codecs.flow codes it)")

@@ -154,9 +154,14 @@ class PixelCNN(nn.Module):
 
     def loss(self, x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
         """Training loss: mean bits per coded sub-pixel (gray crops code one channel of three)."""
+        total, coded = self.loss_parts(x, gray)
+        return total / coded
+
+    def loss_parts(self, x: torch.Tensor, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits, coded sub-pixels) of a batch: a distributed run divides the bits of each part of
+        the global batch by the coded sub-pixels of all of it (the parts' gray crops differ)."""
         bits = self.bits(x, gray)
-        n_coded = bits.numel() - 2 * gray.sum() * bits.shape[-1] * bits.shape[-2]
-        return bits.sum() / n_coded
+        return bits.sum(), bits.numel() - 2 * gray.sum() * bits.shape[-1] * bits.shape[-2]
 
     def reset_conditioning(self) -> None:
         """Channel-conditioning coefficients back to their initial values (fine-tuning)."""
@@ -200,4 +205,5 @@ FAMILY = Family(
     name="pixelcnn", modality="image", runtime="dulzip.exact.pixelcnn:ExactPixelCNN",
     config=PixelCNNConfig, module=PixelCNN, export=export, sampler="dulzip.train.data:photo_crops",
     options=lambda o: PixelCNNConfig(channels=o["channels"] or 48, layers=o["layers"] or 6, head=o["head"] or 96),
+    train_defaults={"batch": 48, "crop": 64, "lr": 1e-3, "warmup": 150},
     summary="photographs (random crops)")

@@ -261,7 +261,12 @@ class Pyramid(nn.Module):
         return self.nets[phase](x.float())
 
     def loss(self, x: torch.Tensor, gray: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean bits per coded sub-pixel of crops ``x`` (B, 3, H, W) levels (``gray``: (B,) bool,
+        """Mean bits per coded sub-pixel (see :meth:`loss_parts`)."""
+        total, coded = self.loss_parts(x, gray)
+        return total / coded
+
+    def loss_parts(self, x: torch.Tensor, gray: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits, coded sub-pixels) of crops ``x`` (B, 3, H, W) levels (``gray``: (B,) bool,
         crops with R = G = B, coded as one channel: their G and B cost nothing and count for
         nothing).
 
@@ -287,7 +292,7 @@ class Pyramid(nn.Module):
             mu = condition(out[:, :3], out[:, 6:9], tgt) / MU_GRID
             bits = logistic_bits(tgt, mu, (out[:, 3:6] - LS_OFF) / LS_GRID)
             total = total + (bits * at * keep[:, :, None, None]).sum()
-        return total / (keep.sum() * H * W)
+        return total, keep.sum() * H * W
 
 
 def _tiles(x: torch.Tensor, T: int) -> torch.Tensor:
@@ -324,5 +329,6 @@ FAMILY = Family(
     name="pyramid", modality="image", codec="pyramid", runtime="dulzip.exact.pyramid:ExactPyramid",
     config=PyramidConfig, module=Pyramid, export=export, sampler="dulzip.train.data:photo_crops",
     options=lambda o: PyramidConfig(hidden=o["hidden"] or 48, layers=o["layers"] or 4),
+    train_defaults={"batch": 8, "crop": 128, "lr": 1e-3, "warmup": 50},
     summary="photographs coded coarse to fine in groups (random crops, --crop a power of 2: one tile)",
     primer="dulzip.codecs.pyramid:prime")

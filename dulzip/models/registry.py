@@ -23,7 +23,8 @@ from dulzip.models import n_params
 UNITS = {"image": "bits/sub-pixel", "text": "bits/byte", "audio": "bits/sample"}  # a modality's bits per dimension
 MODALITIES = tuple(UNITS)
 CODECS = ("autoregressive", "flow", "pyramid")  # how an image family's codec runs it (kinds.image.image_codec)
-STATIC = ("name", "modality", "codec", "summary")  # the fields the scan reads from the source: literals only
+STATIC = ("name", "modality", "codec", "summary")  # the fields the scan reads from the source: literal strings
+STATIC_DEFAULTS = "train_defaults"  # and this one, a literal dict, where the family gives it
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,13 @@ class Family:
     ``Class(tensors, config_dict, device)`` when a model is loaded; imported then, not before.
     ``options`` makes the family's config from ``dulzip train``'s options (a dict of every option
     by name, None where not given): the family's training defaults live there. ``sampler`` makes
-    the training data source, ``(TrainConfig, config, seed, device) -> object with .batch(n)``: a
-    "module:function" (the shipped ones are in dulzip.train.data) or a function that imports its
-    data code inside, so that declaring a family never loads training code.
+    the training data source, ``(TrainConfig, config, folder, files) -> dulzip.train.data.Source``
+    (``files``: the folder's training files, :class:`dulzip.train.files.Item`): a "module:function"
+    (the shipped ones are in dulzip.train.data) or a function that imports its data code inside,
+    so that declaring a family never loads training code. ``train_defaults``: the ``dulzip train``
+    options this family trains with where the command line does not say (batch, lr, crop, seq,
+    warmup, steps...: the settings its shipped model was trained with); a literal dict, read
+    without importing the family (``dulzip train --help`` lists them).
     """
     name: str
     modality: str  # image | text | audio
@@ -49,7 +54,7 @@ class Family:
     summary: str = ""  # what it models, for dulzip train --help
     codec: str = "autoregressive"
     n_params: Callable = n_params
-    train_defaults: Mapping = field(default_factory=dict)  # dulzip train options the family sets otherwise (seq)
+    train_defaults: Mapping = field(default_factory=dict)  # dulzip train options the family sets otherwise
     # "module:function" (runtime, training images) -> the adaptive state the model ships ("prime.*"
     # tensors), run at export on a sample of the training folder; None: the family ships none
     primer: str | Callable | None = None
@@ -66,8 +71,9 @@ class Family:
         """The ``primer``'s starting state for these weights (their exact runtime) and images."""
         return _resolve(self.primer)(runtime, images)
 
-    def make_sampler(self, tcfg, config, seed: int, device):
-        return _resolve(self.sampler)(tcfg, config, seed, device)
+    def make_sampler(self, tcfg, config, folder, files):
+        """The training data source of ``files`` (under ``folder``) for this family."""
+        return _resolve(self.sampler)(tcfg, config, folder, files)
 
 
 def _resolve(ref: str | Callable) -> Callable:
@@ -86,6 +92,7 @@ class Declared:
     codec: str
     summary: str
     module: str  # the model file's module name, imported for the full Family
+    train_defaults: dict = field(default_factory=dict)
 
 
 _declared: dict[str, Declared] | None = None
@@ -101,10 +108,12 @@ def _read(path: Path, module: str) -> Declared | None:
     stmt = ast.parse(src[at + 1:]).body[0]  # the declaration and whatever follows it
     kw = {k.arg: k.value for k in stmt.value.keywords}
     try:
-        vals = {k: ast.literal_eval(kw[k]) for k in STATIC if k in kw}
+        vals = {k: ast.literal_eval(kw[k]) for k in (*STATIC, STATIC_DEFAULTS) if k in kw}
     except ValueError:
-        raise ValueError(f"{path}: the FAMILY's {', '.join(STATIC)} must be literal strings") from None
-    return Declared(vals["name"], vals["modality"], vals.get("codec", "autoregressive"), vals.get("summary", ""), module)
+        raise ValueError(f"{path}: the FAMILY's {', '.join(STATIC)} must be literal strings, "
+                         f"its {STATIC_DEFAULTS} a literal dict") from None
+    return Declared(vals["name"], vals["modality"], vals.get("codec", "autoregressive"), vals.get("summary", ""), module,
+                    dict(vals.get(STATIC_DEFAULTS, {})))
 
 
 def declared() -> dict[str, Declared]:
@@ -147,7 +156,8 @@ def family(name: str) -> Family:
     if name not in _loaded:
         d = declared()[name]
         fam = importlib.import_module(d.module).FAMILY
-        if tuple(getattr(fam, k) for k in STATIC) != tuple(getattr(d, k) for k in STATIC):
+        if tuple(getattr(fam, k) for k in STATIC) != tuple(getattr(d, k) for k in STATIC) \
+                or dict(fam.train_defaults) != d.train_defaults:
             raise ValueError(f"{d.module}: FAMILY differs from what the scan read")
         _loaded[name] = fam
     return _loaded[name]

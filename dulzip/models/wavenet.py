@@ -248,4 +248,4 @@ FAMILY = Family(
     config=WaveNetConfig, module=WaveNet, export=export, sampler="dulzip.train.data:audio_windows",
     options=lambda o: WaveNetConfig(channels=o["channels"] or 32, layers=o["layers"] or 10, head=o["head"] or 64,
                                     skip=2 * (o["channels"] or 32), seg_order=o["seg_order"], resid=o["resid"]),
-    train_defaults={"seq": 2048}, summary="WAV audio (windows of samples)")
+    train_defaults={"batch": 64, "seq": 2048, "lr": 2e-3, "warmup": 200}, summary="WAV audio (windows of samples)")

@@ -1,159 +1,220 @@
-"""Training data for image models: every image file in a folder, sampled as random crops."""
+"""Training data streamed from disk: any folder of images, WAVs or text, of any size.
+
+Nothing is loaded whole. A folder is first listed (:mod:`dulzip.train.files`: each file's size
+and what a sample needs of it, an image's dimensions or a WAV's sample layout, read from headers
+and cached in the run folder), then each family's :class:`Source` does two things:
+
+* ``plan``: the samples of one *global* batch (which file, where, mirrored or not, gray or not),
+  drawn from a generator seeded by (seed, step). Planning reads no file and costs microseconds,
+  so every rank and every worker process plans every batch the same way.
+* ``load``: the samples of some of those plans, read from disk (an image decoded, a window of a
+  recording or a text read with a seek).
+
+:func:`batches` gives a rank its own slice of every global batch, loaded ahead by worker
+processes. The global batch is the same whatever the number of processes, so a run on 8 GPUs
+sees the data a run on one would, and resumes on any number of them.
+"""
 from __future__ import annotations
 
+import itertools
+import os
+from collections import OrderedDict
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
+from dulzip.errors import UsageError
+from dulzip.train.files import IMAGE_SUFFIXES, Item  # noqa: F401  (IMAGE_SUFFIXES: the bench's list too)
 
 
-def load_images(folder: str | Path, scales: tuple[int, ...] = (1,)) -> list[np.ndarray]:
-    """All images under ``folder`` as (H, W, 3) uint8 arrays (gray is replicated, alpha dropped).
+class Source:
+    """A family's training data (see the module's docstring). Subclasses give :meth:`plan` (or
+    :meth:`plans`, where a batch follows on from the one before, as text streams do) and
+    :meth:`load`. A plan is a numpy record array, one record per sample, so that a rank's part
+    is a slice of it."""
 
-    ``scales``: also each image reduced by these integer box filters (smoother, less noisy
-    versions of the same scenes: scale augmentation).
-    """
-    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"no images found under {folder}")
-    out = []
-    for p in paths:
-        img = Image.open(p).convert("RGB")
-        out.extend(np.asarray(img.reduce(s) if s > 1 else img) for s in scales)
-    return out
+    def plans(self, seed: int, start: int, n: int) -> Iterator[np.ndarray]:
+        """The plans of global batches ``start``, ``start + 1``, ...: each from its own generator,
+        seeded by (seed, step), so a resumed run goes on with the batches it would have had."""
+        for step in itertools.count(start):
+            yield self.plan(np.random.default_rng([seed, step]), n)
+
+    def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def load(self, plan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
 
 
-class CropSampler:
-    """Random ``size`` x ``size`` crops, random horizontal flips, a fraction made gray (R = G = B,
-    or packed rows with ``packed_gray``: see :meth:`batch`).
+class _Handles:
+    """Open files, the most recently used kept open (a text or WAV window is one seek and read)."""
 
-    Crops are drawn with probability proportional to image area. All images live in one
-    uint8 tensor on ``device`` and a batch is cut out by one gather, so sampling keeps up
-    with a GPU.
-    """
+    def __init__(self, root: Path, keep: int = 64):
+        self.root, self.keep, self.open = root, keep, OrderedDict()
 
-    def __init__(self, images: list[np.ndarray], size: int, gray_fraction: float, seed: int,
-                 device: str | torch.device = "cpu", packed_gray: bool = False):
-        images = [im for im in images if min(im.shape[:2]) >= size]
-        if not images:
-            raise ValueError(f"no image is at least {size}x{size}")
-        self.device = torch.device(device)
-        self.size = size
-        self.gray_fraction = gray_fraction
-        self.packed_gray = packed_gray
-        # all images flattened into one (3, N) tensor; an image is (offset, H, W) within it
-        self.pixels = torch.from_numpy(np.concatenate([im.reshape(-1, 3) for im in images])).T.contiguous()
-        self.pixels = self.pixels.to(self.device)
-        sizes = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.int64)
-        self.offset = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]])).to(self.device)
-        self.h = torch.tensor([im.shape[0] for im in images], device=self.device)
-        self.w = torch.tensor([im.shape[1] for im in images], device=self.device)
-        self.p = torch.from_numpy(sizes / sizes.sum()).to(self.device)
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(seed)
+    def read(self, rel: str, offset: int, size: int) -> bytes:
+        fd = self.open.pop(rel, None)
+        if fd is None:
+            fd = os.open(self.root / rel, os.O_RDONLY)
+            if len(self.open) >= self.keep:
+                os.close(self.open.popitem(last=False)[1])
+        self.open[rel] = fd
+        out = os.pread(fd, size, offset)
+        if len(out) != size:
+            raise OSError(f"{self.root / rel}: shorter than when the folder was listed")
+        return out
 
-    def _uniform(self, n: int) -> torch.Tensor:
-        return torch.rand(n, generator=self.gen, device=self.device, dtype=torch.float64)
+    def __getstate__(self):  # a worker process opens its own
+        return {"root": self.root, "keep": self.keep, "open": OrderedDict()}
 
-    def _crops(self, idx: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
-        """(n, 3, hs, ws) crops of images ``idx`` at random places, mirrored at random."""
-        n = len(idx)
-        h, w = self.h[idx], self.w[idx]
-        y = (self._uniform(n) * (h - hs + 1)).long()
-        x = (self._uniform(n) * (w - ws + 1)).long()
-        ar_y = torch.arange(hs, device=self.device)
-        ar_x = torch.arange(ws, device=self.device)
-        flip = self._uniform(n) < 0.5
-        cols = torch.where(flip[:, None], x[:, None] + ws - 1 - ar_x, x[:, None] + ar_x)  # (n, ws)
-        flat = self.offset[idx, None, None] + (y[:, None, None] + ar_y[None, :, None]) * w[:, None, None] \
-            + cols[:, None, :]  # (n, hs, ws)
-        return self.pixels[:, flat].permute(1, 0, 2, 3).contiguous()
 
-    @staticmethod
-    def _luma(x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return (0.299 * xf[:, 0] + 0.587 * xf[:, 1] + 0.114 * xf[:, 2]).round().to(torch.uint8)
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of (..., 3) uint8, rounded (float32 as the models' gray is)."""
+    f = rgb.astype(np.float32)
+    return np.round(np.float32(0.299) * f[..., 0] + np.float32(0.587) * f[..., 1]
+                    + np.float32(0.114) * f[..., 2]).astype(np.uint8)
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n, 3, size, size) uint8 levels and (n,) bool: which crops are gray (R = G = B, or with
-        ``packed_gray`` three consecutive gray rows as the channels of a row, as the flow codes gray)."""
+
+CROP = np.dtype([("entry", np.int64), ("y", np.int64), ("x", np.int64), ("flip", bool), ("gray", bool)])
+
+
+class CropSource(Source):
+    """Random ``size`` x ``size`` crops of photographs, mirrored at random, a fraction made gray
+    (R = G = B, or with ``packed_gray`` three consecutive gray rows as the channels of a row, as
+    the flow codes gray). ``scales``: each image also reduced by these integer box filters
+    (smoother, less noisy versions of the same scenes). An image (at a scale) is drawn with
+    probability proportional to its area, and gives ``per_image`` crops of a batch, so that one
+    decoded image serves several crops. ``load`` gives ((n, 3, size, size) uint8, (n,) bool gray)."""
+
+    def __init__(self, root: Path, items: list[Item], size: int, gray_fraction: float,
+                 scales: tuple[int, ...] = (1,), packed_gray: bool = False, per_image: int = 4):
+        self.root, self.size, self.gray_fraction = Path(root), size, gray_fraction
+        self.packed_gray, self.per_image = packed_gray, max(1, per_image)
+        entries = [(p.path, s, -(-p.meta[0] // s), -(-p.meta[1] // s)) for p in items for s in scales]
+        self.entries = [e for e in entries if min(e[2], e[3]) >= size]  # (path, scale, h, w)
+        if not self.entries:
+            raise UsageError(f"no image under {root} is at least {size}x{size}")
+        area = np.array([h * w for _, _, h, w in self.entries], dtype=np.float64)
+        self.p = area / area.sum()
+        self.h = np.array([e[2] for e in self.entries], dtype=np.int64)
+        self.w = np.array([e[3] for e in self.entries], dtype=np.int64)
+
+    def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        s, k = self.size, self.per_image
+        out = np.zeros(n, CROP)
+        e = np.repeat(rng.choice(len(self.entries), -(-n // k), p=self.p), k)[:n]
+        gray = rng.random(n) < self.gray_fraction
+        if self.packed_gray:
+            gray &= self.h[e] >= 3 * s  # a gray crop is 3 size rows tall
+        tall = np.where(gray & self.packed_gray, 3 * s, s)
+        out["entry"], out["gray"] = e, gray
+        out["y"] = (rng.random(n) * (self.h[e] - tall + 1)).astype(np.int64)
+        out["x"] = (rng.random(n) * (self.w[e] - s + 1)).astype(np.int64)
+        out["flip"] = rng.random(n) < 0.5
+        return out
+
+    def _image(self, entry: int) -> np.ndarray:
+        path, scale, h, w = self.entries[entry]
+        with Image.open(self.root / path) as img:
+            img = img.convert("RGB")
+            a = np.asarray(img.reduce(scale) if scale > 1 else img)
+        if a.shape[:2] != (h, w):
+            raise OSError(f"{self.root / path}: not the image it was when the folder was listed")
+        return a
+
+    def load(self, plan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.size
-        idx = torch.multinomial(self.p, n, replacement=True, generator=self.gen)
-        out = self._crops(idx, s, s)
-        gray = self._uniform(n) < self.gray_fraction
-        if gray.any() and not self.packed_gray:
-            out[gray] = self._luma(out[gray]).unsqueeze(1).expand(-1, 3, -1, -1)
-        elif gray.any():
-            tall = self.h[idx] >= 3 * s
-            gray &= tall
-            g = self._luma(self._crops(idx[gray], 3 * s, s))  # (m, 3s, s)
-            out[gray] = g.view(-1, s, 3, s).permute(0, 2, 1, 3)
-        return out, gray
+        out = np.empty((len(plan), 3, s, s), np.uint8)
+        for entry in np.unique(plan["entry"]):
+            img = self._image(int(entry))
+            for j in np.flatnonzero(plan["entry"] == entry):
+                r = plan[j]
+                tall = 3 * s if r["gray"] and self.packed_gray else s
+                c = img[r["y"]:r["y"] + tall, r["x"]:r["x"] + s]
+                c = c[:, ::-1] if r["flip"] else c
+                if not r["gray"]:
+                    out[j] = c.transpose(2, 0, 1)
+                elif self.packed_gray:  # rows 3i, 3i+1, 3i+2 as the channels of row i
+                    out[j] = _luma(c).reshape(s, 3, s).transpose(1, 0, 2)
+                else:
+                    out[j] = _luma(c)[None]
+        return torch.from_numpy(out), torch.from_numpy(plan["gray"].copy())
 
 
-class ImageSampler:
-    """Whole ``size`` x ``size`` gray images (every image under a folder, e.g. digits), drawn
-    uniformly: batches of (n, 1, size, size) uint8 (and None: no gray flags)."""
+class WholeImageSource(Source):
+    """Whole ``size`` x ``size`` gray images (e.g. digits), drawn uniformly: ((n, 1, size, size)
+    uint8, None)."""
 
-    def __init__(self, folder: str | Path, size: int, seed: int, device: str | torch.device = "cpu"):
-        paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        ims = [np.asarray(Image.open(p).convert("L")) for p in paths]
-        ims = [im for im in ims if im.shape == (size, size)]
-        if not ims:
-            raise FileNotFoundError(f"no {size}x{size} images found under {folder}")
-        self.device = torch.device(device)
-        self.images = torch.from_numpy(np.stack(ims)).unsqueeze(1).to(self.device)
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(seed)
+    def __init__(self, root: Path, items: list[Item], size: int):
+        self.root, self.size = Path(root), size
+        self.paths = [p.path for p in items if tuple(p.meta[:2]) == (size, size)]
+        if not self.paths:
+            raise UsageError(f"no {size}x{size} image under {root}")
 
-    def batch(self, n: int) -> tuple[torch.Tensor, None]:
-        idx = torch.randint(0, len(self.images), (n,), generator=self.gen, device=self.device)
-        return self.images[idx], None
+    def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.integers(0, len(self.paths), n)
+
+    def load(self, plan: np.ndarray) -> tuple[torch.Tensor, None]:
+        ims = []
+        for i in plan:
+            with Image.open(self.root / self.paths[i]) as img:
+                ims.append(np.asarray(img.convert("L")))
+        return torch.from_numpy(np.stack(ims)).unsqueeze(1), None
 
 
-class TextSampler:
+WINDOW = np.dtype([("file", np.int64), ("pos", np.int64), ("fresh", bool)])
+
+
+class TextSource(Source):
     """Byte streams for the char-RNN: each batch row reads on from where it stopped (so the
     model's state is carried across windows, as over a segment), and starts afresh at a random
-    place once per ``segment`` bytes on average: a file under the folder drawn uniformly (so
-    that one big source does not drown the others), then a place in it. ``batch(n)`` gives
-    (n, seq + 1) symbols (the input before the window: the previous byte, or START for a
-    fresh row; then the window) and which rows are fresh."""
+    place once per ``segment`` bytes on average: a file drawn uniformly (so that one big source
+    does not drown the others), then a place in it. ``load`` gives (n, seq + 1) symbols (the
+    input before the window: the previous byte, or START for a fresh row; then the window) and
+    which rows are fresh."""
 
-    def __init__(self, folder: str | Path, seq: int, segment: int, seed: int, device: str | torch.device = "cpu"):
+    def __init__(self, root: Path, items: list[Item], seq: int, segment: int):
         from dulzip.models.charrnn import START
-        files = [p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()]
-        files = [f for f in files if len(f) > seq + 1]
-        if not files:
-            raise FileNotFoundError(f"no text file longer than {seq + 1} bytes under {folder}")
-        self.device = torch.device(device)
-        self.data = torch.frombuffer(bytearray(b"".join(files)), dtype=torch.uint8).to(self.device)
-        sizes = torch.tensor([len(f) for f in files], dtype=torch.int64)
-        self.begin = (torch.cumsum(sizes, 0) - sizes).to(self.device)
-        self.end = torch.cumsum(sizes, 0).to(self.device)
-        self.seq, self.reset_p, self.start = seq, min(1.0, seq / segment), START
-        self.pos = self.stop = None
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(seed)
+        self.root, self.seq, self.start = Path(root), seq, START
+        self.paths = [p.path for p in items if p.size > seq + 1]
+        if not self.paths:
+            raise UsageError(f"no text file longer than {seq + 1} bytes under {root}")
+        self.sizes = np.array([p.size for p in items if p.size > seq + 1], dtype=np.int64)
+        self.reset_p = min(1.0, seq / segment)
+        self.files = _Handles(self.root)
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        L, dev = self.seq, self.device
-        fresh = torch.rand(n, generator=self.gen, device=dev) < self.reset_p
-        f = torch.randint(0, len(self.begin), (n,), generator=self.gen, device=dev)
-        u = torch.rand(n, generator=self.gen, device=dev, dtype=torch.float64)
-        new = self.begin[f] + (u * (self.end[f] - self.begin[f] - L)).long()
-        if self.pos is None or len(self.pos) != n:
-            fresh[:] = True
-            self.pos, self.stop = new, self.end[f]
-        fresh |= self.pos + L > self.stop  # the file ends: start afresh
-        self.pos = torch.where(fresh, new, self.pos)
-        self.stop = torch.where(fresh, self.end[f], self.stop)
-        window = self.data[self.pos[:, None] + torch.arange(L, device=dev)].long()
-        first = torch.where(fresh, self.start, self.data[(self.pos - 1).clamp(min=0)].long())
-        self.pos = self.pos + L
-        return torch.cat([first[:, None], window], dim=1), fresh
+    def plans(self, seed: int, start: int, n: int) -> Iterator[np.ndarray]:
+        """A batch follows on from the one before, so one generator for the run from ``start``
+        (a resumed run starts every row afresh)."""
+        rng, L = np.random.default_rng([seed, start]), self.seq
+        pos = stop = None
+        while True:
+            fresh = rng.random(n) < self.reset_p
+            f = rng.integers(0, len(self.paths), n)
+            new = (rng.random(n) * (self.sizes[f] - L)).astype(np.int64)
+            if pos is None:
+                fresh[:], pos, stop, file = True, new, self.sizes[f], f
+            fresh |= pos + L > stop  # the file ends: start afresh
+            pos, stop, file = np.where(fresh, new, pos), np.where(fresh, self.sizes[f], stop), np.where(fresh, f, file)
+            plan = np.zeros(n, WINDOW)
+            plan["file"], plan["pos"], plan["fresh"] = file, pos, fresh
+            yield plan
+            pos = pos + L
+
+    def load(self, plan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        L = self.seq
+        out = np.empty((len(plan), L + 1), np.int64)
+        for j, r in enumerate(plan):
+            path = self.paths[r["file"]]
+            if r["fresh"]:
+                out[j, 0] = self.start
+                out[j, 1:] = np.frombuffer(self.files.read(path, int(r["pos"]), L), np.uint8)
+            else:
+                out[j] = np.frombuffer(self.files.read(path, int(r["pos"]) - 1, L + 1), np.uint8)
+        return torch.from_numpy(out), torch.from_numpy(plan["fresh"].copy())
 
 
 def to_levels(samples: np.ndarray, bits: int) -> np.ndarray:
@@ -163,69 +224,101 @@ def to_levels(samples: np.ndarray, bits: int) -> np.ndarray:
     return x * 256 + 128 if bits == 8 else x
 
 
-def load_audio(folder: str | Path) -> list[np.ndarray]:
-    """Every channel of every WAV under ``folder`` the audio path models, as 16-bit levels."""
-    from dulzip.formats.wav import parse_wav
-    out = []
-    for p in sorted(Path(folder).rglob("*.wav")):
-        w = parse_wav(p.read_bytes())
-        if w is not None:
-            lv = to_levels(w.samples, w.bits)
-            out.extend(np.ascontiguousarray(lv[:, c]) for c in range(lv.shape[1]))
-    return out
+CLIP = np.dtype([("track", np.int64), ("pos", np.int64), ("flip", bool)])
 
 
-class AudioSampler:
-    """Windows of ``seq`` samples of the recordings under a folder, each starting with an empty
-    history as a coded segment does; a recording drawn with probability proportional to its
-    length, the polarity flipped at random (speech and music sound the same either way).
-    ``batch(n)`` gives ((n, seq) int64 levels, None)."""
+class AudioSource(Source):
+    """Windows of ``seq`` samples of one channel of the WAVs under a folder, each starting with
+    an empty history as a coded segment does; a channel drawn with probability proportional to
+    its length, the polarity flipped at random (speech and music sound the same either way).
+    ``load`` gives ((n, seq) int64 16-bit levels, None)."""
 
-    def __init__(self, folder: str | Path, seq: int, seed: int, device: str | torch.device = "cpu"):
-        tracks = [t for t in load_audio(folder) if len(t) > seq]
-        if not tracks:
-            raise FileNotFoundError(f"no WAV file longer than {seq} samples under {folder}")
-        self.device = torch.device(device)
-        self.data = torch.from_numpy(np.concatenate(tracks)).to(self.device)
-        sizes = torch.tensor([len(t) for t in tracks], dtype=torch.int64)
-        self.begin = (torch.cumsum(sizes, 0) - sizes).to(self.device)
-        self.room = (sizes - seq).to(torch.float64).to(self.device)  # start positions per track
-        self.weight = sizes.to(torch.float64).to(self.device)
-        self.seq = seq
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(seed)
+    def __init__(self, root: Path, items: list[Item], seq: int):
+        from dulzip.formats.wav import Layout
+        self.root, self.seq = Path(root), seq
+        self.tracks = [(p.path, Layout(*p.meta), c) for p in items if p.meta[4] > seq for c in range(p.meta[2])]
+        if not self.tracks:
+            raise UsageError(f"no WAV file longer than {seq} samples under {root}")
+        frames = np.array([t[1].frames for t in self.tracks], dtype=np.float64)
+        self.room, self.p = frames - seq, frames / frames.sum()
+        self.files = _Handles(self.root)
 
-    def batch(self, n: int) -> tuple[torch.Tensor, None]:
-        dev = self.device
-        f = torch.multinomial(self.weight, n, replacement=True, generator=self.gen)
-        u = torch.rand(n, generator=self.gen, device=dev, dtype=torch.float64)
-        pos = self.begin[f] + (u * self.room[f]).long()
-        x = self.data[pos[:, None] + torch.arange(self.seq, device=dev)]
-        flip = torch.rand(n, 1, generator=self.gen, device=dev) < 0.5
-        return torch.where(flip, (-1 - x), x), None  # -1 - x: the 16-bit range maps onto itself
+    def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        out = np.zeros(n, CLIP)
+        out["track"] = t = rng.choice(len(self.tracks), n, p=self.p)
+        out["pos"] = (rng.random(n) * self.room[t]).astype(np.int64)
+        out["flip"] = rng.random(n) < 0.5
+        return out
+
+    def load(self, plan: np.ndarray) -> tuple[torch.Tensor, None]:
+        out = np.empty((len(plan), self.seq), np.int64)
+        for j, r in enumerate(plan):
+            path, lay, c = self.tracks[r["track"]]
+            fb = lay.channels * lay.bits // 8
+            raw = self.files.read(path, lay.offset + int(r["pos"]) * fb, self.seq * fb)
+            pcm = np.frombuffer(raw, "<i2" if lay.bits == 16 else np.uint8).reshape(-1, lay.channels)[:, c]
+            x = to_levels(pcm.astype(np.int64) - (128 if lay.bits == 8 else 0), lay.bits)
+            out[j] = -1 - x if r["flip"] else x  # -1 - x: the 16-bit range maps onto itself
+        return torch.from_numpy(out), None
 
 
-# The families' samplers (Family.sampler "dulzip.train.data:NAME"): (TrainConfig, model config,
-# seed, device) -> a sampler with .batch(n).
+class _Batches(torch.utils.data.IterableDataset):
+    """A rank's part (samples lo..hi) of every global batch from ``start`` on; with worker
+    processes, worker w of W loads batches w, w + W, ... (the loader yields them in order)."""
 
-def photo_crops(t, cfg, seed: int, device) -> CropSampler:
+    def __init__(self, source: Source, seed: int, start: int, n: int, lo: int, hi: int):
+        self.source, self.seed, self.start, self.n, self.lo, self.hi = source, seed, start, n, lo, hi
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        w, W = (info.id, info.num_workers) if info else (0, 1)
+        for i, plan in enumerate(self.source.plans(self.seed, self.start, self.n)):
+            if i % W == w:
+                yield self.source.load(plan[self.lo:self.hi])
+
+
+def batches(source: Source, seed: int, start: int, n: int, rank: int = 0, world: int = 1,
+            workers: int = 0, pin: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """This rank's slice of global batches ``start``, ``start + 1``, ... of ``n`` samples (``n``
+    a multiple of ``world``), read by ``workers`` processes ahead of the training (0: in this
+    process)."""
+    if n % world:
+        raise UsageError(f"the batch ({n}) must be a multiple of the number of processes ({world})")
+    b = n // world
+    ds = _Batches(source, seed, start, n, rank * b, (rank + 1) * b)
+    if not workers:
+        return iter(ds)
+    return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4,
+                                            pin_memory=pin))
+
+
+def fixed_batches(source: Source, seed: int, count: int, n: int) -> list:
+    """``count`` global batches of ``n`` samples, the same every time (the held-out evaluation)."""
+    return [source.load(p) for p in itertools.islice(source.plans(seed, 0, n), count)]
+
+
+# The families' sources (Family.sampler "dulzip.train.data:NAME"): (TrainConfig, model config,
+# folder, its items) -> a Source.
+
+def photo_crops(t, cfg, root: Path, items: list[Item]) -> CropSource:
     """Random crops of photographs, a fraction made gray (R = G = B)."""
-    return CropSampler(load_images(t.data, tuple(t.scales)), t.crop, t.gray_fraction, seed, device)
+    return CropSource(root, items, t.crop, t.gray_fraction, tuple(t.scales), per_image=t.crops_per_image)
 
 
-def photo_crops_packed_gray(t, cfg, seed: int, device) -> CropSampler:
+def photo_crops_packed_gray(t, cfg, root: Path, items: list[Item]) -> CropSource:
     """As :func:`photo_crops`, gray crops packed as codecs.flow codes gray."""
-    return CropSampler(load_images(t.data, tuple(t.scales)), t.crop, t.gray_fraction, seed, device, packed_gray=True)
+    return CropSource(root, items, t.crop, t.gray_fraction, tuple(t.scales), packed_gray=True,
+                      per_image=t.crops_per_image)
 
 
-def whole_images(t, cfg, seed: int, device) -> ImageSampler:
+def whole_images(t, cfg, root: Path, items: list[Item]) -> WholeImageSource:
     """Whole small gray images of the model's size (e.g. 28x28 digits)."""
-    return ImageSampler(t.data, cfg.size, seed, device)
+    return WholeImageSource(root, items, cfg.size)
 
 
-def text_windows(t, cfg, seed: int, device) -> TextSampler:
-    return TextSampler(t.data, t.seq, t.segment, seed, device)
+def text_windows(t, cfg, root: Path, items: list[Item]) -> TextSource:
+    return TextSource(root, items, t.seq, t.segment)
 
 
-def audio_windows(t, cfg, seed: int, device) -> AudioSampler:
-    return AudioSampler(t.data, t.seq, seed, device)
+def audio_windows(t, cfg, root: Path, items: list[Item]) -> AudioSource:
+    return AudioSource(root, items, t.seq)

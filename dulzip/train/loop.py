@@ -14,8 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dulzip.errors import FormatError
+from dulzip.errors import FormatError, UsageError
 from dulzip.models import registry
+from dulzip.train import dist
+from dulzip.train.data import batches, fixed_batches
 
 
 def arch_of(mcfg) -> str:
@@ -28,7 +30,7 @@ class TrainConfig:
     data: str
     out: str
     steps: int = 20000
-    batch: int = 32
+    batch: int = 32  # the global batch: split over the processes of a distributed run
     crop: int = 32
     seq: int = 256  # text: bytes per training window (state carried across windows)
     segment: int = 16384  # text: mean bytes before a training stream starts afresh
@@ -44,6 +46,15 @@ class TrainConfig:
     time_limit: float = 0.0  # seconds of training in all (0: none); the schedule follows time too
     ema: float = 0.999  # decay of the exponential moving average of the weights (what is exported)
     compile: bool = False  # torch.compile the loss (falls back to eager if compiling fails)
+    clip: float = 1.0  # gradient norm clipping
+    bf16: bool | None = None  # bfloat16 autocast (None: on a GPU); the exported integer model is what codes
+    workers: int = 0  # processes reading the data ahead of the training (0: this one)
+    crops_per_image: int = 4  # image crops of a batch cut from each decoded image
+    heldout: float = 0.02  # the fraction of the folder's files held out (by a hash of their path)
+    heldout_data: str | None = None  # or a folder of held-out files
+    eval_every: int = 500  # steps between held-out evaluations
+    eval_batches: int = 8  # global batches of held-out data, the same at every evaluation
+    log_every: int = 20  # steps between lines of metrics.jsonl
 
 
 def progress_at(step: int, elapsed: float, cfg: TrainConfig) -> float:
@@ -132,19 +143,69 @@ def grow_into(model: torch.nn.Module, state: dict) -> None:
     model.load_state_dict(grown)
 
 
+def _heldout_bits(arch, cfg, ema: dict, held: list, dev: torch.device) -> float:
+    """Mean bits per dimension of the moving average of the weights (what is exported) on the
+    fixed held-out batches, in full precision; a fresh module, so a text model's streams start
+    afresh and carry on over the batches as in training."""
+    net = arch.module(cfg).to(dev)
+    net.load_state_dict(ema)
+    net.eval()
+    with torch.no_grad():
+        bits = [net.loss(x.to(dev), None if f is None else f.to(dev)).item() for x, f in held]
+    return sum(bits) / len(bits)
+
+
+def _source(arch, tcfg: TrainConfig, cfg, d: dist.Dist, out: Path):
+    """The training and held-out data sources of a run (the folder listed by rank 0 first, then
+    read from its cache by the others), and a line saying what they are."""
+    from dulzip.train.files import list_files, split
+    modality = arch.modality
+    cache = out / "files.json"
+
+    def listed(folder: str, name: str):
+        for turn in (0, 1):  # rank 0 lists (and caches) first; the rest then read the cache
+            if (turn == 0) == d.main:
+                items, skipped = list_files(folder, modality, cache if name == "files" else out / f"{name}.json")
+            dist.barrier(d)
+        if not items:
+            raise UsageError(f"no {modality} files under {folder}")
+        return items, skipped
+
+    items, skipped = listed(tcfg.data, "files")
+    if tcfg.heldout_data:
+        train, held = items, listed(tcfg.heldout_data, "heldout-files")[0]
+        held_root = Path(tcfg.heldout_data)
+    else:
+        train, held = split(items, tcfg.heldout)
+        held_root = Path(tcfg.data)
+    if not train:
+        raise UsageError(f"every file under {tcfg.data} is held out (--heldout)")
+    source = arch.make_sampler(tcfg, cfg, Path(tcfg.data), train)
+    held_source = arch.make_sampler(tcfg, cfg, held_root, held) if held else None
+    size = sum(p.size for p in train)
+    note = (f"{len(train)} training files ({size / 1e6:.1f} MB), {len(held)} held out"
+            + (f", {skipped} unreadable skipped" if skipped else ""))
+    return source, held_source, note
+
+
 def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
     """Train (or resume) a model of any registered family (by the type of ``mcfg``); returns
-    the checkpoint path. Metrics go to metrics.jsonl: the loss in bits per dimension of the
-    family's data (``bits``, with its ``unit``: bits/sub-pixel, bits/byte or bits/sample).
+    the checkpoint path. Under torchrun every rank runs this (see :mod:`dulzip.train.dist`):
+    each trains on its part of every global batch, and rank 0 alone logs, shows progress,
+    evaluates and checkpoints. Metrics go to metrics.jsonl: the loss in bits per dimension of
+    the family's data (``bits``, with its ``unit``: bits/sub-pixel, bits/byte or bits/sample,
+    the mean over ranks), and every ``eval_every`` steps ``heldout``, the bits of the held-out
+    files under the moving average of the weights.
 
     The checkpoint keeps the raw weights, the optimizer and an exponential moving average of
-    the weights (``ema``), which is what gets exported.
+    the weights (``ema``), which is what gets exported. It holds nothing of the number of
+    processes: a run resumes on any number of them.
     """
+    d, dev = dist.start(tcfg.device)
     out = Path(tcfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    dev = torch.device(tcfg.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     ckpt_path = out / "checkpoint.pt"
@@ -167,55 +228,84 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
             grow_into(model, load_checkpoint(Path(tcfg.init_from))["model"])
             if hasattr(model, "reset_conditioning"):
                 model.reset_conditioning()
-            print(f"initialized from {tcfg.init_from}")
+            if d.main:
+                print(f"initialized from {tcfg.init_from}")
         model = model.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
         ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    sampler = arch.make_sampler(tcfg, model.cfg, tcfg.seed + step, dev)
+    source, held_source, note = _source(arch, tcfg, model.cfg, d, out)
+    if d.main:
+        print(f"{arch.name}: {note}; global batch {tcfg.batch} on {d.world} process(es)"
+              + (f", from step {step}" if step else ""))
+    data = batches(source, tcfg.seed, step, tcfg.batch, d.rank, d.world, tcfg.workers, pin=dev.type == "cuda")
+    held = fixed_batches(held_source, tcfg.seed + 1, tcfg.eval_batches, tcfg.batch) if held_source and d.main else []
     unit = registry.UNITS[arch.modality]
-    log = open(out / "metrics.jsonl", "a")
-    bar = tqdm(total=tcfg.steps, initial=step, disable=not progress, desc="train", unit="step")
+    log = open(out / "metrics.jsonl", "a") if d.main else None
+    bar = tqdm(total=tcfg.steps, initial=step, disable=not (progress and d.main), desc="train", unit="step")
     model.train()
     t0, ema_loss = time.time() - elapsed, None
     last_ckpt = time.time()
     params = dict(model.named_parameters())
-    loss_fn = model.loss
-    step_fn = torch.compile(loss_fn) if tcfg.compile else loss_fn
-    while progress_at(step, time.time() - t0, tcfg) < 1.0:
-        lr = lr_at(step, tcfg, progress_at(step, time.time() - t0, tcfg))
+    net = dist.wrap(model, d, dev)
+    step_fn = torch.compile(net) if tcfg.compile else net
+    bf16 = dev.type == "cuda" if tcfg.bf16 is None else tcfg.bf16
+
+    def write(row: dict) -> None:
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+
+    while True:
+        now = dist.agree(d, time.time() - t0, dev)  # rank 0's clock: every rank stops at the same step
+        if progress_at(step, now, tcfg) >= 1.0:
+            break
+        lr = lr_at(step, tcfg, progress_at(step, now, tcfg))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, gray = sampler.batch(tcfg.batch)
-        try:
-            loss = step_fn(x, gray)
-        except Exception as e:  # a failed compile must not cost the run
-            if step_fn is loss_fn:
-                raise
-            print(f"torch.compile failed ({type(e).__name__}: {e}); training eagerly")
-            step_fn = loss_fn
-            loss = step_fn(x, gray)
+        x, flags = next(data)
+        x = x.to(dev, non_blocking=True)
+        flags = None if flags is None else flags.to(dev, non_blocking=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            try:
+                loss = step_fn(x, flags)
+            except Exception as e:  # a failed compile must not cost the run
+                if step_fn is net:
+                    raise
+                print(f"torch.compile failed ({type(e).__name__}: {e}); training eagerly")
+                step_fn = net
+                loss = step_fn(x, flags)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip)
         opt.step()
         step += 1
-        with torch.no_grad():  # EMA of the weights; a short memory at the start
-            d = min(tcfg.ema, (1 + step) / (10 + step))
-            for k, p in params.items():
-                ema[k].mul_(d).add_(p.detach(), alpha=1 - d)
-        loss_v = loss.item()
+        if d.main:
+            with torch.no_grad():  # EMA of the weights; a short memory at the start
+                decay = min(tcfg.ema, (1 + step) / (10 + step))
+                for k, p in params.items():
+                    ema[k].mul_(decay).add_(p.detach(), alpha=1 - decay)
+        logged = step % tcfg.log_every == 0
+        loss_v = dist.mean(d, loss) if logged else float(loss.item()) if d.main else 0.0
         ema_loss = loss_v if ema_loss is None else 0.98 * ema_loss + 0.02 * loss_v
+        if not d.main:
+            continue
         bar.update(1)
         bar.set_postfix(bits=f"{ema_loss:.3f}")
-        if step % 20 == 0:
-            log.write(json.dumps({"step": step, "bits": round(loss_v, 4), "unit": unit, "ema": round(ema_loss, 4),
-                                  "lr": lr, "time": round(time.time() - t0, 1)}) + "\n")
-            log.flush()
+        if logged:
+            write({"step": step, "bits": round(loss_v, 6), "unit": unit, "ema": round(ema_loss, 4),
+                   "lr": lr, "time": round(time.time() - t0, 1)})
+        if held and step % tcfg.eval_every == 0:
+            write({"step": step, "heldout": round(_heldout_bits(arch, model.cfg, ema, held, dev), 5), "unit": unit,
+                   "time": round(time.time() - t0, 1)})
         if step % tcfg.checkpoint_every == 0 or time.time() - last_ckpt > 120:
             save_checkpoint(ckpt_path, model, opt, ema, step, time.time() - t0, tcfg)
             last_ckpt = time.time()
-    save_checkpoint(ckpt_path, model, opt, ema, step, time.time() - t0, tcfg)
-    bar.close()
-    log.close()
-    print(f"trained {arch.n_params(model)} parameters for {step} steps ({time.time() - t0:.0f} s) -> {ckpt_path}")
+    if d.main:
+        if held and step % tcfg.eval_every:
+            write({"step": step, "heldout": round(_heldout_bits(arch, model.cfg, ema, held, dev), 5), "unit": unit,
+                   "time": round(time.time() - t0, 1)})
+        save_checkpoint(ckpt_path, model, opt, ema, step, time.time() - t0, tcfg)
+        bar.close()
+        log.close()
+        print(f"trained {arch.n_params(model)} parameters for {step} steps ({time.time() - t0:.0f} s) -> {ckpt_path}")
+    dist.barrier(d)
     return ckpt_path
