@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import shlex
 import sys
 import time
 import traceback
@@ -562,7 +563,7 @@ def _family_defaults(option: str) -> str:
 
 
 def _train_fallback():
-    from dulzip.train.loop import TrainConfig
+    from dulzip.train.config import TrainConfig
     return TrainConfig(data="", out="")
 
 
@@ -674,6 +675,22 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
         dist.stop()
 
 
+def _given(ctx: click.Context) -> str:
+    """The command as given: the options that came from the command line (for the card)."""
+    from click.core import ParameterSource
+    words = []
+    for p in ctx.command.params:
+        if ctx.get_parameter_source(p.name) != ParameterSource.COMMANDLINE:
+            continue
+        v = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            flags = p.opts if v or not p.secondary_opts else p.secondary_opts
+            words += [flags[-1]] * (v if p.count else 1) if not isinstance(v, bool) else [flags[-1]]
+        else:
+            words += [p.opts[-1], str(v)]
+    return "dulzip train " + shlex.join(words)
+
+
 def _train(data, out, steps, warmup, batch, crop, seq, lr, arch, time_limit, gray_fraction, seed, heldout,
            heldout_data, eval_every, log_every, workers, bf16, device, init_from, export_name, card_files, models_dir,
            prime_bytes, threads, no_progress, where) -> None:
@@ -705,7 +722,7 @@ def _train(data, out, steps, warmup, batch, crop, seq, lr, arch, time_limit, gra
         models = Path(models_dir or zoo.models_dir())
         path = export_checkpoint(ckpt, export_name, models, prime_text=text)
         click.echo(f"exported {path}")
-        card = training_card(path, Path(out), tcfg, where.world, card_files)
+        card = training_card(path, Path(out), tcfg, where.world, card_files, _given(click.get_current_context()))
         if card.get("results"):
             r = card["results"]
             click.echo(f"held-out {r['corpus']}: " + ", ".join(

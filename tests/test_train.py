@@ -304,3 +304,142 @@ def test_a_saved_checkpoint_loads_as_plain_data(tmp_path):
     assert ck["step"] == 7 and ck["arch"] == "made" and ck["train_config"]["scales"] == (1, 2)
     assert torch.equal(ck["rng"], torch.get_rng_state()) and set(ck["ema"]) == set(ck["model"])
     opt.load_state_dict(ck["opt"])
+
+
+def _text_source(tmp_path, seq=16, segment=48):
+    from dulzip.train.data import TextSource
+    from dulzip.train.files import list_files
+    readme = (DATA.parent.parent / "README.md").read_bytes()
+    (tmp_path / "a.txt").write_bytes(readme[:5000])
+    (tmp_path / "b.txt").write_bytes(readme[5000:7000])
+    items, _ = list_files(tmp_path, "text")
+    return TextSource(tmp_path, items, seq, segment), {p.path: (tmp_path / p.path).read_bytes() for p in items}
+
+
+def test_each_rank_and_worker_reads_its_part_of_the_same_global_batches(tmp_path):
+    """Global batches are planned from (seed, step): two ranks' parts, side by side, are one
+    process's batch, and worker processes load the same batches in the same order."""
+    import itertools
+
+    import torch
+
+    from dulzip.train.data import batches
+    src, _ = _text_source(tmp_path)
+    one = list(itertools.islice(batches(src, 7, 0, 6), 5))
+    parts = [list(itertools.islice(batches(src, 7, 0, 6, rank=r, world=2), 5)) for r in (0, 1)]
+    for (x, f), (x0, f0), (x1, f1) in zip(one, *parts):
+        assert torch.equal(x, torch.cat([x0, x1])) and torch.equal(f, torch.cat([f0, f1]))
+    ahead = list(itertools.islice(batches(src, 7, 0, 6, workers=2), 5))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, ahead))
+    later = next(batches(src, 7, 3, 6))  # a resumed run: batch 3 again, its rows started afresh
+    assert later[1].all() and not torch.equal(later[0], one[3][0])
+
+
+def test_text_rows_read_on_where_they_stopped(tmp_path):
+    """A row that is not fresh continues its stream: its first symbol is the byte before the
+    window, the last of the row's previous window; every window is a piece of a file."""
+    import itertools
+
+    from dulzip.models.charrnn import START
+    src, files = _text_source(tmp_path)
+    plans = list(itertools.islice(src.plans(0, 0, 8), 30))
+    loaded = [src.load(p) for p in plans]
+    assert plans[0]["fresh"].all() and not all(p["fresh"].all() for p in plans[1:])
+    for (x, fresh), (prev, _), plan in zip(loaded[1:], loaded, plans[1:]):
+        for row, f in enumerate(fresh.tolist()):
+            if f:
+                assert x[row, 0] == START
+            else:
+                assert x[row, 0] == prev[row, -1]
+            body = bytes(x[row, 1:].tolist())
+            assert body in files[src.paths[plan["file"][row]]]
+
+
+def test_a_folder_is_listed_once_and_split_stably(tmp_path, monkeypatch):
+    """The listing is cached by size and time: a second listing reads no header, a changed file
+    is read again. The held-out split depends on each file's own path, so files stay on their
+    side as the folder grows."""
+    import os
+
+    from PIL import Image
+
+    import dulzip.train.files as files
+    from tests.conftest import photo
+    for i in range(30):
+        Image.fromarray(photo(8 + i, 9, 3, seed=i)).save(tmp_path / f"{i:02d}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    cache = tmp_path / "listing.json"
+    items, skipped = files.list_files(tmp_path, "image", cache)
+    assert len(items) == 30 and skipped == 1 and items[3].meta == (11, 9)
+    read = []
+    real = files._meta
+    monkeypatch.setattr(files, "_meta", lambda p, m: read.append(p.name) or real(p, m))
+    assert files.list_files(tmp_path, "image", cache) == (items, 1) and read == []
+    os.utime(tmp_path / "05.png", ns=(1, 1))
+    assert files.list_files(tmp_path, "image", cache)[0] == items and read == ["05.png"]
+    train, held = files.split(items, 0.1)
+    assert held and len(train) + len(held) == 30 and not {p.path for p in train} & {p.path for p in held}
+    more = items + [files.Item(f"new/{i}.png", 10, (9, 9)) for i in range(50)]
+    assert {p.path for p in held} <= {p.path for p in files.split(more, 0.1)[1]}
+    assert len(files.split(items, 0.001)[1]) == 1  # a folder of 20 or more files holds some out
+    assert files.split(items[:3], 0.001) == (items[:3], [])  # a handful of files: all train
+
+
+def test_a_damaged_file_read_by_a_worker_is_one_error_naming_it(tmp_path):
+    from dulzip.errors import FormatError
+    from dulzip.train.data import CropSource, batches
+    from dulzip.train.files import list_files
+    good = (DATA / "ladybird-256.png").read_bytes()
+    (tmp_path / "b.png").write_bytes(good[:len(good) // 3])
+    items, _ = list_files(tmp_path, "image")
+    with pytest.raises(FormatError) as e:
+        next(batches(CropSource(tmp_path, items, 16, 0.0), 0, 0, 2, workers=1))
+    assert str(e.value).startswith(str(tmp_path / "b.png")) and "\n" not in str(e.value)
+
+
+def test_heldout_evaluation_curves_and_a_card_with_heldout_results(tmp_path):
+    """A held-out folder: evaluated in metrics.jsonl, plotted by --report, and compressed for
+    the exported model's card (real .dlz bits beside the baselines, and the float estimate)."""
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "dune.png").write_bytes((DATA / "dune-47x37.png").read_bytes())
+    run, models = tmp_path / "run", tmp_path / "models"
+    r = CliRunner().invoke(main, ["train", "--data", str(DATA), "--heldout-data", str(held), "--out", str(run),
+                                  "--crop", "16", "--batch", "2", "--channels", "8", "--layers", "2", "--head", "16",
+                                  "--steps", "4", "--eval-every", "2", "--log-every", "1", "--no-progress",
+                                  "--export", "mini", "--card-files", "1", "--models-dir", str(models)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows if "heldout" in x] == [2, 4]
+    assert all(0 < x["heldout"] < 16 and x["unit"] == "bits/sub-pixel" for x in rows if "heldout" in x)
+    (card,) = [json.loads(p.read_text()) for p in models.glob("mini-*.json")]
+    res = card["results"]
+    assert res["images"] == 1 and any(k.startswith("dulzip") for k in res["bpsp"]) and len(res["bpsp"]) >= 3
+    t = card["training"]
+    assert t["heldout_float_bits"]["step"] == 4 and t["processes"] == 1 and t["command"].startswith("dulzip train")
+    (run / "curves.md").unlink()
+    r = CliRunner().invoke(main, ["train", "--report", "--out", str(run)])
+    assert r.exit_code == 0 and (run / "curves.md").is_file() and "| 4 |" in (run / "curves.md").read_text()
+
+
+@pytest.mark.parametrize("family", ["pixelcnn", "charrnn"])
+def test_bf16_autocast_trains_near_full_precision(family, tmp_path):
+    """--bf16 (the default on GPUs) runs here on the CPU's autocast: the first loss, before any
+    update, is the full-precision one to bfloat16's precision, and training goes on."""
+    from dulzip.models import registry
+    from dulzip.train.loop import TrainConfig, train_model
+    from tests.ddp_families import TINY, make_data
+    data = make_data(tmp_path / "data")
+    folder, model, extra = TINY[family]
+    first = {}
+    for bf16 in (False, True):
+        out = tmp_path / f"run-{bf16}"
+        tc = TrainConfig(data=str(data / folder), out=str(out), steps=2, batch=4, warmup=1, log_every=1, heldout=0,
+                         bf16=bf16, **extra)
+        train_model(tc, registry.family(family).config(**model), progress=False)
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [1, 2]
+        first[bf16] = rows[0]["bits"]
+    assert first[True] == pytest.approx(first[False], rel=0.02) and first[True] != first[False]

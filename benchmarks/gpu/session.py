@@ -102,6 +102,7 @@ def start_training(name: str, opts: list[str], root: Path, work: Path, args) -> 
     cmd = [sys.executable, "-m", "dulzip.cli", "train", *opts, "--data", str(root / folder if folder else root),
            "--out", str(work / f"run-{name}"), "--steps", "100000000", "--time-limit", str(args.time_limit),
            "--device", args.device, "--no-progress", "--export", export, "--models-dir", str(work / f"models-{name}"),
+           "--card-files", "0",  # the session codes its own held-out files, on the device and then here
            *(["--init-from", str(init)] if init and init.exists() else []),
            *(["--prime-bytes", str(args.prime_bytes)] if option(opts, "--arch") == "charrnn" else [])]
     log(f"{name}: {shlex.join(cmd[1:])}")

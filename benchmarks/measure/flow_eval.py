@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from dulzip.models.idf import IDF, IDFConfig
-from dulzip.train.data import IMAGE_SUFFIXES
+from dulzip.train.files import IMAGE_SUFFIXES
 from dulzip.train.loop import load_checkpoint
 
 

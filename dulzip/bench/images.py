@@ -18,7 +18,7 @@ from PIL import Image
 from dulzip import __version__, api
 from dulzip.bench.baselines import image_baselines, png
 from dulzip.bench.common import DLZ, bar_plot, command, machine, timed_round_trip
-from dulzip.train.data import IMAGE_SUFFIXES
+from dulzip.train.files import IMAGE_SUFFIXES
 
 def _images(folder: Path, limit: int) -> list[Path]:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 
@@ -48,10 +46,9 @@ def hardware(device: str, world: int) -> str:
     return f"{world} process(es) on {what}" + (f", {nodes} nodes" if nodes > 1 else "") + f", torch {torch.__version__}"
 
 
-def command(world: int) -> str:
-    """The command line as run (under torchrun: as one would run it again)."""
-    cmd = "dulzip " + shlex.join(sys.argv[1:])
-    return f"{cmd} ({world} processes under torchrun)" if world > 1 else cmd
+def command(given: str, world: int) -> str:
+    """The command line as given, and under torchrun how many processes ran it."""
+    return f"{given} ({world} processes under torchrun)" if world > 1 else given
 
 
 def heldout_files(run: Path, tcfg, limit: int) -> tuple[Path, list[str]]:
@@ -64,13 +61,14 @@ def heldout_files(run: Path, tcfg, limit: int) -> tuple[Path, list[str]]:
     return Path(tcfg.heldout_data or tcfg.data), sorted(p.path for p in held)[:limit]
 
 
-def training_card(weights: Path, run: Path, tcfg, world: int, files: int) -> dict:
-    """Add the run's facts and held-out results to the card beside ``weights``; returns it."""
+def training_card(weights: Path, run: Path, tcfg, world: int, files: int, given: str) -> dict:
+    """Add the run's facts and held-out results to the card beside ``weights``; returns it.
+    ``given``: the command line that trained it."""
     card_path = weights.with_suffix(".json")
     card = json.loads(card_path.read_text())
     s = summary(run)
     t = card.setdefault("training", {})
-    t.update(command=command(world), data=str(tcfg.data), hardware=hardware(tcfg.device, world), processes=world)
+    t.update(command=command(given, world), data=str(tcfg.data), hardware=hardware(tcfg.device, world), processes=world)
     if "seconds" in s:
         t["wall_time"] = f"{s['seconds'] / 3600:.2f} h"
         t["final_train_bits_ema"] = s["train_bits"]

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dulzip.errors import UsageError
-from dulzip.train.files import IMAGE_SUFFIXES, Item  # noqa: F401  (IMAGE_SUFFIXES: the bench's list too)
+from dulzip.errors import FormatError, UsageError
+from dulzip.train.files import Item
 
 
 class Source:
@@ -78,6 +78,16 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
                     + np.float32(0.114) * f[..., 2]).astype(np.uint8)
 
 
+def _decode(path: Path, mode: str, scale: int = 1) -> Image.Image:
+    """An image file decoded (reduced by ``scale``); a file that cannot be, named in the error."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert(mode)
+            return img.reduce(scale) if scale > 1 else img
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise FormatError(f"{path}: {e}") from None
+
+
 CROP = np.dtype([("entry", np.int64), ("y", np.int64), ("x", np.int64), ("flip", bool), ("gray", bool)])
 
 
@@ -118,9 +128,7 @@ class CropSource(Source):
 
     def _image(self, entry: int) -> np.ndarray:
         path, scale, h, w = self.entries[entry]
-        with Image.open(self.root / path) as img:
-            img = img.convert("RGB")
-            a = np.asarray(img.reduce(scale) if scale > 1 else img)
+        a = np.asarray(_decode(self.root / path, "RGB", scale))
         if a.shape[:2] != (h, w):
             raise OSError(f"{self.root / path}: not the image it was when the folder was listed")
         return a
@@ -158,10 +166,7 @@ class WholeImageSource(Source):
         return rng.integers(0, len(self.paths), n)
 
     def load(self, plan: np.ndarray) -> tuple[torch.Tensor, None]:
-        ims = []
-        for i in plan:
-            with Image.open(self.root / self.paths[i]) as img:
-                ims.append(np.asarray(img.convert("L")))
+        ims = [np.asarray(_decode(self.root / self.paths[i], "L")) for i in plan]
         return torch.from_numpy(np.stack(ims)).unsqueeze(1), None
 
 
@@ -274,7 +279,27 @@ class _Batches(torch.utils.data.IterableDataset):
         w, W = (info.id, info.num_workers) if info else (0, 1)
         for i, plan in enumerate(self.source.plans(self.seed, self.start, self.n)):
             if i % W == w:
-                yield self.source.load(plan[self.lo:self.hi])
+                try:
+                    yield self.source.load(plan[self.lo:self.hi])
+                except (OSError, FormatError) as e:  # a file gone or damaged since the listing
+                    if info is None:
+                        raise
+                    yield _Failed(type(e), str(e))  # the loader would wrap it in a worker's traceback
+                    return
+
+
+class _Failed:
+    """A worker's load error, brought to the training process as it was raised."""
+
+    def __init__(self, kind: type, message: str):
+        self.kind, self.message = kind, message
+
+
+def _unwrapped(loader) -> Iterator:
+    for item in loader:
+        if isinstance(item, _Failed):
+            raise item.kind(item.message)
+        yield item
 
 
 def batches(source: Source, seed: int, start: int, n: int, rank: int = 0, world: int = 1,
@@ -288,8 +313,8 @@ def batches(source: Source, seed: int, start: int, n: int, rank: int = 0, world:
     ds = _Batches(source, seed, start, n, rank * b, (rank + 1) * b)
     if not workers:
         return iter(ds)
-    return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4,
-                                            pin_memory=pin))
+    return _unwrapped(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4,
+                                                  pin_memory=pin))
 
 
 def fixed_batches(source: Source, seed: int, count: int, n: int) -> list:
