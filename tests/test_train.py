@@ -43,9 +43,9 @@ def test_crop_source_cuts_real_windows(tmp_path):
     images = [rng.integers(0, 256, (20, 31, 3), dtype=np.uint8), rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)]
     for i, im in enumerate(images):
         Image.fromarray(im).save(tmp_path / f"{i}.png")
-    items, skipped = list_files(tmp_path, "image")
-    assert [p.meta for p in items] == [(20, 31), (9, 12)] and skipped == 0
-    s = CropSource(tmp_path, items, 8, gray_fraction=0.3, per_image=3)
+    files, skipped = list_files(tmp_path, "image")
+    assert files.meta.tolist() == [[20, 31], [9, 12]] and skipped == 0
+    s = CropSource(tmp_path, files, 8, gray_fraction=0.3, per_image=3)
     plan = s.plan(np.random.default_rng(1), 64)
     x, gray = s.load(plan)
     assert x.shape == (64, 3, 8, 8) and x.dtype == torch.uint8 and gray.shape == (64,)
@@ -162,13 +162,13 @@ def test_audio_source_windows_are_pieces_of_recordings():
     from dulzip.formats.wav import parse_wav
     from dulzip.train.data import AudioSource, to_levels
     from dulzip.train.files import list_files
-    items, _ = list_files(DATA, "audio")
+    files, _ = list_files(DATA, "audio")
     tracks = []
-    for p in items:
-        w = parse_wav((DATA / p.path).read_bytes())
+    for p in files.paths():
+        w = parse_wav((DATA / p).read_bytes())
         lv = to_levels(w.samples, w.bits)
         tracks += [np.ascontiguousarray(lv[:, c]) for c in range(lv.shape[1])]
-    s = AudioSource(DATA, items, 256)
+    s = AudioSource(DATA, files, 256)
     x, _ = s.load(s.plan(np.random.default_rng(1), 12))
     assert x.shape == (12, 256)
     joined = [t.tobytes() for t in tracks] + [(-1 - t).tobytes() for t in tracks]
@@ -312,8 +312,8 @@ def _text_source(tmp_path, seq=16, segment=48):
     readme = (DATA.parent.parent / "README.md").read_bytes()
     (tmp_path / "a.txt").write_bytes(readme[:5000])
     (tmp_path / "b.txt").write_bytes(readme[5000:7000])
-    items, _ = list_files(tmp_path, "text")
-    return TextSource(tmp_path, items, seq, segment), {p.path: (tmp_path / p.path).read_bytes() for p in items}
+    files, _ = list_files(tmp_path, "text")
+    return TextSource(tmp_path, files, seq, segment), {p: (tmp_path / p).read_bytes() for p in files.paths()}
 
 
 def test_each_rank_and_worker_reads_its_part_of_the_same_global_batches(tmp_path):
@@ -352,7 +352,7 @@ def test_text_rows_read_on_where_they_stopped(tmp_path):
             else:
                 assert x[row, 0] == prev[row, -1]
             body = bytes(x[row, 1:].tolist())
-            assert body in files[src.paths[plan["file"][row]]]
+            assert body in files[src.files.path(src.index[plan["file"][row]])]
 
 
 def test_a_folder_is_listed_once_and_split_stably(tmp_path, monkeypatch):
@@ -361,6 +361,7 @@ def test_a_folder_is_listed_once_and_split_stably(tmp_path, monkeypatch):
     side as the folder grows."""
     import os
 
+    import numpy as np
     from PIL import Image
 
     import dulzip.train.files as files
@@ -369,21 +370,22 @@ def test_a_folder_is_listed_once_and_split_stably(tmp_path, monkeypatch):
         Image.fromarray(photo(8 + i, 9, 3, seed=i)).save(tmp_path / f"{i:02d}.png")
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    cache = tmp_path / "listing.json"
-    items, skipped = files.list_files(tmp_path, "image", cache)
-    assert len(items) == 30 and skipped == 1 and items[3].meta == (11, 9)
+    cache = tmp_path / "listing.npz"
+    listed, skipped = files.list_files(tmp_path, "image", cache)
+    assert len(listed) == 30 and skipped == 1 and listed.meta[3].tolist() == [11, 9]
     read = []
     real = files._meta
     monkeypatch.setattr(files, "_meta", lambda p, m: read.append(p.name) or real(p, m))
-    assert files.list_files(tmp_path, "image", cache) == (items, 1) and read == []
+    again, skipped = files.list_files(tmp_path, "image", cache)
+    assert again.paths() == listed.paths() and (again.meta == listed.meta).all() and skipped == 1 and read == []
     os.utime(tmp_path / "05.png", ns=(1, 1))
-    assert files.list_files(tmp_path, "image", cache)[0] == items and read == ["05.png"]
-    train, held = files.split(items, 0.1)
-    assert held and len(train) + len(held) == 30 and not {p.path for p in train} & {p.path for p in held}
-    more = items + [files.Item(f"new/{i}.png", 10, (9, 9)) for i in range(50)]
-    assert {p.path for p in held} <= {p.path for p in files.split(more, 0.1)[1]}
-    assert len(files.split(items, 0.001)[1]) == 1  # a folder of 20 or more files holds some out
-    assert files.split(items[:3], 0.001) == (items[:3], [])  # a handful of files: all train
+    assert files.list_files(tmp_path, "image", cache)[0].paths() == listed.paths() and read == ["05.png"]
+    train, held = files.split(listed, 0.1)
+    assert len(held) and len(train) + len(held) == 30 and not set(train.paths()) & set(held.paths())
+    more = files.Files.of(listed.paths() + [f"new/{i}.png" for i in range(50)], [10] * 80, [[9, 9]] * 80, 2)
+    assert set(held.paths()) <= set(files.split(more, 0.1)[1].paths())
+    assert len(files.split(listed, 0.001)[1]) == 1  # a folder of 20 or more files holds some out
+    assert len(files.split(listed.take(np.arange(3)), 0.001)[1]) == 0  # a handful of files: all train
 
 
 def test_a_damaged_file_read_by_a_worker_is_one_error_naming_it(tmp_path):
@@ -392,9 +394,9 @@ def test_a_damaged_file_read_by_a_worker_is_one_error_naming_it(tmp_path):
     from dulzip.train.files import list_files
     good = (DATA / "ladybird-256.png").read_bytes()
     (tmp_path / "b.png").write_bytes(good[:len(good) // 3])
-    items, _ = list_files(tmp_path, "image")
+    listed, _ = list_files(tmp_path, "image")
     with pytest.raises(FormatError) as e:
-        next(batches(CropSource(tmp_path, items, 16, 0.0), 0, 0, 2, workers=1))
+        next(batches(CropSource(tmp_path, listed, 16, 0.0), 0, 0, 2, workers=1))
     assert str(e.value).startswith(str(tmp_path / "b.png")) and "\n" not in str(e.value)
 
 

@@ -51,14 +51,11 @@ def command(given: str, world: int) -> str:
     return f"{given} ({world} processes under torchrun)" if world > 1 else given
 
 
-def heldout_files(run: Path, tcfg, limit: int) -> tuple[Path, list[str]]:
-    """(folder, up to ``limit`` held-out files in it): those the run held out, by its listing."""
-    from dulzip.train.files import Item, split
-    name = "heldout-files.json" if tcfg.heldout_data else "files.json"
-    listing = json.loads((run / name).read_text())
-    items = [Item(r[0], r[1], tuple(r[3])) for r in listing["files"] if r[3] is not None]
-    held = items if tcfg.heldout_data else split(items, tcfg.heldout)[1]
-    return Path(tcfg.heldout_data or tcfg.data), sorted(p.path for p in held)[:limit]
+def heldout_files(run: Path, tcfg, modality: str, limit: int) -> tuple[Path, list[str]]:
+    """(folder, up to ``limit`` held-out files in it): those the run held out (its cached listing)."""
+    from dulzip.train.loop import split_data
+    _, folder, held, _ = split_data(tcfg, modality, run)
+    return folder, sorted(held.paths())[:limit]
 
 
 def training_card(weights: Path, run: Path, tcfg, world: int, files: int, given: str) -> dict:
@@ -76,21 +73,22 @@ def training_card(weights: Path, run: Path, tcfg, world: int, files: int, given:
         t["heldout_float_bits"] = {"bits": s["heldout_bits"], "unit": s["unit"], "step": s["heldout_step"],
                                    "what": "the float model (moving average of the weights) on the run's "
                                            "held-out batches"}
-    folder, held = heldout_files(run, tcfg, files) if files > 0 else (None, [])
+    from dulzip.models import registry
+    modality = registry.modality(card["architecture"])
+    folder, held = heldout_files(run, tcfg, modality, files) if files > 0 else (None, [])
     if held:
-        card["results"] = _bench(card["name"], weights.parent, folder, held, run, card["architecture"])
+        card["results"] = _bench(card["name"], weights.parent, folder, held, run, modality)
     card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return card
 
 
-def _bench(name: str, models: Path, folder: Path, held: list[str], run: Path, arch: str) -> dict:
+def _bench(name: str, models: Path, folder: Path, held: list[str], run: Path, modality: str) -> dict:
     """``dulzip bench`` of the held-out files with the new model: real .dlz sizes, decoded and
     compared, beside the modality's baselines."""
     from dulzip.bench.audio import run_audio_bench
     from dulzip.bench.images import run_bench
     from dulzip.bench.text import run_text_bench
-    from dulzip.models import registry
-    runner = {"image": run_bench, "text": run_text_bench, "audio": run_audio_bench}[registry.modality(arch)]
+    runner = {"image": run_bench, "text": run_text_bench, "audio": run_audio_bench}[modality]
     old = os.environ.get("DULZIP_MODELS")
     os.environ["DULZIP_MODELS"] = os.pathsep.join([str(models.resolve()), *([old] if old else [])])
     try:

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from dulzip.errors import FormatError, UsageError
-from dulzip.train.files import Item
+from dulzip.train.files import Files
 
 
 class Source:
@@ -99,23 +99,27 @@ class CropSource(Source):
     probability proportional to its area, and gives ``per_image`` crops of a batch, so that one
     decoded image serves several crops. ``load`` gives ((n, 3, size, size) uint8, (n,) bool gray)."""
 
-    def __init__(self, root: Path, items: list[Item], size: int, gray_fraction: float,
+    def __init__(self, root: Path, files: Files, size: int, gray_fraction: float,
                  scales: tuple[int, ...] = (1,), packed_gray: bool = False, per_image: int = 4):
-        self.root, self.size, self.gray_fraction = Path(root), size, gray_fraction
+        self.root, self.files, self.size, self.gray_fraction = Path(root), files, size, gray_fraction
         self.packed_gray, self.per_image = packed_gray, max(1, per_image)
-        entries = [(p.path, s, -(-p.meta[0] // s), -(-p.meta[1] // s)) for p in items for s in scales]
-        self.entries = [e for e in entries if min(e[2], e[3]) >= size]  # (path, scale, h, w)
-        if not self.entries:
+        n = len(files)
+        # an entry: a file at a scale, (file, scale, height, width) as arrays
+        file = np.tile(np.arange(n), len(scales))
+        scale = np.repeat(np.asarray(scales, np.int64), n)
+        h, w = -(-files.meta[file, 0] // scale), -(-files.meta[file, 1] // scale)
+        keep = np.minimum(h, w) >= size
+        if not keep.any():
             raise UsageError(f"no image under {root} is at least {size}x{size}")
-        area = np.array([h * w for _, _, h, w in self.entries], dtype=np.float64)
-        self.p = area / area.sum()
-        self.h = np.array([e[2] for e in self.entries], dtype=np.int64)
-        self.w = np.array([e[3] for e in self.entries], dtype=np.int64)
+        self.file, self.scale, self.h, self.w = file[keep], scale[keep], h[keep], w[keep]
+        self.cdf = np.cumsum((self.h * self.w).astype(np.float64))
+        self.cdf /= self.cdf[-1]  # an image at a scale is drawn by its area
 
     def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
         s, k = self.size, self.per_image
         out = np.zeros(n, CROP)
-        e = np.repeat(rng.choice(len(self.entries), -(-n // k), p=self.p), k)[:n]
+        e = np.repeat(np.searchsorted(self.cdf, rng.random(-(-n // k)), side="right"), k)[:n]
+        e = np.minimum(e, len(self.cdf) - 1)
         gray = rng.random(n) < self.gray_fraction
         if self.packed_gray:
             gray &= self.h[e] >= 3 * s  # a gray crop is 3 size rows tall
@@ -127,10 +131,10 @@ class CropSource(Source):
         return out
 
     def _image(self, entry: int) -> np.ndarray:
-        path, scale, h, w = self.entries[entry]
-        a = np.asarray(_decode(self.root / path, "RGB", scale))
-        if a.shape[:2] != (h, w):
-            raise OSError(f"{self.root / path}: not the image it was when the folder was listed")
+        path = self.root / self.files.path(int(self.file[entry]))
+        a = np.asarray(_decode(path, "RGB", int(self.scale[entry])))
+        if a.shape[:2] != (self.h[entry], self.w[entry]):
+            raise OSError(f"{path}: not the image it was when the folder was listed")
         return a
 
     def load(self, plan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,17 +160,17 @@ class WholeImageSource(Source):
     """Whole ``size`` x ``size`` gray images (e.g. digits), drawn uniformly: ((n, 1, size, size)
     uint8, None)."""
 
-    def __init__(self, root: Path, items: list[Item], size: int):
-        self.root, self.size = Path(root), size
-        self.paths = [p.path for p in items if tuple(p.meta[:2]) == (size, size)]
-        if not self.paths:
+    def __init__(self, root: Path, files: Files, size: int):
+        self.root, self.size, self.files = Path(root), size, files
+        self.index = np.flatnonzero((files.meta[:, 0] == size) & (files.meta[:, 1] == size))
+        if not len(self.index):
             raise UsageError(f"no {size}x{size} image under {root}")
 
     def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return rng.integers(0, len(self.paths), n)
+        return self.index[rng.integers(0, len(self.index), n)]
 
     def load(self, plan: np.ndarray) -> tuple[torch.Tensor, None]:
-        ims = [np.asarray(_decode(self.root / self.paths[i], "L")) for i in plan]
+        ims = [np.asarray(_decode(self.root / self.files.path(int(i)), "L")) for i in plan]
         return torch.from_numpy(np.stack(ims)).unsqueeze(1), None
 
 
@@ -181,15 +185,15 @@ class TextSource(Source):
     input before the window: the previous byte, or START for a fresh row; then the window) and
     which rows are fresh."""
 
-    def __init__(self, root: Path, items: list[Item], seq: int, segment: int):
+    def __init__(self, root: Path, files: Files, seq: int, segment: int):
         from dulzip.models.charrnn import START
-        self.root, self.seq, self.start = Path(root), seq, START
-        self.paths = [p.path for p in items if p.size > seq + 1]
-        if not self.paths:
+        self.root, self.seq, self.start, self.files = Path(root), seq, START, files
+        self.index = np.flatnonzero(files.size > seq + 1)  # the files drawn from
+        if not len(self.index):
             raise UsageError(f"no text file longer than {seq + 1} bytes under {root}")
-        self.sizes = np.array([p.size for p in items if p.size > seq + 1], dtype=np.int64)
+        self.sizes = files.size[self.index]
         self.reset_p = min(1.0, seq / segment)
-        self.files = _Handles(self.root)
+        self.handles = _Handles(self.root)
 
     def plans(self, seed: int, start: int, n: int) -> Iterator[np.ndarray]:
         """A batch follows on from the one before, so one generator for the run from ``start``
@@ -198,7 +202,7 @@ class TextSource(Source):
         pos = stop = None
         while True:
             fresh = rng.random(n) < self.reset_p
-            f = rng.integers(0, len(self.paths), n)
+            f = rng.integers(0, len(self.index), n)
             new = (rng.random(n) * (self.sizes[f] - L)).astype(np.int64)
             if pos is None:
                 fresh[:], pos, stop, file = True, new, self.sizes[f], f
@@ -213,12 +217,12 @@ class TextSource(Source):
         L = self.seq
         out = np.empty((len(plan), L + 1), np.int64)
         for j, r in enumerate(plan):
-            path = self.paths[r["file"]]
+            path = self.files.path(int(self.index[r["file"]]))
             if r["fresh"]:
                 out[j, 0] = self.start
-                out[j, 1:] = np.frombuffer(self.files.read(path, int(r["pos"]), L), np.uint8)
+                out[j, 1:] = np.frombuffer(self.handles.read(path, int(r["pos"]), L), np.uint8)
             else:
-                out[j] = np.frombuffer(self.files.read(path, int(r["pos"]) - 1, L + 1), np.uint8)
+                out[j] = np.frombuffer(self.handles.read(path, int(r["pos"]) - 1, L + 1), np.uint8)
         return torch.from_numpy(out), torch.from_numpy(plan["fresh"].copy())
 
 
@@ -238,19 +242,22 @@ class AudioSource(Source):
     its length, the polarity flipped at random (speech and music sound the same either way).
     ``load`` gives ((n, seq) int64 16-bit levels, None)."""
 
-    def __init__(self, root: Path, items: list[Item], seq: int):
-        from dulzip.formats.wav import Layout
-        self.root, self.seq = Path(root), seq
-        self.tracks = [(p.path, Layout(*p.meta), c) for p in items if p.meta[4] > seq for c in range(p.meta[2])]
-        if not self.tracks:
+    def __init__(self, root: Path, files: Files, seq: int):
+        self.root, self.seq, self.files = Path(root), seq, files
+        long = np.flatnonzero(files.meta[:, 4] > seq)
+        channels = files.meta[long, 2]
+        self.file = np.repeat(long, channels)  # a track: one channel of a file
+        self.channel = np.concatenate([np.arange(c) for c in channels]) if len(long) else np.zeros(0, np.int64)
+        if not len(self.file):
             raise UsageError(f"no WAV file longer than {seq} samples under {root}")
-        frames = np.array([t[1].frames for t in self.tracks], dtype=np.float64)
-        self.room, self.p = frames - seq, frames / frames.sum()
-        self.files = _Handles(self.root)
+        frames = files.meta[self.file, 4].astype(np.float64)
+        self.room = frames - seq
+        self.cdf = np.cumsum(frames) / frames.sum()  # a track is drawn by its length
+        self.handles = _Handles(self.root)
 
     def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
         out = np.zeros(n, CLIP)
-        out["track"] = t = rng.choice(len(self.tracks), n, p=self.p)
+        out["track"] = t = np.minimum(np.searchsorted(self.cdf, rng.random(n), side="right"), len(self.cdf) - 1)
         out["pos"] = (rng.random(n) * self.room[t]).astype(np.int64)
         out["flip"] = rng.random(n) < 0.5
         return out
@@ -258,11 +265,12 @@ class AudioSource(Source):
     def load(self, plan: np.ndarray) -> tuple[torch.Tensor, None]:
         out = np.empty((len(plan), self.seq), np.int64)
         for j, r in enumerate(plan):
-            path, lay, c = self.tracks[r["track"]]
-            fb = lay.channels * lay.bits // 8
-            raw = self.files.read(path, lay.offset + int(r["pos"]) * fb, self.seq * fb)
-            pcm = np.frombuffer(raw, "<i2" if lay.bits == 16 else np.uint8).reshape(-1, lay.channels)[:, c]
-            x = to_levels(pcm.astype(np.int64) - (128 if lay.bits == 8 else 0), lay.bits)
+            i = int(self.file[r["track"]])
+            _, bits, channels, offset, _ = (int(v) for v in self.files.meta[i])
+            fb = channels * bits // 8
+            raw = self.handles.read(self.files.path(i), offset + int(r["pos"]) * fb, self.seq * fb)
+            pcm = np.frombuffer(raw, "<i2" if bits == 16 else np.uint8).reshape(-1, channels)[:, self.channel[r["track"]]]
+            x = to_levels(pcm.astype(np.int64) - (128 if bits == 8 else 0), bits)
             out[j] = -1 - x if r["flip"] else x  # -1 - x: the 16-bit range maps onto itself
         return torch.from_numpy(out), None
 
@@ -323,27 +331,27 @@ def fixed_batches(source: Source, seed: int, count: int, n: int) -> list:
 
 
 # The families' sources (Family.sampler "dulzip.train.data:NAME"): (TrainConfig, model config,
-# folder, its items) -> a Source.
+# folder, its training files) -> a Source.
 
-def photo_crops(t, cfg, root: Path, items: list[Item]) -> CropSource:
+def photo_crops(t, cfg, root: Path, files: Files) -> CropSource:
     """Random crops of photographs, a fraction made gray (R = G = B)."""
-    return CropSource(root, items, t.crop, t.gray_fraction, tuple(t.scales), per_image=t.crops_per_image)
+    return CropSource(root, files, t.crop, t.gray_fraction, tuple(t.scales), per_image=t.crops_per_image)
 
 
-def photo_crops_packed_gray(t, cfg, root: Path, items: list[Item]) -> CropSource:
+def photo_crops_packed_gray(t, cfg, root: Path, files: Files) -> CropSource:
     """As :func:`photo_crops`, gray crops packed as codecs.flow codes gray."""
-    return CropSource(root, items, t.crop, t.gray_fraction, tuple(t.scales), packed_gray=True,
+    return CropSource(root, files, t.crop, t.gray_fraction, tuple(t.scales), packed_gray=True,
                       per_image=t.crops_per_image)
 
 
-def whole_images(t, cfg, root: Path, items: list[Item]) -> WholeImageSource:
+def whole_images(t, cfg, root: Path, files: Files) -> WholeImageSource:
     """Whole small gray images of the model's size (e.g. 28x28 digits)."""
-    return WholeImageSource(root, items, cfg.size)
+    return WholeImageSource(root, files, cfg.size)
 
 
-def text_windows(t, cfg, root: Path, items: list[Item]) -> TextSource:
-    return TextSource(root, items, t.seq, t.segment)
+def text_windows(t, cfg, root: Path, files: Files) -> TextSource:
+    return TextSource(root, files, t.seq, t.segment)
 
 
-def audio_windows(t, cfg, root: Path, items: list[Item]) -> AudioSource:
-    return AudioSource(root, items, t.seq)
+def audio_windows(t, cfg, root: Path, files: Files) -> AudioSource:
+    return AudioSource(root, files, t.seq)

@@ -3,8 +3,12 @@
 A folder may hold millions of files (ImageNet, LibriSpeech), so it is listed without reading
 them: each file's size, and what a sample needs to know of it without decoding (an image's
 height and width from its header, a WAV's sample layout from its chunk headers). The listing is
-cached in the run folder (``files.json``, keyed by each file's size and modification time), so a
+cached in the run folder (``files.npz``, keyed by each file's size and modification time), so a
 resumed run and the other ranks of a distributed run do not read every header again.
+
+A listing is a few numpy arrays (:class:`Files`), not a Python object per file: a million files
+cost tens of megabytes, and the worker processes that read the data share them with the
+training process (forked, and never written, so never copied).
 
 The held-out split is by a hash of each file's path in the folder: a file stays on its side as
 the folder grows, whatever the order of listing.
@@ -12,24 +16,50 @@ the folder grows, whatever the order of listing.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
 MIN_FOR_SPLIT = 20  # a folder of fewer files is held out only where the hash picks some
-CACHE_VERSION = 1
+META = {"image": 2, "audio": 5}  # numbers per file: (height, width); a WAV's Layout; text: none
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
-class Item:
-    """One training file: its path under the folder, its size, and ``meta``: an image's
-    (height, width), a WAV's (rate, bits, channels, offset, frames) (:class:`dulzip.formats.wav.Layout`),
-    nothing for text."""
-    path: str
-    size: int
-    meta: tuple = ()
+class Files:
+    """Usable files of a folder: ``path(i)`` under the folder, ``size[i]`` bytes, ``meta[i]``: an
+    image's (height, width), a WAV's (rate, bits, channels, offset, frames)
+    (:class:`dulzip.formats.wav.Layout`), nothing for text. The paths are one UTF-8 buffer and
+    their offsets."""
+    blob: np.ndarray  # uint8: every path, one after another
+    ends: np.ndarray  # int64: where each path ends in blob
+    size: np.ndarray  # int64
+    meta: np.ndarray  # int64 (n, META[modality])
+
+    @classmethod
+    def of(cls, paths: list[str], size, meta, width: int) -> Files:
+        raw = [p.encode() for p in paths]
+        ends = np.cumsum([len(r) for r in raw], dtype=np.int64) if raw else np.zeros(0, np.int64)
+        return cls(np.frombuffer(b"".join(raw), np.uint8).copy(), ends, np.asarray(size, np.int64).reshape(-1),
+                   np.asarray(meta, np.int64).reshape(len(paths), width))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def path(self, i: int) -> str:
+        start = int(self.ends[i - 1]) if i else 0
+        return self.blob[start:int(self.ends[i])].tobytes().decode()
+
+    def paths(self) -> list[str]:
+        return [self.path(i) for i in range(len(self))]
+
+    def take(self, index) -> Files:
+        """The files at ``index`` (an index array or a boolean mask), in that order."""
+        idx = np.arange(len(self))[index]
+        return Files.of([self.path(i) for i in idx], self.size[idx], self.meta[idx], self.meta.shape[1])
 
 
 def _wanted(name: str, modality: str) -> bool:
@@ -73,36 +103,57 @@ def _walk(root: Path, modality: str):
                     yield os.path.relpath(full, root), st
 
 
-def list_files(root: str | Path, modality: str, cache: Path | None = None) -> tuple[list[Item], int]:
+def _cached(cache: Path | None, root: Path, modality: str):
+    """The previous listing: (paths, size, mtime, meta, usable), or None."""
+    if cache is None or not cache.is_file():
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            if int(z["version"]) != CACHE_VERSION or str(z["root"]) != str(root.resolve()) \
+                    or str(z["modality"]) != modality:
+                return None
+            listed = Files(z["blob"], z["ends"], z["size"], z["meta"])
+            return listed.paths(), z["size"], z["mtime"], z["meta"], z["usable"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def list_files(root: str | Path, modality: str, cache: Path | None = None) -> tuple[Files, int]:
     """The usable files under ``root`` for a modality, and how many were skipped (images or WAVs
     whose headers could not be read). ``cache``: a listing to reuse and rewrite."""
     root = Path(root)
-    old = {}
-    if cache is not None and cache.is_file():
-        try:
-            c = json.loads(cache.read_text())
-            if c.get("version") == CACHE_VERSION and c.get("root") == str(root.resolve()) and c.get("modality") == modality:
-                old = {e[0]: e for e in c["files"]}
-        except (ValueError, KeyError, TypeError):
-            old = {}
-    items, rows, skipped, read = [], [], 0, 0
-    for rel, st in _walk(root, modality):
-        hit = old.get(rel)
-        if hit and hit[1] == st.st_size and hit[2] == st.st_mtime_ns:
-            meta = None if hit[3] is None else tuple(hit[3])
+    width = META.get(modality, 0)
+    old = _cached(cache, root, modality)
+    at = {} if old is None else None  # the old listing by path, made only when it differs
+    paths, sizes, mtimes, metas, usable = [], [], [], [], []
+    read = 0
+    for i, (rel, st) in enumerate(_walk(root, modality)):
+        j = None
+        if old is not None:
+            if i < len(old[0]) and old[0][i] == rel:
+                j = i
+            else:
+                at = {p: k for k, p in enumerate(old[0])} if at is None else at
+                j = at.get(rel)
+        if j is not None and old[1][j] == st.st_size and old[2][j] == st.st_mtime_ns:
+            meta, ok = tuple(old[3][j]), bool(old[4][j])
         else:
-            meta, read = _meta(root / rel, modality), read + 1
-        rows.append([rel, st.st_size, st.st_mtime_ns, meta])
-        if meta is None:
-            skipped += 1
-        else:
-            items.append(Item(rel, st.st_size, meta))
-    if cache is not None and (read or len(rows) != len(old)):
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "root": str(root.resolve()), "modality": modality,
-                                   "files": rows}))
+            found, read = _meta(root / rel, modality), read + 1
+            meta, ok = (found, True) if found is not None else ((0,) * width, False)
+        paths.append(rel)
+        sizes.append(st.st_size)
+        mtimes.append(st.st_mtime_ns)
+        metas.append(meta)
+        usable.append(ok)
+    listed = Files.of(paths, sizes, metas, width)
+    if cache is not None and (read or old is None or len(paths) != len(old[0])):
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, version=CACHE_VERSION, root=str(root.resolve()), modality=modality, blob=listed.blob,
+                 ends=listed.ends, size=listed.size, mtime=np.asarray(mtimes, np.int64), meta=listed.meta,
+                 usable=np.asarray(usable, bool))
         os.replace(tmp, cache)
-    return items, skipped
+    ok = np.asarray(usable, bool)
+    return (listed if ok.all() else listed.take(ok)), int((~ok).sum())
 
 
 def _rank(path: str) -> float:
@@ -110,14 +161,14 @@ def _rank(path: str) -> float:
     return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big") / 2.0 ** 64
 
 
-def split(items: list[Item], fraction: float) -> tuple[list[Item], list[Item]]:
+def split(files: Files, fraction: float) -> tuple[Files, Files]:
     """(training, held-out) files: those whose path hashes below ``fraction`` are held out; in a
     folder of at least MIN_FOR_SPLIT files where none does, the lowest one (some held-out data
     to measure on, as long as the folder is not a handful of files)."""
-    if fraction <= 0:
-        return items, []
-    out = [p for p in items if _rank(p.path) < fraction]
-    if not out and len(items) >= MIN_FOR_SPLIT:
-        out = [min(items, key=lambda p: _rank(p.path))]
-    held = {p.path for p in out}
-    return [p for p in items if p.path not in held], out
+    if fraction <= 0 or not len(files):
+        return files, files.take(np.zeros(len(files), bool))
+    rank = np.array([_rank(files.path(i)) for i in range(len(files))])
+    held = rank < fraction
+    if not held.any() and len(files) >= MIN_FOR_SPLIT:
+        held[np.argmin(rank)] = True
+    return files.take(~held), files.take(held)

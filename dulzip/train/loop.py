@@ -109,35 +109,38 @@ def _heldout_bits(arch, cfg, ema: dict, held: list, dev: torch.device) -> float:
     return sum(bits) / len(bits)
 
 
-def _source(arch, tcfg: TrainConfig, cfg, d: dist.Dist, out: Path):
-    """The training and held-out data sources of a run (the folder listed by rank 0 first, then
-    read from its cache by the others), and a line saying what they are."""
-    from dulzip.train.files import list_files, split
-    modality = arch.modality
-    cache = out / "files.json"
+def listing(folder: str, modality: str, cache: Path, d: dist.Dist):
+    """The usable files of a folder and how many were skipped: rank 0 lists it (and caches the
+    listing in the run folder), then the other ranks read the cache."""
+    from dulzip.train.files import list_files
+    for turn in (0, 1):
+        if (turn == 0) == d.main:
+            files, skipped = list_files(folder, modality, cache)
+        dist.barrier(d)
+    if not len(files):
+        raise UsageError(f"no {modality} files under {folder}")
+    return files, skipped
 
-    def listed(folder: str, name: str):
-        for turn in (0, 1):  # rank 0 lists (and caches) first; the rest then read the cache
-            if (turn == 0) == d.main:
-                items, skipped = list_files(folder, modality, cache if name == "files" else out / f"{name}.json")
-            dist.barrier(d)
-        if not items:
-            raise UsageError(f"no {modality} files under {folder}")
-        return items, skipped
 
-    items, skipped = listed(tcfg.data, "files")
+def split_data(tcfg: TrainConfig, modality: str, out: Path, d: dist.Dist = dist.Dist()):
+    """(training files, held-out folder, held-out files, files skipped) of a run: the held-out
+    folder's files, or those of the data folder that the split holds out."""
+    from dulzip.train.files import split
+    files, skipped = listing(tcfg.data, modality, out / "files.npz", d)
     if tcfg.heldout_data:
-        train, held = items, listed(tcfg.heldout_data, "heldout-files")[0]
-        held_root = Path(tcfg.heldout_data)
-    else:
-        train, held = split(items, tcfg.heldout)
-        held_root = Path(tcfg.data)
-    if not train:
+        return files, Path(tcfg.heldout_data), listing(tcfg.heldout_data, modality, out / "heldout-files.npz", d)[0], skipped
+    train, held = split(files, tcfg.heldout)
+    return train, Path(tcfg.data), held, skipped
+
+
+def _source(arch, tcfg: TrainConfig, cfg, d: dist.Dist, out: Path):
+    """The training and held-out data sources of a run, and a line saying what they are."""
+    train, held_root, held, skipped = split_data(tcfg, arch.modality, out, d)
+    if not len(train):
         raise UsageError(f"every file under {tcfg.data} is held out (--heldout)")
     source = arch.make_sampler(tcfg, cfg, Path(tcfg.data), train)
-    held_source = arch.make_sampler(tcfg, cfg, held_root, held) if held else None
-    size = sum(p.size for p in train)
-    note = (f"{len(train)} training files ({size / 1e6:.1f} MB), {len(held)} held out"
+    held_source = arch.make_sampler(tcfg, cfg, held_root, held) if len(held) else None
+    note = (f"{len(train)} training files ({train.size.sum() / 1e6:.1f} MB), {len(held)} held out"
             + (f", {skipped} unreadable skipped" if skipped else ""))
     return source, held_source, note
 
