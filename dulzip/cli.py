@@ -559,7 +559,8 @@ def _family_defaults(option: str) -> str:
     """Each family's own default of a `dulzip train` option, from its declaration (no torch)."""
     from dulzip.models import registry
     found = [f"{d.name} {d.train_defaults[option]}" for d in registry.declared().values() if option in d.train_defaults]
-    return f" Default per family: {', '.join(found)}; else {getattr(_train_fallback(), option)}." if found else ""
+    other = getattr(_train_fallback(), option)
+    return f" Default per family: {', '.join(found)}; else {other}." if found else f" Default: {other}."
 
 
 def _train_fallback():
@@ -571,8 +572,12 @@ class _PerFamily(click.Option):
     """An option whose default is the family's (``Family.train_defaults``), listed in its help."""
 
     def get_help_record(self, ctx):
-        self.help = (self.help or "") + _family_defaults(self.name)
-        return super().get_help_record(ctx)
+        base = self.help or ""
+        self.help = base + _family_defaults(self.name)
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = base
 
 
 @main.command()
@@ -617,6 +622,8 @@ class _PerFamily(click.Option):
 @click.option("--workers", type=int, default=None,
               help="Processes per rank reading the data ahead of training (default: a quarter of this rank's "
                    "share of the CPU cores, at most 4; 0: none).")
+@click.option("--cache-mb", type=click.IntRange(0), default=256, show_default=True,
+              help="Images: MiB of decoded images each data process keeps (a folder that fits is decoded once).")
 @click.option("--bf16/--no-bf16", default=None,
               help="bfloat16 autocast (default: on a GPU only). The exported integer model is what codes: the "
                    "card gives the held-out bits of the float model and of real files.")
@@ -639,10 +646,7 @@ class _PerFamily(click.Option):
 @click.option("-T", "--threads", type=int, default=0)
 @click.option("--no-progress", is_flag=True)
 @click.option("-v", "--verbose", count=True, help="A traceback on an internal error.")
-def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head, arch, hidden, levels, embed, seg_order,
-          resid, time_limit, gray_fraction, seed, heldout, heldout_data, eval_every, log_every, workers, bf16,
-          device, init_from, export_name, card_files, models_dir, prime_bytes, report_only, threads, no_progress,
-          verbose):
+def train(**o):
     """Train a model (resumable) and optionally export it to the model zoo.
 
     The same command runs on several processes under torchrun (one per GPU, or several on CPUs;
@@ -651,8 +655,9 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
 
     MADE: --layers is its number of hidden layers (e.g. --arch made --layers 2 --hidden 500)."""
     from dulzip.train import dist
-    out = out or f"runs/{arch}"
-    if report_only:
+    ctx = click.get_current_context()
+    out = ctx.params["out"] = o["out"] or f"runs/{o['arch']}"
+    if o["report_only"]:
         from dulzip.train.report import write_report
         written = write_report(Path(out))
         if not written:
@@ -660,15 +665,13 @@ def train(data, out, steps, warmup, batch, crop, seq, lr, channels, layers, head
         for p in written:
             click.echo(f"wrote {p}")
         return
-    if data is None:
+    if o["data"] is None:
         raise click.UsageError("--data is required (a folder of training files)")
     where = dist.from_env()
     try:
-        _train(data, out, steps, warmup, batch, crop, seq, lr, arch, time_limit, gray_fraction, seed, heldout,
-               heldout_data, eval_every, log_every, workers, bf16, device, init_from, export_name, card_files, models_dir,
-               prime_bytes, threads, no_progress, where)
+        _train(ctx, where)
     except (DulzipError, OSError, ValueError, RuntimeError) as e:
-        if where.world == 1 or (isinstance(e, RuntimeError) and not isinstance(e, DulzipError) and verbose):
+        if where.world == 1 or (isinstance(e, RuntimeError) and not isinstance(e, DulzipError) and o["verbose"]):
             raise
         raise UsageError(f"rank {where.rank} of {where.world}: {_message(e)}") from e
     finally:
@@ -691,38 +694,36 @@ def _given(ctx: click.Context) -> str:
     return "dulzip train " + shlex.join(words)
 
 
-def _train(data, out, steps, warmup, batch, crop, seq, lr, arch, time_limit, gray_fraction, seed, heldout,
-           heldout_data, eval_every, log_every, workers, bf16, device, init_from, export_name, card_files, models_dir,
-           prime_bytes, threads, no_progress, where) -> None:
+def _train(ctx: click.Context, where) -> None:
+    """`dulzip train` with its options (``ctx.params``) on this process (``where``: its rank)."""
     import os
 
     from dulzip.models import registry
     from dulzip.train.loop import TrainConfig, train_model
-    family = registry.family(arch)
-    given = {"steps": steps, "warmup": warmup, "batch": batch, "crop": crop, "seq": seq, "lr": lr}
-    per_family = {k: v if v is not None else family.train_defaults.get(k, getattr(_train_fallback(), k))
-                  for k, v in given.items()}
-    if workers is None:
-        workers = min(4, (os.cpu_count() or 1) // where.world // 4)
-    tcfg = TrainConfig(data=data, out=out, **per_family, threads=threads, init_from=init_from, device=device,
-                       time_limit=time_limit, gray_fraction=gray_fraction, seed=seed, heldout=heldout,
-                       heldout_data=heldout_data, eval_every=eval_every, log_every=log_every, workers=workers,
-                       bf16=bf16)
-    mcfg = family.options(click.get_current_context().params)  # the family's defaults where not given
-    ckpt = train_model(tcfg, mcfg, progress=not no_progress and sys.stderr.isatty())
+    o = ctx.params
+    family = registry.family(o["arch"])
+    per_family = {k: o[k] if o[k] is not None else family.train_defaults.get(k, getattr(_train_fallback(), k))
+                  for k in ("steps", "warmup", "batch", "crop", "seq", "lr")}
+    workers = o["workers"] if o["workers"] is not None else min(4, (os.cpu_count() or 1) // where.world // 4)
+    same = ("data", "out", "threads", "init_from", "device", "time_limit", "gray_fraction", "seed", "heldout",
+            "heldout_data", "eval_every", "log_every", "cache_mb", "bf16")
+    tcfg = TrainConfig(**{k: o[k] for k in same}, **per_family, workers=workers)
+    mcfg = family.options(o)  # the family's defaults where not given
+    ckpt = train_model(tcfg, mcfg, progress=not o["no_progress"] and sys.stderr.isatty())
     if not where.main:
         return
     from dulzip.train.report import write_report
-    write_report(Path(out))
-    if export_name:
+    write_report(Path(tcfg.out))
+    if o["export_name"]:
         from dulzip import zoo
         from dulzip.train.card import training_card
         from dulzip.train.export import export_checkpoint, sample_text
-        text = sample_text(data, prime_bytes) if family.modality == "text" and prime_bytes else None
-        models = Path(models_dir or zoo.models_dir())
-        path = export_checkpoint(ckpt, export_name, models, prime_text=text)
+        prime = o["prime_bytes"]
+        text = sample_text(tcfg.data, prime) if family.modality == "text" and prime else None
+        models = Path(o["models_dir"] or zoo.models_dir())
+        path = export_checkpoint(ckpt, o["export_name"], models, prime_text=text)
         click.echo(f"exported {path}")
-        card = training_card(path, Path(out), tcfg, where.world, card_files, _given(click.get_current_context()))
+        card = training_card(path, Path(tcfg.out), tcfg, where.world, o["card_files"], _given(ctx))
         if card.get("results"):
             r = card["results"]
             click.echo(f"held-out {r['corpus']}: " + ", ".join(

@@ -49,6 +49,32 @@ class Source:
         raise NotImplementedError
 
 
+class _Decoded:
+    """Decoded images, the most recently used kept up to ``budget`` bytes: where a folder's
+    images fit (or its most drawn ones), a batch's crops come from memory, not from decoding
+    (a photograph takes some 30 ms); the budget, not the folder, bounds the memory. Each data
+    process has its own."""
+
+    def __init__(self, budget: int):
+        self.budget, self.used, self.kept = budget, 0, OrderedDict()
+
+    def get(self, key, make):
+        a = self.kept.pop(key, None)
+        if a is None:
+            a = make()
+            self.used += a.nbytes
+            while self.used > self.budget and self.kept:
+                self.used -= self.kept.popitem(last=False)[1].nbytes
+            if self.used > self.budget:  # larger than the whole budget: not kept
+                self.used -= a.nbytes
+                return a
+        self.kept[key] = a
+        return a
+
+    def __getstate__(self):  # a worker process keeps its own
+        return {"budget": self.budget, "used": 0, "kept": OrderedDict()}
+
+
 class _Handles:
     """Open files, the most recently used kept open (a text or WAV window is one seek and read)."""
 
@@ -97,12 +123,14 @@ class CropSource(Source):
     the flow codes gray). ``scales``: each image also reduced by these integer box filters
     (smoother, less noisy versions of the same scenes). An image (at a scale) is drawn with
     probability proportional to its area, and gives ``per_image`` crops of a batch, so that one
-    decoded image serves several crops. ``load`` gives ((n, 3, size, size) uint8, (n,) bool gray)."""
+    decoded image serves several crops; decoded images are kept up to ``cache_mb`` MiB.
+    ``load`` gives ((n, 3, size, size) uint8, (n,) bool gray)."""
 
     def __init__(self, root: Path, files: Files, size: int, gray_fraction: float,
-                 scales: tuple[int, ...] = (1,), packed_gray: bool = False, per_image: int = 4):
+                 scales: tuple[int, ...] = (1,), packed_gray: bool = False, per_image: int = 4, cache_mb: int = 256):
         self.root, self.files, self.size, self.gray_fraction = Path(root), files, size, gray_fraction
         self.packed_gray, self.per_image = packed_gray, max(1, per_image)
+        self.decoded = _Decoded(cache_mb << 20)
         n = len(files)
         # an entry: a file at a scale, (file, scale, height, width) as arrays
         file = np.tile(np.arange(n), len(scales))
@@ -131,6 +159,9 @@ class CropSource(Source):
         return out
 
     def _image(self, entry: int) -> np.ndarray:
+        return self.decoded.get(entry, lambda: self._decode(entry))
+
+    def _decode(self, entry: int) -> np.ndarray:
         path = self.root / self.files.path(int(self.file[entry]))
         a = np.asarray(_decode(path, "RGB", int(self.scale[entry])))
         if a.shape[:2] != (self.h[entry], self.w[entry]):
@@ -160,8 +191,9 @@ class WholeImageSource(Source):
     """Whole ``size`` x ``size`` gray images (e.g. digits), drawn uniformly: ((n, 1, size, size)
     uint8, None)."""
 
-    def __init__(self, root: Path, files: Files, size: int):
+    def __init__(self, root: Path, files: Files, size: int, cache_mb: int = 256):
         self.root, self.size, self.files = Path(root), size, files
+        self.decoded = _Decoded(cache_mb << 20)
         self.index = np.flatnonzero((files.meta[:, 0] == size) & (files.meta[:, 1] == size))
         if not len(self.index):
             raise UsageError(f"no {size}x{size} image under {root}")
@@ -170,7 +202,8 @@ class WholeImageSource(Source):
         return self.index[rng.integers(0, len(self.index), n)]
 
     def load(self, plan: np.ndarray) -> tuple[torch.Tensor, None]:
-        ims = [np.asarray(_decode(self.root / self.files.path(int(i)), "L")) for i in plan]
+        ims = [self.decoded.get(int(i), lambda: np.asarray(_decode(self.root / self.files.path(int(i)), "L")))
+               for i in plan]
         return torch.from_numpy(np.stack(ims)).unsqueeze(1), None
 
 
@@ -335,18 +368,19 @@ def fixed_batches(source: Source, seed: int, count: int, n: int) -> list:
 
 def photo_crops(t, cfg, root: Path, files: Files) -> CropSource:
     """Random crops of photographs, a fraction made gray (R = G = B)."""
-    return CropSource(root, files, t.crop, t.gray_fraction, tuple(t.scales), per_image=t.crops_per_image)
+    return CropSource(root, files, t.crop, t.gray_fraction, tuple(t.scales), per_image=t.crops_per_image,
+                      cache_mb=t.cache_mb)
 
 
 def photo_crops_packed_gray(t, cfg, root: Path, files: Files) -> CropSource:
     """As :func:`photo_crops`, gray crops packed as codecs.flow codes gray."""
     return CropSource(root, files, t.crop, t.gray_fraction, tuple(t.scales), packed_gray=True,
-                      per_image=t.crops_per_image)
+                      per_image=t.crops_per_image, cache_mb=t.cache_mb)
 
 
 def whole_images(t, cfg, root: Path, files: Files) -> WholeImageSource:
     """Whole small gray images of the model's size (e.g. 28x28 digits)."""
-    return WholeImageSource(root, files, cfg.size)
+    return WholeImageSource(root, files, cfg.size, t.cache_mb)
 
 
 def text_windows(t, cfg, root: Path, files: Files) -> TextSource:
