@@ -555,12 +555,17 @@ class _ArchOption(click.Option):
         return super().get_help_record(ctx)
 
 
+MODEL_OPTIONS = ("channels", "layers", "head", "hidden", "levels", "embed")  # shapes a family's config reads
+
+
 def _family_defaults(option: str) -> str:
     """Each family's own default of a `dulzip train` option, from its declaration (no torch)."""
     from dulzip.models import registry
     found = [f"{d.name} {d.train_defaults[option]}" for d in registry.declared().values() if option in d.train_defaults]
-    other = getattr(_train_fallback(), option)
-    return f" Default per family: {', '.join(found)}; else {other}." if found else f" Default: {other}."
+    other = getattr(_train_fallback(), option, None)  # a training setting's; a model's has none
+    if not found:
+        return f" Default: {other}."
+    return f" Default per family: {', '.join(found)}" + (f"; else {other}." if other is not None else ".")
 
 
 def _train_fallback():
@@ -594,15 +599,17 @@ class _PerFamily(click.Option):
 @click.option("--seq", type=int, default=None, cls=_PerFamily,
               help="charrnn: bytes per training window; wavenet: samples per window.")
 @click.option("--lr", type=float, default=None, cls=_PerFamily, help="Peak learning rate.")
-@click.option("--channels", type=int, default=None, help="Feature maps (pixelcnn 48) or residual channels (wavenet 32).")
-@click.option("--layers", type=int, default=None,
-              help="Gated layers (pixelcnn 6, wavenet 10), hidden layers (made 2) or couplings per level (idf 4).")
-@click.option("--head", type=int, default=None, help="Hidden units of the output head (pixelcnn 96, wavenet 64).")
+@click.option("--channels", type=int, default=None, cls=_PerFamily,
+              help="Feature maps (pixelcnn) or residual channels (wavenet).")
+@click.option("--layers", type=int, default=None, cls=_PerFamily,
+              help="Gated layers (pixelcnn, wavenet), conv layers per net (pyramid), hidden layers (made) or "
+                   "couplings per level (idf).")
+@click.option("--head", type=int, default=None, cls=_PerFamily, help="Hidden units of the output head.")
 @click.option("--arch", cls=_ArchOption, type=_FamilyChoice(()), default="pixelcnn", show_default=True)
-@click.option("--hidden", type=int, default=None,
-              help="MADE: units per hidden layer (500); charrnn: LSTM units (256); idf: network channels (48).")
-@click.option("--levels", type=int, default=3, show_default=True, help="idf: levels (squeeze, couplings, split).")
-@click.option("--embed", type=int, default=32, show_default=True, help="charrnn: byte embedding size.")
+@click.option("--hidden", type=int, default=None, cls=_PerFamily,
+              help="MADE: units per hidden layer; charrnn: LSTM units; idf, pyramid: network channels.")
+@click.option("--levels", type=int, default=None, cls=_PerFamily, help="idf: levels (squeeze, couplings, split).")
+@click.option("--embed", type=int, default=None, cls=_PerFamily, help="charrnn: byte embedding size.")
 @click.option("--seg-order", type=int, default=0, show_default=True,
               help="wavenet: order of each segment's own linear predictor, sent with it (music: 16).")
 @click.option("--resid", is_flag=True, help="wavenet: the network also sees the reference predictor's residuals.")
@@ -622,6 +629,9 @@ class _PerFamily(click.Option):
 @click.option("--workers", type=int, default=None,
               help="Processes per rank reading the data ahead of training (default: a quarter of this rank's "
                    "share of the CPU cores, at most 4; 0: none).")
+@click.option("--crops-per-image", type=click.IntRange(1), default=1, show_default=True,
+              help="Images: crops of a batch cut from each image drawn: fewer images decoded per step where "
+                   "the folder is larger than --cache-mb, at some cost in what a step learns.")
 @click.option("--cache-mb", type=click.IntRange(0), default=256, show_default=True,
               help="Images: MiB of decoded images each data process keeps (a folder that fits is decoded once).")
 @click.option("--bf16/--no-bf16", default=None,
@@ -702,11 +712,12 @@ def _train(ctx: click.Context, where) -> None:
     from dulzip.train.loop import TrainConfig, train_model
     o = ctx.params
     family = registry.family(o["arch"])
+    o = {**o, **{k: family.train_defaults[k] for k in MODEL_OPTIONS if o[k] is None and k in family.train_defaults}}
     per_family = {k: o[k] if o[k] is not None else family.train_defaults.get(k, getattr(_train_fallback(), k))
                   for k in ("steps", "warmup", "batch", "crop", "seq", "lr")}
     workers = o["workers"] if o["workers"] is not None else min(4, (os.cpu_count() or 1) // where.world // 4)
     same = ("data", "out", "threads", "init_from", "device", "time_limit", "gray_fraction", "seed", "heldout",
-            "heldout_data", "eval_every", "log_every", "cache_mb", "bf16")
+            "heldout_data", "eval_every", "log_every", "crops_per_image", "cache_mb", "bf16")
     tcfg = TrainConfig(**{k: o[k] for k in same}, **per_family, workers=workers)
     mcfg = family.options(o)  # the family's defaults where not given
     ckpt = train_model(tcfg, mcfg, progress=not o["no_progress"] and sys.stderr.isatty())

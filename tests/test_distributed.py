@@ -103,3 +103,28 @@ def test_a_batch_that_the_processes_cannot_share_is_refused(data, tmp_path):
     assert r.returncode != 0
     assert "dulzip: rank 0 of 2: the batch (3) must be a multiple of the number of processes (2)" in r.stderr
     assert _no_traceback_of_ours(r.stderr), r.stderr[-3000:]
+
+
+def test_two_nodes_train_as_one(data, tmp_path):
+    """torchrun's multi-node options, two "nodes" on this machine (static rendezvous: node ranks
+    and the address of node 0), one process each: the run is that of two processes on one."""
+    import socket
+    with socket.socket() as s:  # a free port for node 0's store
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    run = tmp_path / "run"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                               "--node-rank", str(n), "--master-addr", "127.0.0.1", "--master-port", str(port),
+                               "-m", "tests.ddp_families", str(data), str(run), "--steps", "3",
+                               "--families", "charrnn"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in nodes]
+    assert all(p.returncode == 0 for p in nodes), outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "on 2 process(es)" in outs[0][0] and "process(es)" not in outs[1][0]  # node 0's rank 0 speaks
+    r = _run([sys.executable, "-m", "tests.ddp_families", str(data), str(tmp_path / "one"), "--steps", "3",
+              "--families", "charrnn"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = _bits(tmp_path / "one" / "charrnn"), _bits(run / "charrnn")
+    assert sorted(a) == sorted(b) == [1, 2, 3] and all(b[s] == pytest.approx(a[s], rel=1e-5) for s in a)

@@ -149,6 +149,6 @@ EXP_SIZE = 24 * LOGIT_SCALE  # logits more than 24 nats below the best weigh 0 (
 FAMILY = Family(
     name="charrnn", modality="text", runtime="dulzip.exact.charrnn:ExactCharRNN",
     config=CharRNNConfig, module=CharRNN, export=export, sampler="dulzip.train.data:text_windows",
-    options=lambda o: CharRNNConfig(embed=o["embed"], hidden=o["hidden"] or 256),
-    train_defaults={"batch": 512, "seq": 128, "lr": 2e-3, "warmup": 200},
+    options=lambda o: CharRNNConfig(embed=o["embed"], hidden=o["hidden"]),
+    train_defaults={"batch": 512, "seq": 128, "lr": 2e-3, "warmup": 200, "embed": 32, "hidden": 256},
     summary="text (byte streams)")

@@ -307,7 +307,7 @@ def export(model: IDF) -> dict[str, torch.Tensor]:
 FAMILY = Family(
     name="idf", modality="image", codec="flow", runtime="dulzip.exact.idf:ExactIDF",
     config=IDFConfig, module=IDF, export=export, sampler="dulzip.train.data:photo_crops_packed_gray",
-    options=lambda o: IDFConfig(levels=o["levels"], couplings=o["layers"] or 4, hidden=o["hidden"] or 48,
-                                prior_hidden=o["hidden"] or 48),
-    train_defaults={"batch": 16, "crop": 64, "lr": 4e-4, "warmup": 100},
+    options=lambda o: IDFConfig(levels=o["levels"], couplings=o["layers"], hidden=o["hidden"],
+                                prior_hidden=o["hidden"]),
+    train_defaults={"batch": 16, "crop": 64, "lr": 4e-4, "warmup": 100, "levels": 3, "layers": 4, "hidden": 48},
     summary="photographs (random crops, --crop a multiple of 2**levels; gray as codecs.flow codes it)")

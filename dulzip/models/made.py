@@ -159,6 +159,6 @@ def export(model: MADE) -> dict[str, torch.Tensor]:
 FAMILY = Family(
     name="made", modality="image", runtime="dulzip.exact.made:ExactMADE",
     config=MADEConfig, module=MADE, export=export, n_params=n_params, sampler="dulzip.train.data:whole_images",
-    options=lambda o: MADEConfig(hidden=o["hidden"] or 500, layers=o["layers"] or 2),
-    train_defaults={"batch": 128, "lr": 2e-3, "warmup": 100},
+    options=lambda o: MADEConfig(hidden=o["hidden"], layers=o["layers"]),
+    train_defaults={"batch": 128, "lr": 2e-3, "warmup": 100, "hidden": 500, "layers": 2},
     summary="small gray images (whole, e.g. 28x28 digits)")

@@ -204,6 +204,6 @@ def export(model: PixelCNN) -> dict[str, torch.Tensor]:
 FAMILY = Family(
     name="pixelcnn", modality="image", runtime="dulzip.exact.pixelcnn:ExactPixelCNN",
     config=PixelCNNConfig, module=PixelCNN, export=export, sampler="dulzip.train.data:photo_crops",
-    options=lambda o: PixelCNNConfig(channels=o["channels"] or 48, layers=o["layers"] or 6, head=o["head"] or 96),
-    train_defaults={"batch": 48, "crop": 64, "lr": 1e-3, "warmup": 150},
+    options=lambda o: PixelCNNConfig(channels=o["channels"], layers=o["layers"], head=o["head"]),
+    train_defaults={"batch": 48, "crop": 64, "lr": 1e-3, "warmup": 150, "channels": 48, "layers": 6, "head": 96},
     summary="photographs (random crops)")

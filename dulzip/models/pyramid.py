@@ -328,7 +328,7 @@ def export(model: Pyramid) -> dict[str, torch.Tensor]:
 FAMILY = Family(
     name="pyramid", modality="image", codec="pyramid", runtime="dulzip.exact.pyramid:ExactPyramid",
     config=PyramidConfig, module=Pyramid, export=export, sampler="dulzip.train.data:photo_crops",
-    options=lambda o: PyramidConfig(hidden=o["hidden"] or 48, layers=o["layers"] or 4),
-    train_defaults={"batch": 8, "crop": 128, "lr": 1e-3, "warmup": 50},
+    options=lambda o: PyramidConfig(hidden=o["hidden"], layers=o["layers"]),
+    train_defaults={"batch": 8, "crop": 128, "lr": 1e-3, "warmup": 50, "hidden": 48, "layers": 4},
     summary="photographs coded coarse to fine in groups (random crops, --crop a power of 2: one tile)",
     primer="dulzip.codecs.pyramid:prime")

@@ -246,6 +246,7 @@ def export(model: WaveNet) -> dict[str, torch.Tensor]:
 FAMILY = Family(
     name="wavenet", modality="audio", runtime="dulzip.exact.wavenet:ExactWaveNet",
     config=WaveNetConfig, module=WaveNet, export=export, sampler="dulzip.train.data:audio_windows",
-    options=lambda o: WaveNetConfig(channels=o["channels"] or 32, layers=o["layers"] or 10, head=o["head"] or 64,
-                                    skip=2 * (o["channels"] or 32), seg_order=o["seg_order"], resid=o["resid"]),
-    train_defaults={"batch": 64, "seq": 2048, "lr": 2e-3, "warmup": 200}, summary="WAV audio (windows of samples)")
+    options=lambda o: WaveNetConfig(channels=o["channels"], layers=o["layers"], head=o["head"],
+                                    skip=2 * o["channels"], seg_order=o["seg_order"], resid=o["resid"]),
+    train_defaults={"batch": 64, "seq": 2048, "lr": 2e-3, "warmup": 200, "channels": 32, "layers": 10, "head": 64},
+    summary="WAV audio (windows of samples)")

@@ -29,7 +29,7 @@ class TrainConfig:
     clip: float = 1.0  # gradient norm clipping
     bf16: bool | None = None  # bfloat16 autocast (None: on a GPU); the exported integer model is what codes
     workers: int = 0  # processes reading the data ahead of the training (0: this one)
-    crops_per_image: int = 4  # image crops of a batch cut from each decoded image
+    crops_per_image: int = 1  # image crops of a batch cut from each image drawn (more: fewer decodes)
     cache_mb: int = 256  # decoded images each data process keeps (MiB)
     heldout: float = 0.02  # the fraction of the folder's files held out (by a hash of their path)
     heldout_data: str | None = None  # or a folder of held-out files

@@ -127,7 +127,7 @@ class CropSource(Source):
     ``load`` gives ((n, 3, size, size) uint8, (n,) bool gray)."""
 
     def __init__(self, root: Path, files: Files, size: int, gray_fraction: float,
-                 scales: tuple[int, ...] = (1,), packed_gray: bool = False, per_image: int = 4, cache_mb: int = 256):
+                 scales: tuple[int, ...] = (1,), packed_gray: bool = False, per_image: int = 1, cache_mb: int = 256):
         self.root, self.files, self.size, self.gray_fraction = Path(root), files, size, gray_fraction
         self.packed_gray, self.per_image = packed_gray, max(1, per_image)
         self.decoded = _Decoded(cache_mb << 20)
