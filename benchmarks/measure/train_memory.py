@@ -14,7 +14,8 @@ together, sampled every 20 ms (shared pages counted once), and each process's pe
         --sizes 1 8 --out benchmarks/results/train-memory-text --before /tmp/before
 
 ``--before CHECKOUT``: also the given checkout (an older dulzip) on the smallest folder, which
-loaded its data into memory. Writes OUT.md, OUT.json and OUT.png.
+loaded its data into memory. ``--repeat N``: each folder N times (what differs between runs of
+the same folder is the noise). Writes OUT.md, OUT.json and OUT.png.
 """
 from __future__ import annotations
 
@@ -116,6 +117,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--work", type=Path, default=Path("data/train-memory"))
     ap.add_argument("--before", type=Path, default=None, help="an older checkout, run on the smallest folder")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of the current checkout per folder (the noise)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     root = Path(__file__).resolve().parents[2]
@@ -123,7 +125,7 @@ def main() -> None:
     for gb in a.sizes:
         folder = a.work / f"{a.source.name}-{gb:g}GB"
         files, size = make_folder(a.source, folder, int(gb * 1e9))
-        runs = [("now", root, NEW)] + ([("before", a.before, [])] if a.before and gb == min(a.sizes) else [])
+        runs = [("now", root, NEW)] * a.repeat + ([("before", a.before, [])] if a.before and gb == min(a.sizes) else [])
         for label, checkout, extra in runs:
             with tempfile.TemporaryDirectory() as tmp:
                 cmd = [sys.executable, "-m", "dulzip", "train", "--arch", a.arch, "--data", str(folder.resolve()),
@@ -157,7 +159,7 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for label in dict.fromkeys(r["label"] for r in rows):
             pts = [r for r in rows if r["label"] == label]
-            ax.plot([r["gb"] for r in pts], [r["peak_pss_mib"] for r in pts], "o-", label=f"dulzip {pts[0]['checkout']}")
+            ax.plot([r["gb"] for r in pts], [r["peak_pss_mib"] for r in pts], "o", label=f"dulzip {pts[0]['checkout']}")
         ax.set_xlabel("data folder, GB")
         ax.set_ylabel("peak memory (PSS), MiB")
         ax.set_ylim(bottom=0)

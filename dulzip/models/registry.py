@@ -34,14 +34,14 @@ class Family:
     ``runtime`` is "module:Class" of the exact integer runtime, built as
     ``Class(tensors, config_dict, device)`` when a model is loaded; imported then, not before.
     ``options`` makes the family's config from ``dulzip train``'s options (a dict of every option
-    by name, None where not given): the family's training defaults live there. ``sampler`` makes
+    by name, those not given taken from ``train_defaults``, else None). ``sampler`` makes
     the training data source, ``(TrainConfig, config, folder, files) -> dulzip.train.data.Source``
     (``files``: the folder's training files, :class:`dulzip.train.files.Item`): a "module:function"
     (the shipped ones are in dulzip.train.data) or a function that imports its data code inside,
     so that declaring a family never loads training code. ``train_defaults``: the ``dulzip train``
     options this family trains with where the command line does not say (batch, lr, crop, seq,
-    warmup, steps...: the settings its shipped model was trained with); a literal dict, read
-    without importing the family (``dulzip train --help`` lists them).
+    warmup, and its shape: channels, layers, hidden...: what its shipped model was trained
+    with); a literal dict, read without importing the family (``dulzip train --help`` lists them).
     """
     name: str
     modality: str  # image | text | audio
