@@ -196,6 +196,7 @@ def train_model(tcfg: TrainConfig, mcfg, progress: bool = True) -> Path:
               + (f", from step {step}" if step else ""))
     data = batches(source, tcfg.seed, step, tcfg.batch, d.rank, d.world, tcfg.workers, pin=dev.type == "cuda")
     held = fixed_batches(held_source, tcfg.seed + 1, tcfg.eval_batches, tcfg.batch) if held_source and d.main else []
+    del held_source  # and the images it decoded: the held-out batches are all that is kept
     unit = registry.UNITS[arch.modality]
     log = open(out / "metrics.jsonl", "a") if d.main else None
     bar = tqdm(total=tcfg.steps, initial=step, disable=not (progress and d.main), desc="train", unit="step")
