@@ -555,9 +555,6 @@ class _ArchOption(click.Option):
         return super().get_help_record(ctx)
 
 
-MODEL_OPTIONS = ("channels", "layers", "head", "hidden", "levels", "embed")  # shapes a family's config reads
-
-
 def _family_defaults(option: str) -> str:
     """Each family's own default of a `dulzip train` option, from its declaration (no torch)."""
     from dulzip.models import registry
@@ -696,9 +693,10 @@ def _given(ctx: click.Context) -> str:
         if ctx.get_parameter_source(p.name) != ParameterSource.COMMANDLINE:
             continue
         v = ctx.params[p.name]
-        if getattr(p, "is_flag", False):
-            flags = p.opts if v or not p.secondary_opts else p.secondary_opts
-            words += [flags[-1]] * (v if p.count else 1) if not isinstance(v, bool) else [flags[-1]]
+        if getattr(p, "count", False):  # -v, -vv
+            words += [p.opts[-1]] * v
+        elif getattr(p, "is_flag", False):  # --resid, --no-bf16
+            words.append((p.opts if v or not p.secondary_opts else p.secondary_opts)[-1])
         else:
             words += [p.opts[-1], str(v)]
     return "dulzip train " + shlex.join(words)
@@ -710,10 +708,9 @@ def _train(ctx: click.Context, where) -> None:
 
     from dulzip.models import registry
     from dulzip.train.loop import TrainConfig, train_model
-    o = ctx.params
-    family = registry.family(o["arch"])
-    o = {**o, **{k: family.train_defaults[k] for k in MODEL_OPTIONS if o[k] is None and k in family.train_defaults}}
-    per_family = {k: o[k] if o[k] is not None else family.train_defaults.get(k, getattr(_train_fallback(), k))
+    family = registry.family(ctx.params["arch"])
+    o = {**ctx.params, **{k: v for k, v in family.train_defaults.items() if ctx.params.get(k) is None}}
+    per_family = {k: o[k] if o[k] is not None else getattr(_train_fallback(), k)
                   for k in ("steps", "warmup", "batch", "crop", "seq", "lr")}
     workers = o["workers"] if o["workers"] is not None else min(4, (os.cpu_count() or 1) // where.world // 4)
     same = ("data", "out", "threads", "init_from", "device", "time_limit", "gray_fraction", "seed", "heldout",

@@ -125,12 +125,10 @@ def locate_samples(f) -> Layout | None:
     return None
 
 
-def read_frames(f, layout: Layout, start: int, count: int) -> np.ndarray:
-    """Frames ``start`` .. ``start + count`` of the WAV open as ``f``: int16 (count, channels), as
-    :attr:`Wav.samples` holds them."""
-    fb = layout.channels * layout.bits // 8
-    f.seek(layout.offset + start * fb)
-    return _decode_samples(f.read(count * fb), _Format(layout.rate, layout.bits, layout.channels))
+def frames_of(raw: bytes, layout: Layout) -> np.ndarray:
+    """Sample bytes of a WAV of ``layout`` (whole frames) as :attr:`Wav.samples` holds them:
+    int16 (frames, channels)."""
+    return _decode_samples(raw, _Format(layout.rate, layout.bits, layout.channels))
 
 
 def _decode_samples(raw: bytes, fmt: _Format) -> np.ndarray:

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from dulzip.errors import FormatError, UsageError
+from dulzip.formats.wav import Layout, frames_of
 from dulzip.train.files import Files
 
 
@@ -97,6 +98,17 @@ class _Handles:
         return {"root": self.root, "keep": self.keep, "open": OrderedDict()}
 
 
+def _cdf(weights: np.ndarray) -> np.ndarray:
+    """Cumulative weights ending at exactly 1, for :func:`_draw`."""
+    c = np.cumsum(weights, dtype=np.float64)
+    return c / c[-1]
+
+
+def _draw(cdf: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` indices drawn with the probabilities of ``cdf`` (u < 1 = cdf[-1]: always in range)."""
+    return np.searchsorted(cdf, rng.random(n), side="right")
+
+
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma of (..., 3) uint8, rounded (float32 as the models' gray is)."""
     f = rgb.astype(np.float32)
@@ -140,14 +152,12 @@ class CropSource(Source):
         if not keep.any():
             raise UsageError(f"no image under {root} is at least {size}x{size}")
         self.file, self.scale, self.h, self.w = file[keep], scale[keep], h[keep], w[keep]
-        self.cdf = np.cumsum((self.h * self.w).astype(np.float64))
-        self.cdf /= self.cdf[-1]  # an image at a scale is drawn by its area
+        self.cdf = _cdf(self.h * self.w)  # an image at a scale is drawn by its area
 
     def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
         s, k = self.size, self.per_image
         out = np.zeros(n, CROP)
-        e = np.repeat(np.searchsorted(self.cdf, rng.random(-(-n // k)), side="right"), k)[:n]
-        e = np.minimum(e, len(self.cdf) - 1)
+        e = np.repeat(_draw(self.cdf, rng, -(-n // k)), k)[:n]
         gray = rng.random(n) < self.gray_fraction
         if self.packed_gray:
             gray &= self.h[e] >= 3 * s  # a gray crop is 3 size rows tall
@@ -232,15 +242,15 @@ class TextSource(Source):
         """A batch follows on from the one before, so one generator for the run from ``start``
         (a resumed run starts every row afresh)."""
         rng, L = np.random.default_rng([seed, start]), self.seq
-        pos = stop = None
+        pos = None
         while True:
             fresh = rng.random(n) < self.reset_p
             f = rng.integers(0, len(self.index), n)
             new = (rng.random(n) * (self.sizes[f] - L)).astype(np.int64)
             if pos is None:
-                fresh[:], pos, stop, file = True, new, self.sizes[f], f
-            fresh |= pos + L > stop  # the file ends: start afresh
-            pos, stop, file = np.where(fresh, new, pos), np.where(fresh, self.sizes[f], stop), np.where(fresh, f, file)
+                fresh[:], pos, file = True, new, f
+            fresh |= pos + L > self.sizes[file]  # the file ends: start afresh
+            pos, file = np.where(fresh, new, pos), np.where(fresh, f, file)
             plan = np.zeros(n, WINDOW)
             plan["file"], plan["pos"], plan["fresh"] = file, pos, fresh
             yield plan
@@ -285,12 +295,12 @@ class AudioSource(Source):
             raise UsageError(f"no WAV file longer than {seq} samples under {root}")
         frames = files.meta[self.file, 4].astype(np.float64)
         self.room = frames - seq
-        self.cdf = np.cumsum(frames) / frames.sum()  # a track is drawn by its length
+        self.cdf = _cdf(frames)  # a track is drawn by its length
         self.handles = _Handles(self.root)
 
     def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
         out = np.zeros(n, CLIP)
-        out["track"] = t = np.minimum(np.searchsorted(self.cdf, rng.random(n), side="right"), len(self.cdf) - 1)
+        out["track"] = t = _draw(self.cdf, rng, n)
         out["pos"] = (rng.random(n) * self.room[t]).astype(np.int64)
         out["flip"] = rng.random(n) < 0.5
         return out
@@ -299,11 +309,10 @@ class AudioSource(Source):
         out = np.empty((len(plan), self.seq), np.int64)
         for j, r in enumerate(plan):
             i = int(self.file[r["track"]])
-            _, bits, channels, offset, _ = (int(v) for v in self.files.meta[i])
-            fb = channels * bits // 8
-            raw = self.handles.read(self.files.path(i), offset + int(r["pos"]) * fb, self.seq * fb)
-            pcm = np.frombuffer(raw, "<i2" if bits == 16 else np.uint8).reshape(-1, channels)[:, self.channel[r["track"]]]
-            x = to_levels(pcm.astype(np.int64) - (128 if bits == 8 else 0), bits)
+            lay = Layout(*(int(v) for v in self.files.meta[i]))
+            fb = lay.channels * lay.bits // 8
+            raw = self.handles.read(self.files.path(i), lay.offset + int(r["pos"]) * fb, self.seq * fb)
+            x = to_levels(frames_of(raw, lay)[:, self.channel[r["track"]]], lay.bits)
             out[j] = -1 - x if r["flip"] else x  # -1 - x: the 16-bit range maps onto itself
         return torch.from_numpy(out), None
 
