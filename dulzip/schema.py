@@ -19,7 +19,7 @@ import re
 from dulzip.errors import FormatError
 
 KINDS = ("bytes", "text", "png", "pnm", "wav")
-CODERS = ("model", "zstd", "stored", "lpc", "image16")  # lpc: audio blocks only (codecs.lpc); image16: 16-bit planes
+CODERS = ("model", "zstd", "stored", "lpc", "image16", "cascade")  # lpc: audio blocks only (codecs.lpc); image16: 16-bit planes; cascade: audio blocks of the adaptive-filter coder
 MAX_LENGTH = 1 << 50  # an original file's length (1 PiB: a bound, not a promise)
 MAX_SIDE = 1 << 20  # pixels along one side of an image
 MAX_TILE = 1024  # image tile side (the CLI's --tile range; models use 28, 64 or 512)
@@ -27,6 +27,7 @@ MAX_FRAMES = 1 << 40
 MAX_STREAMS = 1 << 20
 MAX_COUNT_BITS = 27  # the adaptive mixers' count tables: at most 2**27 slots
 IMAGE_MIXER_VERSIONS = (1, 2)  # image mixer versions this dulzip decodes: 1 raster order, 2 the wavefront
+CASCADE_VERSIONS = (1,)  # versions of the adaptive-filter audio coder this dulzip decodes (codecs.cascade)
 IMAGE16_VERSIONS = (1,)  # versions of the 16-bit image coder this dulzip decodes (codecs.image16)
 PYRAMID_MIXER_VERSIONS = (2,)  # pyramid mixer versions this dulzip decodes (exact.pyramidmix; 1 was never released: its files needed weights the package did not install)
 # bytes a decode may need before it is refused (--max-memory raises it): what a hostile file can
@@ -39,7 +40,7 @@ TOP = {"kind", "length", "blake2b", "tool", "model", "layout", "extras", "exact"
 LAYOUT = {
     "png": {"height", "width", "channels", "tile", "replicated", "alpha", "mixer", "pyramid", "image16"},
     "text": {"block", "max_streams", "seg_min", "slot_bits", "mixer"},
-    "wav": {"frames", "channels", "bits", "rate", "block", "max_streams", "seg_min", "canonical", "stereo"},
+    "wav": {"frames", "channels", "bits", "rate", "block", "max_streams", "seg_min", "canonical", "stereo", "cascade"},
 }
 LAYOUT["pnm"] = LAYOUT["png"]
 EXTRAS = {"png": {"zlib", "idat_sizes", "depth", "palette", "chunks", "filter"}, "pnm": set()}
@@ -160,11 +161,17 @@ def _coded16(h: dict) -> bool:
     return h["kind"] in ("png", "pnm") and type(h.get("layout")) is dict and "image16" in h["layout"]
 
 
+def _cascade(h: dict) -> bool:
+    """Audio coded by the adaptive-filter coder (no model)?"""
+    return h["kind"] == "wav" and type(h.get("layout")) is dict and "cascade" in h["layout"]
+
+
 def _model(h: dict, kind: str) -> None:
     m = h.get("model")
-    if kind == "bytes" or _coded16(h):
+    if kind == "bytes" or _coded16(h) or _cascade(h):
         if m is not None:
-            raise _fail("model", f"is not expected in a '{kind}' file" + (" of the 16-bit coder" if kind != "bytes" else ""))
+            what = "" if kind == "bytes" else " of the 16-bit coder" if _coded16(h) else " of the adaptive-filter audio coder"
+            raise _fail("model", f"is not expected in a '{kind}' file{what}")
         return
     _dict(m, "model", {"name", "sha256"}, {"name", "sha256"})
     if type(m["name"]) is not str or not MODEL_NAME.fullmatch(m["name"]):
@@ -267,16 +274,26 @@ def _text(h: dict) -> None:
 
 
 def _audio(h: dict) -> None:
-    lay = _dict(h["layout"], "layout", LAYOUT["wav"], {"frames", "channels", "bits", "rate", "block",
-                                                       "max_streams", "seg_min"})
+    cascade = _cascade(h)
+    need = {"frames", "channels", "bits", "rate", "block"} | (set() if cascade else {"max_streams", "seg_min"})
+    lay = _dict(h["layout"], "layout", LAYOUT["wav"], need)
     _int(lay["frames"], "layout.frames", 0, MAX_FRAMES)
-    _int(lay["channels"], "layout.channels", 1, 2)
-    if lay["bits"] not in (8, 16) or type(lay["bits"]) is not int:
-        raise _fail("layout.bits", f"is not 8 or 16 ({lay['bits']!r})")
+    _int(lay["channels"], "layout.channels", 1, 8 if cascade else 2)
+    bits = (8, 16, 24) if cascade else (8, 16)
+    if lay["bits"] not in bits or type(lay["bits"]) is not int:
+        raise _fail("layout.bits", f"is not one of {bits} ({lay['bits']!r})")
     _int(lay["rate"], "layout.rate", 1, (1 << 32) - 1)
     _int(lay["block"], "layout.block", 1, 1 << 26)
-    _int(lay["max_streams"], "layout.max_streams", 1, 4096)
-    _int(lay["seg_min"], "layout.seg_min", 1, 1 << 26)
+    if cascade:
+        if lay["cascade"] not in CASCADE_VERSIONS or type(lay["cascade"]) is not int:
+            raise _fail("layout.cascade", f"is a version of the audio coder this dulzip does not know "
+                        f"({lay['cascade']!r}; it decodes {CASCADE_VERSIONS})")
+        for k in ("max_streams", "seg_min", "stereo"):
+            if k in lay:
+                raise _fail(f"layout.{k}", "is set on a file of the adaptive-filter audio coder")
+    else:
+        _int(lay["max_streams"], "layout.max_streams", 1, 4096)
+        _int(lay["seg_min"], "layout.seg_min", 1, 1 << 26)
     if "canonical" in lay and _bool(lay["canonical"], "layout.canonical"):
         align = lay["channels"] * lay["bits"] // 8
         if lay["rate"] * align >= 1 << 32 or 36 + lay["frames"] * align >= 1 << 32:
@@ -339,6 +356,11 @@ def _streams(h: dict, kind: str, payload_size: int | None) -> None:
             raise _fail(f"{path}.coder", "cannot be 'model' in a 'bytes' file")
         if s["coder"] == "lpc" and (kind != "wav" or name in SIDE[kind]):
             raise _fail(f"{path}.coder", f"cannot be 'lpc' for '{name}' (audio blocks only)")
+        cascade = _cascade(h)
+        if name not in SIDE[kind] and kind == "wav" and s["coder"] in ("model", "lpc", "cascade") and (
+                (s["coder"] == "cascade") != cascade):
+            raise _fail(f"{path}.coder", f"cannot be '{s['coder']}' for '{name}' in this WAV "
+                        "(the blocks of the adaptive-filter coder are cascade or zstd streams, those of others are not)")
         if name not in SIDE[kind] and kind in ("png", "pnm") and (s["coder"] == "image16") != _coded16(h):
             raise _fail(f"{path}.coder", f"cannot be '{s['coder']}' for '{name}' in this image "
                         "(the planes of a 16-bit image are image16 streams, those of others are not)")
@@ -359,7 +381,8 @@ def _stream_counts(h: dict, kind: str, counts: dict[str, int]) -> None:
         if counts["text"] != want:
             raise _fail("streams", f"has {counts['text']} text blocks where the length needs {want}")
     elif kind == "wav":
-        want = -(-lay["frames"] // lay["block"]) * lay["channels"]
+        groups = (lay["channels"] + 1) // 2 if "cascade" in lay else lay["channels"]  # cascade: channel pairs
+        want = -(-lay["frames"] // lay["block"]) * groups
         if counts["audio"] != want:
             raise _fail("streams", f"has {counts['audio']} audio blocks where the layout needs {want}")
     elif kind in ("png", "pnm"):

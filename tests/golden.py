@@ -90,14 +90,14 @@ def specs() -> dict[str, tuple[str, dict, object]]:
         "flow-gray": ("PGM 32x24 through the gray flow (level 1), idf-gray", {**keep, "level": 1},
                       lambda: _pnm(b"P5", np.ascontiguousarray(_rgb(24, 32, 2, 10)[:, :, 0]))),
         "text": ("2.2 KB of English and Python, charrnn with the text mixer", {**keep}, text),
-        "wav-speech": ("WAV 8 kHz 16-bit mono, 3000 frames, wavenet", {**keep},
+        "wav-speech": ("WAV 8 kHz 16-bit mono, 3000 frames, wavenet", {**keep, "model": "wavenet"},
                        lambda: _wav(_wav_slice("asterisk-confbridge-participants.wav", 6000, 3000), 8000)),
-        "wav-8bit": ("WAV 8 kHz 8-bit mono, wavenet", {**keep},
+        "wav-8bit": ("WAV 8 kHz 8-bit mono, wavenet", {**keep, "model": "wavenet"},
                      lambda: _wav((_wav_slice("asterisk-confbridge-participants.wav", 3000, 1500) // 256)
                                   .astype(np.int16), 8000, bits=8)),
-        "wav-music": ("WAV 44.1 kHz 16-bit mono, 3000 frames, wavenet-music", {**keep},
+        "wav-music": ("WAV 44.1 kHz 16-bit mono, 3000 frames, wavenet-music", {**keep, "model": "wavenet-music"},
                       lambda: _wav(_wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 4000, 3000), 44100)),
-        "wav-stereo": ("WAV 22.05 kHz stereo (left and side), wavenet-music", {**keep}, stereo),
+        "wav-stereo": ("WAV 22.05 kHz stereo (left and side), wavenet-music", {**keep, "model": "wavenet-music"}, stereo),
         "bytes": ("binary bytes, zstd", {}, lambda: bytes(range(256)) * 8 + (DATA / "digit-7.png").read_bytes()),
         "empty": ("the empty file", {}, lambda: b""),
     }

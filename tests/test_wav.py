@@ -160,7 +160,7 @@ PCM16 = ramp(8, 1, 16).astype("<i2").tobytes()
 
 
 @pytest.mark.parametrize("data", [
-    pytest.param(riff(chunk(b"fmt ", fmt_body(1, bits=24)), chunk(b"data", b"\0" * 9)), id="24-bit"),
+    pytest.param(riff(chunk(b"fmt ", fmt_body(1, bits=32)), chunk(b"data", b"\0" * 12)), id="32-bit"),
     pytest.param(riff(chunk(b"fmt ", fmt_body(1, bits=32)), chunk(b"data", b"\0" * 8)), id="32-bit"),
     pytest.param(riff(chunk(b"fmt ", fmt_body(1, bits=32, tag=3)), chunk(b"data", b"\0" * 8)), id="float"),
     pytest.param(riff(chunk(b"fmt ", fmt_body(1, bits=4, tag=0x11)), chunk(b"data", b"\0" * 8)), id="adpcm"),
@@ -168,7 +168,7 @@ PCM16 = ramp(8, 1, 16).astype("<i2").tobytes()
                  id="extensible-float"),
     pytest.param(riff(chunk(b"fmt ", extensible_body(1, 16)[:30]), chunk(b"data", PCM16)),
                  id="extensible-truncated"),
-    pytest.param(riff(chunk(b"fmt ", fmt_body(3)), chunk(b"data", b"\0" * 12)), id="3-channels"),
+    pytest.param(riff(chunk(b"fmt ", fmt_body(9)), chunk(b"data", b"\0" * 36)), id="9-channels"),
     pytest.param(riff(chunk(b"fmt ", fmt_body(0)), chunk(b"data", b"")), id="0-channels"),
     pytest.param(riff(chunk(b"fmt ", fmt_body(1, rate=0)), chunk(b"data", PCM16)), id="rate-0"),
     pytest.param(riff(chunk(b"fmt ", fmt_body(2, block_align=2)), chunk(b"data", PCM16)), id="block-align"),

@@ -1,11 +1,12 @@
-"""RIFF/WAVE with 8- or 16-bit integer PCM, mono or stereo: samples out, every other byte kept.
+"""RIFF/WAVE with 8-, 16- or 24-bit integer PCM, 1 to 8 channels: samples out, every other byte kept.
 
 A file is split into the bytes before its samples (``prefix``: RIFF header, ``fmt ``, any
 ``LIST``/``fact``/... chunks, the ``data`` chunk header), the samples, and the bytes after them
 (``suffix``: a partial trailing frame, the pad byte, chunks after ``data``, trailing junk), so
-``build_wav(parse_wav(f)) == f`` byte for byte. Anything else (24/32-bit, float, compressed,
-more than two channels, a ``data`` chunk that claims more bytes than the file holds, a malformed
-header) gives None: the caller then stores the file as bytes.
+``build_wav(parse_wav(f)) == f`` byte for byte. Anything else (32-bit, float, compressed, more
+than eight channels, a ``data`` chunk that claims more bytes than the file holds, a malformed
+header) gives None: the caller then stores the file as bytes. (The WaveNet models take 8/16-bit
+mono or stereo only: :data:`NETWORK_BITS`, :data:`NETWORK_CHANNELS`.)
 """
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ PCM = 1
 EXTENSIBLE = 0xFFFE
 # KSDATAFORMAT_SUBTYPE_PCM: the format tag 1 in the first two bytes, then a fixed GUID tail.
 PCM_SUBFORMAT = struct.pack("<H", PCM) + bytes.fromhex("000000001000800000aa00389b71")
+BITS = (8, 16, 24)
+MAX_CHANNELS = 8
+NETWORK_BITS = (8, 16)  # what the WaveNet models (and their training data) take
+NETWORK_CHANNELS = 2
 
 
 @dataclass
 class Wav:
     prefix: bytes  # every byte before the sample bytes, verbatim
-    samples: np.ndarray  # int16 (frames, channels); 8-bit files hold u8 - 128 (-128..127)
+    samples: np.ndarray  # (frames, channels): int16 for 8/16-bit files (8-bit: u8 - 128, -128..127), int32 for 24-bit
     suffix: bytes  # every byte after the sample bytes, verbatim
     rate: int
-    bits: int  # 8 or 16
-    channels: int  # 1 or 2
+    bits: int  # 8, 16 or 24
+    channels: int  # 1 to MAX_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ def _parse_fmt(body: bytes) -> _Format | None:
     elif tag != PCM:
         return None
     fmt = _Format(rate, bits, channels)
-    if bits not in (8, 16) or channels not in (1, 2) or rate == 0 or block_align != fmt.frame_bytes:
+    if bits not in BITS or not 1 <= channels <= MAX_CHANNELS or rate == 0 or block_align != fmt.frame_bytes:
         return None
     return fmt
 
@@ -126,14 +131,17 @@ def locate_samples(f) -> Layout | None:
 
 
 def frames_of(raw: bytes, layout: Layout) -> np.ndarray:
-    """Sample bytes of a WAV of ``layout`` (whole frames) as :attr:`Wav.samples` holds them:
-    int16 (frames, channels)."""
+    """Sample bytes of a WAV of ``layout`` (whole frames) as :attr:`Wav.samples` holds them."""
     return _decode_samples(raw, _Format(layout.rate, layout.bits, layout.channels))
 
 
 def _decode_samples(raw: bytes, fmt: _Format) -> np.ndarray:
     if fmt.bits == 16:
         pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16)
+    elif fmt.bits == 24:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        pcm = v - ((v & 0x800000) << 1)  # two's complement of 24 bits
     else:
         pcm = np.frombuffer(raw, dtype=np.uint8).astype(np.int16) - 128
     return np.ascontiguousarray(pcm.reshape(-1, fmt.channels))
@@ -141,11 +149,14 @@ def _decode_samples(raw: bytes, fmt: _Format) -> np.ndarray:
 
 def sample_bytes(samples: np.ndarray, bits: int) -> bytes:
     """The PCM bytes of ``samples`` (int, (frames, channels)) as a WAV stores them."""
-    lo, hi = (-128, 127) if bits == 8 else (-32768, 32767)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if samples.size and (int(samples.min()) < lo or int(samples.max()) > hi):
         raise ValueError(f"samples outside {lo}..{hi} for {bits}-bit PCM")
     if bits == 8:
         return (samples.astype(np.int16) + 128).astype(np.uint8).tobytes()
+    if bits == 24:
+        v = samples.astype("<i4").reshape(-1, 1).view(np.uint8)
+        return np.ascontiguousarray(v[:, :3]).tobytes()
     return samples.astype("<i2").tobytes()
 
 

@@ -1,8 +1,11 @@
 """WAV audio: the pipeline from a file to coded sample blocks and back.
 
-A WAV the audio model takes (8/16-bit PCM, mono or stereo) is split into its header (re-created
-when canonical, else kept as side data) and its samples; stereo is coded as left and side when
-the channels are correlated (:mod:`dulzip.transforms`); the model is chosen by sample rate.
+A WAV of 8-, 16- or 24-bit PCM with 1 to 8 channels is split into its header (re-created when
+canonical, else kept as side data) and its samples. By default (``-m auto``) the samples go to
+the adaptive-filter coder (:mod:`dulzip.codecs.cascade`: no network, no torch; layout field
+``cascade``). Asked for by name (``-m wavenet``, ``-m wavenet-music``), a WaveNet codes 8/16-bit
+mono or stereo as before: stereo as left and side when the channels are correlated
+(:mod:`dulzip.transforms`). Files of either kind keep decoding.
 """
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from typing import TYPE_CHECKING
 from dulzip.container import Container, pack
 from dulzip.errors import FormatError, UsageError
 from dulzip.formats import sniff
-from dulzip.kinds.common import (add_coded, add_side, coded_streams, load_for, missing, modality, model_header,
-                                 prepare, read_side)
+from dulzip.kinds.common import (add_coded, add_side, coded_streams, content_header, load_for, modality,
+                                 model_header, prepare, read_side)
 from dulzip.transforms import stereo_mode, stereo_side
 
 if TYPE_CHECKING:
@@ -37,8 +40,7 @@ def choose_audio_model(rate: int) -> str:
 
 def sniff_wav(data: bytes, opts: Options) -> wav.Wav | None:
     """The parsed WAV when the audio path takes this input (a WAV it models, and an audio
-    model asked for or 'auto' with one installed), else None."""
-    from dulzip import zoo
+    model asked for, or 'auto': the adaptive-filter coder needs none), else None."""
     if not sniff.looks_like_wav(data[:12]):
         return None
     explicit = opts.model != "auto"
@@ -46,14 +48,9 @@ def sniff_wav(data: bytes, opts: Options) -> wav.Wav | None:
         return None
     from dulzip.formats import wav
     w = wav.parse_wav(data)
-    if w is None:
-        if explicit:
-            raise UsageError(f"model '{opts.model}' codes 8/16-bit PCM WAV files; this WAV is of another "
-                             "kind (use -m auto, or -m zstd)")
-        return None
-    if not explicit and SPEECH_MODEL not in zoo.cards():
-        missing("audio", SPEECH_MODEL)
-        return None
+    if explicit and (w is None or w.bits not in wav.NETWORK_BITS or w.channels > wav.NETWORK_CHANNELS):
+        raise UsageError(f"model '{opts.model}' codes 8/16-bit mono or stereo PCM WAV files; this WAV is of "
+                         "another kind (use -m auto, or -m zstd)")
     return w
 
 
@@ -62,11 +59,35 @@ def layout_header(lay: AudioLayout, w: wav.Wav) -> dict:
             "block": lay.block, "max_streams": lay.streams, "seg_min": lay.seg_min}
 
 
-def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
-    from dulzip.codecs.audio import AudioLayout, encode_audio
+def _wav_side(header: dict, payloads: list[bytes], w: wav.Wav) -> None:
+    """The WAV's header: re-created from the layout when it is the usual 44 bytes, else stored."""
     from dulzip.formats import wav
+    if not w.suffix and w.prefix == wav.canonical_prefix(w.rate, w.bits, w.channels, len(w.samples)):
+        header["layout"]["canonical"] = True
+    else:
+        add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
+
+
+def compress_cascade(data: bytes, w: wav.Wav, opts: Options) -> bytes:
+    """The default: every channel pair (or lone channel) and block one ``cascade`` stream."""
+    from dulzip.codecs.cascade import BLOCK, CASCADE_VERSION, encode_samples
+    from dulzip.options import default_threads
+    header = content_header("wav", data)
+    header.update(layout={"frames": len(w.samples), "channels": w.channels, "bits": w.bits, "rate": w.rate,
+                          "block": BLOCK, "cascade": CASCADE_VERSION}, streams=[])
+    payloads: list[bytes] = []
+    _wav_side(header, payloads, w)
+    streams = encode_samples(w.samples, w.bits, BLOCK, opts.threads or default_threads(), opts.fallback)
+    header["model_bits"] = round(add_coded(header, payloads, "audio", streams))
+    return pack(Container(header, payloads))
+
+
+def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
+    if opts.model == "auto":
+        return compress_cascade(data, w, opts)
+    from dulzip.codecs.audio import AudioLayout, encode_audio
     from dulzip.train.data import to_levels
-    name = choose_audio_model(w.rate) if opts.model == "auto" else opts.model
+    name = opts.model
     net, digest = prepare(name, opts)
     if net.modality != "audio":
         raise UsageError(f"model '{name}' is not an audio model")
@@ -74,10 +95,7 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     header = model_header("wav", data, name, digest)
     header.update(layout=layout_header(layout, w), streams=[])
     payloads: list[bytes] = []
-    if not w.suffix and w.prefix == wav.canonical_prefix(w.rate, w.bits, w.channels, len(w.samples)):
-        header["layout"]["canonical"] = True  # the usual 44-byte header: re-created, not stored
-    else:
-        add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
+    _wav_side(header, payloads, w)
     samples = w.samples
     if w.channels == 2 and stereo_mode(w.samples, w.bits, opts.stereo) == "side":
         header["layout"]["stereo"] = "side"
@@ -98,6 +116,11 @@ def decompress(c: Container, opts: Options) -> bytes:
     if lay.get("canonical"):
         side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
     streams = coded_streams(c, "audio")
+    if "cascade" in lay:  # the adaptive-filter coder: no network, no torch
+        from dulzip.codecs.cascade import decode_samples
+        from dulzip.options import default_threads
+        samples = decode_samples(streams, frames, channels, bits, lay["block"], opts.threads or default_threads())
+        return _build(side, samples, rate, bits, channels)
     if all(s.coder != "model" for s in streams):  # no block needs the network: neither it nor torch is loaded
         from dulzip.codecs.plainaudio import decode_all_plain
         levels = decode_all_plain(streams, frames, channels, bits, lay["block"])
@@ -113,6 +136,11 @@ def decompress(c: Container, opts: Options) -> bytes:
         samples = stereo_side(samples, bits, inverse=True)
     elif lay.get("stereo", "lr") != "lr":
         raise FormatError(f"unknown stereo coding '{lay.get('stereo')}'")
+    return _build(side, samples, rate, bits, channels)
+
+
+def _build(side: dict, samples, rate: int, bits: int, channels: int) -> bytes:
+    from dulzip.formats import wav
     try:
         return wav.build_wav(wav.Wav(side["wav.prefix"], samples, side["wav.suffix"], rate, bits, channels))
     except KeyError:

@@ -81,10 +81,12 @@ def _meta(path: Path, modality: str) -> tuple | None:
     if modality == "audio":
         from dataclasses import astuple
 
-        from dulzip.formats.wav import locate_samples
+        from dulzip.formats.wav import NETWORK_BITS, NETWORK_CHANNELS, locate_samples
         with open(path, "rb") as f:
             lay = locate_samples(f)
-        return None if lay is None else astuple(lay)
+        if lay is None or lay.bits not in NETWORK_BITS or lay.channels > NETWORK_CHANNELS:
+            return None  # the networks train on 8/16-bit mono or stereo
+        return astuple(lay)
     return ()
 
 
