@@ -21,6 +21,7 @@ import warnings
 import zlib
 
 from dulzip import __version__
+from dulzip.coding import zstdio
 from dulzip.container import CODERS, iter_streams, pack, read_header, read_header_file, unpack, write_container
 from dulzip.errors import CorruptDataError, DulzipWarning, FormatError, UsageError
 from dulzip.formats.sniff import TEXT_SNIFF, looks_like_text
@@ -102,7 +103,7 @@ def compress(data: bytes, opts: Options | None = None) -> bytes:
         blob = image.compress(data, sniffed, model, opts)
         if blob is None:
             return pack(bytes_kind.container(data))
-    if not opts.fallback:
+    if not opts.fallback or not zstdio.could_win(data, len(blob)):
         return blob
     fallback = pack(bytes_kind.container(data))  # where the model did worse than zstd: exactly the zstd file
     if len(blob) < len(fallback):

@@ -20,19 +20,28 @@ N_CLASSES = 48  # half-octave classes of the recent mean magnitude
 N_LEN = 28  # magnitude bit lengths: a residual of 24-bit audio (its side channel: 25 bits) stays below 2^26
 N_PROBS = 2 + 2 * N_LEN + N_LEN * N_LEN
 MAX_DECISIONS = 2 + (N_LEN - 1) + (N_LEN - 2)
+MODELLED = 3  # bits below a residual's leading one that are modelled (the rest: probability 1/2)
 
-# cfg: [bits, cross, pre, rate_fast, rate_slow, avg_rate, n_stages, order_0, mu_0, order_1, mu_1, ...]
+# A block's settings (a row of small integers, stored in its payload):
+# [bits, stereo, cross taps, pre-filter, fast rate, slow rate, magnitude rate, mix rate, stages,
+#  then per stage: taps, step]
 BITS, STEREO, CROSS, PRE, RATE_FAST, RATE_SLOW, AVG_RATE, MIX, N_STAGES = range(9)
 HEAD = 9
 MAX_STAGES = 8
-STAGES = ((64, 14), (32, 13), (16, 12), (8, 11))  # (taps, step shift) of each stage, longest first
+MAX_ORDER = 2048  # a stage's taps at most
+MAX_CROSS = 8  # the cross-channel stage's taps at most
+SIGN = 200  # a step of SIGN + k (k <= 3): a sign-sign stage (steps of 8, 16 or 32 << k); below: NLMS, 2^-(step - 8)
+CROSS_STEP = 12  # the cross-channel stage's NLMS step shift
 BLOCK = 1 << 20  # frames per block: blocks are coded independently (in parallel)
 CASCADE_VERSION = 1  # the layout's ``cascade``: files record it, schema.CASCADE_VERSIONS lists those decoded
-MAX_ORDER = 2048  # a stage's taps (and the cross-channel ones) at most
+SPEECH_RATE = 16000  # sample rates up to this one take SPEECH_STAGES, faster ones MUSIC_STAGES
+SPEECH_STAGES = ((64, 13), (32, 12), (16, 11), (8, 10))
+MUSIC_STAGES = ((32, 12), (1024, SIGN + 1), (256, SIGN + 3), (16, 12))
 
 
 @njit(cache=True, inline="always")
 def _half_octave(v):
+    """0 for 0, then two classes per octave of v (v >= 0)."""
     if v <= 0:
         return 0
     k = 0
@@ -44,34 +53,68 @@ def _half_octave(v):
     return 1 + 2 * k + half
 
 
+@njit(cache=True, inline="always")
+def _residual(row, e, fast, slow, st, out, data, end, mode):
+    """A residual as decisions in ``row`` (as :func:`dulzip.coding.adaptive.residual`: zero?,
+    sign, the bit length of |e| - 1 in unary, its bits below the leading one), except that only
+    the MODELLED bits below the leading one are modelled: the lower ones are about even, and go
+    at probability 1/2 (half the work of a decision, for a few thousandths of a bit each)."""
+    if adaptive.bit(row, 0, N_PROBS, fast, slow, 1 if e == 0 else 0, st, out, data, end, mode):
+        return 0
+    neg = adaptive.bit(row, 1, 1 + N_PROBS, fast, slow, 1 if e < 0 else 0, st, out, data, end, mode)
+    m = abs(e) - 1
+    k = 0
+    while k < N_LEN - 1 and adaptive.bit(row, 2 + k, 2 + k + N_PROBS, fast, slow, 1 if (m >> k) > 0 else 0,
+                                         st, out, data, end, mode):
+        k += 1
+    v = 0 if k == 0 else 1
+    for i in range(k - 2, -1, -1):
+        if i >= k - 1 - MODELLED:
+            sl = 2 + N_LEN + k * N_LEN + i
+            b = adaptive.bit(row, sl, sl + N_PROBS, fast, slow, (m >> i) & 1, st, out, data, end, mode)
+        elif mode == ENC:
+            b = (m >> i) & 1
+            binary.encode_bit(st, 0, out, b, 32768)
+        else:
+            b = binary.decode_bit(st, 0, data, end, 32768)
+        v = 2 * v + b
+    return -(v + 1) if neg else v + 1
+
+
 @njit(cache=True, nogil=True)
 def _run(x, cfg, st, out, cap, data, end, mode):
-    """Code (ENC: from x) or decode (DEC: into x) the (n, C) samples. Returns 0, -1 when a
-    decoder's stream ended early or gave an impossible sample, -2 when an encoder passed cap."""
+    """Code (ENC: from x) or decode (DEC: into x) the (n, C) samples of a block, C = 1 or 2.
+    Returns 0, -1 when a decoder's stream ended early or gave an impossible sample, -2 when an
+    encoder's output passed ``cap`` bytes."""
     n, C = x.shape
-    bits, cross, pre, stereo = cfg[BITS], cfg[CROSS], cfg[PRE], cfg[STEREO]
-    fast, slow, arate, S = cfg[RATE_FAST], cfg[RATE_SLOW], cfg[AVG_RATE], cfg[N_STAGES]
-    mix = cfg[MIX]
-    a_mix = np.full((C, S), 1 << 14, dtype=np.int64)
+    bits, stereo, xs, pre = cfg[BITS], cfg[STEREO], cfg[CROSS], cfg[PRE]
+    fast, slow, arate, mix, S = cfg[RATE_FAST], cfg[RATE_SLOW], cfg[AVG_RATE], cfg[MIX], cfg[N_STAGES]
     order = np.zeros(S, dtype=np.int64)
-    mu = np.zeros(S, dtype=np.int64)
+    step = np.zeros(S, dtype=np.int64)
     for s in range(S):
         order[s] = cfg[HEAD + 2 * s]
-        mu[s] = cfg[HEAD + 2 * s + 1]
-    omax = max(order.max(), cross)
+        step[s] = cfg[HEAD + 2 * s + 1]
+    omax = max(order.max(), 8)
     L = omax + WIN
+    gbits = 60 - bits  # an NLMS step's fraction bits: |residual| < 2^(bits + 1), so |g * input| < 2^61
     lo = -(np.int64(1) << (bits - 1))
     hi = (np.int64(1) << (bits - 1)) - 1
     h = np.zeros((S, C, L), dtype=np.int64)  # stage s's inputs: u (the pre-filtered signal), then residuals
+    dh = np.zeros((S, C, L), dtype=np.int64)  # a sign-sign stage's step for each of its inputs
     pos = omax  # next write index: the last omax inputs lie before it
     w = np.zeros((S, C, omax), dtype=np.int64)
-    wx = np.zeros((C, max(cross, 1)), dtype=np.int64)
-    en = np.zeros((S, C), dtype=np.int64)  # energies of each stage's last order inputs
-    ex = np.zeros(C, dtype=np.int64)  # of the last cross values of u
+    en = np.zeros((S, C), dtype=np.int64)  # energies of each NLMS stage's last order inputs
+    ain = np.zeros((S, C), dtype=np.int64)  # 16 x the mean magnitude of a sign-sign stage's inputs
     p = np.zeros(S, dtype=np.int64)
+    pn = np.zeros((S, C), dtype=np.int64)  # each stage's prediction of its next input
+    cum = np.zeros(S, dtype=np.int64)  # the prediction of the stages up to s
     r = np.zeros(S + 1, dtype=np.int64)
-    probs = np.full((C * N_CLASSES, 2 * N_PROBS), 32768, dtype=np.int64)
-    for k in range(C * N_CLASSES):
+    a_mix = np.zeros((C, S), dtype=np.int64)  # the mix of the cumulative predictions (1/65536)
+    a_mix[:, S - 1] = 1 << 16
+    fr = np.zeros((C, MAX_CROSS), dtype=np.int64)  # each channel's last stage residuals, newest first
+    wx = np.zeros((C, MAX_CROSS), dtype=np.int64)
+    probs = np.full((C * N_CLASSES, 2 * N_PROBS), 32768, dtype=np.int64)  # fast, then slow
+    for k in range(C * N_CLASSES):  # a prior: class q's residuals have about q / 2 bits
         q = (k % N_CLASSES) >> 1
         for b in range(N_LEN):
             v = 62000 if b < q - 1 else (3500 if b > q + 1 else 32768)
@@ -82,31 +125,31 @@ def _run(x, cfg, st, out, cap, data, end, mode):
     for t in range(n):
         for c in range(C):
             o = 1 - c
-            # channel 1 sees channel 0's u at t already (written at pos), channel 0 sees channel 1's up to t - 1
-            xq = pos + 1 if c == 1 else pos
-            tot = np.int64(0)
-            for s in range(S):
-                m = order[s]
+            for s in range(S):  # the stages' predictions, made when the last sample was learnt
+                p[s] = pn[s, c]
+                cum[s] = p[s] + (cum[s - 1] if s > 0 else 0)
+            if mix > 0:
                 acc = np.int64(0)
-                for j in range(m):
-                    acc += w[s, c, j] * h[s, c, pos - m + j]
-                if s == 0 and cross > 0 and C == 2:
-                    for j in range(cross):
-                        acc += wx[c, j] * h[0, o, xq - cross + j]
-                p[s] = acc >> 16
-                tot += a_mix[c, s] * p[s]
-            tot >>= 14
-            base = (prev[c] * pre) >> 5
+                for s in range(S):
+                    acc += a_mix[c, s] * cum[s]
+                tot = acc >> 16
+            else:
+                tot = cum[S - 1]
+            px = np.int64(0)  # the cross-channel stage: the other channel's last stage residuals
+            if xs > 0 and C == 2:  # (channel 1: channel 0's of this very frame)
+                acc = np.int64(0)
+                for j in range(xs):
+                    acc += wx[c, j] * fr[o, j]
+                px = acc >> 16
             side = c == 1 and stereo == 1  # channel 1 coded as its difference from channel 0
             ref = x[t, 0] if side else 0
             clo = lo - ref
             chi = hi - ref
-            pred = min(max(base + tot, clo), chi)
-            a = avg[c] >> 4
-            cls = min(_half_octave(a), N_CLASSES - 1)
+            base = (prev[c] * pre) >> 5
+            pred = min(max(base + tot + px, clo), chi)
+            cls = min(_half_octave(avg[c] >> 4), N_CLASSES - 1)
             e = x[t, c] - ref - pred if mode == ENC else 0
-            e = adaptive.residual(probs[c * N_CLASSES + cls], e, N_LEN, N_PROBS, fast, slow,
-                                  st, out, data, end, mode)
+            e = _residual(probs[c * N_CLASSES + cls], e, fast, slow, st, out, data, end, mode)
             if mode == DEC:
                 v = pred + e
                 if st[0, 4] > 0 or v < clo or v > chi:
@@ -117,35 +160,76 @@ def _run(x, cfg, st, out, cap, data, end, mode):
             xv = x[t, c] - ref
             avg[c] += ((abs(e) << 4) - avg[c]) >> arate
             r[0] = xv - base
-            if mix > 0:
-                sg = 1 if e > 0 else (-1 if e < 0 else 0)
-                for s in range(S):
-                    ps = 1 if p[s] > 0 else (-1 if p[s] < 0 else 0)
-                    a_mix[c, s] = min(max(a_mix[c, s] + sg * ps * mix, 0), 1 << 15)
             for s in range(S):
                 r[s + 1] = r[s] - p[s]
-            # each stage learns towards its own residual, normalized by its inputs' energy
-            for s in range(S):
+            if mix > 0:  # NLMS over the cumulative predictions, towards u
+                em = r[0] - tot
+                ee = np.int64(S)
+                for s in range(S):
+                    ee += cum[s] * cum[s]
+                g = (em << gbits) // ee
+                for s in range(S):
+                    a_mix[c, s] = min(max(a_mix[c, s] + ((g * cum[s]) >> (gbits - 16 + mix)), -W_MAX), W_MAX)
+            for s in range(S):  # each stage learns towards its own residual, and predicts its next input
                 m = order[s]
-                if m == 0:
-                    continue
-                extra = ex[o] if (s == 0 and cross > 0 and C == 2) else 0
-                g = (r[s + 1] << 24) // (en[s, c] + extra + m + 1)
-                sh = mu[s]
-                for j in range(m):
-                    w[s, c, j] = min(max(w[s, c, j] + ((g * h[s, c, pos - m + j]) >> sh), -W_MAX), W_MAX)
-                if s == 0 and cross > 0 and C == 2:
-                    for j in range(cross):
-                        wx[c, j] = min(max(wx[c, j] + ((g * h[0, o, xq - cross + j]) >> sh), -W_MAX), W_MAX)
-            for s in range(S):
-                m = order[s]
+                es = r[s + 1]
                 vv = r[s]
-                old = h[s, c, pos - m]
-                en[s, c] += vv * vv - old * old
                 h[s, c, pos] = vv
-            if cross > 0:
-                old = h[0, c, pos - cross]
-                ex[c] += r[0] * r[0] - old * old
+                q = pos - m  # its inputs were h[q:pos]; the next ones are h[q + 1:pos + 1]
+                acc = np.int64(0)
+                ws = w[s, c]
+                hs = h[s, c, q:pos + 1]
+                if step[s] >= SIGN:  # sign-sign: each weight moves by its input's step, against the error's sign
+                    ds = dh[s, c, q:pos]  # (no bound needed: a block moves a weight by at most 256 x 2^20)
+                    if es > 0:
+                        for j in range(m):
+                            wj = ws[j] + ds[j]
+                            ws[j] = wj
+                            acc += wj * hs[j + 1]
+                    elif es < 0:
+                        for j in range(m):
+                            wj = ws[j] - ds[j]
+                            ws[j] = wj
+                            acc += wj * hs[j + 1]
+                    else:
+                        for j in range(m):
+                            acc += ws[j] * hs[j + 1]
+                    av = abs(vv)  # the new input's step: larger for inputs large against the mean;
+                    a16 = ain[s, c]  # halved as it ages past 1, 2 and 8 samples (Monkey's Audio's rule)
+                    k = np.int64(0)
+                    if av * 16 > a16 * 3:
+                        k = 32
+                    elif av * 48 > a16 * 4:
+                        k = 16
+                    elif av != 0:
+                        k = 8
+                    k <<= step[s] - SIGN
+                    dh[s, c, pos] = k if vv > 0 else -k
+                    ain[s, c] += av - (a16 >> 4)
+                    dh[s, c, pos - 1] >>= 1
+                    dh[s, c, pos - 2] >>= 1
+                    dh[s, c, pos - 8] >>= 1
+                else:  # normalized LMS: by the energy of its inputs
+                    g = (es << gbits) // (en[s, c] + m + 1)
+                    sh = step[s] + gbits - 24
+                    for j in range(m):
+                        wj = min(max(ws[j] + ((g * hs[j]) >> sh), -W_MAX), W_MAX)
+                        ws[j] = wj
+                        acc += wj * hs[j + 1]
+                    old = h[s, c, q]
+                    en[s, c] += vv * vv - old * old
+                pn[s, c] = acc >> 16
+            if xs > 0 and C == 2:
+                fin = r[S]
+                ee = np.int64(xs)
+                for j in range(xs):
+                    ee += fr[o, j] * fr[o, j]
+                g = ((fin - px) << gbits) // ee
+                for j in range(xs):
+                    wx[c, j] = min(max(wx[c, j] + ((g * fr[o, j]) >> (gbits - 24 + CROSS_STEP)), -W_MAX), W_MAX)
+                for j in range(MAX_CROSS - 1, 0, -1):
+                    fr[c, j] = fr[c, j - 1]
+                fr[c, 0] = fin
             prev[c] = xv
         pos += 1
         if pos == L:
@@ -153,6 +237,7 @@ def _run(x, cfg, st, out, cap, data, end, mode):
                 for c in range(C):
                     for j in range(omax):
                         h[s, c, j] = h[s, c, L - omax + j]
+                        dh[s, c, j] = dh[s, c, L - omax + j]
             pos = omax
     return 0
 
@@ -181,11 +266,12 @@ def read_settings(payload: bytes, bits: int, C: int) -> tuple[np.ndarray, bytes]
         raise CorruptDataError("a cascade audio block's settings are truncated")
     cfg = np.frombuffer(payload[1:1 + 2 * k], dtype="<u2").astype(np.int64)
     S = int(cfg[N_STAGES])
-    ok = (cfg[BITS] == bits and 0 < S <= MAX_STAGES and k == HEAD + 2 * S and cfg[CROSS] <= MAX_ORDER
+    ok = (cfg[BITS] == bits and 0 < S <= MAX_STAGES and k == HEAD + 2 * S and cfg[CROSS] <= MAX_CROSS
           and cfg[PRE] <= 32 and 1 <= cfg[RATE_FAST] <= 16 and 1 <= cfg[RATE_SLOW] <= 16 and 1 <= cfg[AVG_RATE] <= 12
-          and cfg[MIX] <= 1024 and (C == 2 or cfg[CROSS] == 0 and cfg[STEREO] == 0) and cfg[STEREO] <= 1)
+          and cfg[MIX] <= 40 and (C == 2 or cfg[CROSS] == 0 and cfg[STEREO] == 0) and cfg[STEREO] <= 1)
     for s in range(S if ok else 0):
-        ok = ok and cfg[HEAD + 2 * s] <= MAX_ORDER and 8 <= cfg[HEAD + 2 * s + 1] <= 40
+        step = cfg[HEAD + 2 * s + 1]
+        ok = ok and cfg[HEAD + 2 * s] <= MAX_ORDER and (8 <= step <= 40 or SIGN <= step <= SIGN + 3)
     if not ok:
         raise CorruptDataError("a cascade audio block has settings this coder does not run")
     return cfg, payload[1 + 2 * k:]
@@ -206,19 +292,18 @@ def decode_block(payload: bytes, n: int, C: int, bits: int) -> np.ndarray:
     return x
 
 
-def settings(bits: int, C: int, x: np.ndarray | None = None) -> np.ndarray:
-    """The settings a block is coded with (recorded in its payload, so later tuning never
-    changes how an old file decodes): the cascade's stages, and for a pair of channels the
-    cross-channel taps and whether channel 1 goes as its difference from channel 0 (where the
+def settings(bits: int, rate: int, C: int, x: np.ndarray | None = None) -> np.ndarray:
+    """The settings a block is coded with (recorded in its payload, so that later tuning never
+    changes how an old file decodes): the stages by sample rate; for a pair of channels the
+    cross-channel stage, and whether channel 1 goes as its difference from channel 0 (where the
     difference varies less than channel 1 itself: a cheap test on the block's samples ``x``)."""
     stereo = 0
     if C == 2 and x is not None and len(x) > 1:
-        d1 = np.abs(np.diff(x[:, 1])).sum()
-        ds = np.abs(np.diff(x[:, 1] - x[:, 0])).sum()
-        stereo = int(ds < d1)
-    cfg = [bits, stereo, 32 if C == 2 else 0, 31, 4, 7, 3, 16, len(STAGES)]
-    for order, mu in STAGES:
-        cfg += [order, mu]
+        stereo = int(np.abs(np.diff(x[:, 1] - x[:, 0])).sum() < np.abs(np.diff(x[:, 1])).sum())
+    stages = SPEECH_STAGES if rate <= SPEECH_RATE else MUSIC_STAGES
+    cfg = [bits, stereo, 4 if C == 2 else 0, 31, 4, 7, 3, 7, len(stages)]
+    for order, step in stages:
+        cfg += [order, step]
     return np.array(cfg, dtype=np.int64)
 
 
@@ -237,24 +322,27 @@ def _from_pcm(raw: bytes, bits: int, C: int) -> np.ndarray:
     return frames_of(raw, Layout(0, bits, C, 0, len(raw) // (C * bits // 8))).astype(np.int64)
 
 
-def _encode_job(samples: np.ndarray, bits: int, c0: int, C: int, s: int, n: int, allow_zstd: bool) -> Stream:
+def _encode_job(samples: np.ndarray, bits: int, rate: int, c0: int, C: int, s: int, n: int,
+                allow_zstd: bool) -> Stream:
     x = samples[s:s + n, c0:c0 + C].astype(np.int64)
-    coded = Stream("cascade", encode_block(x, settings(bits, C, x)))
+    coded = Stream("cascade", encode_block(x, settings(bits, rate, C, x)))
     if allow_zstd:
-        packed = Stream("zstd", zstdio.compress(_pcm(x, bits)))
-        if len(packed.payload) < len(coded.payload):
-            return packed
+        raw = _pcm(x, bits)
+        if zstdio.could_win(raw, len(coded.payload), 0):  # zstd -19 runs at a few MB/s: only where it could win
+            packed = Stream("zstd", zstdio.compress(raw))
+            if len(packed.payload) < len(coded.payload):
+                return packed
     return coded
 
 
-def encode_samples(samples: np.ndarray, bits: int, block: int = BLOCK, threads: int = 1,
+def encode_samples(samples: np.ndarray, bits: int, rate: int, block: int = BLOCK, threads: int = 1,
                    allow_zstd: bool = True) -> list[Stream]:
     """(frames, channels) samples -> one stream per channel group and block (group by group),
     each the ``cascade`` payload or, where smaller, zstd -19 of its PCM bytes. Blocks are coded
     on ``threads`` threads (the njit loop releases the GIL); the output does not depend on it."""
     jobs = [(c0, C, s, n) for c0, C in groups(samples.shape[1]) for s, n in cuts(len(samples), block)]
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        return list(pool.map(lambda j: _encode_job(samples, bits, *j, allow_zstd), jobs))
+        return list(pool.map(lambda j: _encode_job(samples, bits, rate, *j, allow_zstd), jobs))
 
 
 def decode_samples(streams: list[Stream], frames: int, channels: int, bits: int, block: int,

@@ -18,14 +18,33 @@ LEVEL = 19
 MAX_WINDOW = 1 << 27  # zstd -19 uses 2**23; a larger window is refused before it is allocated
 
 
+SCREEN_LEVEL = 3  # a fast zstd whose size says whether zstd -19 could beat a model's file
+SCREEN_MARGIN = 1.5
+SCREEN_FROM = 4 << 20  # inputs at least this large are screened (zstd -19 takes about a second per 3 MB)
+
+
+def screen(data: bytes) -> int:
+    """The size of a fast zstd frame of ``data`` (level 3 with zstd -19's 8 MB window and
+    long-distance matching, so that repeats far apart are found as -19 finds them): where a
+    model's output is below this size divided by SCREEN_MARGIN, zstd -19 is not run to compare."""
+    params = zstandard.ZstdCompressionParameters.from_level(SCREEN_LEVEL, window_log=23, enable_ldm=True)
+    return len(zstandard.ZstdCompressor(compression_params=params).compress(data))
+
+
+def could_win(data: bytes, coded_size: int, start: int = SCREEN_FROM) -> bool:
+    """Could zstd -19 of ``data`` be smaller than ``coded_size`` bytes? Always yes below
+    ``start`` bytes (then it is simply run); above, only where the fast screen comes near."""
+    return len(data) < start or screen(data) < SCREEN_MARGIN * coded_size
+
+
 def pack(data: bytes) -> tuple[str, bytes]:
     """('zstd', frame) when zstd -19 makes ``data`` smaller, else ('stored', data)."""
     packed = zstandard.ZstdCompressor(level=LEVEL).compress(data)
     return ("zstd", packed) if len(packed) < len(data) else ("stored", data)
 
 
-def compress(data: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=LEVEL).compress(data)
+def compress(data: bytes, level: int = LEVEL) -> bytes:
+    return zstandard.ZstdCompressor(level=level).compress(data)
 
 
 def decompress(frame: bytes, size: int, what: str, exact: bool = True) -> bytes:

@@ -77,7 +77,7 @@ def compress_cascade(data: bytes, w: wav.Wav, opts: Options) -> bytes:
                           "block": BLOCK, "cascade": CASCADE_VERSION}, streams=[])
     payloads: list[bytes] = []
     _wav_side(header, payloads, w)
-    streams = encode_samples(w.samples, w.bits, BLOCK, opts.threads or default_threads(), opts.fallback)
+    streams = encode_samples(w.samples, w.bits, w.rate, BLOCK, opts.threads or default_threads(), opts.fallback)
     header["model_bits"] = round(add_coded(header, payloads, "audio", streams))
     return pack(Container(header, payloads))
 
