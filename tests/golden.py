@@ -52,10 +52,18 @@ def specs() -> dict[str, tuple[str, dict, object]]:
         img.save(buf, "PNG")
         return buf.getvalue()
 
-    def stereo():
+    def stereo_samples():
         left = _wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 8000, 1500)[:, 0].astype(np.int32)
         right = (left * 3) // 4 + np.arange(len(left)) % 7 - 3
-        return _wav(np.stack([left, right], 1).astype(np.int16), 22050)
+        return np.stack([left, right], 1).astype(np.int16)
+
+    def stereo():
+        return _wav(stereo_samples(), 22050)
+
+    def cascade24():
+        base = _wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 8000, 1500)[:, 0].astype(np.int32) << 8
+        x = np.stack([base, base // 2 + np.arange(len(base)) % 97 - 48, base // 3], 1)
+        return _wav(x, 48000, bits=24)
 
     def text():
         doc = (ROOT / "tests" / "data" / "fuzz" / "seeds" / "text.orig").read_bytes()
@@ -98,6 +106,12 @@ def specs() -> dict[str, tuple[str, dict, object]]:
         "wav-music": ("WAV 44.1 kHz 16-bit mono, 3000 frames, wavenet-music", {**keep, "model": "wavenet-music"},
                       lambda: _wav(_wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 4000, 3000), 44100)),
         "wav-stereo": ("WAV 22.05 kHz stereo (left and side), wavenet-music", {**keep, "model": "wavenet-music"}, stereo),
+        "wav-cascade-speech": ("WAV 8 kHz 16-bit mono, 3000 frames, the adaptive-filter coder (cascade version 1)",
+                               {**keep}, lambda: _wav(_wav_slice("asterisk-confbridge-participants.wav", 6000, 3000), 8000)),
+        "wav-cascade-stereo": ("WAV 44.1 kHz 16-bit stereo, the adaptive-filter coder (long sign-sign stages, "
+                               "cross-channel stage)", {**keep}, lambda: _wav(stereo_samples(), 44100)),
+        "wav-cascade-24bit": ("WAV 48 kHz 24-bit, 3 channels (a pair and one alone), the adaptive-filter coder",
+                              {**keep}, cascade24),
         "bytes": ("binary bytes, zstd", {}, lambda: bytes(range(256)) * 8 + (DATA / "digit-7.png").read_bytes()),
         "empty": ("the empty file", {}, lambda: b""),
     }

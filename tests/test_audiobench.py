@@ -62,7 +62,7 @@ def test_audio_bench_lists_unavailable_baselines(audio_models, tmp_path, monkeyp
     monkeypatch.setenv("PATH", str(tmp_path))
     run_audio_bench(wav_folder(tmp_path), tmp_path / "out", "t", "wavenet", limit=1)
     data = json.loads((tmp_path / "out" / "t.json").read_text())
-    assert list(data["meta"]["unavailable"]) == ["flac -8 --no-padding", "wavpack -hhx"]
+    assert list(data["meta"]["unavailable"]) == ["flac -8 --no-padding", "wavpack -hhx6"]
     assert list(data["total"]["bps"]) == ["zstd -19 (raw PCM)", "xz -9e (raw PCM)", DLZ]
     assert "Unavailable baselines: flac -8 --no-padding (flac not found" in (tmp_path / "out" / "t.md").read_text()
 

@@ -44,7 +44,7 @@ def test_round_trip(codec, layout: tuple[int, int, int, int]) -> None:
 
 def test_names_and_order() -> None:
     names = [c.name for c in audio_baselines()]
-    assert names == ["flac -8 --no-padding", "wavpack -hhx", "zstd -19 (raw PCM)", "xz -9e (raw PCM)"]
+    assert names == ["flac -8 --no-padding", "wavpack -hhx6", "zstd -19 (raw PCM)", "xz -9e (raw PCM)"]
 
 
 def test_missing_tools_make_codecs_unavailable(monkeypatch, tmp_path) -> None:
@@ -52,9 +52,9 @@ def test_missing_tools_make_codecs_unavailable(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     codecs = {c.name: c for c in audio_baselines()}
     assert not codecs["flac -8 --no-padding"].available and "flac" in codecs["flac -8 --no-padding"].missing
-    assert not codecs["wavpack -hhx"].available
+    assert not codecs["wavpack -hhx6"].available
     with pytest.raises(RuntimeError, match="unavailable"):
-        codecs["wavpack -hhx"].compressed_size(tiny_wav(10, 1, 16, 8000))
+        codecs["wavpack -hhx6"].compressed_size(tiny_wav(10, 1, 16, 8000))
     assert codecs["zstd -19 (raw PCM)"].available and codecs["xz -9e (raw PCM)"].available
 
 

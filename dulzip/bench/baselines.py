@@ -292,7 +292,7 @@ def text_baselines() -> list[Baseline]:
 # -- audio -------------------------------------------------------------------------------------
 
 FLAC_ARGS = ("-8", "--no-padding")  # without --no-padding flac adds 8 KiB of padding to every file
-WAVPACK_ARGS = ("-hhx",)
+WAVPACK_ARGS = ("-hhx6",)  # its strongest mode
 
 
 def _pcm(w) -> bytes:
