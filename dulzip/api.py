@@ -24,7 +24,7 @@ from dulzip import __version__
 from dulzip.coding import zstdio
 from dulzip.container import CODERS, iter_streams, pack, read_header, read_header_file, unpack, write_container
 from dulzip.errors import CorruptDataError, DulzipWarning, FormatError, UsageError
-from dulzip.formats.sniff import TEXT_SNIFF, looks_like_text
+from dulzip.formats.sniff import TEXT_SNIFF, looks_like_text, looks_like_wav
 from dulzip.kinds import audio, image, text
 from dulzip.kinds import bytes as bytes_kind
 from dulzip.kinds.audio import choose_audio_model
@@ -167,6 +167,10 @@ def compress_stream(src, out, opts: Options | None = None, size: int | None = No
             yield buf[:n]
             buf = buf[n:]
 
+    if name is None and opts.model == "auto" and size is not None and looks_like_wav(head):
+        header = audio.compress_stream(src, out, opts, head, size)
+        if header is not None:
+            return header
     header: dict = {"kind": "bytes", "tool": __version__}
     metas: list[dict] = []
     with tempfile.TemporaryFile() as spool:
@@ -220,7 +224,8 @@ def decompress_stream(src, out, opts: Options | None = None) -> int:
     start = src.tell()
     h = read_header_file(src)
     kind = h["kind"]
-    if kind not in ("text", "bytes"):
+    streamed_wav = kind == "wav" and "cascade" in h["layout"]  # the adaptive-filter coder's: block by block
+    if kind not in ("text", "bytes") and not streamed_wav:
         src.seek(start)
         data = decompress(src.read(), opts)
         out.write(data)
@@ -236,7 +241,9 @@ def decompress_stream(src, out, opts: Options | None = None) -> int:
         out.write(data)
         written += len(data)
 
-    if kind == "bytes":
+    if streamed_wav:
+        audio.decompress_stream(src, emit, h, opts)
+    elif kind == "bytes":
         for meta, data in iter_streams(src, h):
             emit(unstream(meta, data, bytes_kind.piece_limit(meta, length - written)))
     else:

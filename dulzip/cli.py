@@ -56,13 +56,13 @@ def _read_input(name: str) -> bytes:
     return sys.stdin.buffer.read() if name == "-" else _check_input(name).read_bytes()
 
 
-def _streams(name: str) -> bool:
+def _streams(name: str, model: str) -> bool:
     """Compress this input in a stream (``sniff.streamed``; standard input and special files
     are read whole)."""
     if name == "-" or not Path(name).is_file():
         return False
     with open(name, "rb") as f:
-        return sniff.streamed(f.read(12), Path(name).stat().st_size)
+        return sniff.streamed(f.read(12), Path(name).stat().st_size, model)
 
 
 class _Null:
@@ -294,7 +294,7 @@ def compress(inputs, model, level, reencode, exact, tile, model_only, recursive,
         removes = _check_output(name, out, force) and remove and name != "-"
         like = _stat(name)  # the output takes the input's mode and times (as they were before reading)
         t0 = time.perf_counter()
-        if _streams(name):
+        if _streams(name, opts.model):
             size = Path(name).stat().st_size
             with open(name, "rb") as src, atomic_output(out, force, like) as f:
                 f = Counted(f)

@@ -39,7 +39,7 @@ def compress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:
     with _reader(src) as f:
         head = api.read_upto(f, sniff.STREAM_MIN)
         with _writer(dst) as out:
-            if not sniff.streamed(head, len(head)):
+            if not sniff.streamed(head, len(head), opts.model):
                 data = head + f.read() if len(head) == sniff.STREAM_MIN else head
                 blob = api.compress(data, opts)
                 out.write(blob)

@@ -424,6 +424,11 @@ AR_POSITION = 200  # bytes per position of every tile (levels, means, masks)
 # the match pairs a block keeps are bounded (deflate_tokens.PAIRS_PER_BYTE), so a freak file needs
 # at most about three times that
 DESCRIBED = 64
+# the adaptive-filter audio coder: the process (numpy, numba's compiled loop), then per sample of a
+# block being decoded (its int64 samples, histories, PCM bytes), for up to this many blocks at once
+CASCADE_BASE = 200 << 20
+CASCADE_SAMPLE = 48
+CASCADE_JOBS = 16
 PIXELCNN = {"channels": 128, "layers": 8, "kv": 2, "kw": 2, "kh": 3}  # the shipped shape: the default
 
 
@@ -442,6 +447,11 @@ def decode_memory(h: dict, whole: bool = True, flow: bool = False, configs: list
     if kind == "text":
         lay = h["layout"]
         return out + BASE + 7 * (1 << lay["slot_bits"]) + 64 * min(length, lay["block"])
+    if kind == "wav" and "cascade" in h["layout"]:  # no torch, no model; blocks decoded a few at a time
+        lay = h["layout"]
+        block = min(lay["block"], lay["frames"]) * lay["channels"]
+        whole_samples = 4 * lay["frames"] * lay["channels"] if whole else 0
+        return out + CASCADE_BASE + whole_samples + CASCADE_JOBS * CASCADE_SAMPLE * block
     if kind == "wav":
         lay = h["layout"]
         return out + BASE + 2 * length + 32 * lay["frames"] * lay["channels"] + 256 * min(lay["block"], lay["frames"])

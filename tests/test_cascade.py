@@ -2,6 +2,7 @@
 its settings and streams checked, damaged files refused, and no network (nor torch) needed."""
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -183,3 +184,51 @@ def test_wav_24_bit_parses_byte_for_byte():
     w = wav.parse_wav(data)
     assert w.bits == 24 and w.samples.dtype == np.int32 and np.array_equal(w.samples, x)
     assert wav.build_wav(w) == data
+
+
+def _stream_compress(data: bytes, **opts) -> bytes:
+    out = io.BytesIO()
+    api.compress_stream(io.BytesIO(data), out, api.Options(**opts), len(data))
+    return out.getvalue()
+
+
+def _stream_decompress(blob: bytes, **opts) -> bytes:
+    out = io.BytesIO()
+    api.decompress_stream(io.BytesIO(blob), out, api.Options(**opts))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_streamed_wav_is_the_whole_files_twin(monkeypatch, threads):
+    """Block by block (several blocks, a batch per thread count), the streamed file is the
+    one a whole compress makes, and it decodes both ways."""
+    monkeypatch.setattr(cascade, "BLOCK", 1000)
+    x = np.concatenate([stereo(3000), np.zeros((500, 2), np.int16)])
+    for data in (_wav(x, 44100), _wav(x, 44100, extra=b"INFOsome words") + b"junk after the samples",
+                 _wav(np.concatenate([x, x[:, :1]], 1), 22050)):
+        blob = _stream_compress(data, threads=threads)
+        assert blob == api.compress(data, api.Options(threads=threads))
+        h = header(blob)
+        assert h["layout"]["block"] == 1000
+        assert _stream_decompress(blob, threads=threads) == data == api.decompress(blob)
+
+
+def test_streamed_damage_is_refused(monkeypatch):
+    monkeypatch.setattr(cascade, "BLOCK", 1000)
+    data = _wav(stereo(4000), 44100)
+    blob = _stream_compress(data)
+    for cut in (blob[:-5], blob + b"x"):
+        with pytest.raises(DulzipError):
+            _stream_decompress(cut)
+    c = unpack(blob)
+    c.header["layout"]["frames"] += 1000  # a block more than the streams hold
+    c.header["length"] += 4000
+    with pytest.raises(DulzipError):
+        _stream_decompress(pack(c))
+
+
+def test_a_wav_that_lies_about_its_size_streams_as_bytes():
+    data = _wav(stereo(2000), 44100)
+    bad = data[:-100]  # the data chunk claims 100 bytes more than there are
+    blob = _stream_compress(bad)
+    assert header(blob)["kind"] == "bytes" and _stream_decompress(blob) == bad

@@ -322,47 +322,61 @@ def _from_pcm(raw: bytes, bits: int, C: int) -> np.ndarray:
     return frames_of(raw, Layout(0, bits, C, 0, len(raw) // (C * bits // 8))).astype(np.int64)
 
 
-def _encode_job(samples: np.ndarray, bits: int, rate: int, c0: int, C: int, s: int, n: int,
-                allow_zstd: bool) -> Stream:
-    x = samples[s:s + n, c0:c0 + C].astype(np.int64)
-    coded = Stream("cascade", encode_block(x, settings(bits, rate, C, x)))
-    if allow_zstd:
-        raw = _pcm(x, bits)
-        if zstdio.could_win(raw, len(coded.payload), 0):  # zstd -19 runs at a few MB/s: only where it could win
-            packed = Stream("zstd", zstdio.compress(raw))
-            if len(packed.payload) < len(coded.payload):
-                return packed
-    return coded
+def encode_frames(x: np.ndarray, bits: int, rate: int, allow_zstd: bool = True) -> list[Stream]:
+    """One block of (n, channels) samples -> one stream per channel group: the ``cascade``
+    payload or, where smaller, zstd -19 of the group's PCM bytes."""
+    out = []
+    for c0, C in groups(x.shape[1]):
+        g = np.ascontiguousarray(x[:, c0:c0 + C], dtype=np.int64)
+        coded = Stream("cascade", encode_block(g, settings(bits, rate, C, g)))
+        if allow_zstd:
+            raw = _pcm(g, bits)
+            if zstdio.could_win(raw, len(coded.payload), 0):  # zstd -19 runs at a few MB/s: only where it could win
+                packed = Stream("zstd", zstdio.compress(raw))
+                if len(packed.payload) < len(coded.payload):
+                    coded = packed
+        out.append(coded)
+    return out
 
 
-def encode_samples(samples: np.ndarray, bits: int, rate: int, block: int = BLOCK, threads: int = 1,
-                   allow_zstd: bool = True) -> list[Stream]:
-    """(frames, channels) samples -> one stream per channel group and block (group by group),
-    each the ``cascade`` payload or, where smaller, zstd -19 of its PCM bytes. Blocks are coded
-    on ``threads`` threads (the njit loop releases the GIL); the output does not depend on it."""
-    jobs = [(c0, C, s, n) for c0, C in groups(samples.shape[1]) for s, n in cuts(len(samples), block)]
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        return list(pool.map(lambda j: _encode_job(samples, bits, rate, *j, allow_zstd), jobs))
-
-
-def decode_samples(streams: list[Stream], frames: int, channels: int, bits: int, block: int,
-                   threads: int = 1) -> np.ndarray:
-    """Inverse of :func:`encode_samples`: the (frames, channels) samples, int16 (int32 for 24-bit)."""
-    jobs = [(c0, C, s, n) for c0, C in groups(channels) for s, n in cuts(frames, block)]
-    if len(streams) != len(jobs):
-        raise CorruptDataError(f"expected {len(jobs)} audio blocks, found {len(streams)}")
-    out = np.zeros((frames, channels), dtype=np.int32 if bits == 24 else np.int16)
-
-    def run(i: int) -> None:
-        (c0, C, s, n), st = jobs[i], streams[i]
+def decode_frames(streams: list[Stream], n: int, channels: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`encode_frames`: the block's (n, channels) samples, int16 (int32 for 24-bit)."""
+    out = np.zeros((n, channels), dtype=np.int32 if bits == 24 else np.int16)
+    for (c0, C), st in zip(groups(channels), streams):
         if st.coder == "cascade":
             x = decode_block(st.payload, n, C, bits)
         elif st.coder == "zstd":
             x = _from_pcm(zstdio.decompress(st.payload, n * C * bits // 8, "an audio block"), bits, C)
         else:
             raise CorruptDataError(f"unknown coder '{st.coder}' for an audio block")
-        out[s:s + n, c0:c0 + C] = x
+        out[:, c0:c0 + C] = x
+    return out
+
+
+def encode_samples(samples: np.ndarray, bits: int, rate: int, block: int = BLOCK, threads: int = 1,
+                   allow_zstd: bool = True) -> list[Stream]:
+    """(frames, channels) samples -> for each block in turn, one stream per channel group
+    (:func:`encode_frames`). Blocks are coded on ``threads`` threads (the njit loop releases the
+    GIL); the output does not depend on it."""
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        parts = pool.map(lambda b: encode_frames(samples[b[0]:b[0] + b[1]], bits, rate, allow_zstd),
+                         cuts(len(samples), block))
+        return [s for part in parts for s in part]
+
+
+def decode_samples(streams: list[Stream], frames: int, channels: int, bits: int, block: int,
+                   threads: int = 1) -> np.ndarray:
+    """Inverse of :func:`encode_samples`: the (frames, channels) samples, int16 (int32 for 24-bit)."""
+    G = len(groups(channels))
+    blocks = cuts(frames, block)
+    if len(streams) != len(blocks) * G:
+        raise CorruptDataError(f"expected {len(blocks) * G} audio blocks, found {len(streams)}")
+    out = np.zeros((frames, channels), dtype=np.int32 if bits == 24 else np.int16)
+
+    def run(i: int) -> None:
+        s, n = blocks[i]
+        out[s:s + n] = decode_frames(streams[i * G:(i + 1) * G], n, channels, bits)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        list(pool.map(run, range(len(jobs))))
+        list(pool.map(run, range(len(blocks))))
     return out

@@ -28,20 +28,21 @@ def looks_like_wav(head: bytes) -> bool:
     return len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
 
 
-def modelled_whole(head: bytes) -> bool:
-    """Whether an input starting with ``head`` is one the models take whole (an image or a WAV):
-    such inputs are read into memory; any other large input is compressed as a stream."""
-    return looks_like_png(head) or looks_like_pnm(head) or looks_like_wav(head[:12])
+def modelled_whole(head: bytes, model: str = "auto") -> bool:
+    """Whether an input starting with ``head`` is one the models take whole (an image, or a WAV
+    for a WaveNet named by ``model``): such inputs are read into memory; any other large input
+    is compressed as a stream (a WAV under 'auto': by the adaptive-filter coder, block by block)."""
+    return looks_like_png(head) or looks_like_pnm(head) or (looks_like_wav(head[:12]) and model != "auto")
 
 
-STREAM_MIN = 32 << 20  # inputs of at least this size that are neither images nor WAVs are streamed
+STREAM_MIN = 32 << 20  # inputs of at least this size that are not images (or WAVs for a WaveNet) are streamed
 
 
-def streamed(head: bytes, size: int) -> bool:
+def streamed(head: bytes, size: int, model: str = "auto") -> bool:
     """Whether to compress an input of ``size`` bytes that starts with ``head`` (its first 12
     bytes at least) as a stream, in bounded memory, rather than whole. The one rule for the CLI
     and the library alike."""
-    return size >= STREAM_MIN and not modelled_whole(head)
+    return size >= STREAM_MIN and not modelled_whole(head, model)
 
 
 def looks_like_text(data: bytes) -> bool:

@@ -130,6 +130,31 @@ def locate_samples(f) -> Layout | None:
     return None
 
 
+def find_samples(head: bytes, size: int) -> Layout | None:
+    """The sample layout of a WAV of ``size`` bytes from its first bytes ``head`` (a streamed
+    input: its samples are read later): None when it is not a WAV :func:`parse_wav` models, or
+    its ``data`` chunk starts beyond ``head``."""
+    if not looks_like_wav(head) or len(head) > size:
+        return None
+    fmt, pos = None, 12
+    while pos + 8 <= len(head):
+        cid = head[pos:pos + 4]
+        (n,) = struct.unpack_from("<I", head, pos + 4)
+        body = pos + 8
+        if body + n > size:
+            return None
+        if cid == b"data":
+            return None if fmt is None else Layout(fmt.rate, fmt.bits, fmt.channels, body, n // fmt.frame_bytes)
+        if cid == b"fmt ":
+            if fmt is not None or body + n > len(head):
+                return None
+            fmt = _parse_fmt(head[body:body + n])
+            if fmt is None:
+                return None
+        pos = body + n + (n & 1)
+    return None
+
+
 def frames_of(raw: bytes, layout: Layout) -> np.ndarray:
     """Sample bytes of a WAV of ``layout`` (whole frames) as :attr:`Wav.samples` holds them."""
     return _decode_samples(raw, _Format(layout.rate, layout.bits, layout.channels))

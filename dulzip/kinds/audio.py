@@ -9,10 +9,11 @@ mono or stereo as before: stereo as left and side when the channels are correlat
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from dulzip.container import Container, pack
-from dulzip.errors import FormatError, UsageError
+from dulzip.errors import CorruptDataError, FormatError, UsageError
 from dulzip.formats import sniff
 from dulzip.kinds.common import (add_coded, add_side, coded_streams, content_header, load_for, modality,
                                  model_header, prepare, read_side)
@@ -145,3 +146,124 @@ def _build(side: dict, samples, rate: int, bits: int, channels: int) -> bytes:
         return wav.build_wav(wav.Wav(side["wav.prefix"], samples, side["wav.suffix"], rate, bits, channels))
     except KeyError:
         raise FormatError("the .dlz file lacks the WAV header") from None
+
+
+def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | None:
+    """A WAV of any length through the adaptive-filter coder in bounded memory: its samples
+    are read ``threads`` blocks at a time (``head``: the bytes already read from ``src``;
+    ``size``: the file's length). The file is the one :func:`compress_cascade` makes of the
+    same input (where that one keeps its coder over zstd's whole-file fallback). None when the
+    input is not a WAV this coder takes (it then goes the bytes way)."""
+    import hashlib
+    import tempfile
+
+    from dulzip import __version__
+    from dulzip.codecs.cascade import BLOCK, CASCADE_VERSION, encode_frames
+    from dulzip.container import write_container
+    from dulzip.dlzfile import _Chain
+    from dulzip.formats import wav
+    from dulzip.container import add_stream
+    from dulzip.options import default_threads
+    lay = wav.find_samples(head, size)
+    if lay is None:
+        return None
+    fb = lay.channels * lay.bits // 8
+    src = _Chain(head[lay.offset:], src)
+    prefix = head[:lay.offset]
+    digest = hashlib.blake2b(prefix, digest_size=16)
+    threads = opts.threads or default_threads()
+    header = {"kind": "wav", "length": size, "blake2b": "", "tool": __version__,
+              "layout": {"frames": lay.frames, "channels": lay.channels, "bits": lay.bits, "rate": lay.rate,
+                         "block": BLOCK, "cascade": CASCADE_VERSION}, "streams": []}
+    metas: list[dict] = []
+    est = 0
+    with tempfile.TemporaryFile() as spool, ThreadPoolExecutor(threads) as pool:
+        left = lay.frames
+        while left:
+            raws = []
+            for _ in range(threads):
+                n = min(BLOCK, left)
+                if n == 0:
+                    break
+                raw = read_exact(src, n * fb)
+                digest.update(raw)
+                raws.append(raw)
+                left -= n
+            for part in pool.map(lambda r: encode_frames(wav.frames_of(r, lay), lay.bits, lay.rate, opts.fallback),
+                                 raws):
+                for s in part:
+                    add_stream({"streams": metas}, [], f"audio.{len(metas)}", s.coder, s.payload)
+                    spool.write(s.payload)
+                    est += 8 * len(s.payload)
+        suffix = src.read()
+        digest.update(suffix)
+        if len(prefix) + lay.frames * fb + len(suffix) != size:
+            raise FormatError("the WAV changed size while it was read")
+        header["blake2b"] = digest.hexdigest()
+        side: list[bytes] = []
+        if not suffix and prefix == wav.canonical_prefix(lay.rate, lay.bits, lay.channels, lay.frames):
+            header["layout"]["canonical"] = True
+        else:
+            add_side(header, side, {"wav.prefix": prefix, "wav.suffix": suffix})
+        header["streams"] += metas
+        header["model_bits"] = round(est)
+        spool.seek(0)
+        write_container(out, header, _Chain(b"".join(side), spool))
+    return header
+
+
+def read_exact(src, n: int) -> bytes:
+    """n bytes of ``src``; FormatError where it ends before (a WAV cut while it was read)."""
+    buf = bytearray()
+    while len(buf) < n:
+        more = src.read(n - len(buf))
+        if not more:
+            raise FormatError("the WAV ended before its samples did (changed while it was read?)")
+        buf += more
+    return bytes(buf)
+
+
+def decompress_stream(src, emit, h: dict, opts: Options) -> None:
+    """Decode a file of the adaptive-filter coder block by block (``threads`` at a time),
+    passing the WAV's bytes, in order, to ``emit``: memory bounded by the blocks, not the file."""
+    from dulzip.codecs.cascade import decode_frames, groups
+    from dulzip.codecs.stream import Stream, cuts
+    from dulzip.container import iter_streams
+    from dulzip.formats import wav
+    from dulzip.kinds.common import unstream
+    from dulzip.options import default_threads
+    lay = h["layout"]
+    frames, channels, bits, rate = (lay[k] for k in ("frames", "channels", "bits", "rate"))
+    G = len(groups(channels))
+    side = {k: bytes.fromhex(v) for k, v in h.get("inline", {}).items()}
+    if lay.get("canonical"):
+        side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
+    streams = iter_streams(src, h)
+    audio: list[Stream] = []
+    for meta, data in streams:  # the side streams come first, then the blocks'
+        if meta["name"].startswith("audio."):
+            audio.append(Stream(meta["coder"], data))
+            break
+        side[meta["name"]] = unstream(meta, data, h["length"] + (1 << 20))
+    if "wav.prefix" not in side or "wav.suffix" not in side:
+        raise FormatError("the .dlz file lacks the WAV header")
+    emit(side["wav.prefix"])
+    threads = opts.threads or default_threads()
+    blocks = cuts(frames, lay["block"])
+    with ThreadPoolExecutor(threads) as pool:
+        for i in range(0, len(blocks), threads):
+            batch = blocks[i:i + threads]
+            while len(audio) < G * len(batch):
+                meta, data = next(streams, (None, None))
+                if meta is None:
+                    break
+                audio.append(Stream(meta["coder"], data))
+            if len(audio) != G * len(batch):
+                raise CorruptDataError("the .dlz file has fewer audio blocks than its layout needs")
+            parts = [audio[j * G:(j + 1) * G] for j in range(len(batch))]
+            for x in pool.map(lambda a: decode_frames(a[0], a[1][1], channels, bits), zip(parts, batch)):
+                emit(wav.sample_bytes(x, bits))
+            audio = []
+    for _ in streams:  # iter_streams checks that nothing follows the last stream
+        raise CorruptDataError("the .dlz file has more audio blocks than its layout needs")
+    emit(side["wav.suffix"])
