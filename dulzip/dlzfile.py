@@ -38,15 +38,31 @@ def compress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:
     opts = make_options(options)
     with _reader(src) as f:
         head = api.read_upto(f, sniff.STREAM_MIN)
+        size = _left(f, len(head))
         with _writer(dst) as out:
-            if not sniff.streamed(head, len(head), opts.model):
+            # a WAV streams only where its length is known (its header is checked against it)
+            if not sniff.streamed(head, len(head), opts.model if size is not None else "whole"):
                 data = head + f.read() if len(head) == sniff.STREAM_MIN else head
                 blob = api.compress(data, opts)
                 out.write(blob)
                 return len(blob)
             counted = Counted(out)
-            api.compress_stream(_Chain(head, f), counted, opts)
+            api.compress_stream(_Chain(head, f), counted, opts, size)
             return counted.n
+
+
+def _left(f, done: int) -> int | None:
+    """The input's whole length (``done`` bytes read, the rest still in ``f``) where ``f`` can
+    tell it (a seekable file), else None."""
+    try:
+        if not f.seekable():
+            return None
+        here = f.tell()
+        end = f.seek(0, os.SEEK_END)
+        f.seek(here)
+        return done + end - here
+    except (OSError, ValueError):
+        return None
 
 
 def decompress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:

@@ -187,6 +187,21 @@ def _compress_with_version(data: bytes, model: str, sha_prefix: str) -> bytes:
         zoo.load = real
 
 
+def _streamed_wav(data: bytes, block: int) -> bytes:
+    """A WAV compressed as a stream (what `dulzip compress` does for WAVs of 32 MB or more) in
+    blocks of ``block`` frames, so several blocks follow each other in one small file."""
+    from dulzip import api
+    from dulzip.codecs import cascade
+    real = cascade.BLOCK
+    cascade.BLOCK = block
+    try:
+        out = io.BytesIO()
+        api.compress_stream(io.BytesIO(data), out, api.Options(threads=1), len(data))
+        return out.getvalue()
+    finally:
+        cascade.BLOCK = real
+
+
 def _streamed(data: bytes, chunk: int) -> bytes:
     """The streamed bytes path (what `dulzip compress` does for files of 32 MB or more) with a tiny
     piece size, so several ``bytes.N`` streams follow each other in one small file."""
@@ -307,11 +322,23 @@ def seed_specs() -> dict[str, tuple[str, object]]:
         "text-mixer3": ("700 bytes of English (the README), charrnn, text mixer 3", image(_text)),
         "text-binary": ("binary bytes forced through the text model (-m charrnn)",
                         image(lambda: bytes_file()[:300], "charrnn")),
-        "wav-speech": ("WAV 8 kHz 16-bit mono, 600 frames, canonical header, wavenet", image(speech)),
-        "wav-speech-list": ("WAV 8 kHz with a LIST chunk (header as side data), wavenet", image(speech_side)),
-        "wav-music": ("WAV 44.1 kHz 16-bit mono, 1200 frames, wavenet-music", image(music)),
-        "wav-stereo": ("WAV 22.05 kHz 16-bit stereo (coded as left and side), wavenet-music", image(stereo)),
-        "wav-8bit": ("WAV 8 kHz 8-bit mono, wavenet", image(eight_bit)),
+        "wav-speech": ("WAV 8 kHz 16-bit mono, 600 frames, canonical header, wavenet", image(speech, "wavenet")),
+        "wav-speech-list": ("WAV 8 kHz with a LIST chunk (header as side data), wavenet",
+                            image(speech_side, "wavenet")),
+        "wav-music": ("WAV 44.1 kHz 16-bit mono, 1200 frames, wavenet-music", image(music, "wavenet-music")),
+        "wav-stereo": ("WAV 22.05 kHz 16-bit stereo (coded as left and side), wavenet-music",
+                       image(stereo, "wavenet-music")),
+        "wav-8bit": ("WAV 8 kHz 8-bit mono, wavenet", image(eight_bit, "wavenet")),
+        "wav-cascade": ("WAV 8 kHz with a LIST chunk, the adaptive-filter coder (speech settings)", image(speech_side)),
+        "wav-cascade-stereo": ("WAV 44.1 kHz 16-bit stereo, the adaptive-filter coder (music settings)",
+                               image(lambda: _wav(np.concatenate([_wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 4000, 900)]
+                                                                 * 2, 1), 44100))),
+        "wav-cascade-24bit": ("WAV 48 kHz 24-bit, 3 channels, the adaptive-filter coder",
+                              image(lambda: _wav(np.stack([(_wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 5000, 400)[:, 0]
+                                                            .astype(np.int32) << 8) // d for d in (1, 2, 3)], 1), 48000,
+                                                 bits=24))),
+        "wav-cascade-streamed": ("WAV streamed in 4 blocks of 300 frames, the adaptive-filter coder",
+                                 lambda: ((d := stereo()), _streamed_wav(d, 300))),
         "bytes-zstd": ("binary bytes, zstd", image(bytes_file)),
         "bytes-stored": ("48 random bytes, stored", image(with_data(noise))),
         "empty": ("the empty file", image(with_data(b""))),

@@ -20,7 +20,8 @@ blocks of a file are coded on several threads.
   32-tap NLMS, then 256 taps sign-sign, then 16-tap NLMS, 6% below). Each stage's prediction
   of its next input is computed in the pass that updates its weights.
 * **Mix.** The final prediction is a learnt (NLMS) combination of the cumulative predictions
-  (stage 1, stages 1-2, ...), so that a stage that adds noise is weighed down.
+  (stage 1, stages 1-2, ..., all stages plus the cross-channel stage), so that a stage that
+  adds noise is weighed down.
 * **Stereo.** Channel 1 is coded as its difference from channel 0 where that difference varies
   less (a test on the block's samples; recorded), and a cross-channel stage predicts each
   channel's last residual from the other channel's last residuals (for channel 1, channel 0's
@@ -149,8 +150,8 @@ def _run(x, cfg, st, out, cap, data, end, mode):
     pn = np.zeros((S, C), dtype=np.int64)  # each stage's prediction of its next input
     cum = np.zeros(S, dtype=np.int64)  # the prediction of the stages up to s
     r = np.zeros(S + 1, dtype=np.int64)
-    a_mix = np.zeros((C, S), dtype=np.int64)  # the mix of the cumulative predictions (1/65536)
-    a_mix[:, S - 1] = 1 << 16
+    a_mix = np.zeros((C, S + 1), dtype=np.int64)  # the mix of the cumulative predictions (1/65536)
+    a_mix[:, S] = 1 << 16
     fr = np.zeros((C, MAX_CROSS), dtype=np.int64)  # each channel's last stage residuals, newest first
     wx = np.zeros((C, MAX_CROSS), dtype=np.int64)
     probs = np.full((C * N_CLASSES, 2 * N_PROBS), 32768, dtype=np.int64)  # fast, then slow
@@ -168,25 +169,27 @@ def _run(x, cfg, st, out, cap, data, end, mode):
             for s in range(S):  # the stages' predictions, made when the last sample was learnt
                 p[s] = pn[s, c]
                 cum[s] = p[s] + (cum[s - 1] if s > 0 else 0)
-            if mix > 0:
-                acc = np.int64(0)
-                for s in range(S):
-                    acc += a_mix[c, s] * cum[s]
-                tot = acc >> 16
-            else:
-                tot = cum[S - 1]
             px = np.int64(0)  # the cross-channel stage: the other channel's last stage residuals
             if xs > 0 and C == 2:  # (channel 1: channel 0's of this very frame)
                 acc = np.int64(0)
                 for j in range(xs):
                     acc += wx[c, j] * fr[o, j]
                 px = acc >> 16
+            cx = cum[S - 1] + px
+            if mix > 0:
+                acc = np.int64(0)
+                for s in range(S):
+                    acc += a_mix[c, s] * cum[s]
+                acc += a_mix[c, S] * cx
+                tot = acc >> 16
+            else:
+                tot = cx
             side = c == 1 and stereo == 1  # channel 1 coded as its difference from channel 0
             ref = x[t, 0] if side else 0
             clo = lo - ref
             chi = hi - ref
             base = (prev[c] * pre) >> 5
-            pred = min(max(base + tot + px, clo), chi)
+            pred = min(max(base + tot, clo), chi)
             cls = min(_half_octave(avg[c] >> 4), N_CLASSES - 1)
             e = x[t, c] - ref - pred if mode == ENC else 0
             e = _residual(probs[c * N_CLASSES + cls], e, fast, slow, st, out, data, end, mode)
@@ -204,12 +207,13 @@ def _run(x, cfg, st, out, cap, data, end, mode):
                 r[s + 1] = r[s] - p[s]
             if mix > 0:  # NLMS over the cumulative predictions, towards u
                 em = r[0] - tot
-                ee = np.int64(S)
+                ee = np.int64(S + 1) + cx * cx
                 for s in range(S):
                     ee += cum[s] * cum[s]
                 g = (em << gbits) // ee
                 for s in range(S):
                     a_mix[c, s] = min(max(a_mix[c, s] + ((g * cum[s]) >> (gbits - 16 + mix)), -W_MAX), W_MAX)
+                a_mix[c, S] = min(max(a_mix[c, S] + ((g * cx) >> (gbits - 16 + mix)), -W_MAX), W_MAX)
             for s in range(S):  # each stage learns towards its own residual, and predicts its next input
                 m = order[s]
                 es = r[s + 1]
