@@ -11,6 +11,7 @@ import pytest
 
 from dulzip import api
 from dulzip.codecs import cascade
+from dulzip.coding import zstdio
 from dulzip.container import pack, unpack
 from dulzip.errors import CorruptDataError, DulzipError, FormatError, UsageError
 from dulzip.formats import wav
@@ -232,3 +233,45 @@ def test_a_wav_that_lies_about_its_size_streams_as_bytes():
     bad = data[:-100]  # the data chunk claims 100 bytes more than there are
     blob = _stream_compress(bad)
     assert header(blob)["kind"] == "bytes" and _stream_decompress(blob) == bad
+
+
+def test_samples_on_a_grid_are_coded_as_its_indices():
+    """A low-resolution recording scaled by a gain that is not an integer (values on a grid of
+    step 40.6): coded as grid indices, far smaller than as samples, and back exactly."""
+    n = 6000
+    low = (music(n)[:, 0].astype(np.int64) // 256)  # about 8-bit
+    x = np.round(low * 40.6).astype(np.int16)[:, None]
+    grid = cascade.find_grid(x[:, 0].astype(np.int64))
+    assert grid is not None and np.array_equal(grid[1], np.round((grid[0] - grid[0][0]) / 40.6).astype(int))
+    data = _wav(np.concatenate([x, np.round(low[:, None] * -40.6).astype(np.int16)], 1), 44100)
+    blob = round_trip(data, fallback=False)
+    plain = cascade.encode_block(x.astype(np.int64), cascade.settings(16, 44100, 1))
+    mapped = cascade.encode_frames(x, 16, 44100)[0].payload
+    assert len(mapped) < 0.75 * len(plain) and len(blob) < 0.5 * len(data)
+    assert cascade.find_grid(music(n)[:, 0].astype(np.int64)) is None  # an ordinary recording is no grid
+
+
+@pytest.mark.parametrize("damage", ["mask", "count", "step", "index"])
+def test_damaged_grids_are_refused(damage):
+    low = (music(3000)[:, 0].astype(np.int64) // 256)
+    x = np.round(low * 40.6).astype(np.int16)[:, None]
+    payload = bytearray(cascade.encode_frames(x, 16, 44100)[0].payload)
+    k = payload[0]
+    at = 1 + 2 * k  # the grids' section
+    assert payload[at] == 1
+    if damage == "mask":
+        payload[at] = 3  # a second channel in a mono block
+    else:
+        n = int.from_bytes(payload[at + 1:at + 5], "little")
+        t = np.frombuffer(zstdio.decompress(bytes(payload[at + 5:at + 5 + n]), 1 << 20, "t", exact=False),
+                          dtype="<i8").copy()
+        if damage == "count":
+            t[0] += 1
+        elif damage == "step":
+            t[5] = 0
+        else:
+            t[-1] = 1 << 20
+        table = zstdio.compress(t.astype("<i8").tobytes())
+        payload[at + 1:at + 5 + n] = len(table).to_bytes(4, "little") + table
+    with pytest.raises(CorruptDataError):
+        cascade.decode_block(bytes(payload), len(x), 1, 16)
