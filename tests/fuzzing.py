@@ -337,6 +337,9 @@ def seed_specs() -> dict[str, tuple[str, object]]:
                               image(lambda: _wav(np.stack([(_wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 5000, 400)[:, 0]
                                                             .astype(np.int32) << 8) // d for d in (1, 2, 3)], 1), 48000,
                                                  bits=24))),
+        "wav-cascade-grid": ("WAV 44.1 kHz mono on a grid of step 40.6 (coded as grid indices), the adaptive-filter coder",
+                             image(lambda: _wav(np.round((_wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 4000, 900)
+                                                          .astype(np.int64) // 256) * 40.6).astype(np.int16), 44100))),
         "wav-cascade-streamed": ("WAV streamed in 4 blocks of 300 frames, the adaptive-filter coder",
                                  lambda: ((d := stereo()), _streamed_wav(d, 300))),
         "bytes-zstd": ("binary bytes, zstd", image(bytes_file)),

@@ -76,7 +76,7 @@ MAX_ORDER = 2048  # a stage's taps at most
 MAX_CROSS = 8  # the cross-channel stage's taps at most
 SIGN = 200  # a step of SIGN + k (k <= 3): a sign-sign stage (steps of 8, 16 or 32 << k); below: NLMS, 2^-(step - 8)
 CROSS_STEP = 12  # the cross-channel stage's NLMS step shift
-BLOCK = 1 << 20  # frames per block: blocks are coded independently (in parallel)
+BLOCK = 1 << 18  # frames per block (5.9 s at 44.1 kHz): blocks are coded independently, in parallel
 CASCADE_VERSION = 1  # the layout's ``cascade``: files record it, schema.CASCADE_VERSIONS lists those decoded
 SPEECH_RATE = 16000  # sample rates up to this one take SPEECH_STAGES, faster ones MUSIC_STAGES
 SPEECH_STAGES = ((64, 10), (32, 11), (16, 11), (8, 10))
