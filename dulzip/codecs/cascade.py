@@ -26,10 +26,17 @@ blocks of a file are coded on several threads.
   less (a test on the block's samples; recorded), and a cross-channel stage predicts each
   channel's last residual from the other channel's last residuals (for channel 1, channel 0's
   of the same frame).
-* **Residuals** are coded by :mod:`dulzip.coding.binary` as lpc's are (zero?, sign, the bit
-  length in unary, then the bits below the leading one), each decision's probability the mean
-  of a fast and a slow adaptive estimate kept per half-octave class of the recent mean
-  magnitude; only the three bits below the leading one are modelled, lower ones go at 1/2.
+* **Grids.** Where a channel's samples all lie near a grid of a step above 2 that need not be
+  an integer (a low-resolution recording scaled by a gain: some sample libraries' violins sit
+  on multiples of 40.6), the block is also coded with each sample replaced by its grid index,
+  and the smaller kept (the table of used values and their indices in the payload). On the
+  held-out music this took two VSCO violin samples from 179,092 and 179,899 bytes to 66,969
+  and 90,342 (sac: 58,831 and 82,329), and the folder from 0.953 of FLAC's size to 0.938.
+* **Residuals** are coded by :mod:`dulzip.coding.binary` (zero?, sign, the bit length of
+  |e| - 1 counted from the length the recent residuals suggest, then the bits below the leading
+  one), each decision's probability the mean of a fast and a slow adaptive estimate kept per
+  half-octave class of the recent mean magnitude; only the three bits below the leading one are
+  modelled, lower ones go at 1/2.
 
 Settings (the stages' taps and steps, the rates, the stereo choice) are written at the start
 of each block's payload, so that later tuning never changes how a file decodes; the decoder
@@ -40,7 +47,8 @@ What each part brings (size against ``flac -8``, on the tuning sets: 13 excerpts
 ``music-tune`` and the 62 English prompts of ``speech-test``; ``benchmarks/experiments/cascade_ablation.py``):
 see ``benchmarks/results/cascade-ablation.md``.
 
-Payload: the number of settings (1 byte), the settings (uint16 each, little-endian), then the
+Payload: the number of settings (1 byte), the settings (uint16 each, little-endian), the
+grids' section (:func:`pack_grids`: a byte of mapped channels, then their tables), then the
 coded residuals.
 """
 from __future__ import annotations
@@ -375,12 +383,15 @@ def read_grids(data: bytes, C: int, bits: int) -> tuple[list, bytes]:
         n = int.from_bytes(data[pos:pos + 4], "little")
         raw = zstdio.decompress(data[pos + 4:pos + 4 + n], 16 << bits, "a cascade audio block's grid", exact=False)
         pos += 4 + n
-        t = np.frombuffer(raw, dtype="<i8") if len(raw) % 8 == 0 else np.zeros(0, np.int64)
-        count = int(t[0]) if len(t) else 0
+        if len(raw) < 32 or len(raw) % 8:
+            raise CorruptDataError("a cascade audio block's grid is damaged")
+        t = np.frombuffer(raw, dtype="<i8").astype(np.int64)
+        count = int(t[0])
         if count < 2 or len(t) != 2 * count or not lo <= t[1] <= hi:
             raise CorruptDataError("a cascade audio block's grid is damaged")
-        steps = t[2:]
-        if steps.min() < 1 or t[1] + steps[:count - 1].sum() > hi or steps[count - 1:].sum() > hi - lo:
+        steps = t[2:]  # each bounded first, so that their sums cannot overflow
+        if (steps.min() < 1 or steps.max() > hi - lo or t[1] + steps[:count - 1].sum() > hi
+                or steps[count - 1:].sum() > hi - lo):
             raise CorruptDataError("a cascade audio block's grid is damaged")
         u = t[1] + np.concatenate([[0], np.cumsum(steps[:count - 1])])
         idx = np.concatenate([[0], np.cumsum(steps[count - 1:])])
