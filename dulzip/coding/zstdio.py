@@ -18,13 +18,13 @@ LEVEL = 19
 MAX_WINDOW = 1 << 27  # zstd -19 uses 2**23; a larger window is refused before it is allocated
 
 
-SCREEN_LEVEL = 3  # a fast zstd whose size says whether zstd -19 could beat a model's file
+SCREEN_LEVEL = 1  # a fast zstd whose size says whether zstd -19 could beat a model's file
 SCREEN_MARGIN = 1.5
-SCREEN_FROM = 4 << 20  # inputs at least this large are screened (zstd -19 takes about a second per 3 MB)
+SCREEN_FROM = 256 << 10  # inputs at least this large are screened (zstd -19 takes about a second per 3 MB)
 
 
 def screen(data: bytes) -> int:
-    """The size of a fast zstd frame of ``data`` (level 3 with zstd -19's 8 MB window and
+    """The size of a fast zstd frame of ``data`` (level 1 with zstd -19's 8 MB window and
     long-distance matching, so that repeats far apart are found as -19 finds them): where a
     model's output is below this size divided by SCREEN_MARGIN, zstd -19 is not run to compare."""
     params = zstandard.ZstdCompressionParameters.from_level(SCREEN_LEVEL, window_log=23, enable_ldm=True)

@@ -189,7 +189,8 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
                 digest.update(raw)
                 raws.append(raw)
                 left -= n
-            for part in pool.map(lambda r: encode_frames(wav.frames_of(r, lay), lay.bits, lay.rate, opts.fallback),
+            one = lay.frames <= BLOCK
+            for part in pool.map(lambda r: encode_frames(wav.frames_of(r, lay), lay.bits, lay.rate, opts.fallback, one),
                                  raws):
                 for s in part:
                     add_stream({"streams": metas}, [], f"audio.{len(metas)}", s.coder, s.payload)
