@@ -62,17 +62,23 @@ def level_name(level: int | None) -> str:
     return next((k for k, r in LEVELS.items() if level in r), "default")
 
 
+def cores() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """CPU threads for a run that was not told: the cores this process may use, less those
     busy (the 1-minute load average), at least one. torch's own default (every core) makes a
     busy machine oversubscribed: its threads spin waiting for each other (35 KB of text took
-    20-28 s of CPU with it, 5.7 s with one thread). Output never depends on it."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    20-28 s of CPU with it, 5.7 s with one thread). Output never depends on it. (The audio
+    coder's blocks, which do not spin, take every core: :func:`cores`.)"""
+    cores_ = cores()
     try:
         busy = os.getloadavg()[0]
     except (AttributeError, OSError):
         busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    return max(1, min(cores_, int(cores_ - busy + 0.5)))

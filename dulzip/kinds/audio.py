@@ -72,13 +72,13 @@ def _wav_side(header: dict, payloads: list[bytes], w: wav.Wav) -> None:
 def compress_cascade(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     """The default: every channel pair (or lone channel) and block one ``cascade`` stream."""
     from dulzip.codecs.cascade import BLOCK, CASCADE_VERSION, encode_samples
-    from dulzip.options import default_threads
+    from dulzip.options import cores
     header = content_header("wav", data)
     header.update(layout={"frames": len(w.samples), "channels": w.channels, "bits": w.bits, "rate": w.rate,
                           "block": BLOCK, "cascade": CASCADE_VERSION}, streams=[])
     payloads: list[bytes] = []
     _wav_side(header, payloads, w)
-    streams = encode_samples(w.samples, w.bits, w.rate, BLOCK, opts.threads or default_threads(), opts.fallback)
+    streams = encode_samples(w.samples, w.bits, w.rate, BLOCK, opts.threads or cores(), opts.fallback)
     header["model_bits"] = round(add_coded(header, payloads, "audio", streams))
     return pack(Container(header, payloads))
 
@@ -119,8 +119,8 @@ def decompress(c: Container, opts: Options) -> bytes:
     streams = coded_streams(c, "audio")
     if "cascade" in lay:  # the adaptive-filter coder: no network, no torch
         from dulzip.codecs.cascade import decode_samples
-        from dulzip.options import default_threads
-        samples = decode_samples(streams, frames, channels, bits, lay["block"], opts.threads or default_threads())
+        from dulzip.options import cores
+        samples = decode_samples(streams, frames, channels, bits, lay["block"], opts.threads or cores())
         return _build(side, samples, rate, bits, channels)
     if all(s.coder != "model" for s in streams):  # no block needs the network: neither it nor torch is loaded
         from dulzip.codecs.plainaudio import decode_all_plain
@@ -163,7 +163,7 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
     from dulzip.dlzfile import _Chain
     from dulzip.formats import wav
     from dulzip.container import add_stream
-    from dulzip.options import default_threads
+    from dulzip.options import cores
     lay = wav.find_samples(head, size)
     if lay is None:
         return None
@@ -171,7 +171,7 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
     src = _Chain(head[lay.offset:], src)
     prefix = head[:lay.offset]
     digest = hashlib.blake2b(prefix, digest_size=16)
-    threads = opts.threads or default_threads()
+    threads = opts.threads or cores()
     header = {"kind": "wav", "length": size, "blake2b": "", "tool": __version__,
               "layout": {"frames": lay.frames, "channels": lay.channels, "bits": lay.bits, "rate": lay.rate,
                          "block": BLOCK, "cascade": CASCADE_VERSION}, "streams": []}
@@ -232,7 +232,7 @@ def decompress_stream(src, emit, h: dict, opts: Options) -> None:
     from dulzip.container import iter_streams
     from dulzip.formats import wav
     from dulzip.kinds.common import unstream
-    from dulzip.options import default_threads
+    from dulzip.options import cores
     lay = h["layout"]
     frames, channels, bits, rate = (lay[k] for k in ("frames", "channels", "bits", "rate"))
     G = len(groups(channels))
@@ -249,7 +249,7 @@ def decompress_stream(src, emit, h: dict, opts: Options) -> None:
     if "wav.prefix" not in side or "wav.suffix" not in side:
         raise FormatError("the .dlz file lacks the WAV header")
     emit(side["wav.prefix"])
-    threads = opts.threads or default_threads()
+    threads = opts.threads or cores()
     blocks = cuts(frames, lay["block"])
     with ThreadPoolExecutor(threads) as pool:
         for i in range(0, len(blocks), threads):
