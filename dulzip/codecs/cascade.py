@@ -94,20 +94,6 @@ MUSIC_STAGES_ONE_BLOCK = ((32, 13), (512, SIGN + 2), (256, SIGN + 3), (16, 12))
 
 
 @njit(cache=True, inline="always")
-def _half_octave(v):
-    """0 for 0, then two classes per octave of v (v >= 0)."""
-    if v <= 0:
-        return 0
-    k = 0
-    t = v
-    while t > 1:
-        t >>= 1
-        k += 1
-    half = (v >> (k - 1)) & 1 if k > 0 else 0
-    return 1 + 2 * k + half
-
-
-@njit(cache=True, inline="always")
 def _residual(row, e, pivot, fast, slow, st, out, data, end, mode):
     """A residual as decisions in ``row``: zero?, its sign, the bit length k of |e| - 1 from
     ``pivot`` (the length its class expects): k >= pivot?, then one step at a time away from
@@ -215,7 +201,7 @@ def _run(x, cfg, st, out, cap, data, end, mode):
             chi = hi - ref
             base = (prev[c] * pre) >> 5
             pred = min(max(base + tot, clo), chi)
-            cls = min(_half_octave(avg[c] >> 4), N_CLASSES - 1)
+            cls = min(adaptive.half_octave(avg[c] >> 4), N_CLASSES - 1)
             pivot = min(max((cls - 1) >> 1, 0), N_LEN - 1)
             e = x[t, c] - ref - pred if mode == ENC else 0
             e = _residual(probs[c * N_CLASSES + cls], e, pivot, fast, slow, st, out, data, end, mode)

@@ -68,20 +68,6 @@ def _clamp(v, lo, hi):
 
 
 @njit(cache=True, inline="always")
-def _half_octave(v):
-    """0 for 0, then two classes per octave of v (v >= 0)."""
-    if v <= 0:
-        return 0
-    k = 0
-    t = v
-    while t > 1:
-        t >>= 1
-        k += 1
-    half = (v >> (k - 1)) & 1 if k > 0 else 0
-    return 1 + 2 * k + half
-
-
-@njit(cache=True, inline="always")
 def _neighbours(x, y, i, c):
     """(W, N, NW, NE) of sample (y, i, c), not the first of its plane; past an edge, the nearest
     known one (the first row: W; the first column: N)."""
@@ -261,11 +247,11 @@ def _run(x, M, st, out, cap, data, end, mode):
                         pat |= 4
                     if y > 0 and i + 1 < W and x[y - 1, i + 1, c] > base:
                         pat |= 8
-                bctx = min(_half_octave(act // scale), 15) * 16 + pat
+                bctx = min(adaptive.half_octave(act // scale), 15) * 16 + pat
                 if bias_n[c, bctx] > 0:
                     pred8 += bias_sum[c, bctx] // bias_n[c, bctx]
                 pred = _clamp((pred8 + (1 << (FRAC - 1))) >> FRAC, 0, M)
-                row = probs[min(_half_octave((act + best) >> 2), N_CLASSES - 1) + (N_CLASSES if c > 0 else 0)]
+                row = probs[min(adaptive.half_octave((act + best) >> 2), N_CLASSES - 1) + (N_CLASSES if c > 0 else 0)]
                 e = x[y, i, c] - pred if mode == ENC else 0
                 e = adaptive.residual(row, e, N_LEN, N_PROBS, 5, 8, st, out, data, end, mode)
                 if mode == DEC:

@@ -53,3 +53,18 @@ def residual(row, e, n_len, n_probs, fast, slow, st, out, data, end, mode):
         s = 2 + n_len + k * n_len + i
         v = 2 * v + bit(row, s, s + n_probs, fast, slow, (m >> i) & 1, st, out, data, end, mode)
     return -(v + 1) if neg else v + 1
+
+
+@njit(cache=True, inline="always")
+def half_octave(v):
+    """0 for 0, then two classes per octave of v (v >= 0): the class of a recent mean magnitude
+    that the audio and 16-bit image coders keep their probabilities by."""
+    if v <= 0:
+        return 0
+    k = 0
+    t = v
+    while t > 1:
+        t >>= 1
+        k += 1
+    half = (v >> (k - 1)) & 1 if k > 0 else 0
+    return 1 + 2 * k + half

@@ -102,57 +102,53 @@ class Layout:
     frames: int
 
 
-def locate_samples(f) -> Layout | None:
-    """The sample layout of the WAV open (binary, seekable) as ``f``, walking the chunk headers
-    with seeks; None when it is not a WAV :func:`parse_wav` models (its ``fmt `` rules) or a
-    chunk runs past the end of the file."""
-    f.seek(0, 2)
-    end = f.tell()
-    f.seek(0)
-    if not looks_like_wav(f.read(12)):
-        return None
+def _walk(read, size: int) -> Layout | None:
+    """The sample layout from the chunk headers of a WAV of ``size`` bytes (``read(pos, n)``:
+    its bytes at pos, fewer where it cannot tell them); None when it is not a WAV
+    :func:`parse_wav` models (its ``fmt `` rules) or a chunk runs past the end."""
     fmt, pos = None, 12
-    while pos + 8 <= end:
-        f.seek(pos)
-        cid, size = f.read(4), struct.unpack("<I", f.read(4))[0]
-        body = pos + 8
-        if body + size > end:
+    while pos + 8 <= size:
+        head = read(pos, 8)
+        if len(head) < 8:
             return None
-        if cid == b"data":
-            return None if fmt is None else Layout(fmt.rate, fmt.bits, fmt.channels, body, size // fmt.frame_bytes)
-        if cid == b"fmt ":
-            if fmt is not None:
-                return None
-            fmt = _parse_fmt(f.read(min(size, 64)))
-            if fmt is None:
-                return None
-        pos = body + size + (size & 1)
-    return None
-
-
-def find_samples(head: bytes, size: int) -> Layout | None:
-    """The sample layout of a WAV of ``size`` bytes from its first bytes ``head`` (a streamed
-    input: its samples are read later): None when it is not a WAV :func:`parse_wav` models, or
-    its ``data`` chunk starts beyond ``head``."""
-    if not looks_like_wav(head) or len(head) > size:
-        return None
-    fmt, pos = None, 12
-    while pos + 8 <= len(head):
-        cid = head[pos:pos + 4]
-        (n,) = struct.unpack_from("<I", head, pos + 4)
+        cid, n = head[:4], struct.unpack("<I", head[4:])[0]
         body = pos + 8
         if body + n > size:
             return None
         if cid == b"data":
             return None if fmt is None else Layout(fmt.rate, fmt.bits, fmt.channels, body, n // fmt.frame_bytes)
         if cid == b"fmt ":
-            if fmt is not None or body + n > len(head):
+            if fmt is not None:
                 return None
-            fmt = _parse_fmt(head[body:body + n])
+            fmt = _parse_fmt(read(body, min(n, 64)))
             if fmt is None:
                 return None
         pos = body + n + (n & 1)
     return None
+
+
+def locate_samples(f) -> Layout | None:
+    """The sample layout of the WAV open (binary, seekable) as ``f``, walking the chunk headers
+    with seeks; None when it is not a WAV :func:`parse_wav` models (its ``fmt `` rules) or a
+    chunk runs past the end of the file."""
+    size = f.seek(0, 2)
+    f.seek(0)
+    if not looks_like_wav(f.read(12)):
+        return None
+
+    def read(pos: int, n: int) -> bytes:
+        f.seek(pos)
+        return f.read(n)
+    return _walk(read, size)
+
+
+def find_samples(head: bytes, size: int) -> Layout | None:
+    """The sample layout of a WAV of ``size`` bytes from its first bytes ``head`` (a streamed
+    input: its samples are read later): None when it is not a WAV :func:`parse_wav` models, or
+    its chunks before ``data`` do not lie within ``head``."""
+    if not looks_like_wav(head) or len(head) > size:
+        return None
+    return _walk(lambda pos, n: head[pos:pos + n], size)
 
 
 def frames_of(raw: bytes, layout: Layout) -> np.ndarray:

@@ -15,6 +15,17 @@ FLAC = '/usr/bin/flac'
 TIMEOUT = 600  # per command safety net
 
 
+def step(row, name, cmd, made):
+    """Run one command (timed into row[name_s], row[name_cpu_s]); False, with the reason in row,
+    where it failed or did not write ``made``."""
+    rc, wall, cpu, err = timed(cmd)
+    row.update({f'{name}_s': wall, f'{name}_cpu_s': cpu})
+    if rc != 0 or not os.path.exists(made):
+        row.update(ok=False, reason=f"{'encode' if name == 'enc' else 'decode'} rc={rc}: {err.strip()}")
+        return False
+    return True
+
+
 def wav_info(path):
     """Return (fmt tuple, pcm bytes) from a RIFF/WAVE file."""
     b = open(path, 'rb').read()
@@ -95,17 +106,11 @@ def run(tool, preset, folder):
         for p in (comp, dec):
             if os.path.exists(p):
                 os.remove(p)
-        rc, ew, ec, err = timed(enc)
-        row.update(enc_s=ew, enc_cpu_s=ec)
-        if rc != 0 or not os.path.exists(comp):
-            row.update(ok=False, reason=f'encode rc={rc}: {err.strip()}')
+        if not step(row, 'enc', enc, comp):
             rows.append(row)
             continue
         row['comp_bytes'] = os.path.getsize(comp)
-        rc, dw, dc, err = timed(de)
-        row.update(dec_s=dw, dec_cpu_s=dc)
-        if rc != 0 or not os.path.exists(dec):
-            row.update(ok=False, reason=f'decode rc={rc}: {err.strip()}')
+        if not step(row, 'dec', de, dec):
             rows.append(row)
             continue
         same_file = open(src, 'rb').read() == open(dec, 'rb').read()
@@ -120,7 +125,7 @@ def run(tool, preset, folder):
         os.remove(dec)
         rows.append(row)
         print(f'{tool} {preset} {folder} {f} ok={row["ok"]} {row.get("comp_bytes")} '
-              f'enc={ew:.2f}s dec={dw:.2f}s', flush=True)
+              f"enc={row['enc_s']:.2f}s dec={row['dec_s']:.2f}s", flush=True)
     os.makedirs(runs_dir, exist_ok=True)
     with open(f'{runs_dir}/{tool}_{pname}_{folder}.json', 'w') as fh:
         json.dump(dict(tool=tool, preset=preset, folder=folder, files=rows), fh, indent=1)
