@@ -82,7 +82,9 @@ def main() -> None:
              "Command: `python benchmarks/experiments/cascade_ablation.py "
              + " ".join(str(d) for d in args.folders) + f" --out {args.out}`", "",
              "Coded size (the blocks' payloads, one block per file) against `flac -8 --no-padding` of the same "
-             "files; lower is better. Each row adds one part to the row above.", "",
+             "files; lower is better. Each row adds one part to the row above. The settings are those of a file "
+             "of several blocks (1024 long taps at music rates); grids (`find_grid`) are left out: no file of "
+             "these sets lies on one.", "",
              "| step | " + " | ".join(f"{k} ({len(files[k])} files)" for k in cols) + " |",
              "|---|" + "---:|" * len(cols)]
     for r in rows:
