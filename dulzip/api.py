@@ -140,7 +140,8 @@ def decompress(blob: bytes, opts: Options | None = None) -> bytes:
 
 def compress_stream(src, out, opts: Options | None = None, size: int | None = None) -> dict:
     """Compress a binary file ``src`` of any size into ``out`` with bounded memory: text by
-    blocks through the text model, anything else by zstd in 16 MB pieces. Stream payloads are
+    blocks through the text model, a WAV (``size`` known, ``-m auto``) by blocks through the
+    adaptive-filter coder, anything else by zstd in 16 MB pieces. Stream payloads are
     spooled to a temporary file while the input is read once; then the header, then them.
     ``size``: the input's length if known (for the progress bar). Returns the header written."""
     opts = opts or Options()
@@ -215,8 +216,8 @@ def read_upto(src, n: int) -> bytes:
 
 
 def decompress_stream(src, out, opts: Options | None = None) -> int:
-    """Decompress a .dlz file ``src`` into ``out``; text and bytes files stream (bounded
-    memory), images are decoded whole. Returns the length written; raises (after writing
+    """Decompress a .dlz file ``src`` into ``out``; text, bytes and the adaptive-filter coder's
+    WAV files stream (bounded memory), images and WaveNet files are decoded whole. Returns the length written; raises (after writing
     part of it) when the checksum does not match: the caller discards ``out`` then."""
     opts = opts or Options()
     if not src.seekable():  # a pipe or FIFO: the header is checked against the file's size first

@@ -105,12 +105,9 @@ def _residual(row, e, pivot, fast, slow, st, out, data, end, mode):
         return 0
     neg = adaptive.bit(row, 1, 1 + N_PROBS, fast, slow, 1 if e < 0 else 0, st, out, data, end, mode)
     m = abs(e) - 1
-    k = 0
-    if mode == ENC:
-        while k < N_LEN - 1 and (m >> k) > 1:
-            k += 1
-        if m > 0 and k < N_LEN - 1 and (m >> k) > 0:
-            k += 1
+    k = 0  # the bit length of m (the encoder's; the decoder finds it from the decisions)
+    while mode == ENC and k < N_LEN - 1 and (m >> k) > 0:
+        k += 1
     up = adaptive.bit(row, 2, 2 + N_PROBS, fast, slow, 1 if k >= pivot else 0, st, out, data, end, mode)
     if up:
         j = pivot

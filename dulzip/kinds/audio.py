@@ -159,10 +159,9 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
 
     from dulzip import __version__
     from dulzip.codecs.cascade import BLOCK, CASCADE_VERSION, encode_frames
-    from dulzip.container import write_container
+    from dulzip.container import add_stream, write_container
     from dulzip.dlzfile import _Chain
     from dulzip.formats import wav
-    from dulzip.container import add_stream
     from dulzip.options import cores
     lay = wav.find_samples(head, size)
     if lay is None:
@@ -177,6 +176,7 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
                          "block": BLOCK, "cascade": CASCADE_VERSION}, "streams": []}
     metas: list[dict] = []
     est = 0
+    one = lay.frames <= BLOCK  # the file's only block: the lighter settings (cascade.encode_frames)
     with tempfile.TemporaryFile() as spool, ThreadPoolExecutor(threads) as pool:
         left = lay.frames
         while left:
@@ -189,7 +189,6 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
                 digest.update(raw)
                 raws.append(raw)
                 left -= n
-            one = lay.frames <= BLOCK
             for part in pool.map(lambda r: encode_frames(wav.frames_of(r, lay), lay.bits, lay.rate, opts.fallback, one),
                                  raws):
                 for s in part:
