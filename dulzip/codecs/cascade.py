@@ -318,7 +318,11 @@ def find_grid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     value i of the sorted used values sits at grid point indices[i]. Coding each sample as its
     grid index instead (:func:`map_grid`) takes the scale and its rounding noise away. None
     where the used values are not such a grid (the encoder decides; the decoder only reads)."""
-    u = np.unique(v)
+    lo, hi = int(v.min(initial=0)), int(v.max(initial=0))
+    if hi - lo < (1 << 20):  # the used values by counting (much faster than np.unique's hashing)
+        u = np.flatnonzero(np.bincount(v - lo)) + lo
+    else:
+        u = np.unique(v)
     if len(u) < 16 or 4 * len(u) > int(u[-1] - u[0]):
         return None
     d = np.diff(u)
@@ -476,7 +480,7 @@ def encode_frames(x: np.ndarray, bits: int, rate: int, allow_zstd: bool = True, 
                 coded = Stream("cascade", mapped)
         if allow_zstd:
             raw = _pcm(g, bits)
-            if zstdio.could_win(raw, len(coded.payload), 0):  # zstd -19 runs at a few MB/s: only where it could win
+            if zstdio.could_win(raw, len(coded.payload), 0, far=False):  # zstd -19 is slow: only where it could win
                 packed = Stream("zstd", zstdio.compress(raw))
                 if len(packed.payload) < len(coded.payload):
                     coded = packed

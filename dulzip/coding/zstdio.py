@@ -23,18 +23,19 @@ SCREEN_MARGIN = 1.5
 SCREEN_FROM = 256 << 10  # inputs at least this large are screened (zstd -19 takes about a second per 3 MB)
 
 
-def screen(data: bytes) -> int:
-    """The size of a fast zstd frame of ``data`` (level 1 with zstd -19's 8 MB window and
-    long-distance matching, so that repeats far apart are found as -19 finds them): where a
-    model's output is below this size divided by SCREEN_MARGIN, zstd -19 is not run to compare."""
-    params = zstandard.ZstdCompressionParameters.from_level(SCREEN_LEVEL, window_log=23, enable_ldm=True)
+def screen(data: bytes, far: bool = True) -> int:
+    """The size of a fast zstd frame of ``data`` (level 1 with zstd -19's 8 MB window and, where
+    ``far``, long-distance matching, so that repeats far apart are found as -19 finds them):
+    where a model's output is below this size divided by SCREEN_MARGIN, zstd -19 is not run to
+    compare. (An audio block, at most a few MB, needs no long-distance matching.)"""
+    params = zstandard.ZstdCompressionParameters.from_level(SCREEN_LEVEL, window_log=23, enable_ldm=far)
     return len(zstandard.ZstdCompressor(compression_params=params).compress(data))
 
 
-def could_win(data: bytes, coded_size: int, start: int = SCREEN_FROM) -> bool:
+def could_win(data: bytes, coded_size: int, start: int = SCREEN_FROM, far: bool = True) -> bool:
     """Could zstd -19 of ``data`` be smaller than ``coded_size`` bytes? Always yes below
     ``start`` bytes (then it is simply run); above, only where the fast screen comes near."""
-    return len(data) < start or screen(data) < SCREEN_MARGIN * coded_size
+    return len(data) < start or screen(data, far) < SCREEN_MARGIN * coded_size
 
 
 def pack(data: bytes) -> tuple[str, bytes]:
