@@ -353,7 +353,8 @@ def _summary(name: str, h: dict, size_in: int, size_out: int, out: Path | None, 
     line = f"{name}: {size_in:,} -> {size_out:,} bytes ({100.0 * size_out / max(1, size_in):.2f}%) {where}"
     if not verbose:
         return line
-    model = (h.get("model") or {}).get("name") or ("image16" if "image16" in (h.get("layout") or {}) else "zstd")
+    lay = h.get("layout") or {}
+    model = (h.get("model") or {}).get("name") or next((c for c in ("image16", "cascade") if c in lay), "zstd")
     n, unit = _dims(h)
     rate = f", {8 * size_out / n:.3f} {unit}" if n else ""
     speed = f", {size_in / 2**20 / seconds:.2f} MiB/s" if seconds > 0 and size_in else ""
@@ -472,9 +473,10 @@ def describe_lines(name: str, blob: bytes) -> list[str]:
     if h.get("kind") == "wav" and "frames" in lay:
         n = dims
         coders = [st["coder"] for st in h.get("streams", []) if st["name"].startswith("audio.")]
+        by = (f"{coders.count('cascade')} by the adaptive filters" if "cascade" in lay else
+              f"{coders.count('model')} by the model, {coders.count('lpc')} by linear prediction")
         lines.append(f"  audio:     {lay['frames']} frames, {lay['channels']} channel(s), {lay['bits']}-bit, "
-                     f"{lay['rate']} Hz; blocks: {coders.count('model')} by the model, "
-                     f"{coders.count('lpc')} by linear prediction, {coders.count('zstd')} by zstd")
+                     f"{lay['rate']} Hz; blocks: {by}, {coders.count('zstd')} by zstd")
         if n:
             lines.append(f"  bits/sample: {8 * len(blob) / n:.4f} (file), {h.get('model_bits', 0) / n:.4f} "
                          "(model estimate)")
