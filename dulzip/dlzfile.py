@@ -41,7 +41,7 @@ def compress_file(src: PathOrFile, dst: PathOrFile, **options: Any) -> int:
         size = _left(f, len(head))
         with _writer(dst) as out:
             # a WAV streams only where its length is known (its header is checked against it)
-            if not sniff.streamed(head, len(head), opts.model if size is not None else "whole"):
+            if not sniff.streamed(head, len(head), opts.model) or (size is None and sniff.looks_like_wav(head)):
                 data = head + f.read() if len(head) == sniff.STREAM_MIN else head
                 blob = api.compress(data, opts)
                 out.write(blob)

@@ -187,34 +187,22 @@ def _compress_with_version(data: bytes, model: str, sha_prefix: str) -> bytes:
         zoo.load = real
 
 
-def _streamed_wav(data: bytes, block: int) -> bytes:
-    """A WAV compressed as a stream (what `dulzip compress` does for WAVs of 32 MB or more) in
-    blocks of ``block`` frames, so several blocks follow each other in one small file."""
+def _streamed(data: bytes, module: str, name: str, size: int, **opts) -> bytes:
+    """The streamed path (what `dulzip compress` does for files of 32 MB or more) with
+    ``module.name`` (its piece or block size) set to ``size`` for the call, so that several
+    pieces or blocks follow each other in one small file."""
+    import importlib
+
     from dulzip import api
-    from dulzip.codecs import cascade
-    real = cascade.BLOCK
-    cascade.BLOCK = block
+    mod = importlib.import_module(module)
+    real = getattr(mod, name)
+    setattr(mod, name, size)
     try:
         out = io.BytesIO()
-        api.compress_stream(io.BytesIO(data), out, api.Options(threads=1), len(data))
+        api.compress_stream(io.BytesIO(data), out, api.Options(**opts), len(data))
         return out.getvalue()
     finally:
-        cascade.BLOCK = real
-
-
-def _streamed(data: bytes, chunk: int) -> bytes:
-    """The streamed bytes path (what `dulzip compress` does for files of 32 MB or more) with a tiny
-    piece size, so several ``bytes.N`` streams follow each other in one small file."""
-    from dulzip import api
-    from dulzip.kinds import bytes as bytes_kind
-    real = bytes_kind.BYTES_CHUNK
-    bytes_kind.BYTES_CHUNK = chunk
-    try:
-        out = io.BytesIO()
-        api.compress_stream(io.BytesIO(data), out, api.Options(model="zstd"), len(data))
-        return out.getvalue()
-    finally:
-        bytes_kind.BYTES_CHUNK = real
+        setattr(mod, name, real)
 
 
 def as_version1(blob: bytes) -> bytes:
@@ -341,12 +329,12 @@ def seed_specs() -> dict[str, tuple[str, object]]:
                              image(lambda: _wav(np.round((_wav_slice("fluidr3-0507-Clarinet_E4_L.wav", 4000, 900)
                                                           .astype(np.int64) // 256) * 40.6).astype(np.int16), 44100))),
         "wav-cascade-streamed": ("WAV streamed in 4 blocks of 300 frames, the adaptive-filter coder",
-                                 lambda: ((d := stereo()), _streamed_wav(d, 300))),
+                                 lambda: ((d := stereo()), _streamed(d, "dulzip.codecs.cascade", "BLOCK", 300, threads=1))),
         "bytes-zstd": ("binary bytes, zstd", image(bytes_file)),
         "bytes-stored": ("48 random bytes, stored", image(with_data(noise))),
         "empty": ("the empty file", image(with_data(b""))),
         "bytes-streamed": ("bytes in 4 streamed pieces (bytes.0..3), zstd",
-                           lambda: ((d := noise + bytes(range(50)) * 13), _streamed(d, 200))),
+                           lambda: ((d := noise + bytes(range(50)) * 13), _streamed(d, "dulzip.kinds.bytes", "BYTES_CHUNK", 200, model="zstd"))),
         "v1-bytes": ("format version 1 (JSON header), zstd bytes",
                      lambda: ((d := bytes_file()), as_version1(_compress(d)))),
         "v1-png": ("format version 1 (JSON header), PNG RGB 8x8 through pixelcnn, tiles of 4",

@@ -31,8 +31,9 @@ SPEECH_RATE = 16000
 
 
 def choose_audio_model(rate: int) -> str:
-    """The default audio model, from the input alone: the speech model for sample rates up to
-    SPEECH_RATE, the music model above (where installed, else the speech model)."""
+    """The WaveNet that suits a WAV of this sample rate (for ``-m``; WAVs go to the
+    adaptive-filter coder by default): the speech model for rates up to SPEECH_RATE, the music
+    model above (where installed, else the speech model)."""
     from dulzip import zoo
     if rate > SPEECH_RATE and MUSIC_MODEL in zoo.cards():
         return MUSIC_MODEL
@@ -60,24 +61,42 @@ def layout_header(lay: AudioLayout, w: wav.Wav) -> dict:
             "block": lay.block, "max_streams": lay.streams, "seg_min": lay.seg_min}
 
 
-def _wav_side(header: dict, payloads: list[bytes], w: wav.Wav) -> None:
-    """The WAV's header: re-created from the layout when it is the usual 44 bytes, else stored."""
+def _wav_side(header: dict, payloads: list[bytes], prefix: bytes, suffix: bytes) -> None:
+    """The WAV's bytes around its samples: re-created from the layout when they are the usual
+    44-byte header alone, else stored."""
     from dulzip.formats import wav
-    if not w.suffix and w.prefix == wav.canonical_prefix(w.rate, w.bits, w.channels, len(w.samples)):
-        header["layout"]["canonical"] = True
+    lay = header["layout"]
+    if not suffix and prefix == wav.canonical_prefix(lay["rate"], lay["bits"], lay["channels"], lay["frames"]):
+        lay["canonical"] = True
     else:
-        add_side(header, payloads, {"wav.prefix": w.prefix, "wav.suffix": w.suffix})
+        add_side(header, payloads, {"wav.prefix": prefix, "wav.suffix": suffix})
+
+
+def _read_side(side: dict, lay: dict) -> dict:
+    """The WAV's bytes around its samples, from the side data read or the layout (canonical)."""
+    from dulzip.formats import wav
+    if lay.get("canonical"):
+        return {"wav.prefix": wav.canonical_prefix(lay["rate"], lay["bits"], lay["channels"], lay["frames"]),
+                "wav.suffix": b""}
+    if "wav.prefix" not in side or "wav.suffix" not in side:
+        raise FormatError("the .dlz file lacks the WAV header")
+    return side
+
+
+def _cascade_layout(frames: int, channels: int, bits: int, rate: int) -> dict:
+    from dulzip.codecs.cascade import BLOCK, CASCADE_VERSION
+    return {"frames": frames, "channels": channels, "bits": bits, "rate": rate, "block": BLOCK,
+            "cascade": CASCADE_VERSION}
 
 
 def compress_cascade(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     """The default: every channel pair (or lone channel) and block one ``cascade`` stream."""
-    from dulzip.codecs.cascade import BLOCK, CASCADE_VERSION, encode_samples
+    from dulzip.codecs.cascade import BLOCK, encode_samples
     from dulzip.options import cores
     header = content_header("wav", data)
-    header.update(layout={"frames": len(w.samples), "channels": w.channels, "bits": w.bits, "rate": w.rate,
-                          "block": BLOCK, "cascade": CASCADE_VERSION}, streams=[])
+    header.update(layout=_cascade_layout(len(w.samples), w.channels, w.bits, w.rate), streams=[])
     payloads: list[bytes] = []
-    _wav_side(header, payloads, w)
+    _wav_side(header, payloads, w.prefix, w.suffix)
     streams = encode_samples(w.samples, w.bits, w.rate, BLOCK, opts.threads or cores(), opts.fallback)
     header["model_bits"] = round(add_coded(header, payloads, "audio", streams))
     return pack(Container(header, payloads))
@@ -96,7 +115,7 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
     header = model_header("wav", data, name, digest)
     header.update(layout=layout_header(layout, w), streams=[])
     payloads: list[bytes] = []
-    _wav_side(header, payloads, w)
+    _wav_side(header, payloads, w.prefix, w.suffix)
     samples = w.samples
     if w.channels == 2 and stereo_mode(w.samples, w.bits, opts.stereo) == "side":
         header["layout"]["stereo"] = "side"
@@ -109,19 +128,16 @@ def compress(data: bytes, w: wav.Wav, opts: Options) -> bytes:
 def decompress(c: Container, opts: Options) -> bytes:
     import numpy as np
 
-    from dulzip.formats import wav
     h = c.header
     lay = h["layout"]  # its fields' types and ranges checked by dulzip.schema with the header
-    frames, channels, bits, rate = (lay[k] for k in ("frames", "channels", "bits", "rate"))
+    frames, channels, bits = (lay[k] for k in ("frames", "channels", "bits"))
     side = read_side(c, ("wav",))
-    if lay.get("canonical"):
-        side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
     streams = coded_streams(c, "audio")
     if "cascade" in lay:  # the adaptive-filter coder: no network, no torch
         from dulzip.codecs.cascade import decode_samples
         from dulzip.options import cores
         samples = decode_samples(streams, frames, channels, bits, lay["block"], opts.threads or cores())
-        return _build(side, samples, rate, bits, channels)
+        return _build(side, samples, lay)
     if all(s.coder != "model" for s in streams):  # no block needs the network: neither it nor torch is loaded
         from dulzip.codecs.plainaudio import decode_all_plain
         levels = decode_all_plain(streams, frames, channels, bits, lay["block"])
@@ -137,15 +153,14 @@ def decompress(c: Container, opts: Options) -> bytes:
         samples = stereo_side(samples, bits, inverse=True)
     elif lay.get("stereo", "lr") != "lr":
         raise FormatError(f"unknown stereo coding '{lay.get('stereo')}'")
-    return _build(side, samples, rate, bits, channels)
+    return _build(side, samples, lay)
 
 
-def _build(side: dict, samples, rate: int, bits: int, channels: int) -> bytes:
+def _build(side: dict, samples, lay: dict) -> bytes:
     from dulzip.formats import wav
-    try:
-        return wav.build_wav(wav.Wav(side["wav.prefix"], samples, side["wav.suffix"], rate, bits, channels))
-    except KeyError:
-        raise FormatError("the .dlz file lacks the WAV header") from None
+    side = _read_side(side, lay)
+    return wav.build_wav(wav.Wav(side["wav.prefix"], samples, side["wav.suffix"], lay["rate"], lay["bits"],
+                                 lay["channels"]))
 
 
 def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | None:
@@ -158,7 +173,7 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
     import tempfile
 
     from dulzip import __version__
-    from dulzip.codecs.cascade import BLOCK, CASCADE_VERSION, encode_frames
+    from dulzip.codecs.cascade import BLOCK, encode_frames
     from dulzip.container import add_stream, write_container
     from dulzip.dlzfile import _Chain
     from dulzip.formats import wav
@@ -172,8 +187,7 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
     digest = hashlib.blake2b(prefix, digest_size=16)
     threads = opts.threads or cores()
     header = {"kind": "wav", "length": size, "blake2b": "", "tool": __version__,
-              "layout": {"frames": lay.frames, "channels": lay.channels, "bits": lay.bits, "rate": lay.rate,
-                         "block": BLOCK, "cascade": CASCADE_VERSION}, "streams": []}
+              "layout": _cascade_layout(lay.frames, lay.channels, lay.bits, lay.rate), "streams": []}
     metas: list[dict] = []
     est = 0
     one = lay.frames <= BLOCK  # the file's only block: the lighter settings (cascade.encode_frames)
@@ -201,10 +215,7 @@ def compress_stream(src, out, opts: Options, head: bytes, size: int) -> dict | N
             raise FormatError("the WAV changed size while it was read")
         header["blake2b"] = digest.hexdigest()
         side: list[bytes] = []
-        if not suffix and prefix == wav.canonical_prefix(lay.rate, lay.bits, lay.channels, lay.frames):
-            header["layout"]["canonical"] = True
-        else:
-            add_side(header, side, {"wav.prefix": prefix, "wav.suffix": suffix})
+        _wav_side(header, side, prefix, suffix)
         header["streams"] += metas
         header["model_bits"] = round(est)
         spool.seek(0)
@@ -233,11 +244,9 @@ def decompress_stream(src, emit, h: dict, opts: Options) -> None:
     from dulzip.kinds.common import unstream
     from dulzip.options import cores
     lay = h["layout"]
-    frames, channels, bits, rate = (lay[k] for k in ("frames", "channels", "bits", "rate"))
+    frames, channels, bits = (lay[k] for k in ("frames", "channels", "bits"))
     G = len(groups(channels))
     side = {k: bytes.fromhex(v) for k, v in h.get("inline", {}).items()}
-    if lay.get("canonical"):
-        side = {"wav.prefix": wav.canonical_prefix(rate, bits, channels, frames), "wav.suffix": b""}
     streams = iter_streams(src, h)
     audio: list[Stream] = []
     for meta, data in streams:  # the side streams come first, then the blocks'
@@ -245,8 +254,7 @@ def decompress_stream(src, emit, h: dict, opts: Options) -> None:
             audio.append(Stream(meta["coder"], data))
             break
         side[meta["name"]] = unstream(meta, data, h["length"] + (1 << 20))
-    if "wav.prefix" not in side or "wav.suffix" not in side:
-        raise FormatError("the .dlz file lacks the WAV header")
+    side = _read_side(side, lay)
     emit(side["wav.prefix"])
     threads = opts.threads or cores()
     blocks = cuts(frames, lay["block"])
